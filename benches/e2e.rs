@@ -1,0 +1,877 @@
+//! End-to-end benchmark: a real local network of node *processes*, driven over HTTP.
+//!
+//! The program re-executes itself (`VOLDISEFS_E2E_NODE=1`) to run each node in its own OS
+//! process on `127.0.0.1` (OS-assigned ports, default Argon2id parameters), so each node's
+//! memory can be read from `/proc/<pid>/status`. For every scenario (3 nodes and 5 nodes, 3
+//! replicas) and file size it:
+//!
+//! 1. PUTs a file through node 0, the body generated on the fly (never held whole) and hashed
+//!    with SHA-256 while it is sent;
+//! 2. GETs it through node 0 and through node 1, streaming, hashing and comparing;
+//! 3. deletes it again, so the next size starts with empty stores.
+//!
+//! It prints throughput (MB = 10^6 bytes; each operation includes its ~0.3 s Argon2id KDF), the
+//! time to first byte of each GET, every node's peak RSS (VmHWM, reset per size through
+//! `/proc/<pid>/clear_refs`), how much the gateway's RSS grew during each GET (target: < 128 MiB
+//! for a 1 GiB file), and the CPU time every process spent per operation.
+//!
+//! ```sh
+//! cargo bench --bench e2e                          # 3 and 5 nodes, 1 MiB .. 1 GiB
+//! cargo bench --bench e2e -- --quick               # sizes 1 MiB and 256 MiB only
+//! cargo bench --bench e2e -- --scenario 3 --sizes 16M,1G
+//! ```
+//! Without `--bench` (as `cargo test --benches` runs it) it does a one-size smoke run.
+//! Linux only (it reads `/proc`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use ring::digest::{Context, Digest, SHA256};
+use serde_json::Value;
+use voldisefs::node::{FILENAME_HEADER, Node, NodeConfig, PASSWORD_HEADER};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Set (to `1`) in the environment of a node child process.
+const NODE_ENV: &str = "VOLDISEFS_E2E_NODE";
+/// First word of the line a node child prints once it serves.
+const READY: &str = "VOLDISEFS_E2E_READY";
+const PASSWORD: &str = "e2e benchmark password";
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+/// Store capacity of every node: room for a 1 GiB file on every node, and then some.
+const CAPACITY: u64 = 4 * GIB;
+const REPLICAS: usize = 3;
+/// Upload body pieces.
+const PIECE: usize = 256 * 1024;
+/// Gateway memory growth allowed during a 1 GiB GET.
+const GROWTH_TARGET: u64 = 128 * MIB;
+/// Linux's fixed `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn main() {
+    let result = if std::env::var_os(NODE_ENV).is_some() {
+        node_child()
+    } else {
+        run_benchmark()
+    };
+    if let Err(e) = result {
+        eprintln!("e2e: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one node.
+
+/// Runs one node with `--listen`, `--http`, `--replicas`, `--capacity` and `--bootstrap` from
+/// the command line, prints its addresses, and serves until stdin closes.
+fn node_child() -> Result<(), Error> {
+    let mut config = NodeConfig::ephemeral();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--listen" => config.listen = value.parse()?,
+            "--http" => config.http = Some(value.parse()?),
+            "--bootstrap" => config.bootstrap.push(value.parse()?),
+            "--replicas" => config.replicas = value.parse()?,
+            "--capacity" => config.capacity = value.parse()?,
+            other => return Err(format!("node child: unknown option {other}").into()),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let node = Node::start(config).await?;
+        let http = node.http_addr().ok_or("node has no HTTP API")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{READY} {} {http}", node.peer_addr())?;
+        out.flush()?;
+        drop(out);
+        // Serve until the parent closes our stdin (or dies, which closes it too).
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+        })
+        .await;
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: the node processes.
+
+/// One node child process.
+struct NodeProc {
+    child: Child,
+    pid: u32,
+    peer: SocketAddr,
+    url: String,
+}
+
+/// The node processes of one scenario; dropping it stops them all (killing any that linger).
+struct LocalNetwork {
+    nodes: Vec<NodeProc>,
+}
+
+impl Drop for LocalNetwork {
+    fn drop(&mut self) {
+        // Closing stdin asks for a graceful shutdown; whoever is still there after that is killed.
+        for node in &mut self.nodes {
+            drop(node.child.stdin.take());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for node in &mut self.nodes {
+            loop {
+                match node.child.try_wait() {
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Ok(Some(_)) => break,
+                    _ => {
+                        let _ = node.child.kill();
+                        let _ = node.child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl LocalNetwork {
+    /// Starts `count` node processes, all joining through the first, and waits until every
+    /// node sees every other one as alive.
+    async fn start(count: usize, client: &reqwest::Client) -> Result<LocalNetwork, Error> {
+        let mut network = LocalNetwork { nodes: Vec::new() };
+        for _ in 0..count {
+            let bootstrap = network.nodes.first().map(|n| n.peer);
+            network.spawn(bootstrap)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &network.nodes {
+            loop {
+                let status = get_json(client, &format!("{}/api/v1/network", node.url)).await?;
+                let alive = status["peers"]
+                    .as_array()
+                    .map_or(0, |p| p.iter().filter(|p| p["state"] == "alive").count());
+                if alive + 1 == count {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "node {} sees {alive} live peers, not {}",
+                        node.url,
+                        count - 1
+                    )
+                    .into());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(network)
+    }
+
+    fn spawn(&mut self, bootstrap: Option<SocketAddr>) -> Result<(), Error> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .env(NODE_ENV, "1")
+            .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--replicas", &REPLICAS.to_string()])
+            .args(["--capacity", &CAPACITY.to_string()]);
+        if let Some(seed) = bootstrap {
+            command.args(["--bootstrap", &seed.to_string()]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let pid = child.id();
+        let stdout = child.stdout.take();
+        // Owned by `self` from here on, so it is stopped on every exit path.
+        self.nodes.push(NodeProc {
+            child,
+            pid,
+            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            url: String::new(),
+        });
+        let stdout = stdout.ok_or("node child has no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => return Err(format!("node child {pid} exited before it served").into()),
+            Err(_) => return Err(format!("node child {pid} did not start within 30 s").into()),
+        };
+        let mut words = line.split_whitespace();
+        let (Some(READY), Some(peer), Some(http)) = (words.next(), words.next(), words.next())
+        else {
+            return Err(format!("node child {pid} printed {line:?}").into());
+        };
+        if let Some(node) = self.nodes.last_mut() {
+            node.peer = peer.parse()?;
+            node.url = format!("http://{http}");
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings.
+
+/// A `kB` field (`VmRSS`, `VmHWM`) of `/proc/<pid>/status`, in bytes.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line[field.len()..]
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Resets the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
+fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// User + system CPU seconds the process (all its threads) has used so far.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
+}
+
+/// CPU seconds of every node and of this process, to attribute an operation's work.
+#[derive(Clone)]
+struct CpuSnapshot {
+    nodes: Vec<f64>,
+    client: f64,
+}
+
+impl CpuSnapshot {
+    fn take(network: &LocalNetwork) -> Self {
+        Self {
+            nodes: network
+                .nodes
+                .iter()
+                .map(|n| cpu_seconds(Some(n.pid)))
+                .collect(),
+            client: cpu_seconds(None),
+        }
+    }
+
+    /// CPU used since `self`: (the gateway's, the other nodes' together, this process's).
+    fn since(&self, network: &LocalNetwork, gateway: usize) -> (f64, f64, f64) {
+        let now = Self::take(network);
+        let mut others = 0.0;
+        let mut gw = 0.0;
+        for (i, (a, b)) in self.nodes.iter().zip(&now.nodes).enumerate() {
+            if i == gateway {
+                gw = b - a;
+            } else {
+                others += b - a;
+            }
+        }
+        (gw, others, now.client - self.client)
+    }
+}
+
+/// Samples a process's VmRSS every 50 ms until dropped; keeps the maximum seen.
+struct RssPoller {
+    max: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssPoller {
+    fn start(pid: u32) -> Self {
+        let max = Arc::new(AtomicU64::new(proc_status(pid, "VmRSS").unwrap_or(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (max, stop) = (max.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(rss) = proc_status(pid, "VmRSS") {
+                        max.fetch_max(rss, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Self {
+            max,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop_thread();
+        self.max.load(Ordering::Relaxed)
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RssPoller {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// Each node's peak RSS over a period, folded from VmHWM readings around its resets.
+struct Peaks {
+    peak: Vec<u64>,
+    resettable: bool,
+}
+
+impl Peaks {
+    /// Starts a period: every node's peak is reset to its current RSS.
+    fn start(network: &LocalNetwork) -> Self {
+        let mut resettable = true;
+        let peak = network
+            .nodes
+            .iter()
+            .map(|n| {
+                resettable &= reset_peak(n.pid);
+                proc_status(n.pid, "VmRSS").unwrap_or(0)
+            })
+            .collect();
+        Self { peak, resettable }
+    }
+
+    /// Folds node `i`'s VmHWM (and an extra sample) into its peak.
+    fn observe(&mut self, network: &LocalNetwork, i: usize, extra: u64) {
+        let hwm = proc_status(network.nodes[i].pid, "VmHWM").unwrap_or(0);
+        self.peak[i] = self.peak[i].max(hwm).max(extra);
+    }
+
+    fn observe_all(&mut self, network: &LocalNetwork) {
+        for i in 0..network.nodes.len() {
+            self.observe(network, i, 0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: transfers.
+
+/// A streaming upload body: `size` pseudo-random bytes cut from a shared random block (no
+/// per-byte generation work, nothing allocated per piece), hashed as they are handed out.
+fn upload_body(size: u64, block: Bytes, digest: Arc<Mutex<Option<Digest>>>) -> reqwest::Body {
+    struct State {
+        block: Bytes,
+        at: usize,
+        left: u64,
+        hash: Option<Context>,
+        digest: Arc<Mutex<Option<Digest>>>,
+    }
+    let state = State {
+        block,
+        at: 0,
+        left: size,
+        hash: Some(Context::new(&SHA256)),
+        digest,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        if s.left == 0 {
+            if let Some(hash) = s.hash.take() {
+                *s.digest.lock().unwrap_or_else(PoisonError::into_inner) = Some(hash.finish());
+            }
+            return None;
+        }
+        if s.at == s.block.len() {
+            s.at = 0;
+        }
+        let n = PIECE
+            .min(s.block.len() - s.at)
+            .min(usize::try_from(s.left).unwrap_or(PIECE));
+        let piece = s.block.slice(s.at..s.at + n);
+        s.at += n;
+        s.left -= n as u64;
+        if let Some(hash) = s.hash.as_mut() {
+            hash.update(&piece);
+        }
+        Some((Ok::<Bytes, std::io::Error>(piece), s))
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// A random block whose length is no multiple of the chunk size, so chunks differ.
+fn random_block() -> Bytes {
+    let len = 4 * MIB as usize + 4093;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, Error> {
+    Ok(client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// PUTs `size` generated bytes through `node`; returns the file id, its SHA-256 and the time.
+async fn put(
+    client: &reqwest::Client,
+    node: &NodeProc,
+    size: u64,
+    block: &Bytes,
+) -> Result<(String, Digest, Duration), Error> {
+    let digest = Arc::new(Mutex::new(None));
+    let started = Instant::now();
+    let response = client
+        .post(format!("{}/api/v1/files", node.url))
+        .header(PASSWORD_HEADER, PASSWORD)
+        .header(FILENAME_HEADER, format!("e2e-{size}.bin"))
+        .body(upload_body(size, block.clone(), digest.clone()))
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: Value = response.json().await?;
+    let elapsed = started.elapsed();
+    if status != reqwest::StatusCode::CREATED {
+        return Err(format!("PUT of {size} bytes answered {status}: {answer}").into());
+    }
+    if answer["size"].as_u64() != Some(size) {
+        return Err(format!("PUT of {size} bytes stored {}", answer["size"]).into());
+    }
+    let id = answer["id"]
+        .as_str()
+        .ok_or("PUT answer has no id")?
+        .to_string();
+    let digest = digest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("upload body was not read to its end")?;
+    Ok((id, digest, elapsed))
+}
+
+/// What one GET measured.
+struct GetResult {
+    elapsed: Duration,
+    first_byte: Duration,
+    /// Gateway RSS growth (peak during the GET minus RSS before it).
+    growth: u64,
+    /// The same once the body streams (after the KDF), if the peak could be reset.
+    stream_growth: Option<u64>,
+    /// Gateway store bytes during the GET.
+    store: u64,
+}
+
+/// GETs file `id` through node `g`, streaming and hashing, and watches the gateway's memory.
+async fn get(
+    client: &reqwest::Client,
+    network: &LocalNetwork,
+    peaks: &mut Peaks,
+    g: usize,
+    id: &str,
+    size: u64,
+    expected: &Digest,
+) -> Result<GetResult, Error> {
+    let node = &network.nodes[g];
+    let store = get_json(client, &format!("{}/api/v1/network", node.url)).await?["store"]["bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    peaks.observe(network, g, 0);
+    let reset = reset_peak(node.pid);
+    let before = proc_status(node.pid, "VmRSS").unwrap_or(0);
+    let poller = RssPoller::start(node.pid);
+
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/api/v1/files/{id}", node.url))
+        .header(PASSWORD_HEADER, PASSWORD)
+        .send()
+        .await?;
+    let first_byte = started.elapsed();
+    // The headers come once the record is opened: the peak so far is the KDF's work memory
+    // (Argon2id, 64 MiB by default). Restart the peak for the streaming part.
+    let kdf_peak = proc_status(node.pid, "VmHWM").unwrap_or(0);
+    let stream_reset = reset && reset_peak(node.pid);
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!("GET through node {g} answered {status}: {text}").into());
+    }
+    let mut hash = Context::new(&SHA256);
+    let mut got = 0u64;
+    let mut body = response.bytes_stream();
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        got += piece.len() as u64;
+        hash.update(&piece);
+    }
+    let elapsed = started.elapsed();
+
+    let polled = poller.finish();
+    let stream_peak = proc_status(node.pid, "VmHWM").unwrap_or(0);
+    let peak = if reset {
+        kdf_peak.max(stream_peak).max(polled)
+    } else {
+        polled
+    };
+    peaks.observe(network, g, peak);
+    if got != size || hash.finish().as_ref() != expected.as_ref() {
+        return Err(
+            format!("GET through node {g}: {got} bytes that differ from the upload").into(),
+        );
+    }
+    Ok(GetResult {
+        elapsed,
+        first_byte,
+        growth: peak.saturating_sub(before),
+        stream_growth: stream_reset.then(|| stream_peak.saturating_sub(before)),
+        store,
+    })
+}
+
+async fn delete(client: &reqwest::Client, node: &NodeProc, id: &str) -> Result<(), Error> {
+    client
+        .delete(format!("{}/api/v1/files/{id}", node.url))
+        .header(PASSWORD_HEADER, PASSWORD)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: scenarios and report.
+
+/// What to run.
+struct Plan {
+    scenarios: Vec<usize>,
+    sizes: Vec<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, Error> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let factor = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => MIB,
+        "G" => GIB,
+        _ => return Err(format!("bad size {text:?} (use e.g. 1M, 256M, 1G)").into()),
+    };
+    Ok(digits.parse::<u64>()? * factor)
+}
+
+fn parse_plan() -> Result<Plan, Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let mut plan = Plan {
+        scenarios: vec![3, 5],
+        sizes: vec![MIB, 16 * MIB, 256 * MIB, GIB],
+    };
+    if !bench {
+        println!("e2e: no --bench argument (cargo test): smoke run, 3 nodes, 1 MiB");
+        plan.scenarios = vec![3];
+        plan.sizes = vec![MIB];
+    }
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "--quick" => plan.sizes = vec![MIB, 256 * MIB],
+            "--sizes" => {
+                let list = it.next().ok_or("--sizes needs a list, e.g. 1M,256M")?;
+                plan.sizes = list.split(',').map(parse_size).collect::<Result<_, _>>()?;
+            }
+            "--scenario" => {
+                let nodes = it.next().ok_or("--scenario needs a node count (3 or 5)")?;
+                let nodes: usize = nodes.parse()?;
+                if nodes < 2 {
+                    return Err("--scenario needs at least 2 nodes".into());
+                }
+                plan.scenarios = vec![nodes];
+            }
+            "-h" | "--help" => {
+                println!("usage: e2e [--quick] [--sizes 1M,16M,256M,1G] [--scenario N]");
+                std::process::exit(0);
+            }
+            // Filters and flags cargo may pass to every bench binary.
+            _ => {}
+        }
+    }
+    Ok(plan)
+}
+
+/// One measured (scenario, size).
+struct Row {
+    nodes: usize,
+    size: u64,
+    put: Duration,
+    gets: Vec<(usize, GetResult)>,
+    peaks: Vec<u64>,
+    cpu: Vec<(String, f64, (f64, f64, f64))>,
+}
+
+fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= GIB && bytes % GIB == 0 {
+        format!("{} GiB", bytes / GIB)
+    } else if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0}", bytes as f64 / MIB as f64)
+}
+
+async fn run_scenario(
+    client: &reqwest::Client,
+    nodes: usize,
+    sizes: &[u64],
+    block: &Bytes,
+) -> Result<Vec<Row>, Error> {
+    let network = LocalNetwork::start(nodes, client).await?;
+    let pids: Vec<String> = network.nodes.iter().map(|n| n.pid.to_string()).collect();
+    println!(
+        "\n== {nodes} nodes, {REPLICAS} replicas (pids {})",
+        pids.join(", ")
+    );
+    // Warm-up and fixed cost: an empty file (KDF on PUT and on GET, one record round trip).
+    let (id, digest, put0) = put(client, &network.nodes[0], 0, block).await?;
+    let mut peaks = Peaks::start(&network);
+    let get0 = get(client, &network, &mut peaks, 0, &id, 0, &digest).await?;
+    delete(client, &network.nodes[0], &id).await?;
+    println!(
+        "   empty file: PUT {:.0} ms, GET {:.0} ms (KDF, record, connection set-up)",
+        put0.as_secs_f64() * 1e3,
+        get0.elapsed.as_secs_f64() * 1e3
+    );
+    let other = 1.min(nodes - 1);
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let mut peaks = Peaks::start(&network);
+        let mut cpu = Vec::new();
+        let before = CpuSnapshot::take(&network);
+        let (id, digest, put_time) = put(client, &network.nodes[0], size, block).await?;
+        cpu.push((
+            "put n0".to_string(),
+            put_time.as_secs_f64(),
+            before.since(&network, 0),
+        ));
+        let mut gets = Vec::new();
+        for g in [0, other] {
+            let before = CpuSnapshot::take(&network);
+            let result = get(client, &network, &mut peaks, g, &id, size, &digest).await?;
+            cpu.push((
+                format!("get n{g}"),
+                result.elapsed.as_secs_f64(),
+                before.since(&network, g),
+            ));
+            gets.push((g, result));
+        }
+        delete(client, &network.nodes[0], &id).await?;
+        peaks.observe_all(&network);
+        if !peaks.resettable {
+            println!("   (clear_refs refused: peak RSS is the lifetime peak, growth is polled)");
+        }
+        let row = Row {
+            nodes,
+            size,
+            put: put_time,
+            gets,
+            peaks: peaks.peak,
+            cpu,
+        };
+        print_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn print_row(row: &Row) {
+    let gets: Vec<String> = row
+        .gets
+        .iter()
+        .map(|(g, r)| {
+            format!(
+                "get n{g} {:.0} MB/s (first byte {:.0} ms, RSS +{} MiB, store {} MiB)",
+                mb_per_s(row.size, r.elapsed),
+                r.first_byte.as_secs_f64() * 1e3,
+                growth_text(r),
+                mib(r.store)
+            )
+        })
+        .collect();
+    println!(
+        "   {:>8}: put {:.0} MB/s ({:.2} s); {}",
+        human(row.size),
+        mb_per_s(row.size, row.put),
+        row.put.as_secs_f64(),
+        gets.join("; ")
+    );
+}
+
+/// "all / after KDF" growth of a GET, in MiB.
+fn growth_text(r: &GetResult) -> String {
+    let stream = r.stream_growth.map_or("-".into(), mib);
+    format!("{} / {stream}", mib(r.growth))
+}
+
+fn print_report(rows: &[Row]) {
+    println!("\n## Throughput and memory (MB = 10^6 bytes; times include the per-operation KDF)\n");
+    println!(
+        "| nodes | size | PUT via n0 MB/s | GET via n0 MB/s | GET via n1 MB/s | n0 RSS growth in GET MiB: all / after KDF | n1 RSS growth in GET MiB: all / after KDF | peak RSS per node MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let get = |i: usize| row.gets.get(i).map(|(_, r)| r);
+        let rate = |i: usize| {
+            get(i).map_or("-".into(), |r| {
+                format!("{:.0}", mb_per_s(row.size, r.elapsed))
+            })
+        };
+        let growth = |i: usize| {
+            get(i).map_or("-".into(), |r| {
+                format!("{} (store {})", growth_text(r), mib(r.store))
+            })
+        };
+        let peaks: Vec<String> = row.peaks.iter().map(|p| mib(*p)).collect();
+        println!(
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            row.nodes,
+            human(row.size),
+            mb_per_s(row.size, row.put),
+            rate(0),
+            rate(1),
+            growth(0),
+            growth(1),
+            peaks.join(" / ")
+        );
+    }
+    println!("\n## CPU seconds per operation (wall, gateway, other nodes together, client)\n");
+    println!(
+        "| nodes | size | op | wall s | gateway CPU s | other nodes CPU s | client CPU s | cores busy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        for (op, wall, (gw, others, client)) in &row.cpu {
+            println!(
+                "| {} | {} | {op} | {wall:.2} | {gw:.2} | {others:.2} | {client:.2} | {:.2} |",
+                row.nodes,
+                human(row.size),
+                (gw + others + client) / wall.max(1e-9)
+            );
+        }
+    }
+    println!();
+    for row in rows.iter().filter(|r| r.size >= GIB) {
+        for (g, r) in &row.gets {
+            let verdict = if r.growth < GROWTH_TARGET {
+                "ok"
+            } else {
+                "MISSED"
+            };
+            println!(
+                "target: {} nodes, {} GET via n{g}: gateway RSS grew {} MiB, KDF included (< {} MiB): {verdict}",
+                row.nodes,
+                human(row.size),
+                growth_text(r),
+                mib(GROWTH_TARGET)
+            );
+        }
+    }
+    for row in rows.iter().filter(|r| r.nodes == 3 && r.size == 256 * MIB) {
+        let put = mb_per_s(row.size, row.put);
+        println!(
+            "target: 3 nodes, 256 MiB PUT {put:.0} MB/s (>= 250): {}",
+            if put >= 250.0 { "ok" } else { "MISSED" }
+        );
+        for (g, r) in &row.gets {
+            let rate = mb_per_s(row.size, r.elapsed);
+            println!(
+                "target: 3 nodes, 256 MiB GET via n{g} {rate:.0} MB/s (>= 400): {}",
+                if rate >= 400.0 { "ok" } else { "MISSED" }
+            );
+        }
+    }
+}
+
+fn run_benchmark() -> Result<(), Error> {
+    let plan = parse_plan()?;
+    // The client side is light (slicing a shared block, hashing): one thread leaves the cores
+    // to the nodes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(600))
+            .build()?;
+        let block = random_block();
+        let mut rows = Vec::new();
+        for &nodes in &plan.scenarios {
+            rows.extend(run_scenario(&client, nodes, &plan.sizes, &block).await?);
+        }
+        print_report(&rows);
+        Ok(())
+    })
+}

@@ -1,0 +1,398 @@
+//! The command line, declared with clap's derive API.
+//!
+//! Values are checked here (URLs, ids, sizes, addresses), so a malformed argument is a usage
+//! error (exit code 2) with clap's message, before anything touches the network.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+use voldisefs_node::crypto::ChunkSize;
+
+use crate::size::{SIZE_HELP, parse_size};
+
+/// Environment variable naming the node to talk to.
+pub(crate) const NODE_ENV: &str = "VOLDISEFS_NODE";
+
+/// Volatile, distributed, encrypted peer-to-peer file store.
+///
+/// Files live only in the RAM of the nodes of a network, encrypted under a password by the
+/// node you talk to. A file id and its password are all anyone needs to fetch it through any
+/// node. Exit codes: 0 ok, 2 usage, 3 wrong password or corrupted file, 4 file not found,
+/// 5 node unreachable, 1 anything else.
+#[derive(Debug, Parser)]
+#[command(name = "voldisefs", version, about, long_about)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a node of a Voldisefs network.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Upload a file; prints its id as the last line of output.
+    Put(PutArgs),
+    /// Download a file by id.
+    Get(GetArgs),
+    /// List the files uploaded through a node.
+    Ls(ListArgs),
+    /// Delete a file from the network.
+    Rm(RmArgs),
+    /// Show a node, its peers and its store usage.
+    Network(ListArgs),
+    /// Run a small network of nodes in this process, to try Voldisefs out.
+    Demo(DemoArgs),
+}
+
+/// `voldisefs node ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Start a node and serve until Ctrl-C or SIGTERM.
+    Start(NodeStartArgs),
+}
+
+/// Options of `voldisefs node start`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeStartArgs {
+    /// Address of the peer-to-peer TCP server (port 0: any free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4100")]
+    pub(crate) listen: HostPort,
+    /// Address of the HTTP API used by the CLI and the web page (port 0: any free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4200")]
+    pub(crate) http: HostPort,
+    /// A peer of an existing network to join through (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) bootstrap: Vec<HostPort>,
+    /// The address other peers should dial, if not the listen address (behind NAT, 0.0.0.0).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) advertise: Option<HostPort>,
+    /// Copies kept of every chunk [default: 3].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) replicas: Option<u16>,
+    /// RAM this node may use for stored chunks [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, long_help = format!(
+        "RAM this node may use for stored chunks [default: 1GiB].\nSIZE: {SIZE_HELP}."))]
+    pub(crate) capacity: Option<u64>,
+    /// Chunk size of files uploaded through this node: a power of two from 64KiB to 16MiB
+    /// [default: 1MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
+    pub(crate) chunk_size: Option<ChunkSize>,
+}
+
+/// The node to talk to.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArg {
+    /// URL of the node's HTTP API.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = NODE_ENV,
+        default_value = "http://127.0.0.1:4200",
+        value_parser = parse_node_url
+    )]
+    pub(crate) node: Url,
+}
+
+/// Where the password comes from.
+#[derive(Debug, Args)]
+pub(crate) struct PasswordArg {
+    /// Read the password from the first line of FILE; otherwise $VOLDISEFS_PASSWORD is used,
+    /// else you are asked on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+/// Options of `voldisefs put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// The file to upload.
+    pub(crate) file: PathBuf,
+    /// The node to upload through.
+    #[command(flatten)]
+    pub(crate) node: NodeArg,
+    /// The password.
+    #[command(flatten)]
+    pub(crate) password: PasswordArg,
+}
+
+/// Options of `voldisefs get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The file id (64 hex digits) printed by `put`.
+    #[arg(value_parser = parse_file_id)]
+    pub(crate) id: String,
+    /// Where to write the file: a path, a directory, or `-` for standard output
+    /// [default: the file's original name in the current directory].
+    #[arg(short, long, value_name = "PATH|-")]
+    pub(crate) output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The node to download through.
+    #[command(flatten)]
+    pub(crate) node: NodeArg,
+    /// The password.
+    #[command(flatten)]
+    pub(crate) password: PasswordArg,
+}
+
+/// Options of `voldisefs rm`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The file id (64 hex digits).
+    #[arg(value_parser = parse_file_id)]
+    pub(crate) id: String,
+    /// The node to delete through.
+    #[command(flatten)]
+    pub(crate) node: NodeArg,
+    /// The password.
+    #[command(flatten)]
+    pub(crate) password: PasswordArg,
+}
+
+/// Options of `voldisefs ls` and `voldisefs network`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Print the node's JSON answer instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The node to ask.
+    #[command(flatten)]
+    pub(crate) node: NodeArg,
+}
+
+/// Options of `voldisefs demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// How many nodes to start.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub(crate) nodes: u16,
+}
+
+/// A `HOST:PORT` pair whose host may be a name, resolved when the node starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostPort {
+    /// Host name or IP address (IPv6 without brackets).
+    pub(crate) host: String,
+    /// Port number.
+    pub(crate) port: u16,
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not HOST:PORT (for example 127.0.0.1:4100)");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let host = match host.strip_prefix('[') {
+            Some(rest) => rest.strip_suffix(']').ok_or_else(bad)?,
+            None if host.contains(':') => return Err(bad()),
+            None => host,
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(bad());
+        }
+        let port = port.parse().map_err(|_| bad())?;
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `--node`: an `http://` URL, or a bare `HOST:PORT` taken as one.
+pub(crate) fn parse_node_url(text: &str) -> Result<Url, String> {
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    let mut url = Url::parse(&with_scheme).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{text:?}: only http:// node URLs are supported (nodes serve plain HTTP)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?}: a node URL has no query or fragment"));
+    }
+    // API paths are joined onto the URL, so its path must end with a slash.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Parses a file id: 64 hex digits, returned in lower case.
+pub(crate) fn parse_file_id(text: &str) -> Result<String, String> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{text:?} is not a file id (64 hex digits, as printed by `voldisefs put`)"
+        ))
+    }
+}
+
+/// Parses a SIZE argument.
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+/// Parses `--chunk-size`: a SIZE that is a power of two between 64KiB and 16MiB.
+fn parse_chunk_size(text: &str) -> Result<ChunkSize, String> {
+    let bytes = parse_size(text)?;
+    ChunkSize::from_bytes(bytes)
+        .map_err(|_| format!("chunk size must be a power of two from 64KiB to 16MiB, not {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        let hp: HostPort = "127.0.0.1:4100".parse().unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("127.0.0.1", 4100));
+        let hp: HostPort = "localhost:0".parse().unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("localhost", 0));
+        let hp: HostPort = "[::1]:4200".parse().unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("::1", 4200));
+        assert_eq!(hp.to_string(), "[::1]:4200");
+        for bad in [
+            "",
+            "4100",
+            "host",
+            ":4100",
+            "host:",
+            "host:99999",
+            "::1:4100",
+            "[::1:80",
+        ] {
+            assert!(
+                bad.parse::<HostPort>().is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn node_urls() {
+        let url = parse_node_url("http://127.0.0.1:4200").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:4200/");
+        assert_eq!(
+            url.join("api/v1/files").unwrap().as_str(),
+            "http://127.0.0.1:4200/api/v1/files"
+        );
+        let url = parse_node_url("localhost:4201").unwrap();
+        assert_eq!(url.as_str(), "http://localhost:4201/");
+        let url = parse_node_url("http://gw.lan/voldisefs").unwrap();
+        assert_eq!(
+            url.join("healthz").unwrap().as_str(),
+            "http://gw.lan/voldisefs/healthz"
+        );
+        for bad in [
+            "https://x:1",
+            "ftp://x",
+            "http://",
+            "not a url",
+            "http://x/?q=1",
+        ] {
+            assert!(parse_node_url(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn file_ids() {
+        let upper = "AB".repeat(32);
+        assert_eq!(parse_file_id(&upper).unwrap(), "ab".repeat(32));
+        assert!(parse_file_id(&"a".repeat(63)).is_err());
+        assert!(parse_file_id(&"g".repeat(64)).is_err());
+        assert!(parse_file_id("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size("1MiB").unwrap().bytes(), 1 << 20);
+        assert_eq!(parse_chunk_size("64K").unwrap().bytes(), 64 << 10);
+        assert!(parse_chunk_size("1000000").is_err());
+        assert!(parse_chunk_size("32KiB").is_err());
+        assert!(parse_chunk_size("32MiB").is_err());
+    }
+
+    #[test]
+    fn parses_contract_examples() {
+        let cli = Cli::try_parse_from([
+            "voldisefs",
+            "node",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "localhost:0",
+            "--bootstrap",
+            "10.0.0.1:4100",
+            "--bootstrap",
+            "peer.lan:4100",
+            "--replicas",
+            "2",
+            "--capacity",
+            "512M",
+            "--chunk-size",
+            "256KiB",
+        ])
+        .unwrap();
+        let Command::Node(NodeCommand::Start(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.bootstrap.len(), 2);
+        assert_eq!(args.capacity, Some(512 << 20));
+        assert_eq!(args.replicas, Some(2));
+
+        let id = "0".repeat(64);
+        let cli = Cli::try_parse_from(["voldisefs", "get", &id, "-o", "-", "--force"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(get.output.as_deref(), Some(std::path::Path::new("-")));
+        assert!(get.force);
+
+        for bad in [
+            &["voldisefs", "get", "nope"][..],
+            &["voldisefs", "put"],
+            &["voldisefs", "node", "start", "--capacity", "lots"],
+            &["voldisefs", "demo", "--nodes", "0"],
+            &["voldisefs", "demo", "--nodes", "21"],
+            &["voldisefs", "ls", "--node", "https://x"],
+        ] {
+            let err = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+}

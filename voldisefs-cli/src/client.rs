@@ -1,0 +1,338 @@
+//! A small client for a node's HTTP API (DESIGN section 7).
+//!
+//! Every failure becomes an error whose exit code follows the contract: a node that cannot be
+//! reached is [`CliError::Unreachable`], HTTP 401 is [`CliError::WrongPassword`], HTTP 404 on
+//! a file is [`CliError::NotFound`], HTTP 422 on a file is [`CliError::Corrupt`], any other error status is [`CliError::Server`]. File
+//! bytes are streamed both ways, never held whole in memory.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use reqwest::{Body, Response, StatusCode, Url};
+use serde::Deserialize;
+use voldisefs_node::{FILENAME_HEADER, PASSWORD_HEADER};
+
+use crate::error::CliError;
+use crate::names::{encode_filename, filename_from_disposition};
+use crate::password::Password;
+
+/// How long to wait for a TCP connection to the node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a small JSON request (`ls`, `network`, `rm`) may take in total.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a download may go without receiving anything before it counts as stalled.
+const STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest error body we read from a node.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What the node answers to an upload.
+#[derive(Debug, Deserialize)]
+pub(crate) struct UploadReceipt {
+    /// The new file's id (64 hex digits).
+    pub(crate) id: String,
+    /// The file's size in bytes.
+    pub(crate) size: u64,
+    /// How many chunks the file was cut into.
+    pub(crate) chunks: u64,
+}
+
+/// The JSON error body of a node.
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody {
+    /// Machine-readable code (`wrong_password`, `not_found`, ...).
+    #[serde(default)]
+    error: String,
+    /// Human-readable explanation.
+    #[serde(default)]
+    message: String,
+}
+
+/// A download whose headers arrived; the body is read with [`Download::next_chunk`].
+pub(crate) struct Download {
+    /// The node's response, body not yet read.
+    response: Response,
+    /// The node's URL, for error messages.
+    node: Url,
+    /// The file's original name from `Content-Disposition`, not yet made safe.
+    pub(crate) filename: Option<String>,
+    /// The file's size, when the node announced it.
+    pub(crate) length: Option<u64>,
+}
+
+impl Download {
+    /// The next piece of the body, `None` at its end. A node that sends nothing for a while
+    /// counts as unreachable.
+    pub(crate) async fn next_chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match tokio::time::timeout(STALL_TIMEOUT, self.response.chunk()).await {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("the download was interrupted")),
+            Err(_) => Err(CliError::Unreachable {
+                node: self.node.to_string(),
+                reason: "the download stalled".into(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// A client for one node.
+pub(crate) struct NodeClient {
+    /// The HTTP client (connection pool).
+    http: reqwest::Client,
+    /// The node's base URL, ending in `/`.
+    base: Url,
+}
+
+impl NodeClient {
+    /// A client for the node at `base` (as returned by [`crate::cli::parse_node_url`]).
+    pub(crate) fn new(base: Url) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .no_proxy()
+            .user_agent(concat!("voldisefs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Self { http, base })
+    }
+
+    /// `base` joined with an API path.
+    fn url(&self, path: &str) -> anyhow::Result<Url> {
+        self.base
+            .join(path)
+            .with_context(|| format!("cannot build a URL from {} and {path}", self.base))
+    }
+
+    /// Uploads `body` (`len` bytes) under `filename`, encrypted with `password`.
+    pub(crate) async fn upload(
+        &self,
+        body: Body,
+        len: u64,
+        filename: &str,
+        password: &Password,
+    ) -> anyhow::Result<UploadReceipt> {
+        let request = self
+            .http
+            .post(self.url("api/v1/files")?)
+            .header(PASSWORD_HEADER, password_header(password)?)
+            .header(FILENAME_HEADER, encode_filename(filename))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, len)
+            .body(body);
+        let response = self.send(request, None).await?;
+        response
+            .json::<UploadReceipt>()
+            .await
+            .context("the node's answer to the upload is not what was expected")
+    }
+
+    /// Starts downloading file `id`; fails before any body byte when the node refuses.
+    pub(crate) async fn download(&self, id: &str, password: &Password) -> anyhow::Result<Download> {
+        let request = self
+            .http
+            .get(self.url(&format!("api/v1/files/{id}"))?)
+            .header(PASSWORD_HEADER, password_header(password)?);
+        let response = match tokio::time::timeout(STALL_TIMEOUT, self.send(request, Some(id))).await
+        {
+            Ok(result) => result?,
+            Err(_) => return Err(self.unreachable("no answer in time").into()),
+        };
+        let filename = response
+            .headers()
+            .get(CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(filename_from_disposition);
+        let length = response.content_length();
+        Ok(Download {
+            response,
+            node: self.base.clone(),
+            filename,
+            length,
+        })
+    }
+
+    /// Deletes file `id` from the network.
+    pub(crate) async fn delete(&self, id: &str, password: &Password) -> anyhow::Result<()> {
+        let request = self
+            .http
+            .delete(self.url(&format!("api/v1/files/{id}"))?)
+            .header(PASSWORD_HEADER, password_header(password)?)
+            .timeout(REQUEST_TIMEOUT);
+        self.send(request, Some(id)).await.map(drop)
+    }
+
+    /// `GET path` as JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let request = self.http.get(self.url(path)?).timeout(REQUEST_TIMEOUT);
+        let response = self.send(request, None).await?;
+        response
+            .json()
+            .await
+            .with_context(|| format!("the node's answer to {path} is not JSON"))
+    }
+
+    /// Sends a request; connection failures and error statuses become [`CliError`]s. `file`
+    /// names the file the request is about, so a 404 means that file is unknown.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        file: Option<&str>,
+    ) -> anyhow::Result<Response> {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                return Err(self.unreachable(&connect_reason(&e)).into());
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("the request to the node at {} failed", self.base)));
+            }
+        };
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(error_from_response(response, file).await.into())
+    }
+
+    /// An [`CliError::Unreachable`] for this node.
+    fn unreachable(&self, reason: &str) -> CliError {
+        CliError::Unreachable {
+            node: self.base.to_string(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// The password as a header value, marked sensitive so it never shows in debug output.
+fn password_header(password: &Password) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_bytes(password)
+        .map_err(|_| anyhow::anyhow!("the password cannot be sent in an HTTP header"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A few words on why a connection failed (`connection refused`, `timed out`).
+fn connect_reason(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "timed out".into();
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut last = err.to_string();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::TimedOut => "timed out".into(),
+                _ => io.to_string(),
+            };
+        }
+        last = e.to_string();
+        source = e.source();
+    }
+    last
+}
+
+/// Turns an error response into the matching [`CliError`].
+async fn error_from_response(response: Response, file: Option<&str>) -> CliError {
+    let status = response.status();
+    let body = read_limited(response).await;
+    let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|_| ErrorBody {
+        error: String::new(),
+        message: String::from_utf8_lossy(&body)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
+    });
+    classify(status, file, parsed)
+}
+
+/// The [`CliError`] for an error status and body.
+fn classify(status: StatusCode, file: Option<&str>, body: ErrorBody) -> CliError {
+    match (status, file) {
+        (StatusCode::UNAUTHORIZED, _) => CliError::WrongPassword,
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(_)) => CliError::Corrupt {
+            message: body.message,
+        },
+        (StatusCode::NOT_FOUND, Some(id)) => CliError::NotFound {
+            message: format!("file {id} not found"),
+        },
+        _ => CliError::Server {
+            status: status.as_u16(),
+            code: body.error,
+            message: body.message,
+        },
+    }
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of a response body; errors end it early.
+async fn read_limited(mut response: Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY {
+        match tokio::time::timeout(STALL_TIMEOUT, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(error: &str, message: &str) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_exit_codes() {
+        let id = Some("ab");
+        let code = |status: u16, file| {
+            let status = StatusCode::from_u16(status).unwrap();
+            classify(status, file, body("x", "y")).exit_code()
+        };
+        assert_eq!(code(401, id), 3);
+        assert_eq!(code(401, None), 3);
+        assert_eq!(code(404, id), 4);
+        assert_eq!(code(404, None), 1);
+        assert_eq!(code(422, id), 3);
+        for status in [400, 413, 500, 503, 507] {
+            assert_eq!(code(status, id), 1, "{status}");
+        }
+    }
+
+    #[test]
+    fn server_messages_are_kept() {
+        let err = classify(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("ab"),
+            body("unavailable", "3 of 10 chunks unavailable"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "node refused the request: 3 of 10 chunks unavailable"
+        );
+        let err = classify(StatusCode::NOT_FOUND, Some("ab"), ErrorBody::default());
+        assert_eq!(err.to_string(), "file ab not found");
+        let err = classify(StatusCode::INSUFFICIENT_STORAGE, None, body("full", ""));
+        assert_eq!(err.to_string(), "node refused the request: full (HTTP 507)");
+    }
+
+    #[test]
+    fn password_header_is_sensitive() {
+        let password = zeroize::Zeroizing::new(b"hunter2".to_vec());
+        let value = password_header(&password).unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("hunter2"));
+        let bad = zeroize::Zeroizing::new(b"a\nb".to_vec());
+        assert!(password_header(&bad).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! `voldisefs ls` and `voldisefs network`: show what a node reports, as a table or JSON.
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::cli::ListArgs;
+use crate::client::NodeClient;
+use crate::size::format_size;
+use crate::table::{format_utc, render};
+
+/// `GET /api/v1/files`.
+#[derive(Debug, Deserialize)]
+struct FileList {
+    /// Files uploaded through the node.
+    files: Vec<FileEntry>,
+}
+
+/// One uploaded file (no name: the node does not keep plaintext names).
+#[derive(Debug, Deserialize)]
+struct FileEntry {
+    /// File id.
+    id: String,
+    /// Size in bytes.
+    size: u64,
+    /// Number of chunks.
+    chunks: u64,
+    /// Upload time, seconds since the Unix epoch.
+    created: u64,
+}
+
+/// `GET /api/v1/network`.
+#[derive(Debug, Deserialize)]
+struct NetworkView {
+    /// The node asked.
+    node: PeerEntry,
+    /// The peers it knows.
+    #[serde(default)]
+    peers: Vec<PeerEntry>,
+    /// Its store usage, if reported.
+    #[serde(default)]
+    store: Option<StoreUsage>,
+}
+
+/// A node and its address.
+#[derive(Debug, Deserialize)]
+struct PeerEntry {
+    /// Node id.
+    id: String,
+    /// Peer address.
+    addr: String,
+    /// `alive`, `suspect`, `dead` or `left` (absent for the node itself).
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// A node's store usage.
+#[derive(Debug, Deserialize)]
+struct StoreUsage {
+    /// Chunks held.
+    chunks: u64,
+    /// Bytes held.
+    bytes: u64,
+    /// Bytes allowed.
+    capacity: u64,
+}
+
+/// Prints the files uploaded through the node.
+pub(crate) async fn files(args: ListArgs) -> anyhow::Result<()> {
+    let client = NodeClient::new(args.node.node)?;
+    let json = client.get_json("api/v1/files").await?;
+    if args.json {
+        return print_json(&json);
+    }
+    let list: FileList =
+        serde_json::from_value(json).context("the node's file list is not what was expected")?;
+    print!("{}", files_table(&list));
+    Ok(())
+}
+
+/// Prints the node, its peers and its store usage.
+pub(crate) async fn network(args: ListArgs) -> anyhow::Result<()> {
+    let client = NodeClient::new(args.node.node)?;
+    let json = client.get_json("api/v1/network").await?;
+    if args.json {
+        return print_json(&json);
+    }
+    let view: NetworkView =
+        serde_json::from_value(json).context("the node's network view is not what was expected")?;
+    print!("{}", network_text(&view));
+    Ok(())
+}
+
+/// Prints JSON the way the node sent it, indented.
+fn print_json(json: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(json)?);
+    Ok(())
+}
+
+/// The `ls` table.
+fn files_table(list: &FileList) -> String {
+    if list.files.is_empty() {
+        return "no files were uploaded through this node\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = list
+        .files
+        .iter()
+        .map(|f| {
+            vec![
+                f.id.clone(),
+                format_size(f.size),
+                f.chunks.to_string(),
+                format_utc(f.created),
+            ]
+        })
+        .collect();
+    render(&["ID", "SIZE", "CHUNKS", "CREATED (UTC)"], &rows)
+}
+
+/// The `network` text: this node, its store, then its peers.
+fn network_text(view: &NetworkView) -> String {
+    let mut out = format!("node   {}  {}\n", view.node.id, view.node.addr);
+    if let Some(store) = &view.store {
+        out.push_str(&format!(
+            "store  {} chunk{}, {} of {} used\n",
+            store.chunks,
+            if store.chunks == 1 { "" } else { "s" },
+            format_size(store.bytes),
+            format_size(store.capacity)
+        ));
+    }
+    out.push('\n');
+    if view.peers.is_empty() {
+        out.push_str("no peers\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = view
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.clone(),
+                p.addr.clone(),
+                p.state.clone().unwrap_or_else(|| "?".to_owned()),
+            ]
+        })
+        .collect();
+    out.push_str(&render(&["PEER", "ADDRESS", "STATE"], &rows));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_table_lists_every_file() {
+        let list: FileList = serde_json::from_str(
+            r#"{"files":[{"id":"aa","size":2048,"chunks":1,"created":0,"extra":true}]}"#,
+        )
+        .unwrap();
+        let text = files_table(&list);
+        assert!(text.starts_with("ID  SIZE"), "{text}");
+        assert!(
+            text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00"),
+            "{text}"
+        );
+        let empty: FileList = serde_json::from_str(r#"{"files":[]}"#).unwrap();
+        assert!(files_table(&empty).contains("no files"));
+    }
+
+    #[test]
+    fn network_text_shows_node_store_and_peers() {
+        let view: NetworkView = serde_json::from_str(
+            r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
+                "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive"}],
+                "store":{"chunks":1,"bytes":1024,"capacity":1073741824}}"#,
+        )
+        .unwrap();
+        let text = network_text(&view);
+        assert!(text.contains("node   n1  127.0.0.1:4100"), "{text}");
+        assert!(
+            text.contains("store  1 chunk, 1.0 KiB of 1.0 GiB used"),
+            "{text}"
+        );
+        assert!(text.contains("n2    127.0.0.1:4101  alive"), "{text}");
+
+        let alone: NetworkView =
+            serde_json::from_str(r#"{"node":{"id":"n1","addr":"a"},"peers":[]}"#).unwrap();
+        assert!(network_text(&alone).contains("no peers"));
+    }
+}

@@ -1,0 +1,96 @@
+//! `voldisefs node start`: run one node until Ctrl-C or SIGTERM.
+//!
+//! Once both servers are bound it prints exactly three lines on stdout, which scripts and
+//! tests parse: `node <id>`, `peer <addr>`, `http http://<addr>`. Logs go to stderr
+//! (`RUST_LOG` is honoured; default `info`).
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+use voldisefs_node::{Node, NodeConfig};
+
+use crate::cli::{HostPort, NodeStartArgs};
+use crate::signals::StopSignals;
+
+/// Starts the node, prints its addresses, serves until a stop signal, then shuts it down
+/// (a second signal cuts the graceful shutdown short).
+pub(crate) async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
+    init_logging("info");
+    let config = config_from(&args).await?;
+    let mut signals = StopSignals::install()?;
+    let node = Node::start(config).await.context("cannot start the node")?;
+
+    println!("node {}", node.id());
+    println!("peer {}", node.peer_addr());
+    if let Some(http) = node.http_addr() {
+        println!("http http://{http}");
+    }
+
+    let signal = signals.next().await;
+    tracing::info!("{signal} received, shutting down (again to stop at once)");
+    tokio::select! {
+        () = node.shutdown() => tracing::info!("node stopped"),
+        signal = signals.next() => tracing::warn!("{signal} received again, stopping at once"),
+    }
+    Ok(())
+}
+
+/// The node configuration for the command-line options; host names are resolved here.
+async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
+    let defaults = NodeConfig::default();
+    let mut bootstrap = Vec::with_capacity(args.bootstrap.len());
+    for peer in &args.bootstrap {
+        bootstrap.push(resolve(peer).await?);
+    }
+    let advertise = match &args.advertise {
+        Some(addr) => Some(resolve(addr).await?),
+        None => None,
+    };
+    Ok(NodeConfig {
+        listen: resolve(&args.listen).await?,
+        http: Some(resolve(&args.http).await?),
+        advertise,
+        bootstrap,
+        replicas: args.replicas.map_or(defaults.replicas, usize::from),
+        capacity: args.capacity.unwrap_or(defaults.capacity),
+        chunk_size: args.chunk_size.unwrap_or(defaults.chunk_size),
+        ..defaults
+    })
+}
+
+/// Resolves `HOST:PORT` to its first socket address.
+pub(crate) async fn resolve(addr: &HostPort) -> anyhow::Result<SocketAddr> {
+    let mut addrs = tokio::net::lookup_host((addr.host.as_str(), addr.port))
+        .await
+        .with_context(|| format!("cannot resolve {addr}"))?;
+    addrs
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))
+}
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` or else `default`.
+pub(crate) fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Fails only when a subscriber is already installed, which is then fine to keep.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resolves_names_and_literals() {
+        let literal = resolve(&"127.0.0.1:4100".parse().unwrap()).await.unwrap();
+        assert_eq!(literal, SocketAddr::from(([127, 0, 0, 1], 4100)));
+        let v6 = resolve(&"[::1]:80".parse().unwrap()).await.unwrap();
+        assert!(v6.is_ipv6());
+        let named = resolve(&"localhost:4200".parse().unwrap()).await.unwrap();
+        assert!(named.ip().is_loopback());
+        assert_eq!(named.port(), 4200);
+    }
+}

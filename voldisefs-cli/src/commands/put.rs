@@ -1,0 +1,82 @@
+//! `voldisefs put FILE`: upload a file through a node.
+
+use anyhow::{Context as _, bail};
+use futures_util::TryStreamExt as _;
+use tokio_util::io::ReaderStream;
+
+use crate::cli::PutArgs;
+use crate::client::NodeClient;
+use crate::password;
+use crate::progress::TransferBar;
+use crate::size::format_size;
+
+/// Bytes read from the file per body piece.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Streams the file to the node, then prints a summary on stderr and the id on stdout.
+pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
+    let path = &args.file;
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let metadata = file
+        .metadata()
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !metadata.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let name = upload_name(path)?;
+    let password = password::obtain(args.password.password_file.as_deref(), true)?;
+    let client = NodeClient::new(args.node.node)?;
+
+    let len = metadata.len();
+    let bar = TransferBar::new(Some(len), "uploading");
+    let progress = bar.handle();
+    let stream = ReaderStream::with_capacity(file, READ_BUFFER)
+        .inspect_ok(move |piece| progress.inc(piece.len() as u64));
+    let receipt = client
+        .upload(reqwest::Body::wrap_stream(stream), len, &name, &password)
+        .await;
+    drop(bar);
+    let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
+
+    let chunks = receipt.chunks;
+    eprintln!(
+        "stored {name} ({}, {chunks} chunk{}); fetch it with: voldisefs get {}",
+        format_size(receipt.size),
+        if chunks == 1 { "" } else { "s" },
+        receipt.id
+    );
+    println!("{}", receipt.id);
+    Ok(())
+}
+
+/// The name recorded with the file: the path's last component (`..` and `.` resolved).
+fn upload_name(path: &std::path::Path) -> anyhow::Result<String> {
+    if let Some(name) = path.file_name() {
+        return Ok(name.to_string_lossy().into_owned());
+    }
+    let absolute = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))?;
+    let name = absolute
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    Ok(name.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn names_are_base_names() {
+        assert_eq!(
+            upload_name(Path::new("dir/sub/notes.txt")).unwrap(),
+            "notes.txt"
+        );
+        assert_eq!(upload_name(Path::new("/tmp/a b.bin")).unwrap(), "a b.bin");
+        assert_eq!(upload_name(Path::new("plain")).unwrap(), "plain");
+    }
+}

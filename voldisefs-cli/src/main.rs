@@ -1,0 +1,49 @@
+//! `voldisefs`: the command-line front end of Voldisefs.
+//!
+//! `node start` and `demo` run nodes through the `voldisefs-node` library; `put`, `get`, `ls`,
+//! `rm` and `network` talk to a running node over its HTTP API. The binary is glue: it parses
+//! the command line, runs one command and turns its outcome into one line on stderr and the
+//! exit code of DESIGN section 7 (0 ok, 2 usage, 3 wrong password or corrupted file, 4 file
+//! not found, 5 node unreachable, 1 anything else).
+
+mod cli;
+mod client;
+mod commands;
+mod error;
+mod names;
+mod password;
+mod progress;
+mod signals;
+mod size;
+mod table;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser as _;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    // Usage errors print clap's message and exit with 2; --help and --version exit with 0.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(error::EXIT_OTHER);
+        }
+    };
+    let result = runtime.block_on(commands::run(cli.command));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", error::one_line(&err));
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}

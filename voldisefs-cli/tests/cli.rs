@@ -1,0 +1,533 @@
+//! End-to-end tests of the `voldisefs` binary against real nodes.
+//!
+//! Nodes run in this test process through the `voldisefs-node` library on `127.0.0.1:0`; the
+//! binary is spawned as a child process pointed at their HTTP addresses, exactly as a user
+//! would run it. Every wait has a deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use voldisefs_node::{Node, NodeConfig};
+
+/// How long one CLI invocation may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a network may take to converge.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The password the tests use.
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Nodes running in this process, shut down when dropped.
+struct Network {
+    rt: tokio::runtime::Runtime,
+    nodes: Vec<Node>,
+}
+
+impl Network {
+    /// Starts `n` nodes on loopback; all but the first join through the first. Returns once
+    /// every node sees every other node alive.
+    fn start(n: usize) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let nodes = rt.block_on(async {
+            let mut nodes: Vec<Node> = Vec::new();
+            for _ in 0..n {
+                let config = NodeConfig {
+                    bootstrap: nodes.first().map(Node::peer_addr).into_iter().collect(),
+                    ..NodeConfig::ephemeral()
+                };
+                nodes.push(Node::start(config).await.unwrap());
+            }
+            nodes
+        });
+        let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        for node in &nodes {
+            loop {
+                let alive = node
+                    .status()
+                    .peers
+                    .iter()
+                    .filter(|p| p.state == "alive")
+                    .count();
+                if alive + 1 >= n {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "network did not converge");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { rt, nodes }
+    }
+
+    /// The HTTP URL of node `i`.
+    fn url(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].http_addr().unwrap())
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let nodes = std::mem::take(&mut self.nodes);
+        self.rt.block_on(async {
+            let all = async {
+                for node in &nodes {
+                    node.shutdown().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(20), all).await;
+        });
+    }
+}
+
+/// The binary, with a clean environment for the variables it reads.
+fn voldisefs() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voldisefs"));
+    cmd.env_remove("VOLDISEFS_NODE")
+        .env_remove("VOLDISEFS_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs the command to completion within [`RUN_TIMEOUT`], killing it if it overruns.
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+    }
+}
+
+/// Asserts the exit code, showing stderr when it differs.
+fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// stderr as text.
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Uploads `path` through `node` and returns the file id (the last line of stdout).
+fn put(node: &str, path: &Path) -> String {
+    let output = run(voldisefs()
+        .args(["put", path.to_str().unwrap(), "--node", node])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let id = stdout.lines().last().unwrap().to_owned();
+    assert_eq!(id.len(), 64, "not an id: {id:?}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    id
+}
+
+/// Deterministic test bytes.
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Names in `dir`.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn put_then_get_through_another_node() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    // Empty, tiny, and just over one 1 MiB chunk.
+    for (i, len) in [0usize, 1, (1 << 20) + 1].into_iter().enumerate() {
+        let name = format!("hello wörld {i}.bin");
+        let path = src.path().join(&name);
+        let bytes = data(len);
+        std::fs::write(&path, &bytes).unwrap();
+        let id = put(&net.url(0), &path);
+
+        // No -o: the original name, in the current directory; the path is printed.
+        let output = run(voldisefs()
+            .args(["get", &id, "--node", &net.url(1)])
+            .current_dir(dst.path())
+            .env("VOLDISEFS_PASSWORD", PASSWORD));
+        assert_code(&output, 0);
+        let written = dst.path().join(&name);
+        assert_eq!(std::fs::read(&written).unwrap(), bytes, "size {len}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains(&name));
+    }
+    // Nothing but the downloaded files: no temporary leftovers.
+    assert_eq!(
+        entries(dst.path()),
+        [
+            "hello wörld 0.bin",
+            "hello wörld 1.bin",
+            "hello wörld 2.bin"
+        ]
+    );
+}
+
+#[test]
+fn get_to_stdout_and_password_file() {
+    let net = Network::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let bytes = data(100_000);
+    std::fs::write(&path, &bytes).unwrap();
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+
+    let output = run(voldisefs().args([
+        "put",
+        path.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--node",
+        &net.url(0),
+    ]));
+    assert_code(&output, 0);
+    let id = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+
+    // The environment variable holds the same password (the file's trailing newline is not
+    // part of it); the node URL comes from $VOLDISEFS_NODE.
+    let output = run(voldisefs()
+        .args(["get", &id, "-o", "-"])
+        .env("VOLDISEFS_NODE", net.url(1))
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert!(output.stdout == bytes, "stdout differs from the file");
+}
+
+#[test]
+fn get_refuses_to_overwrite_without_force() {
+    let net = Network::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.txt");
+    std::fs::write(&path, b"new contents").unwrap();
+    let id = put(&net.url(0), &path);
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = out_dir.path().join("existing.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let get = |extra: &[&str]| {
+        run(voldisefs()
+            .args(["get", &id, "--node", &net.url(0)])
+            .args(extra)
+            .current_dir(out_dir.path())
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+
+    // Explicit -o path.
+    let output = get(&["-o", target.to_str().unwrap()]);
+    assert_code(&output, 1);
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+
+    // Default name taken from the file.
+    std::fs::write(out_dir.path().join("report.txt"), b"old report").unwrap();
+    let output = get(&[]);
+    assert_code(&output, 1);
+    assert!(stderr(&output).contains("already exists"));
+    assert_eq!(
+        std::fs::read(out_dir.path().join("report.txt")).unwrap(),
+        b"old report"
+    );
+    assert_eq!(entries(out_dir.path()), ["existing.txt", "report.txt"]);
+
+    // --force overwrites.
+    let output = get(&["-o", target.to_str().unwrap(), "--force"]);
+    assert_code(&output, 0);
+    assert_eq!(std::fs::read(&target).unwrap(), b"new contents");
+
+    // -o naming a directory puts the original name in it.
+    let sub = out_dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let output = get(&["-o", sub.to_str().unwrap()]);
+    assert_code(&output, 0);
+    assert_eq!(
+        std::fs::read(sub.join("report.txt")).unwrap(),
+        b"new contents"
+    );
+}
+
+#[test]
+fn wrong_password_unknown_id_and_rm() {
+    let net = Network::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.txt");
+    std::fs::write(&path, b"the eagle lands at dawn").unwrap();
+    let id = put(&net.url(0), &path);
+
+    let get = |id: &str, password: &str| {
+        run(voldisefs()
+            .args(["get", id, "--node", &net.url(1)])
+            .current_dir(dir.path())
+            .env("VOLDISEFS_PASSWORD", password))
+    };
+
+    let output = get(&id, "not the password");
+    assert_code(&output, 3);
+    let message = stderr(&output);
+    assert!(message.contains("wrong password"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(!message.contains("not the password"));
+
+    let unknown = "ab".repeat(32);
+    let output = get(&unknown, PASSWORD);
+    assert_code(&output, 4);
+    assert!(stderr(&output).contains("not found"), "{}", stderr(&output));
+
+    // rm with the wrong password is refused; with the right one the file is gone.
+    let rm = |password: &str| {
+        run(voldisefs()
+            .args(["rm", &id, "--node", &net.url(0)])
+            .env("VOLDISEFS_PASSWORD", password))
+    };
+    assert_code(&rm("nope"), 3);
+    assert_code(&rm(PASSWORD), 0);
+    assert_code(&get(&id, PASSWORD), 4);
+    // Nothing was ever written by the failed downloads.
+    assert_eq!(entries(dir.path()), ["secret.txt"]);
+}
+
+#[test]
+fn unreachable_node_exits_with_5() {
+    let url = format!("http://127.0.0.1:{}", dead_port());
+    let output = run(voldisefs().args(["ls", "--node", &url]));
+    assert_code(&output, 5);
+    assert!(
+        stderr(&output).contains("cannot reach node"),
+        "{}",
+        stderr(&output)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.txt");
+    std::fs::write(&path, b"a").unwrap();
+    let output = run(voldisefs()
+        .args(["put", path.to_str().unwrap(), "--node", &url])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 5);
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    for args in [
+        &["get", "not-an-id"][..],
+        &["frobnicate"],
+        &["put"],
+        &["ls", "--node", "ftp://example"],
+        &["node", "start", "--chunk-size", "1000"],
+        &["demo", "--nodes", "0"],
+    ] {
+        let output = run(voldisefs().args(args));
+        assert_code(&output, 2);
+    }
+    assert_code(&run(voldisefs().arg("--help")), 0);
+    assert_code(&run(voldisefs().arg("--version")), 0);
+}
+
+#[test]
+fn no_password_and_no_terminal_is_a_clear_error() {
+    // `setsid` runs the binary without a controlling terminal, as in CI or a cron job.
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w")
+        .arg(env!("CARGO_BIN_EXE_voldisefs"))
+        .args(["rm", &"ab".repeat(32), "--node", "http://127.0.0.1:1"])
+        .env_remove("VOLDISEFS_PASSWORD")
+        .stdin(Stdio::null());
+    let output = run(&mut cmd);
+    assert_code(&output, 1);
+    let message = stderr(&output);
+    assert!(message.contains("--password-file FILE"), "{message}");
+    assert!(message.contains("VOLDISEFS_PASSWORD"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+}
+
+#[test]
+fn missing_input_file_is_one_line() {
+    let output = run(voldisefs()
+        .args([
+            "put",
+            "/nonexistent/file.bin",
+            "--node",
+            "http://127.0.0.1:1",
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 1);
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("error: cannot open /nonexistent/file.bin"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1);
+}
+
+#[test]
+fn ls_and_network() {
+    let net = Network::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("listed.txt");
+    std::fs::write(&path, data(5000)).unwrap();
+    let id = put(&net.url(0), &path);
+
+    let output = run(voldisefs().args(["ls", "--json", "--node", &net.url(0)]));
+    assert_code(&output, 0);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let files = json["files"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["id"] == id.as_str() && f["size"] == 5000)
+    );
+
+    let output = run(voldisefs().args(["ls", "--node", &net.url(0)]));
+    assert_code(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&id));
+
+    let output = run(voldisefs().args(["network", "--json", "--node", &net.url(1)]));
+    assert_code(&output, 0);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["node"]["id"], net.nodes[1].id().to_string());
+    let peers = json["peers"].as_array().unwrap();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["id"] == net.nodes[0].id().to_string() && p["state"] == "alive")
+    );
+
+    let output = run(voldisefs().args(["network", "--node", &net.url(1)]));
+    assert_code(&output, 0);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&net.nodes[0].id().to_string()), "{text}");
+    assert!(text.contains("alive"), "{text}");
+}
+
+#[test]
+fn node_start_serves_and_stops_on_sigterm() {
+    let mut child = voldisefs()
+        .args([
+            "node",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let _ = Command::new("kill").arg(signal).arg(&pid).status();
+    };
+
+    // Read the three ready lines on a thread, so a silent child cannot hang the test.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while lines.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                kill("-KILL");
+                panic!("node start printed only {lines:?}");
+            }
+        }
+    }
+    assert!(lines[0].starts_with("node "), "{lines:?}");
+    let peer: SocketAddr = lines[1].strip_prefix("peer ").unwrap().parse().unwrap();
+    assert_ne!(peer.port(), 0);
+    let http: SocketAddr = lines[2]
+        .strip_prefix("http http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // /healthz answers 200.
+    let mut stream = TcpStream::connect(http).unwrap();
+    stream.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The CLI talks to it too.
+    let output = run(voldisefs().args(["network", "--json", "--node", &lines[2][5..]]));
+    assert_code(&output, 0);
+
+    kill("-TERM");
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            kill("-KILL");
+            panic!("node did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,218 @@
+//! Key schedule: HKDF-SHA256 subkeys of the KEK and the DEK, key commitment, DEK wrapping.
+//!
+//! ```text
+//! KEK  = Argon2id(password, salt)                                   (kdf.rs)
+//! PRK1 = HKDF-Extract(salt = "", IKM = KEK)
+//! wrap key   = HKDF-Expand(PRK1, "voldisefs v1 wrap key", 32)
+//! commitment = HKDF-Expand(PRK1, "voldisefs v1 key commitment", 32)
+//! PRK2 = HKDF-Extract(salt = file nonce, IKM = DEK)
+//! manifest key = HKDF-Expand(PRK2, "voldisefs v1 manifest key", 32)
+//! chunk key    = HKDF-Expand(PRK2, "voldisefs v1 chunk key", 32)
+//! ```
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf::{HKDF_SHA256, KeyType, Prk, Salt};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::TAG_LEN;
+use crate::error::{Error, Result};
+
+/// HKDF info label of the DEK-wrapping key.
+pub(crate) const INFO_WRAP: &[u8] = b"voldisefs v1 wrap key";
+/// HKDF info label of the key commitment.
+pub(crate) const INFO_COMMITMENT: &[u8] = b"voldisefs v1 key commitment";
+/// HKDF info label of the manifest key.
+pub(crate) const INFO_MANIFEST: &[u8] = b"voldisefs v1 manifest key";
+/// HKDF info label of the chunk key.
+pub(crate) const INFO_CHUNK: &[u8] = b"voldisefs v1 chunk key";
+
+/// Length of the data key.
+pub(crate) const DEK_LEN: usize = 32;
+/// Length of the wrapped data key: ciphertext plus GCM tag.
+pub(crate) const WRAPPED_DEK_LEN: usize = DEK_LEN + TAG_LEN;
+/// Length of the key commitment.
+pub(crate) const COMMITMENT_LEN: usize = 32;
+
+/// The per-file data key.
+pub(crate) type Dek = Zeroizing<[u8; DEK_LEN]>;
+
+/// HKDF output length for the commitment.
+struct Len32;
+
+impl KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+fn aes_key(prk: &Prk, info: &'static [u8]) -> Result<LessSafeKey> {
+    let info = [info];
+    let okm = prk
+        .expand(&info, &AES_256_GCM)
+        .map_err(|_| Error::Internal("HKDF expand"))?;
+    Ok(LessSafeKey::new(UnboundKey::from(okm)))
+}
+
+/// What the password (through the KEK) gives: the wrap key and the key commitment.
+pub(crate) struct PasswordKeys {
+    wrap: LessSafeKey,
+    commitment: Zeroizing<[u8; COMMITMENT_LEN]>,
+}
+
+impl PasswordKeys {
+    pub(crate) fn derive(kek: &[u8]) -> Result<Self> {
+        let prk = Salt::new(HKDF_SHA256, &[]).extract(kek);
+        let mut commitment = Zeroizing::new([0u8; COMMITMENT_LEN]);
+        prk.expand(&[INFO_COMMITMENT], Len32)
+            .and_then(|okm| okm.fill(&mut commitment[..]))
+            .map_err(|_| Error::Internal("HKDF expand"))?;
+        Ok(PasswordKeys {
+            wrap: aes_key(&prk, INFO_WRAP)?,
+            commitment,
+        })
+    }
+
+    /// The commitment to write into a header.
+    pub(crate) fn commitment(&self) -> &[u8; COMMITMENT_LEN] {
+        &self.commitment
+    }
+
+    /// Constant-time comparison against the commitment read from a header.
+    pub(crate) fn commitment_matches(&self, stored: &[u8; COMMITMENT_LEN]) -> bool {
+        bool::from(self.commitment.ct_eq(stored))
+    }
+
+    /// Wraps the DEK under the wrap key. The nonce is all zeros: the wrap key is unique to
+    /// (password, salt) and the salt is fresh for every record, so each wrap key seals exactly
+    /// one message. `aad` is the header up to (excluding) the wrapped DEK.
+    pub(crate) fn wrap_dek(&self, dek: &Dek, aad: &[u8]) -> Result<[u8; WRAPPED_DEK_LEN]> {
+        let mut out = [0u8; WRAPPED_DEK_LEN];
+        out[..DEK_LEN].copy_from_slice(&dek[..]);
+        let tag = self
+            .wrap
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
+                Aad::from(aad),
+                &mut out[..DEK_LEN],
+            )
+            .map_err(|_| Error::Internal("AES-GCM seal"))?;
+        out[DEK_LEN..].copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Unwraps the DEK; any failure is [`Error::Decrypt`].
+    pub(crate) fn unwrap_dek(&self, wrapped: &[u8; WRAPPED_DEK_LEN], aad: &[u8]) -> Result<Dek> {
+        let mut buf = Zeroizing::new(*wrapped);
+        let plain = self
+            .wrap
+            .open_in_place(
+                Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
+                Aad::from(aad),
+                &mut buf[..],
+            )
+            .map_err(|_| Error::Decrypt)?;
+        let mut dek = Zeroizing::new([0u8; DEK_LEN]);
+        if plain.len() != DEK_LEN {
+            return Err(Error::Decrypt);
+        }
+        dek.copy_from_slice(plain);
+        Ok(dek)
+    }
+}
+
+/// What the DEK gives: the manifest key and the chunk key, derived straight into ring keys.
+pub(crate) struct DataKeys {
+    pub(crate) manifest: LessSafeKey,
+    pub(crate) chunk: LessSafeKey,
+}
+
+impl DataKeys {
+    pub(crate) fn derive(dek: &Dek, file_nonce: &[u8; 16]) -> Result<Self> {
+        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(&dek[..]);
+        Ok(DataKeys {
+            manifest: aes_key(&prk, INFO_MANIFEST)?,
+            chunk: aes_key(&prk, INFO_CHUNK)?,
+        })
+    }
+}
+
+/// Test helper: the raw bytes of every subkey, for the documented test vector.
+#[cfg(test)]
+pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 4] {
+    let expand = |prk: &Prk, info: &'static [u8]| {
+        let mut out = [0u8; 32];
+        prk.expand(&[info], Len32).unwrap().fill(&mut out).unwrap();
+        out
+    };
+    let prk1 = Salt::new(HKDF_SHA256, &[]).extract(kek);
+    let prk2 = Salt::new(HKDF_SHA256, file_nonce).extract(dek);
+    [
+        expand(&prk1, INFO_WRAP),
+        expand(&prk1, INFO_COMMITMENT),
+        expand(&prk2, INFO_MANIFEST),
+        expand(&prk2, INFO_CHUNK),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commitment_and_wrap_depend_on_kek() {
+        let a = PasswordKeys::derive(&[1; 32]).unwrap();
+        let b = PasswordKeys::derive(&[2; 32]).unwrap();
+        assert_ne!(a.commitment(), b.commitment());
+        assert!(a.commitment_matches(a.commitment()));
+        assert!(!a.commitment_matches(b.commitment()));
+        let dek: Dek = Zeroizing::new([7; 32]);
+        let wrapped = a.wrap_dek(&dek, b"aad").unwrap();
+        assert_eq!(*a.unwrap_dek(&wrapped, b"aad").unwrap(), *dek);
+        assert!(matches!(
+            b.unwrap_dek(&wrapped, b"aad"),
+            Err(Error::Decrypt)
+        ));
+        assert!(matches!(
+            a.unwrap_dek(&wrapped, b"aaD"),
+            Err(Error::Decrypt)
+        ));
+        for bit in 0..WRAPPED_DEK_LEN * 8 {
+            let mut bad = wrapped;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(a.unwrap_dek(&bad, b"aad").is_err());
+        }
+    }
+
+    #[test]
+    fn subkeys_are_distinct_and_match_ring_keys() {
+        let kek = [3u8; 32];
+        let dek: Dek = Zeroizing::new([4; 32]);
+        let nonce = [5u8; 16];
+        let raw = subkey_bytes(&kek, &dek[..], &nonce);
+        for i in 0..raw.len() {
+            for j in i + 1..raw.len() {
+                assert_ne!(raw[i], raw[j]);
+            }
+        }
+        assert_eq!(PasswordKeys::derive(&kek).unwrap().commitment(), &raw[1]);
+        // The ring chunk key is the documented chunk-key bytes.
+        let keys = DataKeys::derive(&dek, &nonce).unwrap();
+        let reference = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw[3]).unwrap());
+        let seal = |k: &LessSafeKey| {
+            let mut buf = b"probe".to_vec();
+            k.seal_in_place_append_tag(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::empty(),
+                &mut buf,
+            )
+            .unwrap();
+            buf
+        };
+        assert_eq!(seal(&keys.chunk), seal(&reference));
+        assert_ne!(seal(&keys.manifest), seal(&reference));
+        // The file nonce is the HKDF salt: another nonce, other keys.
+        let other = DataKeys::derive(&dek, &[6; 16]).unwrap();
+        assert_ne!(seal(&other.chunk), seal(&reference));
+    }
+}

@@ -1,0 +1,131 @@
+//! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing (format v1).
+//!
+//! Argon2id turns a password into a key-encryption key (KEK); HKDF-SHA256 derives from it a
+//! wrap key and a key commitment. A random per-file data key (DEK), wrapped under the wrap key,
+//! feeds HKDF-SHA256 subkeys for the manifest and the chunks. Chunks are sealed with
+//! AES-256-GCM under STREAM-style counter nonces (index and final flag), so they cannot be
+//! reordered, dropped, truncated, extended or moved between files undetected. The manifest
+//! record starts with a fixed-size versioned header; the key commitment is checked in constant
+//! time before any decryption. The exact byte layout is in this crate's `FORMAT.md`.
+//!
+//! # Ids
+//!
+//! Every id is a raw SHA-256 (`[u8; 32]`) of stored bytes: a ChunkId is the SHA-256 of a
+//! sealed chunk, a FileId the SHA-256 of a sealed record ([`content_id`]). Anyone can verify
+//! them without keys; [`FileOpener::open`] and [`FileOpener::open_chunk`] always do.
+//!
+//! # Streaming and threads
+//!
+//! [`FileSealer`] and [`FileOpener`] are `Send + Sync` and work through `&self`: seal or open
+//! chunks as they stream past, on any number of threads, never holding the whole file. Argon2id
+//! (in [`FileSealer::new`], [`FileOpener::open`] and [`rewrap`]) is synchronous and slow by
+//! design: run it on a blocking thread.
+//!
+//! # Example
+//!
+//! ```
+//! use voldisefs_crypto::{
+//!     ChunkSize, FileOpener, FileSealer, KdfParams, ManifestInfo, Password, chunk_count_for,
+//! };
+//!
+//! # fn main() -> Result<(), voldisefs_crypto::Error> {
+//! let password = Password::new("correct horse battery staple");
+//! let data = vec![7u8; 100_000];
+//! let chunk_size = ChunkSize::from_bytes(64 * 1024)?;
+//!
+//! // Writer: seal chunk by chunk (possibly in parallel), then the manifest record.
+//! let sealer = FileSealer::new(&password, KdfParams::default(), chunk_size)?;
+//! let count = chunk_count_for(data.len() as u64, chunk_size);
+//! let mut stored = Vec::new();
+//! for (i, piece) in data.chunks(chunk_size.bytes()).enumerate() {
+//!     let i = i as u64;
+//!     stored.push(sealer.seal_chunk(i, i + 1 == count, piece)?);
+//! }
+//! let record = sealer.finish(&ManifestInfo {
+//!     name: "notes.txt".into(),
+//!     size: data.len() as u64,
+//!     created: 1_700_000_000,
+//!     chunks: stored.iter().map(|c| c.id).collect(),
+//! })?;
+//!
+//! // Reader: the file id and the password are all it needs.
+//! let opener = FileOpener::open(&record.id, &record.bytes, &password)?;
+//! assert_eq!(opener.manifest().name(), "notes.txt");
+//! let mut out = Vec::new();
+//! for (i, chunk) in stored.into_iter().enumerate() {
+//!     out.extend_from_slice(&opener.open_chunk(i as u64, chunk.bytes)?);
+//! }
+//! assert_eq!(out, data);
+//!
+//! // A wrong password is indistinguishable from tampering.
+//! let wrong = FileOpener::open(&record.id, &record.bytes, &Password::new("guess"));
+//! assert!(matches!(wrong, Err(voldisefs_crypto::Error::Decrypt)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `insecure-test-kdf`: enables `KdfParams::insecure_test` (Argon2id with tiny costs,
+//!   recorded under its own KDF id) and accepts records that use it, plus
+//!   `FileSealer::with_fixed_randomness` for test vectors. Default builds refuse such records
+//!   with [`Error::InsecureTestKdf`]. Enable it only from `[dev-dependencies]`.
+
+mod chunk;
+mod error;
+mod header;
+mod kdf;
+mod keys;
+mod manifest;
+mod opener;
+mod password;
+mod sealer;
+#[cfg(test)]
+mod tests;
+
+pub use chunk::{ChunkSize, MAX_CHUNKS, MAX_FILE_SIZE, SealedChunk, chunk_count_for};
+pub use error::{Error, Result};
+pub use header::{HEADER_LEN, RecordHeader};
+pub use kdf::{
+    KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST, KdfParams, MAX_M_KIB, MAX_P, MAX_T, MIN_M_KIB, MIN_P,
+    MIN_T,
+};
+pub use manifest::{MAX_NAME_LEN, Manifest, ManifestInfo};
+pub use opener::{FileOpener, rewrap};
+pub use password::Password;
+#[cfg(any(test, feature = "insecure-test-kdf"))]
+pub use sealer::FixedRandomness;
+pub use sealer::{FileSealer, SealedRecord};
+
+/// Magic bytes at the start of every record (also the format tag in chunk AAD).
+pub const MAGIC: [u8; 4] = *b"VDFS";
+/// Format version written and accepted by this build.
+pub const FORMAT_VERSION: u16 = 1;
+/// Bytes a sealed chunk is longer than its plaintext (the AES-GCM tag).
+pub const TAG_LEN: usize = 16;
+/// Length of the sealed manifest's random nonce.
+pub(crate) const MANIFEST_NONCE_LEN: usize = 12;
+/// Longest record [`FileOpener::open`] accepts: a header and a manifest with a maximal name and
+/// [`MAX_CHUNKS`] ids (about 8 MiB).
+pub const MAX_RECORD_LEN: usize =
+    HEADER_LEN + MANIFEST_NONCE_LEN + manifest::MAX_MANIFEST_LEN + TAG_LEN;
+
+/// SHA-256 of `bytes`: the id of a sealed chunk (ChunkId) or of a sealed record (FileId).
+pub fn content_id(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut id = [0u8; 32];
+    id.copy_from_slice(digest.as_ref());
+    id
+}
+
+/// Formats an id as lowercase hex in `Debug` output.
+pub(crate) struct HexId<'a>(&'a [u8; 32]);
+
+impl std::fmt::Debug for HexId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! Reader side: [`FileOpener`] checks and opens a record, then opens chunks; [`rewrap`] changes
+//! a file's password.
+
+use ring::rand::SystemRandom;
+use zeroize::Zeroizing;
+
+use crate::chunk::{ChunkCipher, ChunkSize};
+use crate::content_id;
+use crate::error::{Error, Result};
+use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
+use crate::kdf::{ALLOW_INSECURE, KdfParams};
+use crate::keys::{DataKeys, Dek, PasswordKeys};
+use crate::manifest::{self, Manifest};
+use crate::password::Password;
+use crate::sealer::{FileSealer, SealedRecord, random};
+use crate::{MAX_RECORD_LEN, TAG_LEN};
+
+/// An opened file: the checked manifest and the key to open its chunks.
+///
+/// `Send + Sync` with `&self` methods: open chunks on as many threads as you like.
+pub struct FileOpener {
+    header: RecordHeader,
+    manifest: Manifest,
+    chunks: ChunkCipher,
+    dek: Dek,
+}
+
+impl std::fmt::Debug for FileOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileOpener")
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileOpener {
+    /// Opens the record fetched for `expected_id`, in this order: SHA-256 of the record against
+    /// the id ([`Error::IdMismatch`]); header parse and KDF parameter checks, before anything
+    /// expensive; Argon2id (slow: call from a blocking thread); key commitment, compared in
+    /// constant time; DEK unwrap; manifest open and consistency checks. A wrong password and
+    /// any forgery both give [`Error::Decrypt`].
+    pub fn open(expected_id: &[u8; 32], record: &[u8], password: &Password) -> Result<Self> {
+        Self::open_with(expected_id, record, password, ALLOW_INSECURE)
+    }
+
+    pub(crate) fn open_with(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        password: &Password,
+        allow_insecure: bool,
+    ) -> Result<Self> {
+        if content_id(record) != *expected_id {
+            return Err(Error::IdMismatch);
+        }
+        if record.len() > MAX_RECORD_LEN {
+            return Err(Error::InvalidManifest("record too long"));
+        }
+        if record.len() < HEADER_LEN {
+            return Err(Error::MalformedHeader("record shorter than its header"));
+        }
+        let (header_bytes, sealed_manifest) = record.split_at(HEADER_LEN);
+        let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
+        let kek = header.kdf.derive_kek(password, &header.salt)?;
+        let password_keys = PasswordKeys::derive(&kek[..])?;
+        if !password_keys.commitment_matches(&header.commitment) {
+            return Err(Error::Decrypt);
+        }
+        let dek =
+            password_keys.unwrap_dek(&header.wrapped_dek, &header_bytes[..OFF_WRAPPED_DEK])?;
+        let keys = DataKeys::derive(&dek, &header.file_nonce)?;
+        let plaintext = manifest::open(&keys.manifest, header_bytes, sealed_manifest)?;
+        let manifest = manifest::decode(&plaintext, header.chunk_size)?;
+        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size);
+        Ok(FileOpener {
+            header,
+            manifest,
+            chunks,
+            dek,
+        })
+    }
+
+    /// The record's header.
+    pub fn header(&self) -> &RecordHeader {
+        &self.header
+    }
+
+    /// The file's manifest: name, size, creation time, chunk size and ordered chunk ids.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The file's chunk size.
+    pub fn chunk_size(&self) -> ChunkSize {
+        self.header.chunk_size
+    }
+
+    /// Checks a fetched chunk against the manifest without decrypting it: its SHA-256 must be
+    /// the listed id ([`Error::ChunkIdMismatch`]: try another replica), then its length must
+    /// be the one the file size implies ([`Error::InvalidChunk`]).
+    pub fn verify_chunk(&self, index: u64, ciphertext: &[u8]) -> Result<()> {
+        let expected = self.manifest.chunk_id(index).ok_or(Error::InvalidChunk {
+            index,
+            reason: "index past the final chunk",
+        })?;
+        if content_id(ciphertext) != *expected {
+            return Err(Error::ChunkIdMismatch { index });
+        }
+        let plain_len = self.manifest.chunk_len(index);
+        if plain_len.map(|len| len + TAG_LEN) != Some(ciphertext.len()) {
+            return Err(Error::InvalidChunk {
+                index,
+                reason: "length does not match the file size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Verifies ([`verify_chunk`](Self::verify_chunk)) and decrypts chunk `index`, reusing
+    /// `ciphertext`'s buffer for the plaintext. The final flag comes from the manifest (the
+    /// last index is final), so a chunk moved, reordered or taken from another file fails.
+    pub fn open_chunk(&self, index: u64, ciphertext: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
+        // Wipe even if verification fails: the buffer is the caller's.
+        let ciphertext = Zeroizing::new(ciphertext);
+        self.verify_chunk(index, &ciphertext)?;
+        let is_final = index + 1 == self.manifest.chunk_count();
+        self.chunks.open_raw(index, is_final, ciphertext)
+    }
+
+    /// Re-seals this file's record under `new_password` (fresh salt, KDF `params`): the data
+    /// key and every chunk stay as they are; the new record has a new FileId. Runs Argon2id.
+    pub fn rewrap(&self, new_password: &Password, params: KdfParams) -> Result<SealedRecord> {
+        let salt = random(&SystemRandom::new())?;
+        let sealer = FileSealer::build(
+            new_password,
+            params,
+            self.header.chunk_size,
+            salt,
+            self.header.file_nonce,
+            &self.dek,
+            None,
+        )?;
+        sealer.finish(&self.manifest.to_info())
+    }
+}
+
+/// Changes a file's password: opens `record` (fetched for `expected_id`) with `old_password`
+/// and re-seals it under `new_password` with KDF `params`. Chunks are untouched; the returned
+/// record has a new FileId. Runs Argon2id twice.
+pub fn rewrap(
+    expected_id: &[u8; 32],
+    record: &[u8],
+    old_password: &Password,
+    new_password: &Password,
+    params: KdfParams,
+) -> Result<SealedRecord> {
+    FileOpener::open(expected_id, record, old_password)?.rewrap(new_password, params)
+}
+
+#[cfg(test)]
+impl FileOpener {
+    /// The chunk cipher, to try AEAD opens without the id and length checks in front.
+    pub(crate) fn chunk_cipher(&self) -> &ChunkCipher {
+        &self.chunks
+    }
+}

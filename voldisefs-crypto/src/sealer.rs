@@ -1,0 +1,203 @@
+//! Writer side: [`FileSealer`] seals chunks (in parallel, as they stream past) and finally the
+//! manifest record.
+
+use ring::aead::{LessSafeKey, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::chunk::{ChunkCipher, ChunkSize, SealedChunk};
+use crate::content_id;
+use crate::error::{Error, Result};
+use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
+use crate::kdf::KdfParams;
+use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
+use crate::manifest::{self, ManifestInfo};
+use crate::password::Password;
+
+/// A sealed manifest record: its [FileId](crate#ids) and its bytes (header + sealed manifest).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// FileId: SHA-256 of `bytes`.
+    pub id: [u8; 32],
+    /// The record, to be stored under `id`.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedRecord")
+            .field("id", &crate::HexId(&self.id))
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Fixed "random" values for deterministic output: **tests and test vectors only**.
+///
+/// Only compiled with the `insecure-test-kdf` feature. Reusing these values for real data
+/// breaks every guarantee of the format.
+#[cfg(any(test, feature = "insecure-test-kdf"))]
+#[derive(Clone, Debug)]
+pub struct FixedRandomness {
+    /// Argon2id salt.
+    pub salt: [u8; 16],
+    /// File nonce (HKDF salt of the data keys, part of every chunk's AAD).
+    pub file_nonce: [u8; 16],
+    /// Data key.
+    pub dek: [u8; 32],
+    /// Nonce of the sealed manifest (reused by every `finish`: test only).
+    pub manifest_nonce: [u8; 12],
+}
+
+/// Seals one file: chunk by chunk, then the manifest record.
+///
+/// All methods take `&self` and the type is `Send + Sync`: share it (e.g. in an `Arc`) and
+/// seal chunks on as many threads as you like, in any order.
+pub struct FileSealer {
+    header: [u8; HEADER_LEN],
+    chunk_size: ChunkSize,
+    manifest_key: LessSafeKey,
+    chunks: ChunkCipher,
+    fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
+}
+
+impl std::fmt::Debug for FileSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSealer")
+            .field("chunk_size", &self.chunk_size.bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    rng.fill(&mut out).map_err(|_| Error::Rng)?;
+    Ok(out)
+}
+
+impl FileSealer {
+    /// Starts sealing a new file: draws a fresh salt, file nonce and data key, and runs
+    /// Argon2id (slow by design: call it from a blocking thread).
+    pub fn new(password: &Password, params: KdfParams, chunk_size: ChunkSize) -> Result<Self> {
+        let rng = SystemRandom::new();
+        let salt = random(&rng)?;
+        let file_nonce = random(&rng)?;
+        let mut dek: Dek = Zeroizing::new([0u8; DEK_LEN]);
+        rng.fill(&mut dek[..]).map_err(|_| Error::Rng)?;
+        Self::build(password, params, chunk_size, salt, file_nonce, &dek, None)
+    }
+
+    /// Like [`FileSealer::new`] with every random value fixed, for reproducible test vectors.
+    /// Only compiled with the `insecure-test-kdf` feature. **Never use for real data.**
+    #[cfg(any(test, feature = "insecure-test-kdf"))]
+    pub fn with_fixed_randomness(
+        password: &Password,
+        params: KdfParams,
+        chunk_size: ChunkSize,
+        fixed: &FixedRandomness,
+    ) -> Result<Self> {
+        let dek: Dek = Zeroizing::new(fixed.dek);
+        Self::build(
+            password,
+            params,
+            chunk_size,
+            fixed.salt,
+            fixed.file_nonce,
+            &dek,
+            Some(fixed.manifest_nonce),
+        )
+    }
+
+    /// Key schedule and header for the given randomness (shared by `new`, the fixed-randomness
+    /// constructor and password changes).
+    pub(crate) fn build(
+        password: &Password,
+        params: KdfParams,
+        chunk_size: ChunkSize,
+        salt: [u8; 16],
+        file_nonce: [u8; 16],
+        dek: &Dek,
+        fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
+    ) -> Result<Self> {
+        let kek = params.derive_kek(password, &salt)?;
+        let password_keys = PasswordKeys::derive(&kek[..])?;
+        let mut header = RecordHeader {
+            kdf: params,
+            salt,
+            file_nonce,
+            chunk_size,
+            commitment: *password_keys.commitment(),
+            wrapped_dek: [0u8; WRAPPED_DEK_LEN],
+        };
+        let mut prefix = [0u8; HEADER_LEN];
+        header.write_prefix(&mut prefix);
+        header.wrapped_dek = password_keys.wrap_dek(dek, &prefix[..OFF_WRAPPED_DEK])?;
+        let keys = DataKeys::derive(dek, &file_nonce)?;
+        Ok(FileSealer {
+            header: header.to_bytes(),
+            chunk_size,
+            manifest_key: keys.manifest,
+            chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size),
+            fixed_manifest_nonce,
+        })
+    }
+
+    /// The file's chunk size.
+    pub fn chunk_size(&self) -> ChunkSize {
+        self.chunk_size
+    }
+
+    /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
+    /// [`chunk_size`](Self::chunk_size) bytes; the final one 1..=chunk size bytes, or empty
+    /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 16`
+    /// long and `id` is their SHA-256.
+    pub fn seal_chunk(&self, index: u64, is_final: bool, plaintext: &[u8]) -> Result<SealedChunk> {
+        self.chunks.seal(index, is_final, plaintext)
+    }
+
+    /// Like [`seal_chunk`](Self::seal_chunk), but encrypts `plaintext`'s buffer in place and
+    /// returns it as the sealed bytes: no copy when it has 16 bytes of spare capacity (e.g.
+    /// `Vec::with_capacity(chunk_size + 16)`); otherwise one move, and the old buffer is wiped.
+    pub fn seal_chunk_owned(
+        &self,
+        index: u64,
+        is_final: bool,
+        plaintext: Vec<u8>,
+    ) -> Result<SealedChunk> {
+        self.chunks.seal_owned(index, is_final, plaintext)
+    }
+
+    /// Seals the manifest into the file's record. `info.chunks` must hold exactly
+    /// [`chunk_count_for`](crate::chunk_count_for)`(info.size, chunk_size)` ids, in order.
+    /// Each call draws a fresh manifest nonce.
+    pub fn finish(&self, info: &ManifestInfo) -> Result<SealedRecord> {
+        let plaintext = manifest::encode(info, self.chunk_size)?;
+        let nonce = match self.fixed_manifest_nonce {
+            Some(nonce) => nonce,
+            None => random(&SystemRandom::new())?,
+        };
+        let bytes = manifest::seal_record(&self.manifest_key, nonce, &self.header, &plaintext)?;
+        Ok(SealedRecord {
+            id: content_id(&bytes),
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+impl FileSealer {
+    /// Seals an arbitrary manifest plaintext (bypassing the writer checks) into a record.
+    pub(crate) fn seal_manifest_plaintext(&self, plaintext: &[u8]) -> Result<SealedRecord> {
+        let nonce = random(&SystemRandom::new())?;
+        let bytes = manifest::seal_record(&self.manifest_key, nonce, &self.header, plaintext)?;
+        Ok(SealedRecord {
+            id: content_id(&bytes),
+            bytes,
+        })
+    }
+
+    /// The chunk cipher, to seal chunks the public API would refuse.
+    pub(crate) fn chunk_cipher(&self) -> &ChunkCipher {
+        &self.chunks
+    }
+}

@@ -1,0 +1,114 @@
+//! Rebuilds the test vector of `FORMAT.md` (including intermediate keys) and checks that the
+//! document and the code agree byte for byte.
+
+use zeroize::Zeroizing;
+
+use crate::chunk::{chunk_aad, chunk_nonce};
+use crate::keys::subkey_bytes;
+use crate::manifest::encode;
+use crate::{
+    ChunkSize, FileOpener, FileSealer, FixedRandomness, HEADER_LEN, KdfParams, ManifestInfo,
+    Password,
+};
+
+const FORMAT_MD: &str = include_str!("../../FORMAT.md");
+
+/// The vector's inputs (also spelled out in FORMAT.md).
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const NAME: &str = "hello.txt";
+pub(crate) const CREATED: u64 = 1_700_000_000;
+pub(crate) const PLAINTEXT: &[u8] = b"Hello, Voldisefs!\n";
+
+/// `start, start + 1, ...`
+fn seq<const N: usize>(start: u8) -> [u8; N] {
+    std::array::from_fn(|i| start + i as u8)
+}
+
+fn fixed() -> FixedRandomness {
+    FixedRandomness {
+        salt: seq(0x00),
+        file_nonce: seq(0x10),
+        dek: seq(0x20),
+        manifest_nonce: seq(0x40),
+    }
+}
+
+/// Every value of the vector, in the order FORMAT.md lists them.
+fn compute() -> Vec<(&'static str, Vec<u8>)> {
+    let f = fixed();
+    let password = Password::new(PASSWORD);
+    let params = KdfParams::default();
+    let chunk_size = ChunkSize::MIN;
+    let sealer = FileSealer::with_fixed_randomness(&password, params, chunk_size, &f).unwrap();
+    let chunk = sealer.seal_chunk(0, true, PLAINTEXT).unwrap();
+    let info = ManifestInfo {
+        name: NAME.into(),
+        size: PLAINTEXT.len() as u64,
+        created: CREATED,
+        chunks: vec![chunk.id],
+    };
+    let record = sealer.finish(&info).unwrap();
+    let kek = params.derive_kek(&password, &f.salt).unwrap();
+    let [wrap, commitment, manifest_key, chunk_key] = subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
+    let manifest: Zeroizing<Vec<u8>> = encode(&info, chunk_size).unwrap();
+    vec![
+        ("salt", f.salt.to_vec()),
+        ("file_nonce", f.file_nonce.to_vec()),
+        ("dek", f.dek.to_vec()),
+        ("manifest_nonce", f.manifest_nonce.to_vec()),
+        ("kek", kek.to_vec()),
+        ("wrap_key", wrap.to_vec()),
+        ("commitment", commitment.to_vec()),
+        ("manifest_key", manifest_key.to_vec()),
+        ("chunk_key", chunk_key.to_vec()),
+        ("chunk0_plaintext", PLAINTEXT.to_vec()),
+        ("chunk0_nonce", chunk_nonce(0, true).to_vec()),
+        ("chunk0_aad", chunk_aad(&f.file_nonce, 0, true).to_vec()),
+        ("chunk0", chunk.bytes.clone()),
+        ("chunk0_id", chunk.id.to_vec()),
+        ("manifest_plaintext", manifest.to_vec()),
+        ("header", record.bytes[..HEADER_LEN].to_vec()),
+        ("record", record.bytes.clone()),
+        ("file_id", record.id.to_vec()),
+    ]
+}
+
+/// `name = hex` lines of FORMAT.md's vector block.
+pub(crate) fn documented() -> Vec<(String, String)> {
+    FORMAT_MD
+        .lines()
+        .skip_while(|l| !l.starts_with("```vector"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn format_md_vector_matches_the_code() {
+    let computed: Vec<(String, String)> = compute()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), hex::encode(v)))
+        .collect();
+    if std::env::var_os("VOLDISEFS_PRINT_VECTORS").is_some() {
+        for (k, v) in &computed {
+            println!("{k:<18} = {v}");
+        }
+    }
+    assert_eq!(documented(), computed);
+}
+
+#[test]
+fn format_md_vector_opens() {
+    let doc = documented();
+    let get = |name: &str| {
+        let hex = &doc.iter().find(|(k, _)| k == name).unwrap().1;
+        hex::decode(hex).unwrap()
+    };
+    let id: [u8; 32] = get("file_id").try_into().unwrap();
+    let opener = FileOpener::open(&id, &get("record"), &Password::new(PASSWORD)).unwrap();
+    assert_eq!(opener.manifest().name(), NAME);
+    assert_eq!(opener.manifest().created(), CREATED);
+    assert_eq!(&*opener.open_chunk(0, get("chunk0")).unwrap(), PLAINTEXT);
+}

@@ -1,0 +1,288 @@
+//! Outbound connections: one TCP connection per peer carrying many requests in flight.
+//!
+//! A [`Conn`] owns a writer task fed by a channel and a reader task that routes each response
+//! to the waiting request by its id. When either side fails, every waiting request gets
+//! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use voldisefs_proto::{Frame, FrameCodec, Message, PROTOCOL_VERSION, PeerInfo};
+
+use crate::{NetConfig, NetError, Payload};
+
+type Pending = HashMap<u64, oneshot::Sender<Frame>>;
+
+/// Frames queued for the writer task of one connection.
+const WRITE_QUEUE: usize = 64;
+
+/// A live, handshaken connection to one peer.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    remote: PeerInfo,
+    next_id: AtomicU64,
+    /// `None` once the connection is closed: no request may wait forever.
+    pending: Mutex<Option<Pending>>,
+    tx: mpsc::Sender<Frame>,
+    closed: CancellationToken,
+    request_timeout: Duration,
+}
+
+impl Conn {
+    /// Connects to `addr`, performs the handshake as `local`, and starts the connection's tasks.
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        local: PeerInfo,
+        config: &NetConfig,
+        parent: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<std::sync::Arc<Conn>, NetError> {
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| NetError::Timeout {
+                addr,
+                what: "connect",
+            })?
+            .map_err(|source| NetError::Connect { addr, source })?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        let codec = FrameCodec::with_max_frame_len(config.max_frame_len);
+        let mut reader = FramedRead::new(read, codec);
+        let mut writer = FramedWrite::new(write, codec);
+
+        let hello = Frame::new(
+            0,
+            Message::Hello {
+                version: PROTOCOL_VERSION,
+                node_id: local.id,
+                listen_addr: local.addr,
+            },
+        );
+        let remote = tokio::time::timeout(config.handshake_timeout, async {
+            writer
+                .send(hello)
+                .await
+                .map_err(|source| NetError::Codec { addr, source })?;
+            let answer = reader
+                .next()
+                .await
+                .ok_or(NetError::ConnectionClosed { addr })?
+                .map_err(|source| NetError::Codec { addr, source })?;
+            handshake_answer(addr, answer.envelope.message)
+        })
+        .await
+        .map_err(|_| NetError::Timeout {
+            addr,
+            what: "handshake",
+        })??;
+
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let conn = std::sync::Arc::new(Conn {
+            remote,
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(Some(HashMap::new())),
+            tx,
+            closed: parent.child_token(),
+            request_timeout: config.request_timeout,
+        });
+        tracker.spawn(write_loop(conn.clone(), writer, rx));
+        tracker.spawn(read_loop(conn.clone(), reader));
+        Ok(conn)
+    }
+
+    /// The peer at the other end, as it introduced itself.
+    pub(crate) fn remote(&self) -> PeerInfo {
+        self.remote
+    }
+
+    /// Whether the connection can still carry requests.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.closed.is_cancelled()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends one request and waits for its response, within the request timeout.
+    pub(crate) async fn request(&self, request: Payload) -> Result<Payload, NetError> {
+        let addr = self.remote.addr;
+        let kind = request.message.kind();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.lock().as_mut() {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(NetError::ConnectionClosed { addr }),
+        };
+        let frame = Frame {
+            envelope: voldisefs_proto::Envelope::new(id, request.message),
+            body: request.body,
+        };
+        let outcome = tokio::time::timeout(self.request_timeout, async {
+            self.tx
+                .send(frame)
+                .await
+                .map_err(|_| NetError::ConnectionClosed { addr })?;
+            rx.await.map_err(|_| NetError::ConnectionClosed { addr })
+        })
+        .await;
+        let frame = match outcome {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => {
+                self.forget(id);
+                return Err(e);
+            }
+            Err(_) => {
+                self.forget(id);
+                return Err(NetError::Timeout {
+                    addr,
+                    what: "request",
+                });
+            }
+        };
+        match frame.envelope.message {
+            Message::Error { code, message } => Err(NetError::Remote {
+                addr,
+                code,
+                message,
+            }),
+            message if message.is_request() => Err(NetError::UnexpectedResponse {
+                addr,
+                request: kind,
+                got: message.kind(),
+            }),
+            message => Ok(Payload {
+                message,
+                body: frame.body,
+            }),
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        if let Some(pending) = self.lock().as_mut() {
+            pending.remove(&id);
+        }
+    }
+
+    /// Marks the connection closed and fails every waiting request.
+    fn close(&self) {
+        self.closed.cancel();
+        // Dropping the senders wakes every waiter with an error.
+        self.lock().take();
+    }
+}
+
+/// Checks the server's `hello` answer.
+fn handshake_answer(addr: SocketAddr, message: Message) -> Result<PeerInfo, NetError> {
+    match message {
+        Message::Hello {
+            version,
+            node_id,
+            listen_addr,
+        } => {
+            if version != PROTOCOL_VERSION {
+                return Err(NetError::IncompatibleVersion {
+                    addr,
+                    theirs: version,
+                    ours: PROTOCOL_VERSION,
+                });
+            }
+            Ok(PeerInfo {
+                id: node_id,
+                addr: listen_addr,
+            })
+        }
+        Message::Error { code, message } => {
+            if code == voldisefs_proto::ErrorCode::IncompatibleVersion {
+                Err(NetError::Handshake {
+                    addr,
+                    reason: format!("incompatible version: {message}"),
+                })
+            } else {
+                Err(NetError::Remote {
+                    addr,
+                    code,
+                    message,
+                })
+            }
+        }
+        other => Err(NetError::Handshake {
+            addr,
+            reason: format!("expected hello, got {}", other.kind()),
+        }),
+    }
+}
+
+async fn write_loop(
+    conn: std::sync::Arc<Conn>,
+    mut writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    mut rx: mpsc::Receiver<Frame>,
+) {
+    let addr = conn.remote.addr;
+    loop {
+        let frame = tokio::select! {
+            () = conn.closed.cancelled() => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        // Batch what is already queued into one flush.
+        let mut result = writer.feed(frame).await;
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(next) => result = writer.feed(next).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = match result {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        } {
+            tracing::debug!(%addr, error = %e, "write to peer failed; closing connection");
+            break;
+        }
+    }
+    conn.close();
+}
+
+async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadHalf, FrameCodec>) {
+    let addr = conn.remote.addr;
+    loop {
+        let next = tokio::select! {
+            () = conn.closed.cancelled() => break,
+            next = reader.next() => next,
+        };
+        match next {
+            None => break,
+            Some(Err(e)) => {
+                tracing::warn!(%addr, error = %e, "bad frame from peer; closing connection");
+                break;
+            }
+            Some(Ok(frame)) => {
+                let waiter = conn
+                    .lock()
+                    .as_mut()
+                    .and_then(|p| p.remove(&frame.envelope.id));
+                match waiter {
+                    // The requester may have timed out meanwhile: nothing to do then.
+                    Some(waiter) => drop(waiter.send(frame)),
+                    None => {
+                        tracing::debug!(%addr, id = frame.envelope.id, kind = frame.envelope.message.kind(), "response to no pending request");
+                    }
+                }
+            }
+        }
+    }
+    conn.close();
+}

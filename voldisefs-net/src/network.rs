@@ -1,0 +1,318 @@
+//! [`Network`]: the handle a node holds: its server, its connection pool, its membership table.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use voldisefs_proto::{Message, NodeId, PeerInfo};
+
+use crate::conn::Conn;
+use crate::{Membership, NetConfig, NetError, PeerState};
+
+/// A message with its optional raw body: what a request or response consists of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The message.
+    pub message: Message,
+    /// Raw bytes for messages that carry them (`put_chunk`, `chunk`).
+    pub body: Option<Bytes>,
+}
+
+impl Payload {
+    /// A payload without body.
+    pub fn new(message: Message) -> Self {
+        Self {
+            message,
+            body: None,
+        }
+    }
+
+    /// A payload with a body.
+    pub fn with_body(message: Message, body: Bytes) -> Self {
+        Self {
+            message,
+            body: Some(body),
+        }
+    }
+}
+
+/// What the node does with the requests the network layer does not answer itself.
+///
+/// `hello`, `get_peers`, `ping` and `leave` are handled by [`Network`]; every other request
+/// (chunk storage, ...) is passed here with the id of the peer that sent it. The returned
+/// payload is sent back; use [`Message::Error`] for failures.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request from peer `from`.
+    fn handle(
+        &self,
+        from: NodeId,
+        request: Payload,
+    ) -> impl std::future::Future<Output = Payload> + Send;
+}
+
+/// A pooled connection to one address, dialed on first use.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
+
+/// State shared by the server, the pool and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) membership: Membership,
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
+    pool: Mutex<HashMap<SocketAddr, Slot>>,
+}
+
+/// What a bootstrap found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootstrapReport {
+    /// Peers reached and now in the membership table.
+    pub reached: Vec<PeerInfo>,
+    /// Addresses that could not be reached, with the reason.
+    pub unreachable: Vec<(SocketAddr, String)>,
+}
+
+/// A running network endpoint: server, client pool and membership. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Network {
+    shared: Arc<Shared>,
+}
+
+impl Network {
+    /// Starts serving peers on `listener` as node `id`, passing requests to `handler`.
+    ///
+    /// `advertise` is the address other peers should dial (default: the listener's address;
+    /// give one when listening on a wildcard address). Must be called inside a tokio runtime.
+    pub fn start<H: Handler>(
+        listener: TcpListener,
+        id: NodeId,
+        advertise: Option<SocketAddr>,
+        handler: Arc<H>,
+        config: NetConfig,
+    ) -> Result<Network, NetError> {
+        let addr = match advertise {
+            Some(addr) => addr,
+            None => listener.local_addr()?,
+        };
+        let shared = Arc::new(Shared {
+            config,
+            membership: Membership::new(PeerInfo { id, addr }),
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            pool: Mutex::new(HashMap::new()),
+        });
+        shared.tracker.spawn(crate::server::accept_loop(
+            listener,
+            shared.clone(),
+            handler,
+        ));
+        Ok(Network { shared })
+    }
+
+    /// This node's id and advertised address.
+    pub fn local(&self) -> PeerInfo {
+        self.shared.membership.local()
+    }
+
+    /// The membership table.
+    pub fn membership(&self) -> &Membership {
+        &self.shared.membership
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NetConfig {
+        &self.shared.config
+    }
+
+    /// Returns an open connection to `addr`, dialing (and handshaking) if needed.
+    async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, NetError> {
+        if self.shared.token.is_cancelled() {
+            return Err(NetError::Shutdown);
+        }
+        let slot = {
+            let mut pool = self
+                .shared
+                .pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pool.entry(addr).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| c.is_open()) {
+            return Ok(conn.clone());
+        }
+        let conn = Conn::connect(
+            addr,
+            self.local(),
+            &self.shared.config,
+            &self.shared.token,
+            &self.shared.tracker,
+        )
+        .await?;
+        self.shared.membership.observe(conn.remote());
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends `request` to the peer at `addr` (whoever it is) and returns its answer.
+    pub async fn request_addr(
+        &self,
+        addr: SocketAddr,
+        request: Payload,
+    ) -> Result<Payload, NetError> {
+        let conn = self.conn(addr).await?;
+        conn.request(request).await
+    }
+
+    /// Sends `request` to `peer` and returns its answer.
+    ///
+    /// An error answer becomes [`NetError::Remote`]. A peer that cannot be reached is marked
+    /// dead in the membership table (it is revived as soon as it is heard from again); one that
+    /// times out is marked suspect.
+    pub async fn request(&self, peer: PeerInfo, request: Payload) -> Result<Payload, NetError> {
+        let result = async {
+            let conn = self.conn(peer.addr).await?;
+            let remote = conn.remote();
+            if remote.id != peer.id {
+                return Err(NetError::WrongPeer {
+                    addr: peer.addr,
+                    expected: peer.id,
+                    actual: remote.id,
+                });
+            }
+            conn.request(request).await
+        }
+        .await;
+        match &result {
+            Err(NetError::Connect { .. } | NetError::WrongPeer { .. }) => {
+                self.shared.membership.set_state(peer.id, PeerState::Dead);
+            }
+            Err(NetError::Timeout { .. } | NetError::ConnectionClosed { .. }) => {
+                self.shared
+                    .membership
+                    .set_state(peer.id, PeerState::Suspect);
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Sends `request` to the known peer `id`.
+    pub async fn request_id(&self, id: NodeId, request: Payload) -> Result<Payload, NetError> {
+        let peer = self
+            .shared
+            .membership
+            .get(&id)
+            .ok_or(NetError::UnknownPeer(id))?
+            .info;
+        self.request(peer, request).await
+    }
+
+    /// Joins the network through `seeds`: asks each for its peers, then every newly learned
+    /// peer in turn, until no new peer appears. Every contacted node learns this one from its
+    /// `hello`. Peers are contacted in parallel with timeouts, so an unreachable one does not
+    /// stall the rest. Fails only if seeds were given and none of the contacted peers answered.
+    pub async fn bootstrap(&self, seeds: &[SocketAddr]) -> Result<BootstrapReport, NetError> {
+        let local = self.local();
+        let mut queue: VecDeque<SocketAddr> = seeds.iter().copied().collect();
+        let mut asked: HashSet<SocketAddr> = HashSet::from([local.addr]);
+        let mut report = BootstrapReport::default();
+        let mut running = JoinSet::new();
+        let parallelism = self.shared.config.bootstrap_parallelism.max(1);
+        loop {
+            while running.len() < parallelism {
+                let Some(addr) = queue.pop_front() else { break };
+                if !asked.insert(addr) {
+                    continue;
+                }
+                let net = self.clone();
+                running.spawn(async move { (addr, net.discover(addr).await) });
+            }
+            let Some(done) = running.join_next().await else {
+                break;
+            };
+            match done {
+                Ok((_, Ok((peer, peers)))) => {
+                    report.reached.push(peer);
+                    asked.insert(peer.addr);
+                    queue.extend(
+                        peers
+                            .into_iter()
+                            .filter(|p| p.id != local.id && !asked.contains(&p.addr))
+                            .map(|p| p.addr),
+                    );
+                }
+                Ok((addr, Err(e))) => {
+                    tracing::warn!(%addr, error = %e, "bootstrap: peer unreachable");
+                    report.unreachable.push((addr, e.to_string()));
+                }
+                Err(e) => tracing::error!(error = %e, "bootstrap task failed"),
+            }
+        }
+        if !seeds.is_empty() && report.reached.is_empty() {
+            return Err(NetError::BootstrapFailed {
+                tried: asked.len() - 1,
+            });
+        }
+        tracing::info!(
+            reached = report.reached.len(),
+            unreachable = report.unreachable.len(),
+            "bootstrap complete"
+        );
+        Ok(report)
+    }
+
+    /// Handshakes with `addr` and asks it for its peers.
+    async fn discover(&self, addr: SocketAddr) -> Result<(PeerInfo, Vec<PeerInfo>), NetError> {
+        let conn = self.conn(addr).await?;
+        match conn.request(Payload::new(Message::GetPeers)).await?.message {
+            Message::Peers { peers } => Ok((conn.remote(), peers)),
+            other => Err(NetError::UnexpectedResponse {
+                addr,
+                request: "get_peers",
+                got: other.kind(),
+            }),
+        }
+    }
+
+    /// Tells every live peer that this node leaves, best effort, in parallel.
+    pub async fn announce_leave(&self) {
+        let local = self.local();
+        let mut running = JoinSet::new();
+        for peer in self.shared.membership.live_peers() {
+            let net = self.clone();
+            running.spawn(async move {
+                let leave = Payload::new(Message::Leave { node_id: local.id });
+                (peer, net.request(peer, leave).await)
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            if let Ok((peer, Err(e))) = done {
+                tracing::debug!(peer = %peer.id, error = %e, "leave not delivered");
+            }
+        }
+    }
+
+    /// Stops the server and every connection, and waits until all their tasks have ended.
+    pub async fn shutdown(&self) {
+        self.shared.token.cancel();
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        self.shared
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Whether [`Network::shutdown`] has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.token.is_cancelled()
+    }
+}

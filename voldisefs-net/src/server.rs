@@ -1,0 +1,244 @@
+//! Inbound side: the accept loop and one task per connection.
+//!
+//! A connection must open with `hello`; membership messages (`get_peers`, `ping`, `leave`) are
+//! answered here, everything else goes to the node's [`Handler`]. A malformed, unknown,
+//! oversized or out-of-order frame closes that one connection with a logged reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+use voldisefs_proto::{ErrorCode, Frame, FrameCodec, Message, PROTOCOL_VERSION, PeerInfo};
+
+use crate::network::Shared;
+use crate::{Handler, Payload, PeerState};
+
+/// Accepts connections until the network's token is cancelled.
+pub(crate) async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    handler: Arc<H>,
+) {
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            () = shared.token.cancelled() => return,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            () = shared.token.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, from)) => {
+                backoff = Duration::from_millis(10);
+                let shared2 = shared.clone();
+                let handler = handler.clone();
+                shared.tracker.spawn(async move {
+                    if let Err(reason) = serve_connection(stream, from, &shared2, handler).await {
+                        tracing::warn!(%from, %reason, "closing peer connection");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Running out of file descriptors and similar: wait, then try again.
+                tracing::warn!(error = %e, "accept failed; backing off {backoff:?}");
+                tokio::select! {
+                    () = shared.token.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Why a connection was closed by us.
+type CloseReason = String;
+
+async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    from: SocketAddr,
+    shared: &Shared,
+    handler: Arc<H>,
+) -> Result<(), CloseReason> {
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut framed = Framed::new(
+        stream,
+        FrameCodec::with_max_frame_len(shared.config.max_frame_len),
+    );
+    let peer = tokio::select! {
+        () = shared.token.cancelled() => return Ok(()),
+        peer = tokio::time::timeout(shared.config.handshake_timeout, handshake(&mut framed, shared)) =>
+            peer.map_err(|_| "handshake timed out".to_string())??,
+    };
+    shared.membership.observe(peer);
+    tracing::debug!(%from, peer = %peer.id, "peer connected");
+
+    let (mut sink, mut stream) = framed.split();
+    let (tx, mut rx) = mpsc::channel::<Frame>(shared.config.max_in_flight_per_connection);
+    let writer = async move {
+        while let Some(frame) = rx.recv().await {
+            sink.send(frame).await?;
+        }
+        Ok::<(), voldisefs_proto::CodecError>(())
+    };
+    let in_flight = Arc::new(Semaphore::new(shared.config.max_in_flight_per_connection));
+    let mut tasks = JoinSet::new();
+    let reader = async {
+        loop {
+            let permit = in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| "closing".to_string())?;
+            let frame = tokio::select! {
+                () = shared.token.cancelled() => return Ok(()),
+                frame = stream.next() => match frame {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(format!("bad frame: {e}")),
+                    Some(Ok(frame)) => frame,
+                },
+            };
+            // Reap finished request tasks so the set stays small.
+            while let Some(done) = tasks.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(%from, error = %e, "request task failed");
+                }
+            }
+            let id = frame.envelope.id;
+            let request = Payload {
+                message: frame.envelope.message,
+                body: frame.body,
+            };
+            if !request.message.is_request() || matches!(request.message, Message::Hello { .. }) {
+                let kind = request.message.kind();
+                // Tell the peer why before closing; it may be gone already.
+                let _ = tx
+                    .send(Frame::new(
+                        id,
+                        Message::error(ErrorCode::UnexpectedMessage, format!("unexpected {kind}")),
+                    ))
+                    .await;
+                return Err(format!("unexpected {kind} message"));
+            }
+            let tx = tx.clone();
+            let handler = handler.clone();
+            let response = answer_membership(shared, peer, &request.message);
+            tasks.spawn(async move {
+                let response = match response {
+                    Some(response) => response,
+                    None => handler.handle(peer.id, request).await,
+                };
+                let frame = Frame {
+                    envelope: voldisefs_proto::Envelope::new(id, response.message),
+                    body: response.body,
+                };
+                // A closed writer means the connection is going away: nothing to answer to.
+                let _ = tx.send(frame).await;
+                drop(permit);
+            });
+        }
+    };
+    let result = tokio::select! {
+        r = reader => r,
+        w = writer => w.map_err(|e| format!("write failed: {e}")),
+    };
+    tasks.shutdown().await;
+    result
+}
+
+/// Reads the peer's `hello`, checks it and answers with ours.
+async fn handshake(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+    shared: &Shared,
+) -> Result<PeerInfo, CloseReason> {
+    let first = framed
+        .next()
+        .await
+        .ok_or_else(|| "closed before hello".to_string())?
+        .map_err(|e| format!("bad frame: {e}"))?;
+    let id = first.envelope.id;
+    let refuse = |code, message: String| Frame::new(id, Message::error(code, message));
+    match first.envelope.message {
+        Message::Hello {
+            version,
+            node_id,
+            listen_addr,
+        } => {
+            if version != PROTOCOL_VERSION {
+                let reason =
+                    format!("peer speaks protocol v{version}, this node v{PROTOCOL_VERSION}");
+                let _ = framed
+                    .send(refuse(ErrorCode::IncompatibleVersion, reason.clone()))
+                    .await;
+                return Err(reason);
+            }
+            let local = shared.membership.local();
+            if node_id == local.id {
+                let reason = "peer claims this node's own id".to_string();
+                let _ = framed
+                    .send(refuse(ErrorCode::BadRequest, reason.clone()))
+                    .await;
+                return Err(reason);
+            }
+            framed
+                .send(Frame::new(
+                    id,
+                    Message::Hello {
+                        version: PROTOCOL_VERSION,
+                        node_id: local.id,
+                        listen_addr: local.addr,
+                    },
+                ))
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+            Ok(PeerInfo {
+                id: node_id,
+                addr: listen_addr,
+            })
+        }
+        other => {
+            let reason = format!("expected hello, got {}", other.kind());
+            let _ = framed
+                .send(refuse(ErrorCode::UnexpectedMessage, reason.clone()))
+                .await;
+            Err(reason)
+        }
+    }
+}
+
+/// Answers the membership requests the network layer owns; `None` for everything else.
+fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Option<Payload> {
+    let message = match message {
+        Message::Ping => Message::Pong,
+        Message::GetPeers => Message::Peers {
+            peers: shared
+                .membership
+                .live_peers()
+                .into_iter()
+                .filter(|p| p.id != from.id)
+                .collect(),
+        },
+        Message::Leave { node_id } if *node_id == from.id => {
+            shared.membership.set_state(from.id, PeerState::Left);
+            Message::Ack
+        }
+        Message::Leave { .. } => Message::error(
+            ErrorCode::BadRequest,
+            "a node can only announce its own leave",
+        ),
+        _ => return None,
+    };
+    Some(Payload::new(message))
+}

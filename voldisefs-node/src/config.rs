@@ -1,0 +1,68 @@
+//! [`NodeConfig`]: everything a node is started with.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use voldisefs_crypto::{ChunkSize, KdfParams};
+use voldisefs_net::NetConfig;
+
+/// How a node is started. `Default` matches `voldisefs node start` without options.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address of the peer TCP server (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Address of the HTTP API, or `None` for no HTTP server.
+    pub http: Option<SocketAddr>,
+    /// Address peers should dial; default: the bound `listen` address.
+    pub advertise: Option<SocketAddr>,
+    /// Known peers to join through; empty starts a new network.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Copies kept of every chunk and manifest record (fewer only while the network is smaller).
+    pub replicas: usize,
+    /// Bytes this node's store may hold.
+    pub capacity: u64,
+    /// Chunk size for files uploaded through this node.
+    pub chunk_size: ChunkSize,
+    /// Argon2id cost for files uploaded through this node.
+    pub kdf: KdfParams,
+    /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
+    /// transfer is about twice this many chunks.
+    pub transfer_parallelism: usize,
+    /// Peer networking timeouts and limits.
+    pub net: NetConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4100)),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 4200))),
+            advertise: None,
+            bootstrap: Vec::new(),
+            replicas: 3,
+            capacity: 1 << 30,
+            chunk_size: ChunkSize::default(),
+            kdf: KdfParams::default(),
+            transfer_parallelism: (2 * cores).clamp(4, 16),
+            net: NetConfig::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// A node on loopback with OS-assigned ports for both servers (tests, demos).
+    pub fn ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Self::default()
+        }
+    }
+
+    /// How long a whole chunk fetch may take across all its holders before it counts as
+    /// unavailable.
+    pub(crate) fn fetch_deadline(&self) -> Duration {
+        self.net.request_timeout
+    }
+}

@@ -1,0 +1,77 @@
+//! The one error type of this crate.
+
+use voldisefs_proto::{ChunkId, FileId};
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The password is wrong, or the file's record was tampered with (one error by design).
+    #[error("wrong password or corrupted file")]
+    WrongPassword,
+    /// No node holds a record for this file id.
+    #[error("file {0} not found")]
+    NotFound(FileId),
+    /// Some chunks could not be fetched from any holder.
+    #[error("{missing} of {total} chunks unavailable")]
+    Unavailable {
+        /// Chunks no reachable node could serve.
+        missing: u64,
+        /// Chunks in the file.
+        total: u64,
+    },
+    /// A chunk could not be stored on any node.
+    #[error("no node could store chunk {chunk:?}: {reason}")]
+    NoHolder {
+        /// The chunk.
+        chunk: ChunkId,
+        /// The last failure seen.
+        reason: String,
+    },
+    /// Every node that could hold the chunk is full.
+    #[error("network full: {0}")]
+    Full(String),
+    /// The request was invalid (bad name, empty password, ...).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The upload body could not be read.
+    #[error("reading the upload failed: {0}")]
+    Body(String),
+    /// A cryptographic step failed for a reason other than a wrong password.
+    #[error(transparent)]
+    Crypto(voldisefs_crypto::Error),
+    /// The network layer failed.
+    #[error(transparent)]
+    Net(#[from] voldisefs_net::NetError),
+    /// Binding or serving a socket failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
+    /// A background task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<voldisefs_crypto::Error> for NodeError {
+    fn from(e: voldisefs_crypto::Error) -> Self {
+        match e {
+            voldisefs_crypto::Error::Decrypt => NodeError::WrongPassword,
+            voldisefs_crypto::Error::TooLarge { .. } => NodeError::InvalidRequest(e.to_string()),
+            other => NodeError::Crypto(other),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for NodeError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        NodeError::Internal(format!("worker task failed: {e}"))
+    }
+}

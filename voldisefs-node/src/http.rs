@@ -1,0 +1,209 @@
+//! The HTTP API (DESIGN section 7) and the web page, on axum.
+//!
+//! File bytes stream in both directions; everything else is JSON. Errors are JSON objects with
+//! a stable `error` code and a human `message`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use serde_json::json;
+use voldisefs_crypto::Password;
+use voldisefs_proto::FileId;
+
+use crate::{Node, NodeError};
+
+/// Header carrying the file's password.
+pub const PASSWORD_HEADER: &str = "x-voldisefs-password";
+/// Header carrying the uploaded file's name, percent-encoded UTF-8.
+pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
+
+/// The routes of one node.
+pub(crate) fn router(node: Node) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/files", get(list_files).post(upload))
+        .route("/api/v1/files/{id}", get(download).delete(delete))
+        .route("/api/v1/network", get(network))
+        .with_state(node)
+}
+
+/// An error answer: status, stable code, human message.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.code, "message": self.message}));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let (status, code) = match &e {
+            NodeError::WrongPassword => (StatusCode::UNAUTHORIZED, "wrong_password"),
+            NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            NodeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
+            NodeError::InvalidRequest(_) | NodeError::Body(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            NodeError::Crypto(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+fn password(headers: &HeaderMap) -> Result<Password, ApiError> {
+    match headers.get(PASSWORD_HEADER) {
+        Some(value) if !value.as_bytes().is_empty() => Ok(Password::new(value.as_bytes())),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "password_required",
+            format!("the {PASSWORD_HEADER} header must carry the file's password"),
+        )),
+    }
+}
+
+fn parse_id(id: &str) -> Result<FileId, ApiError> {
+    id.parse()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{e}")))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn list_files(State(node): State<Node>) -> Json<serde_json::Value> {
+    Json(json!({ "files": node.files() }))
+}
+
+async fn network(State(node): State<Node>) -> Json<crate::NetworkStatus> {
+    Json(node.status())
+}
+
+async fn upload(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let password = password(&headers)?;
+    let name = match headers.get(FILENAME_HEADER) {
+        Some(value) => percent_decode(value.as_bytes())
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "file name is not percent-encoded UTF-8",
+                )
+            })?
+            .into_owned(),
+        None => String::new(),
+    };
+    let receipt = node
+        .upload(&name, password, body.into_data_stream())
+        .await?;
+    Ok((StatusCode::CREATED, Json(receipt)).into_response())
+}
+
+async fn download(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let password = password(&headers)?;
+    let file = node.download(id, password).await?;
+    let disposition = content_disposition(&file.name, &id);
+    let mut response = Response::new(Body::from_stream(file.body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+async fn delete(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let password = password(&headers)?;
+    let chunks = node.delete(id, password).await?;
+    Ok(Json(json!({"id": id, "deleted": true, "chunks": chunks})))
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).
+fn content_disposition(name: &str, id: &FileId) -> String {
+    let name = if name.is_empty() {
+        id.to_string()
+    } else {
+        name.to_string()
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact = utf8_percent_encode(&name, NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{exact}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_is_safe_ascii_with_exact_utf8() {
+        let id = FileId::digest(b"x");
+        let d = content_disposition("r\u{e9}sum\u{e9} \"final\".pdf", &id);
+        assert_eq!(
+            d,
+            "attachment; filename=\"r_sum_ _final_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%2Epdf"
+        );
+        assert!(HeaderValue::from_str(&d).is_ok());
+        let d = content_disposition("evil\r\nX-Injected: 1", &id);
+        assert!(HeaderValue::from_str(&d).is_ok());
+        assert!(content_disposition("", &id).contains(&id.to_string()));
+    }
+}

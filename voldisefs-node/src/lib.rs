@@ -1,0 +1,60 @@
+//! A Voldisefs node: composes the proto, crypto, store and net crates.
+//!
+//! [`Node::start`] binds a peer server and (optionally) an HTTP API, joins the network through
+//! bootstrap peers, and serves until [`Node::shutdown`]. The node a user talks to is the
+//! *gateway*: it does all cryptography, so every other peer only ever holds opaque,
+//! content-addressed ciphertext.
+//!
+//! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
+//!   highest rendezvous weight for its id, so every node computes the same holders.
+//! * Upload ([`Node::upload`]): body -> chunks -> sealed on the blocking pool in parallel ->
+//!   stored on their holders concurrently, with bounded chunks in flight -> the sealed manifest
+//!   record stored like a chunk -> an entry in this node's local index.
+//! * Download ([`Node::download`]): the record by FileId, hash-checked -> opened with the
+//!   password -> every chunk located -> streamed in order with parallel read-ahead, each chunk
+//!   verified against its id (another holder on any failure) and decrypted.
+//! * HTTP API: DESIGN section 7 (`/api/v1/files`, `/api/v1/network`, `/healthz`, `/`).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use voldisefs_node::{Node, NodeConfig, crypto::Password};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let a = Node::start(NodeConfig::ephemeral()).await?;
+//! let b = Node::start(NodeConfig {
+//!     bootstrap: vec![a.peer_addr()],
+//!     ..NodeConfig::ephemeral()
+//! })
+//! .await?;
+//! let receipt = a
+//!     .upload_bytes("hello.txt", Password::new("pw"), Bytes::from_static(b"hello"))
+//!     .await?;
+//! let (name, data) = b.download_bytes(receipt.id, Password::new("pw")).await?;
+//! assert_eq!((name.as_str(), &data[..]), ("hello.txt", &b"hello"[..]));
+//! b.shutdown().await;
+//! a.shutdown().await;
+//! # Ok::<(), voldisefs_node::NodeError>(())
+//! # }).unwrap();
+//! ```
+
+mod cluster;
+mod config;
+mod download;
+mod error;
+mod handler;
+mod http;
+mod node;
+pub mod placement;
+mod upload;
+
+pub use config::NodeConfig;
+pub use download::{ByteStream, Download};
+pub use error::NodeError;
+pub use http::{FILENAME_HEADER, PASSWORD_HEADER};
+pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, StoreStatus};
+pub use upload::UploadReceipt;
+
+pub use voldisefs_crypto as crypto;
+pub use voldisefs_net as net;
+pub use voldisefs_proto as proto;
+pub use voldisefs_store as store;

@@ -1,0 +1,250 @@
+//! The upload pipeline: body -> chunks -> seal (blocking pool, in parallel) -> holders
+//! (concurrently) -> sealed manifest record -> holders of the record.
+//!
+//! Memory per upload is bounded by the chunk size times the chunks in flight, never by the
+//! file size: the body is read only as fast as chunks are sealed and stored.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{Stream, StreamExt};
+use tokio_util::task::AbortOnDropHandle;
+use voldisefs_crypto::{
+    ChunkSize, FileSealer, KdfParams, MAX_FILE_SIZE, MAX_NAME_LEN, ManifestInfo, Password, TAG_LEN,
+};
+use voldisefs_proto::{ChunkId, FileId};
+use zeroize::Zeroizing;
+
+use crate::NodeError;
+use crate::cluster::Cluster;
+
+/// What an upload produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct UploadReceipt {
+    /// The new file's id.
+    pub id: FileId,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Upload time recorded in the manifest, seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// Upload settings taken from the node's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UploadSettings {
+    pub(crate) kdf: KdfParams,
+    pub(crate) chunk_size: ChunkSize,
+    pub(crate) parallelism: usize,
+}
+
+/// Chunks sealed and stored concurrently, their ids collected in file order.
+struct InFlight {
+    running: FuturesOrdered<AbortOnDropHandle<Result<ChunkId, NodeError>>>,
+    ids: Vec<ChunkId>,
+    max: usize,
+}
+
+impl InFlight {
+    /// Starts one chunk's work, first waiting for room if `max` chunks are in flight.
+    async fn push(
+        &mut self,
+        work: impl std::future::Future<Output = Result<ChunkId, NodeError>> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        while self.running.len() >= self.max {
+            self.next().await?;
+        }
+        self.running
+            .push_back(AbortOnDropHandle::new(tokio::spawn(work)));
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<(), NodeError> {
+        if let Some(done) = self.running.next().await {
+            self.ids.push(done??);
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<Vec<ChunkId>, NodeError> {
+        while !self.running.is_empty() {
+            self.next().await?;
+        }
+        Ok(std::mem::take(&mut self.ids))
+    }
+
+    /// Lets every chunk still in flight finish, ignoring the outcome (used after a failure,
+    /// so cleanup does not race with late stores).
+    async fn drain(&mut self) {
+        while self.running.next().await.is_some() {}
+    }
+}
+
+/// Ids of chunks sealed so far, shared with the chunk tasks, for cleanup after a failure.
+type Sealed = Arc<Mutex<Vec<ChunkId>>>;
+
+/// Seals chunk `index` and stores it on its holders.
+async fn seal_and_store(
+    cluster: Cluster,
+    sealer: Arc<FileSealer>,
+    index: u64,
+    is_final: bool,
+    mut plaintext: Zeroizing<Vec<u8>>,
+    sealed_ids: Sealed,
+) -> Result<ChunkId, NodeError> {
+    let plaintext = std::mem::take(&mut *plaintext);
+    let sealed =
+        tokio::task::spawn_blocking(move || sealer.seal_chunk_owned(index, is_final, plaintext))
+            .await??;
+    let id = ChunkId::from_bytes(sealed.id);
+    sealed_ids
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(id);
+    cluster.put(id, Bytes::from(sealed.bytes)).await?;
+    Ok(id)
+}
+
+/// Runs a whole upload of `body` named `name` under `password`. On failure, the chunks
+/// already stored are deleted again (best effort), so a failed upload leaves no garbage.
+pub(crate) async fn upload<S, E>(
+    cluster: &Cluster,
+    settings: UploadSettings,
+    name: String,
+    password: Password,
+    body: S,
+) -> Result<UploadReceipt, NodeError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut in_flight = InFlight {
+        running: FuturesOrdered::new(),
+        ids: Vec::new(),
+        max: settings.parallelism.max(1),
+    };
+    let sealed = Sealed::default();
+    let result = run(
+        cluster,
+        settings,
+        name,
+        password,
+        body,
+        &mut in_flight,
+        &sealed,
+    )
+    .await;
+    if result.is_err() {
+        in_flight.drain().await;
+        let ids = std::mem::take(&mut *sealed.lock().unwrap_or_else(PoisonError::into_inner));
+        if !ids.is_empty() {
+            let holders = cluster.locate(&ids).await;
+            for (id, holders) in ids.iter().zip(&holders) {
+                cluster.delete(*id, holders).await;
+            }
+            tracing::info!(chunks = ids.len(), "removed the chunks of a failed upload");
+        }
+    }
+    result
+}
+
+async fn run<S, E>(
+    cluster: &Cluster,
+    settings: UploadSettings,
+    name: String,
+    password: Password,
+    mut body: S,
+    in_flight: &mut InFlight,
+    sealed: &Sealed,
+) -> Result<UploadReceipt, NodeError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if name.len() > MAX_NAME_LEN {
+        return Err(NodeError::InvalidRequest(format!(
+            "file name longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    if password.as_bytes().is_empty() {
+        return Err(NodeError::InvalidRequest("empty password".into()));
+    }
+    let UploadSettings {
+        kdf, chunk_size, ..
+    } = settings;
+    let sealer = Arc::new(
+        tokio::task::spawn_blocking(move || FileSealer::new(&password, kdf, chunk_size)).await??,
+    );
+    let chunk_len = chunk_size.bytes();
+    let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + TAG_LEN));
+    let mut current = new_buffer();
+    let (mut index, mut size) = (0u64, 0u64);
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| NodeError::Body(e.to_string()))?;
+        size += piece.len() as u64;
+        if size > MAX_FILE_SIZE {
+            return Err(NodeError::InvalidRequest(format!(
+                "file larger than the {MAX_FILE_SIZE}-byte limit"
+            )));
+        }
+        let mut rest = &piece[..];
+        while !rest.is_empty() {
+            if current.len() == chunk_len {
+                // More data follows, so this full chunk is not the final one.
+                let full = std::mem::replace(&mut current, new_buffer());
+                let work = seal_and_store(
+                    cluster.clone(),
+                    sealer.clone(),
+                    index,
+                    false,
+                    full,
+                    sealed.clone(),
+                );
+                in_flight.push(work).await?;
+                index += 1;
+            }
+            let take = rest.len().min(chunk_len - current.len());
+            current.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+    }
+    // Whatever is buffered is the final chunk (empty only for an empty file).
+    let work = seal_and_store(
+        cluster.clone(),
+        sealer.clone(),
+        index,
+        true,
+        current,
+        sealed.clone(),
+    );
+    in_flight.push(work).await?;
+    let ids = in_flight.finish().await?;
+
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let info = ManifestInfo {
+        name,
+        size,
+        created,
+        chunks: ids.iter().map(|id| *id.as_bytes()).collect(),
+    };
+    let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
+    let id = FileId::from_bytes(record.id);
+    sealed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(id.record_chunk());
+    cluster
+        .put(id.record_chunk(), Bytes::from(record.bytes))
+        .await?;
+    Ok(UploadReceipt {
+        id,
+        size,
+        chunks: ids.len() as u64,
+        created,
+    })
+}

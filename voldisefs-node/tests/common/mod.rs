@@ -1,0 +1,77 @@
+//! Shared helpers: start real networks of in-process nodes on loopback.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use voldisefs_node::crypto::{ChunkSize, KdfParams, Password};
+use voldisefs_node::{Node, NodeConfig};
+
+/// 64 KiB: the smallest chunk size, so multi-chunk files stay small.
+pub const CHUNK: usize = 64 * 1024;
+
+/// A loopback node config with OS-assigned ports, the fast test KDF and small chunks.
+pub fn config() -> NodeConfig {
+    NodeConfig {
+        kdf: KdfParams::insecure_test(),
+        chunk_size: ChunkSize::from_bytes(CHUNK as u64).unwrap(),
+        ..NodeConfig::ephemeral()
+    }
+}
+
+/// Starts `n` nodes with `replicas`; each later node bootstraps from the first. Waits until
+/// every node knows every other.
+pub async fn network(n: usize, replicas: usize) -> Vec<Node> {
+    network_with(n, |c| NodeConfig { replicas, ..c }).await
+}
+
+/// Like [`network`], with a config tweak applied to every node.
+pub async fn network_with(n: usize, tweak: impl Fn(NodeConfig) -> NodeConfig) -> Vec<Node> {
+    let first = Node::start(tweak(config())).await.unwrap();
+    let mut nodes = vec![first.clone()];
+    for _ in 1..n {
+        let c = tweak(NodeConfig {
+            bootstrap: vec![first.peer_addr()],
+            ..config()
+        });
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    eventually("full membership", || {
+        nodes.iter().all(|node| node.live_nodes().len() == n)
+    })
+    .await;
+    nodes
+}
+
+/// Polls `cond` every 20 ms until it holds, failing after 10 s.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn pw(s: &str) -> Password {
+    Password::new(s)
+}
+
+pub async fn shutdown(nodes: Vec<Node>) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP API of DESIGN section 7 against real nodes.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{CHUNK, data, network, shutdown};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+fn url(node: &voldisefs_node::Node, path: &str) -> String {
+    format!("http://{}{path}", node.http_addr().unwrap())
+}
+
+async fn error_code(res: reqwest::Response) -> String {
+    let v: Value = res.json().await.unwrap();
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_download_list_delete_over_http() {
+    let nodes = network(3, 2).await;
+    let http = reqwest::Client::new();
+    let bytes = data(3 * CHUNK + 17, 5);
+    // Stream the body in small pieces, as a real client would.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let res = http
+        .post(url(&nodes[0], "/api/v1/files"))
+        .header("X-Voldisefs-Password", "hunter2")
+        .header("X-Voldisefs-Filename", "r%C3%A9sum%C3%A9.pdf")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let receipt: Value = res.json().await.unwrap();
+    let id = receipt["id"].as_str().unwrap().to_string();
+    assert_eq!(receipt["size"], bytes.len());
+    assert_eq!(receipt["chunks"], 4);
+
+    let res = http
+        .get(url(&nodes[1], &format!("/api/v1/files/{id}")))
+        .header("X-Voldisefs-Password", "hunter2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.content_length(), Some(bytes.len() as u64));
+    let cd = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cd.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%2Epdf"),
+        "{cd}"
+    );
+    let mut got = Vec::new();
+    let mut stream = res.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        got.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(got, bytes);
+
+    let list: Value = http
+        .get(url(&nodes[0], "/api/v1/files"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["files"][0]["id"], id);
+    assert_eq!(list["files"][0]["size"], bytes.len());
+    assert!(
+        !list.to_string().contains("sum"),
+        "the index holds no names"
+    );
+
+    let res = http
+        .delete(url(&nodes[2], &format!("/api/v1/files/{id}")))
+        .header("X-Voldisefs-Password", "hunter2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http
+        .get(url(&nodes[1], &format!("/api/v1/files/{id}")))
+        .header("X-Voldisefs-Password", "hunter2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(res).await, "not_found");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_status_and_stable_codes() {
+    let nodes = network(1, 1).await;
+    let http = reqwest::Client::new();
+    let node = &nodes[0];
+    let res = http
+        .post(url(node, "/api/v1/files"))
+        .header("X-Voldisefs-Password", "pw")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = url(node, &format!("/api/v1/files/{id}"));
+
+    let cases = [
+        (
+            http.get(&file).header("X-Voldisefs-Password", "nope"),
+            401,
+            "wrong_password",
+        ),
+        (http.get(&file), 401, "password_required"),
+        (
+            http.get(url(node, "/api/v1/files/not-an-id"))
+                .header("X-Voldisefs-Password", "pw"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.get(url(node, &format!("/api/v1/files/{}", "ab".repeat(32))))
+                .header("X-Voldisefs-Password", "pw"),
+            404,
+            "not_found",
+        ),
+        (
+            http.post(url(node, "/api/v1/files")).body("x"),
+            401,
+            "password_required",
+        ),
+        (
+            http.post(url(node, "/api/v1/files"))
+                .header("X-Voldisefs-Password", "pw")
+                .header("X-Voldisefs-Filename", "%FF%FE")
+                .body("x"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.delete(&file).header("X-Voldisefs-Password", "nope"),
+            401,
+            "wrong_password",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        assert_eq!(error_code(res).await, code);
+    }
+    // The file is still there and readable after all that.
+    let res = http
+        .get(&file)
+        .header("X-Voldisefs-Password", "pw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap(), "hello");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_health_and_page() {
+    let nodes = network(3, 3).await;
+    let http = reqwest::Client::new();
+    let net: Value = http
+        .get(url(&nodes[0], "/api/v1/network"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(net["node"]["id"], nodes[0].id().to_string());
+    assert_eq!(net["node"]["addr"], nodes[0].peer_addr().to_string());
+    let peers = net["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert!(
+        peers
+            .iter()
+            .all(|p| p["state"] == "alive" && p["addr"].is_string())
+    );
+    assert_eq!(net["store"]["capacity"], 1u64 << 30);
+
+    let health = http.get(url(&nodes[1], "/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let page = http.get(url(&nodes[2], "/")).send().await.unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("/api/v1/files"));
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_peer_port_does_not_disturb_the_node() {
+    let nodes = network(2, 2).await;
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0xff; 64][..],
+        &[0, 0, 0, 0][..],
+    ] {
+        let mut s = tokio::net::TcpStream::connect(nodes[0].peer_addr())
+            .await
+            .unwrap();
+        s.write_all(junk).await.unwrap();
+        drop(s);
+    }
+    let r = nodes[1]
+        .upload_bytes(
+            "after",
+            common::pw("pw"),
+            bytes::Bytes::from_static(b"still fine"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[0]
+            .download_bytes(r.id, common::pw("pw"))
+            .await
+            .unwrap()
+            .1,
+        b"still fine"
+    );
+    shutdown(nodes).await;
+}

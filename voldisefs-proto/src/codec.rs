@@ -1,0 +1,217 @@
+//! Frame codec: one JSON [`Envelope`] plus, for chunk-carrying messages, the raw chunk bytes.
+//!
+//! Layout of one frame (all integers big-endian):
+//!
+//! ```text
+//! +-----------+-------------+----------------+----------------------+
+//! | len: u32  | json_len:u32| json: json_len | body: len-4-json_len |
+//! +-----------+-------------+----------------+----------------------+
+//! ```
+//!
+//! `len` counts every byte after itself and is checked against the codec's cap *before* any
+//! buffer is reserved for the frame, so a hostile length prefix cannot make us allocate. The
+//! body is present exactly when [`Message::carries_body`] says so; a body on any other message
+//! is invalid. The decoder tells "need more bytes" (`Ok(None)`), "too large"
+//! ([`CodecError::TooLarge`]) and "invalid" ([`CodecError::Malformed`], [`CodecError::Json`])
+//! apart, and reports a stream that ends mid-frame as [`CodecError::Truncated`].
+//!
+//! The length prefix is handled here rather than by `tokio_util`'s `LengthDelimitedCodec`
+//! because that codec reports an oversized frame as an untyped `io::Error`.
+
+use std::io;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{Envelope, Message, RequestId};
+
+/// Default cap on `len`: a 16 MiB chunk body plus room for its JSON header.
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// Cap on the JSON part of a frame, whatever the frame cap.
+pub const MAX_JSON_LEN: usize = 4 * 1024 * 1024;
+
+/// Bytes before the JSON: `len` and `json_len`.
+const HEADER_LEN: usize = 8;
+
+/// One decoded frame: a message and, for chunk-carrying messages, its raw body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The message and its request id.
+    pub envelope: Envelope,
+    /// Raw bytes after the JSON; `Some` exactly when the message carries a body.
+    pub body: Option<Bytes>,
+}
+
+impl Frame {
+    /// A frame without body.
+    pub fn new(id: RequestId, message: Message) -> Self {
+        Self {
+            envelope: Envelope::new(id, message),
+            body: None,
+        }
+    }
+
+    /// A frame whose message carries `body` (e.g. `put_chunk`, `chunk`).
+    pub fn with_body(id: RequestId, message: Message, body: Bytes) -> Self {
+        Self {
+            envelope: Envelope::new(id, message),
+            body: Some(body),
+        }
+    }
+}
+
+/// Why a frame could not be decoded or encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The frame's announced length exceeds the cap.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced (or, when encoding, actual) frame length.
+        len: usize,
+        /// The cap in force.
+        max: usize,
+    },
+    /// The frame's structure is wrong.
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    /// The JSON part is not a valid message.
+    #[error("invalid message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The stream ended in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    /// Reading or writing the transport failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl CodecError {
+    /// Whether the peer sent something invalid (as opposed to an I/O failure).
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(self, CodecError::Io(_))
+    }
+}
+
+/// [`Decoder`]/[`Encoder`] for [`Frame`]s; use with `tokio_util::codec::Framed`.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCodec {
+    max_frame_len: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameCodec {
+    /// A codec with the default cap [`MAX_FRAME_LEN`].
+    pub const fn new() -> Self {
+        Self {
+            max_frame_len: MAX_FRAME_LEN,
+        }
+    }
+
+    /// A codec with a custom frame cap (it never exceeds `u32::MAX`).
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        Self {
+            max_frame_len: max_frame_len.min(u32::MAX as usize),
+        }
+    }
+
+    /// The frame cap in force.
+    pub const fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        let Some(prefix) = src.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max_frame_len {
+            return Err(CodecError::TooLarge {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        if len < HEADER_LEN - 4 {
+            return Err(CodecError::Malformed("frame shorter than its header"));
+        }
+        if src.len() < 4 + len {
+            // The cap was checked above, so this reservation is bounded.
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let mut frame = src.split_to(len);
+        let json_len = frame.get_u32() as usize;
+        if json_len > frame.len() {
+            return Err(CodecError::Malformed("JSON length exceeds the frame"));
+        }
+        if json_len > MAX_JSON_LEN {
+            return Err(CodecError::Malformed("JSON part exceeds its limit"));
+        }
+        let json = frame.split_to(json_len);
+        let envelope: Envelope = serde_json::from_slice(&json)?;
+        let body = if envelope.message.carries_body() {
+            Some(frame.freeze())
+        } else if frame.is_empty() {
+            None
+        } else {
+            return Err(CodecError::Malformed("body on a message that carries none"));
+        };
+        Ok(Some(Frame { envelope, body }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(CodecError::Truncated),
+        }
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let body = match (frame.envelope.message.carries_body(), &frame.body) {
+            (true, Some(body)) => body.as_ref(),
+            (true, None) => return Err(CodecError::Malformed("message needs a body")),
+            (false, None) => &[],
+            (false, Some(_)) => {
+                return Err(CodecError::Malformed("body on a message that carries none"));
+            }
+        };
+        let start = dst.len();
+        dst.reserve(HEADER_LEN + 256 + body.len());
+        dst.put_u64(0);
+        if let Err(e) = serde_json::to_writer((&mut *dst).writer(), &frame.envelope) {
+            dst.truncate(start);
+            return Err(e.into());
+        }
+        let json_len = dst.len() - start - HEADER_LEN;
+        let len = dst.len() - start - 4 + body.len();
+        if len > self.max_frame_len || json_len > MAX_JSON_LEN {
+            dst.truncate(start);
+            return Err(CodecError::TooLarge {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        dst.extend_from_slice(body);
+        // Both values are below the cap, itself at most u32::MAX.
+        let header = ((len as u64) << 32) | json_len as u64;
+        dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+        Ok(())
+    }
+}
