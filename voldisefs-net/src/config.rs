@@ -5,6 +5,12 @@ use std::time::Duration;
 use voldisefs_proto::MAX_FRAME_LEN;
 
 /// Timeouts and limits of the network layer. `Default` gives values fit for a LAN.
+///
+/// Failure detection follows garage's scheme: every peer is pinged every `probe_interval`; one
+/// failed probe makes it suspect, `dead_after` consecutive failures dead (it then leaves
+/// placement); any successful probe or `hello` makes it alive again. With the defaults a
+/// crashed peer is declared dead within about 7 s, and each node sends one small ping per
+/// peer every 2 s.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Time allowed to open a TCP connection.
@@ -21,6 +27,18 @@ pub struct NetConfig {
     pub max_frame_len: usize,
     /// Peers contacted at once during bootstrap.
     pub bootstrap_parallelism: usize,
+    /// Time between two probe rounds; every known peer is pinged once per round.
+    pub probe_interval: Duration,
+    /// Time one probe may take before it counts as failed.
+    pub probe_timeout: Duration,
+    /// Consecutive failed probes after which a peer is declared dead (the first failure makes
+    /// it suspect).
+    pub dead_after: u32,
+    /// Dead peers are probed once every this many rounds, so a healed partition is noticed.
+    pub dead_probe_every: u32,
+    /// Time between two discovery rounds, each asking one live peer (in turn) for its peers
+    /// and introducing this node to any it did not know.
+    pub discovery_interval: Duration,
 }
 
 impl Default for NetConfig {
@@ -33,6 +51,11 @@ impl Default for NetConfig {
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             bootstrap_parallelism: 16,
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(1),
+            dead_after: 3,
+            dead_probe_every: 5,
+            discovery_interval: Duration::from_secs(10),
         }
     }
 }

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use voldisefs_proto::{Frame, FrameCodec, Message, PROTOCOL_VERSION, PeerInfo};
+use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
+use crate::stats::CountingCodec;
 use crate::{NetConfig, NetError, Payload};
 
 type Pending = HashMap<u64, oneshot::Sender<Frame>>;
@@ -44,6 +45,7 @@ impl Conn {
         addr: SocketAddr,
         local: PeerInfo,
         config: &NetConfig,
+        codec: CountingCodec,
         parent: &CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<std::sync::Arc<Conn>, NetError> {
@@ -56,8 +58,7 @@ impl Conn {
             .map_err(|source| NetError::Connect { addr, source })?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
-        let codec = FrameCodec::with_max_frame_len(config.max_frame_len);
-        let mut reader = FramedRead::new(read, codec);
+        let mut reader = FramedRead::new(read, codec.clone());
         let mut writer = FramedWrite::new(write, codec);
 
         let hello = Frame::new(
@@ -225,7 +226,7 @@ fn handshake_answer(addr: SocketAddr, message: Message) -> Result<PeerInfo, NetE
 
 async fn write_loop(
     conn: std::sync::Arc<Conn>,
-    mut writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    mut writer: FramedWrite<OwnedWriteHalf, CountingCodec>,
     mut rx: mpsc::Receiver<Frame>,
 ) {
     let addr = conn.remote.addr;
@@ -256,7 +257,10 @@ async fn write_loop(
     conn.close();
 }
 
-async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadHalf, FrameCodec>) {
+async fn read_loop(
+    conn: std::sync::Arc<Conn>,
+    mut reader: FramedRead<OwnedReadHalf, CountingCodec>,
+) {
     let addr = conn.remote.addr;
     loop {
         let next = tokio::select! {

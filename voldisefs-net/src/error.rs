@@ -98,6 +98,9 @@ pub enum NetError {
         /// How many addresses were tried.
         tried: usize,
     },
+    /// This node is cut off from its peers (`Network::set_isolated`).
+    #[error("this node is isolated from its peers")]
+    Isolated,
     /// The network layer is shutting down.
     #[error("network is shutting down")]
     Shutdown,

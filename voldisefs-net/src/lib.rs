@@ -10,6 +10,11 @@
 //! A malformed, unknown, oversized or out-of-order frame closes that one connection with a
 //! logged reason; the node and its other connections keep working.
 //!
+//! Two background loops keep the table true: every peer is pinged each `probe_interval` (one
+//! failure: suspect; `dead_after` in a row: dead; any answer: alive again), and each
+//! `discovery_interval` one live peer is asked for its peers so concurrent joins still reach
+//! full membership. See [`NetConfig`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use voldisefs_net::{Handler, NetConfig, Network, Payload};
@@ -42,12 +47,15 @@
 mod config;
 mod conn;
 mod error;
+mod liveness;
 mod membership;
 mod network;
 mod server;
+mod stats;
 
 pub use config::NetConfig;
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
 pub use network::{BootstrapReport, Handler, Network, Payload};
+pub use stats::TrafficStats;
 pub use voldisefs_proto::PROTOCOL_VERSION;

@@ -52,6 +52,8 @@ pub struct PeerEntry {
     pub state: PeerState,
     /// When the peer was last heard from (or its state last changed).
     pub last_seen: Instant,
+    /// Consecutive failed probes.
+    pub failures: u32,
 }
 
 /// Thread-safe membership table of the other nodes (this node is not in it).
@@ -114,6 +116,7 @@ impl Membership {
                     entry.info = peer;
                     entry.state = PeerState::Alive;
                     entry.last_seen = now;
+                    entry.failures = 0;
                 }
                 None => {
                     peers.insert(
@@ -122,6 +125,7 @@ impl Membership {
                             info: peer,
                             state: PeerState::Alive,
                             last_seen: now,
+                            failures: 0,
                         },
                     );
                     changed = true;
@@ -149,6 +153,45 @@ impl Membership {
             }
         };
         if changed {
+            self.bump();
+        }
+        changed
+    }
+
+    /// Records the outcome of a probe of `id`: success makes a suspect or dead peer alive
+    /// again (a peer that announced its leave stays left); a failure makes an alive peer
+    /// suspect, and `dead_after` consecutive failures make it dead. Returns the new state if
+    /// it changed.
+    pub fn record_probe(&self, id: NodeId, ok: bool, dead_after: u32) -> Option<PeerState> {
+        let (changed, live_changed) = {
+            let mut peers = self.lock();
+            let entry = peers.get_mut(&id)?;
+            let before = entry.state;
+            if ok {
+                entry.failures = 0;
+                entry.last_seen = Instant::now();
+                if matches!(before, PeerState::Suspect | PeerState::Dead) {
+                    entry.state = PeerState::Alive;
+                }
+            } else {
+                entry.failures = entry.failures.saturating_add(1);
+                if before == PeerState::Alive {
+                    entry.state = PeerState::Suspect;
+                }
+                if entry.state == PeerState::Suspect && entry.failures >= dead_after.max(1) {
+                    entry.state = PeerState::Dead;
+                }
+            }
+            let after = entry.state;
+            if after != before {
+                entry.last_seen = Instant::now();
+            }
+            (
+                (after != before).then_some(after),
+                before.is_live() != after.is_live(),
+            )
+        };
+        if live_changed {
             self.bump();
         }
         changed
@@ -240,6 +283,49 @@ mod tests {
         assert_eq!(m.live_peers(), vec![new]);
         assert_eq!(m.get(&old.id).unwrap().state, PeerState::Dead);
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn probes_make_peers_suspect_then_dead_then_alive_again() {
+        let m = Membership::new(peer(1));
+        let p = peer(2);
+        m.observe(p);
+        let rx = m.subscribe();
+        assert_eq!(m.record_probe(p.id, false, 3), Some(PeerState::Suspect));
+        assert_eq!(m.record_probe(p.id, false, 3), None);
+        assert!(
+            !rx.has_changed().unwrap(),
+            "suspect peers stay in placement"
+        );
+        assert_eq!(m.record_probe(p.id, false, 3), Some(PeerState::Dead));
+        assert!(rx.has_changed().unwrap());
+        assert!(m.live_peers().is_empty());
+        assert_eq!(m.record_probe(p.id, true, 3), Some(PeerState::Alive));
+        assert_eq!(m.get(&p.id).unwrap().failures, 0);
+        assert_eq!(m.live_peers(), vec![p]);
+        // A success resets the count: two more failures do not kill it.
+        m.record_probe(p.id, false, 3);
+        m.record_probe(p.id, true, 3);
+        m.record_probe(p.id, false, 3);
+        m.record_probe(p.id, false, 3);
+        assert_eq!(m.get(&p.id).unwrap().state, PeerState::Suspect);
+    }
+
+    #[test]
+    fn left_peers_stay_left_until_they_say_hello() {
+        let m = Membership::new(peer(1));
+        let p = peer(2);
+        m.observe(p);
+        m.set_state(p.id, PeerState::Left);
+        assert_eq!(m.record_probe(p.id, true, 3), None);
+        assert_eq!(m.get(&p.id).unwrap().state, PeerState::Left);
+        assert!(m.observe(p));
+        assert_eq!(m.get(&p.id).unwrap().state, PeerState::Alive);
+        assert_eq!(
+            m.record_probe(NodeId::random(), true, 3),
+            None,
+            "unknown ids are ignored"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use voldisefs_proto::{Message, NodeId, PeerInfo};
 
 use crate::conn::Conn;
+use crate::stats::{Counters, CountingCodec, TrafficStats};
 use crate::{Membership, NetConfig, NetError, PeerState};
 
 /// A message with its optional raw body: what a request or response consists of.
@@ -67,6 +69,37 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
     pool: Mutex<HashMap<SocketAddr, Slot>>,
+    counters: Arc<Counters>,
+    isolated: AtomicBool,
+    /// Parent of every connection's token; replaced (and cancelled) on isolation.
+    generation: Mutex<CancellationToken>,
+}
+
+impl Shared {
+    /// A codec with this node's frame cap, counting into its traffic counters.
+    pub(crate) fn codec(&self) -> CountingCodec {
+        CountingCodec::new(self.config.max_frame_len, self.counters.clone())
+    }
+
+    /// Whether the node is cut off from its peers (see [`Network::set_isolated`]).
+    pub(crate) fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// The token of the current connection generation.
+    pub(crate) fn generation(&self) -> CancellationToken {
+        self.generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn clear_pool(&self) {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// What a bootstrap found.
@@ -100,19 +133,58 @@ impl Network {
             Some(addr) => addr,
             None => listener.local_addr()?,
         };
+        let token = CancellationToken::new();
         let shared = Arc::new(Shared {
             config,
             membership: Membership::new(PeerInfo { id, addr }),
-            token: CancellationToken::new(),
+            generation: Mutex::new(token.child_token()),
+            token,
             tracker: TaskTracker::new(),
             pool: Mutex::new(HashMap::new()),
+            counters: Arc::default(),
+            isolated: AtomicBool::new(false),
         });
         shared.tracker.spawn(crate::server::accept_loop(
             listener,
             shared.clone(),
             handler,
         ));
-        Ok(Network { shared })
+        let network = Network { shared };
+        let tracker = &network.shared.tracker;
+        tracker.spawn(crate::liveness::probe_loop(network.clone()));
+        tracker.spawn(crate::liveness::discovery_loop(network.clone()));
+        Ok(network)
+    }
+
+    /// The token cancelled when the network shuts down.
+    pub(crate) fn shared_token(&self) -> CancellationToken {
+        self.shared.token.clone()
+    }
+
+    /// Peer traffic of this node so far.
+    pub fn traffic(&self) -> TrafficStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Cuts this node off from every peer (`true`) or reconnects it (`false`), as a network
+    /// partition would: open connections are closed, inbound ones are dropped on accept and
+    /// outbound requests fail with [`NetError::Isolated`]. For failure drills and tests.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.shared.isolated.store(isolated, Ordering::SeqCst);
+        if isolated {
+            let fresh = self.shared.token.child_token();
+            let old = std::mem::replace(
+                &mut *self
+                    .shared
+                    .generation
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                fresh,
+            );
+            old.cancel();
+            self.shared.clear_pool();
+        }
+        tracing::warn!(isolated, "peer links administratively changed");
     }
 
     /// This node's id and advertised address.
@@ -131,9 +203,12 @@ impl Network {
     }
 
     /// Returns an open connection to `addr`, dialing (and handshaking) if needed.
-    async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, NetError> {
+    pub(crate) async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, NetError> {
         if self.shared.token.is_cancelled() {
             return Err(NetError::Shutdown);
+        }
+        if self.shared.is_isolated() {
+            return Err(NetError::Isolated);
         }
         let slot = {
             let mut pool = self
@@ -151,7 +226,8 @@ impl Network {
             addr,
             self.local(),
             &self.shared.config,
-            &self.shared.token,
+            self.shared.codec(),
+            &self.shared.generation(),
             &self.shared.tracker,
         )
         .await?;
@@ -172,9 +248,9 @@ impl Network {
 
     /// Sends `request` to `peer` and returns its answer.
     ///
-    /// An error answer becomes [`NetError::Remote`]. A peer that cannot be reached is marked
-    /// dead in the membership table (it is revived as soon as it is heard from again); one that
-    /// times out is marked suspect.
+    /// An error answer becomes [`NetError::Remote`]. A peer that cannot be reached or does not
+    /// answer in time is marked suspect (the failure detector decides whether it is dead); a
+    /// suspect or dead peer that answers is alive again.
     pub async fn request(&self, peer: PeerInfo, request: Payload) -> Result<Payload, NetError> {
         let result = async {
             let conn = self.conn(peer.addr).await?;
@@ -189,14 +265,22 @@ impl Network {
             conn.request(request).await
         }
         .await;
+        let membership = &self.shared.membership;
+        let state = membership.get(&peer.id).map(|e| e.state);
         match &result {
-            Err(NetError::Connect { .. } | NetError::WrongPeer { .. }) => {
-                self.shared.membership.set_state(peer.id, PeerState::Dead);
+            // Any answer, even an error message, proves the peer alive.
+            Ok(_) | Err(NetError::Remote { .. })
+                if matches!(state, Some(PeerState::Suspect | PeerState::Dead)) =>
+            {
+                membership.record_probe(peer.id, true, self.shared.config.dead_after);
             }
-            Err(NetError::Timeout { .. } | NetError::ConnectionClosed { .. }) => {
-                self.shared
-                    .membership
-                    .set_state(peer.id, PeerState::Suspect);
+            Err(
+                NetError::Connect { .. }
+                | NetError::WrongPeer { .. }
+                | NetError::Timeout { .. }
+                | NetError::ConnectionClosed { .. },
+            ) if state == Some(PeerState::Alive) => {
+                membership.set_state(peer.id, PeerState::Suspect);
             }
             _ => {}
         }
@@ -269,7 +353,10 @@ impl Network {
     }
 
     /// Handshakes with `addr` and asks it for its peers.
-    async fn discover(&self, addr: SocketAddr) -> Result<(PeerInfo, Vec<PeerInfo>), NetError> {
+    pub(crate) async fn discover(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(PeerInfo, Vec<PeerInfo>), NetError> {
         let conn = self.conn(addr).await?;
         match conn.request(Payload::new(Message::GetPeers)).await?.message {
             Message::Peers { peers } => Ok((conn.remote(), peers)),
@@ -299,16 +386,13 @@ impl Network {
         }
     }
 
-    /// Stops the server and every connection, and waits until all their tasks have ended.
+    /// Stops the server, the liveness loops and every connection, and waits until all their
+    /// tasks have ended.
     pub async fn shutdown(&self) {
         self.shared.token.cancel();
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-        self.shared
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.shared.clear_pool();
     }
 
     /// Whether [`Network::shutdown`] has begun.

@@ -13,9 +13,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
-use voldisefs_proto::{ErrorCode, Frame, FrameCodec, Message, PROTOCOL_VERSION, PeerInfo};
+use voldisefs_proto::{ErrorCode, Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
 use crate::network::Shared;
+use crate::stats::CountingCodec;
 use crate::{Handler, Payload, PeerState};
 
 /// Accepts connections until the network's token is cancelled.
@@ -39,6 +40,10 @@ pub(crate) async fn accept_loop<H: Handler>(
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            Ok((stream, from)) if shared.is_isolated() => {
+                tracing::trace!(%from, "isolated: dropping inbound connection");
+                drop((stream, permit));
+            }
             Ok((stream, from)) => {
                 backoff = Duration::from_millis(10);
                 let shared2 = shared.clone();
@@ -73,12 +78,11 @@ async fn serve_connection<H: Handler>(
     handler: Arc<H>,
 ) -> Result<(), CloseReason> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut framed = Framed::new(
-        stream,
-        FrameCodec::with_max_frame_len(shared.config.max_frame_len),
-    );
+    let mut framed = Framed::new(stream, shared.codec());
+    // Isolation (see `Network::set_isolated`) cancels this generation's connections.
+    let generation = shared.generation();
     let peer = tokio::select! {
-        () = shared.token.cancelled() => return Ok(()),
+        () = generation.cancelled() => return Ok(()),
         peer = tokio::time::timeout(shared.config.handshake_timeout, handshake(&mut framed, shared)) =>
             peer.map_err(|_| "handshake timed out".to_string())??,
     };
@@ -103,7 +107,7 @@ async fn serve_connection<H: Handler>(
                 .await
                 .map_err(|_| "closing".to_string())?;
             let frame = tokio::select! {
-                () = shared.token.cancelled() => return Ok(()),
+                () = generation.cancelled() => return Ok(()),
                 frame = stream.next() => match frame {
                     None => return Ok(()),
                     Some(Err(e)) => return Err(format!("bad frame: {e}")),
@@ -160,7 +164,7 @@ async fn serve_connection<H: Handler>(
 
 /// Reads the peer's `hello`, checks it and answers with ours.
 async fn handshake(
-    framed: &mut Framed<TcpStream, FrameCodec>,
+    framed: &mut Framed<TcpStream, CountingCodec>,
     shared: &Shared,
 ) -> Result<PeerInfo, CloseReason> {
     let first = framed

@@ -175,7 +175,8 @@ async fn request_times_out_and_connection_stays_usable() {
     assert_eq!(pong.message, Message::Pong);
     assert_eq!(
         b.membership().get(&a.local().id).unwrap().state,
-        PeerState::Suspect
+        PeerState::Alive,
+        "an answer proves the peer alive again"
     );
     a.shutdown().await;
     b.shutdown().await;
@@ -382,4 +383,124 @@ async fn leave_and_shutdown() {
         "{err}"
     );
     a.shutdown().await;
+}
+
+fn fast() -> NetConfig {
+    NetConfig {
+        probe_interval: Duration::from_millis(50),
+        probe_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        dead_after: 3,
+        dead_probe_every: 2,
+        discovery_interval: Duration::from_millis(100),
+        ..NetConfig::default()
+    }
+}
+
+fn state_of(net: &Network, peer: &Network) -> Option<PeerState> {
+    net.membership().get(&peer.local().id).map(|e| e.state)
+}
+
+#[tokio::test]
+async fn crashed_peer_is_declared_dead_by_everyone() {
+    let a = start_with(fast()).await;
+    let b = start_with(fast()).await;
+    let c = start_with(fast()).await;
+    b.bootstrap(&[a.local().addr]).await.unwrap();
+    c.bootstrap(&[a.local().addr]).await.unwrap();
+    // c crashes: no leave announced.
+    c.shutdown().await;
+    eventually("a and b declare c dead", || {
+        state_of(&a, &c) == Some(PeerState::Dead) && state_of(&b, &c) == Some(PeerState::Dead)
+    })
+    .await;
+    assert_eq!(a.membership().live_peers(), vec![b.local()]);
+    // a and b keep probing each other without trouble.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state_of(&a, &b), Some(PeerState::Alive));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn partitioned_peer_is_dead_then_readmitted() {
+    let a = start_with(fast()).await;
+    let b = start_with(fast()).await;
+    b.bootstrap(&[a.local().addr]).await.unwrap();
+    b.set_isolated(true);
+    assert!(matches!(
+        b.request(a.local(), Payload::new(Message::Ping)).await,
+        Err(NetError::Isolated)
+    ));
+    eventually("each side declares the other dead", || {
+        state_of(&a, &b) == Some(PeerState::Dead) && state_of(&b, &a) == Some(PeerState::Dead)
+    })
+    .await;
+    b.set_isolated(false);
+    eventually("the healed partition is re-admitted on both sides", || {
+        state_of(&a, &b) == Some(PeerState::Alive) && state_of(&b, &a) == Some(PeerState::Alive)
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_joins_through_different_peers_converge() {
+    let seed = start_with(fast()).await;
+    let x = start_with(fast()).await;
+    x.bootstrap(&[seed.local().addr]).await.unwrap();
+    // Many nodes join at the same moment, half through `seed` and half through `x`.
+    let mut joiners = Vec::new();
+    for _ in 0..8 {
+        joiners.push(start_with(fast()).await);
+    }
+    let mut joins = tokio::task::JoinSet::new();
+    for (i, j) in joiners.iter().enumerate() {
+        let j = j.clone();
+        let via = if i % 2 == 0 {
+            seed.local().addr
+        } else {
+            x.local().addr
+        };
+        joins.spawn(async move { j.bootstrap(&[via]).await.unwrap() });
+    }
+    while let Some(done) = joins.join_next().await {
+        done.unwrap();
+    }
+    let all: Vec<Network> = [seed, x].into_iter().chain(joiners).collect();
+    eventually("full membership after concurrent joins", || {
+        all.iter()
+            .all(|n| n.membership().live_peers().len() == all.len() - 1)
+    })
+    .await;
+    for n in all {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn traffic_is_counted_both_ways() {
+    let (a, b) = (start().await, start().await);
+    let body = Bytes::from(vec![1u8; 10_000]);
+    let chunk = ChunkId::digest(&body);
+    b.request(
+        a.local(),
+        Payload::with_body(Message::PutChunk { chunk }, body),
+    )
+    .await
+    .unwrap();
+    let (ta, tb) = (a.traffic(), b.traffic());
+    assert!(
+        tb.bytes_out > 10_000 && ta.bytes_in > 10_000,
+        "{ta:?} {tb:?}"
+    );
+    assert!(
+        ta.bytes_out > 10_000 && tb.bytes_in > 10_000,
+        "the echo comes back"
+    );
+    assert_eq!(tb.frames_out, 2, "hello and put_chunk");
+    assert_eq!(ta.frames_in, tb.frames_out);
+    a.shutdown().await;
+    b.shutdown().await;
 }

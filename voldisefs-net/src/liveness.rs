@@ -1,0 +1,110 @@
+//! Keeping the membership table true: the probe loop (failure detection) and the discovery
+//! loop (full membership even when joins raced).
+//!
+//! Both are shaped `loop { select!{ sleep(interval), cancelled } ; work }` and end with the
+//! network's token.
+
+use tokio::task::JoinSet;
+use voldisefs_proto::{Message, PeerInfo};
+
+use crate::{Network, Payload, PeerState};
+
+/// Pings every known peer once per `probe_interval` and records the outcomes. Peers that
+/// announced their leave are not probed; dead peers are probed every `dead_probe_every`
+/// rounds so a healed partition is noticed.
+pub(crate) async fn probe_loop(net: Network) {
+    let config = net.config().clone();
+    let token = net.shared_token();
+    let mut round: u64 = 0;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(config.probe_interval) => {}
+        }
+        round += 1;
+        let mut probes = JoinSet::new();
+        for entry in net.membership().snapshot() {
+            let due = match entry.state {
+                PeerState::Left => false,
+                PeerState::Dead => round % u64::from(config.dead_probe_every.max(1)) == 0,
+                PeerState::Alive | PeerState::Suspect => true,
+            };
+            if due {
+                let net = net.clone();
+                probes.spawn(async move {
+                    let ok = probe(&net, entry.info).await;
+                    let changed = net
+                        .membership()
+                        .record_probe(entry.info.id, ok, config.dead_after);
+                    if let Some(state) = changed {
+                        tracing::info!(peer = %entry.info.id, addr = %entry.info.addr, %state, "peer state changed");
+                    }
+                });
+            }
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = async { while probes.join_next().await.is_some() {} } => {}
+        }
+    }
+}
+
+/// One ping within `probe_timeout`; true if the node at the address is `peer` and answered.
+async fn probe(net: &Network, peer: PeerInfo) -> bool {
+    let ping = async {
+        let conn = net.conn(peer.addr).await.ok()?;
+        if conn.remote().id != peer.id {
+            return None;
+        }
+        conn.request(Payload::new(Message::Ping)).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(net.config().probe_timeout, ping).await,
+        Ok(Some(Payload {
+            message: Message::Pong,
+            ..
+        }))
+    )
+}
+
+/// Every `discovery_interval`, asks the next live peer (round robin) for its peers and says
+/// `hello` to any this node does not know, so nodes that joined at the same moment through
+/// different peers still find each other.
+pub(crate) async fn discovery_loop(net: Network) {
+    let interval = net.config().discovery_interval;
+    let token = net.shared_token();
+    let mut round: usize = 0;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let live = net.membership().live_peers();
+        if live.is_empty() {
+            continue;
+        }
+        let peer = live[round % live.len()];
+        round = round.wrapping_add(1);
+        let work = async {
+            let Ok((_, peers)) = net.discover(peer.addr).await else {
+                return;
+            };
+            let local = net.local().id;
+            for candidate in peers {
+                if candidate.id != local && net.membership().get(&candidate.id).is_none() {
+                    // Connecting says hello both ways: each side learns the other.
+                    match net.conn(candidate.addr).await {
+                        Ok(_) => tracing::info!(peer = %candidate.id, "discovered peer"),
+                        Err(e) => {
+                            tracing::debug!(peer = %candidate.id, error = %e, "discovered peer unreachable")
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = work => {}
+        }
+    }
+}

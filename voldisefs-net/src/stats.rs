@@ -1,0 +1,101 @@
+//! Traffic counters: every frame this node sends or receives, counted at the codec.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+use voldisefs_proto::{CodecError, Frame, FrameCodec};
+
+/// Totals of peer traffic since the network started (all connections, both directions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes sent (frame headers included, TCP/IP overhead not).
+    pub bytes_out: u64,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+}
+
+/// Shared atomic counters behind [`TrafficStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> TrafficStats {
+        TrafficStats {
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`FrameCodec`] that adds every frame it encodes or decodes to the node's counters.
+#[derive(Debug, Clone)]
+pub(crate) struct CountingCodec {
+    inner: FrameCodec,
+    counters: Arc<Counters>,
+}
+
+impl CountingCodec {
+    pub(crate) fn new(max_frame_len: usize, counters: Arc<Counters>) -> Self {
+        Self {
+            inner: FrameCodec::with_max_frame_len(max_frame_len),
+            counters,
+        }
+    }
+
+    fn count_in(&self, before: usize, after: usize, frame: &Option<Frame>) {
+        if frame.is_some() {
+            self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+            let consumed = before.saturating_sub(after) as u64;
+            self.counters
+                .bytes_in
+                .fetch_add(consumed, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Decoder for CountingCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        let before = src.len();
+        let frame = self.inner.decode(src)?;
+        self.count_in(before, src.len(), &frame);
+        Ok(frame)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        let before = src.len();
+        let frame = self.inner.decode_eof(src)?;
+        self.count_in(before, src.len(), &frame);
+        Ok(frame)
+    }
+}
+
+impl Encoder<Frame> for CountingCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let before = dst.len();
+        self.inner.encode(frame, dst)?;
+        self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        let written = (dst.len() - before) as u64;
+        self.counters
+            .bytes_out
+            .fetch_add(written, Ordering::Relaxed);
+        Ok(())
+    }
+}
