@@ -83,7 +83,13 @@ impl Cluster {
         Ok(stored)
     }
 
-    async fn put_on(&self, peer: PeerInfo, id: ChunkId, bytes: Bytes) -> Result<(), NodeError> {
+    /// Stores `bytes` under `id` on one node (this one or a peer).
+    pub(crate) async fn put_on(
+        &self,
+        peer: PeerInfo,
+        id: ChunkId,
+        bytes: Bytes,
+    ) -> Result<(), NodeError> {
         if peer.id == self.local().id {
             let store = self.store.clone();
             return match tokio::task::spawn_blocking(move || store.put(id, bytes)).await? {

@@ -28,7 +28,14 @@ pub struct NodeConfig {
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
-    /// Peer networking timeouts and limits.
+    /// Time between two anti-entropy sweeps (repair also runs after every membership change).
+    pub repair_interval: Duration,
+    /// Bytes per second repair and hand-off may send (a quarter of it while users transfer
+    /// files through this node).
+    pub repair_bandwidth: u64,
+    /// How long a graceful shutdown may spend handing chunks to their next holders.
+    pub handoff_deadline: Duration,
+    /// Peer networking timeouts, limits and failure detection.
     pub net: NetConfig,
 }
 
@@ -45,6 +52,9 @@ impl Default for NodeConfig {
             chunk_size: ChunkSize::default(),
             kdf: KdfParams::default(),
             transfer_parallelism: (2 * cores).clamp(4, 16),
+            repair_interval: Duration::from_secs(60),
+            repair_bandwidth: 256 << 20,
+            handoff_deadline: Duration::from_secs(30),
             net: NetConfig::default(),
         }
     }

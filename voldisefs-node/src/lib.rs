@@ -45,13 +45,14 @@ mod handler;
 mod http;
 mod node;
 pub mod placement;
+mod repair;
 mod upload;
 
 pub use config::NodeConfig;
 pub use download::{ByteStream, Download};
 pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER};
-pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, StoreStatus};
+pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, RepairStatus, StoreStatus};
 pub use upload::UploadReceipt;
 
 pub use voldisefs_crypto as crypto;

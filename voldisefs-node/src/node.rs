@@ -1,10 +1,11 @@
 //! [`Node`]: a running Voldisefs node and its public API.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,7 @@ use voldisefs_store::{ChunkStore, MemoryStore, StoreStats};
 use crate::cluster::Cluster;
 use crate::download::{self, Download};
 use crate::handler::StoreHandler;
+use crate::repair::{Mode, Repairer};
 use crate::upload::{self, UploadReceipt, UploadSettings};
 use crate::{NodeConfig, NodeError};
 
@@ -43,6 +45,8 @@ pub struct NetworkStatus {
     pub peers: Vec<PeerStatus>,
     /// This node's store usage.
     pub store: StoreStatus,
+    /// This node's repair activity.
+    pub repair: RepairStatus,
 }
 
 /// One peer in a [`NetworkStatus`].
@@ -54,6 +58,21 @@ pub struct PeerStatus {
     pub addr: SocketAddr,
     /// `alive`, `suspect`, `dead` or `left`.
     pub state: &'static str,
+}
+
+/// Repair activity in a [`NetworkStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RepairStatus {
+    /// Chunks this node still has to copy to a holder (as of its last sweep).
+    pub backlog: u64,
+    /// Copies made by repair and hand-off so far.
+    pub pushed: u64,
+    /// Extra copies dropped after their holders confirmed theirs.
+    pub dropped: u64,
+    /// Copies that failed and were retried.
+    pub failed: u64,
+    /// Sweeps completed.
+    pub sweeps: u64,
 }
 
 /// Store usage in a [`NetworkStatus`].
@@ -87,6 +106,24 @@ struct Inner {
     token: CancellationToken,
     /// The HTTP server task; aborted if it does not stop within [`HTTP_GRACE`].
     http_task: Mutex<Option<AbortOnDropHandle<()>>>,
+    repairer: Repairer,
+    repair_task: Mutex<Option<AbortOnDropHandle<()>>>,
+}
+
+/// Counts a user transfer in progress for as long as it lives (repair yields to them).
+struct TransferGuard(Arc<AtomicUsize>);
+
+impl TransferGuard {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Self(active.clone())
+    }
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How long shutdown waits for HTTP transfers in progress before cutting them off.
@@ -139,13 +176,22 @@ impl Node {
             }),
             config.net.clone(),
         )?;
+        let cluster = Cluster {
+            net,
+            store,
+            replicas: config.replicas.max(1),
+        };
+        let repairer = Repairer {
+            cluster: cluster.clone(),
+            counters: Arc::default(),
+            active_transfers: Arc::default(),
+            bandwidth: config.repair_bandwidth,
+        };
         let node = Node {
             inner: Arc::new(Inner {
-                cluster: Cluster {
-                    net,
-                    store,
-                    replicas: config.replicas.max(1),
-                },
+                cluster,
+                repairer,
+                repair_task: Mutex::new(None),
                 config,
                 index: Mutex::new(Vec::new()),
                 http_addr,
@@ -170,6 +216,17 @@ impl Node {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(AbortOnDropHandle::new(task));
         }
+        let repair = node
+            .inner
+            .repairer
+            .clone()
+            .run(node.inner.config.repair_interval, node.inner.token.clone());
+        *node
+            .inner
+            .repair_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(AbortOnDropHandle::new(tokio::spawn(repair)));
         if !node.inner.config.bootstrap.is_empty() {
             let seeds = node.inner.config.bootstrap.clone();
             if let Err(e) = node.inner.cluster.net.bootstrap(&seeds).await {
@@ -225,6 +282,7 @@ impl Node {
         E: std::fmt::Display,
     {
         self.check_running()?;
+        let _transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let settings = UploadSettings {
             kdf: self.inner.config.kdf,
             chunk_size: self.inner.config.chunk_size,
@@ -268,15 +326,22 @@ impl Node {
     /// Opens file `id` with `password` and returns its name, size and streaming body.
     pub async fn download(&self, id: FileId, password: Password) -> Result<Download, NodeError> {
         self.check_running()?;
+        let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let config = &self.inner.config;
-        download::download(
+        let mut download = download::download(
             &self.inner.cluster,
             id,
             password,
             config.transfer_parallelism,
             config.fetch_deadline(),
         )
-        .await
+        .await?;
+        // The transfer counts until the body is dropped.
+        download.body = Box::pin(download.body.map(move |piece| {
+            let _ = &transfer;
+            piece
+        }));
+        Ok(download)
     }
 
     /// Downloads a whole file into memory (convenience over [`Node::download`]; the result
@@ -346,6 +411,16 @@ impl Node {
                 })
                 .collect(),
             store: self.inner.cluster.store.stats().into(),
+            repair: {
+                let c = &self.inner.repairer.counters;
+                RepairStatus {
+                    backlog: c.backlog.load(Ordering::Relaxed),
+                    pushed: c.pushed.load(Ordering::Relaxed),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                    failed: c.failed.load(Ordering::Relaxed),
+                    sweeps: c.sweeps.load(Ordering::Relaxed),
+                }
+            },
         }
     }
 
@@ -359,22 +434,39 @@ impl Node {
             .collect()
     }
 
-    /// Stops the node: tells its peers it leaves, stops the HTTP API and peer server, waits
-    /// for their tasks, and wipes the store. Idempotent.
+    /// Stops the node gracefully: tells its peers it leaves, hands every chunk it holds to
+    /// the holders that should have it (within `handoff_deadline`, logging what it could not
+    /// hand off), stops the HTTP API and peer server, waits for their tasks, and wipes the
+    /// store. Idempotent.
     pub async fn shutdown(&self) {
         if self.inner.token.is_cancelled() {
             return;
         }
         self.inner.token.cancel();
+        self.take_task(&self.inner.repair_task);
         let net = &self.inner.cluster.net;
         net.announce_leave().await;
-        let http = self
-            .inner
-            .http_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut http) = http {
+        let held = self.inner.cluster.store.stats().chunks;
+        if held > 0 {
+            let deadline = tokio::time::Instant::now() + self.inner.config.handoff_deadline;
+            let outcome = self
+                .inner
+                .repairer
+                .sweep(Mode::Handoff, Some(deadline))
+                .await;
+            if outcome.failed + outcome.unfinished > 0 {
+                tracing::warn!(
+                    held,
+                    pushed = outcome.pushed,
+                    failed = outcome.failed,
+                    unfinished = outcome.unfinished,
+                    "hand-off incomplete: some chunks may have fewer copies until repair"
+                );
+            } else {
+                tracing::info!(held, pushed = outcome.pushed, "handed off every chunk");
+            }
+        }
+        if let Some(mut http) = self.take_task(&self.inner.http_task) {
             if tokio::time::timeout(HTTP_GRACE, &mut http).await.is_err() {
                 tracing::warn!(
                     "HTTP transfers still running after {HTTP_GRACE:?}; cutting them off"
@@ -386,6 +478,28 @@ impl Node {
         self.inner.cluster.store.clear();
         self.lock_index().clear();
         tracing::info!(node = %self.id(), "node stopped; memory wiped");
+    }
+
+    /// Stops the node at once, as a crash or power cut would: no leave announcement, no
+    /// hand-off; connections drop and the store is wiped. For failure drills and tests.
+    pub async fn crash(&self) {
+        if self.inner.token.is_cancelled() {
+            return;
+        }
+        self.inner.token.cancel();
+        drop(self.take_task(&self.inner.repair_task));
+        drop(self.take_task(&self.inner.http_task));
+        self.inner.cluster.net.shutdown().await;
+        self.inner.cluster.store.clear();
+        self.lock_index().clear();
+        tracing::warn!(node = %self.id(), "node crashed (drill)");
+    }
+
+    fn take_task(
+        &self,
+        slot: &Mutex<Option<AbortOnDropHandle<()>>>,
+    ) -> Option<AbortOnDropHandle<()>> {
+        slot.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     fn check_running(&self) -> Result<(), NodeError> {

@@ -193,6 +193,7 @@ async fn network_health_and_page() {
             .all(|p| p["state"] == "alive" && p["addr"].is_string())
     );
     assert_eq!(net["store"]["capacity"], 1u64 << 30);
+    assert!(net["repair"]["backlog"].is_u64(), "{net}");
 
     let health = http.get(url(&nodes[1], "/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

@@ -193,7 +193,7 @@ async fn file_whose_only_holders_are_gone_is_reported_unavailable_quickly() {
     // With 30 chunks on 3 nodes and one copy each, some chunks live on nodes[2] only.
     let victim = nodes.remove(2);
     assert!(victim.status().store.chunks > 0);
-    victim.shutdown().await;
+    victim.crash().await;
     let started = Instant::now();
     let result = nodes[0].download(r.id, pw("pw")).await;
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -39,6 +39,18 @@ struct NetworkView {
     /// Its store usage, if reported.
     #[serde(default)]
     store: Option<StoreUsage>,
+    /// Its repair activity, if reported.
+    #[serde(default)]
+    repair: Option<RepairActivity>,
+}
+
+/// A node's repair activity.
+#[derive(Debug, Deserialize)]
+struct RepairActivity {
+    /// Chunks still to copy to a holder.
+    backlog: u64,
+    /// Copies made so far.
+    pushed: u64,
 }
 
 /// A node and its address.
@@ -128,6 +140,15 @@ fn network_text(view: &NetworkView) -> String {
             format_size(store.capacity)
         ));
     }
+    if let Some(repair) = &view.repair {
+        out.push_str(&format!(
+            "repair {} chunk{} waiting, {} cop{} made so far\n",
+            repair.backlog,
+            if repair.backlog == 1 { "" } else { "s" },
+            repair.pushed,
+            if repair.pushed == 1 { "y" } else { "ies" }
+        ));
+    }
     out.push('\n');
     if view.peers.is_empty() {
         out.push_str("no peers\n");
@@ -173,7 +194,8 @@ mod tests {
         let view: NetworkView = serde_json::from_str(
             r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
                 "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive"}],
-                "store":{"chunks":1,"bytes":1024,"capacity":1073741824}}"#,
+                "store":{"chunks":1,"bytes":1024,"capacity":1073741824},
+                "repair":{"backlog":2,"pushed":1,"dropped":0,"failed":0,"sweeps":3}}"#,
         )
         .unwrap();
         let text = network_text(&view);
@@ -183,6 +205,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("n2    127.0.0.1:4101  alive"), "{text}");
+        assert!(
+            text.contains("repair 2 chunks waiting, 1 copy made so far"),
+            "{text}"
+        );
 
         let alone: NetworkView =
             serde_json::from_str(r#"{"node":{"id":"n1","addr":"a"},"peers":[]}"#).unwrap();
