@@ -90,7 +90,11 @@ async fn repair_time(gib: f64) {
         .unwrap()
         .clone();
     let held = victim.status().store;
-    let survivors: Vec<Node> = nodes.iter().filter(|x| x.id() != victim.id()).cloned().collect();
+    let survivors: Vec<Node> = nodes
+        .iter()
+        .filter(|x| x.id() != victim.id())
+        .cloned()
+        .collect();
     let copies: u64 = nodes.iter().map(|x| x.status().store.chunks).sum();
     println!(
         "repair: uploaded {files} files of 64 MiB in {upload:.1?}; victim holds {} chunks, {:.2} GiB",
@@ -104,7 +108,11 @@ async fn repair_time(gib: f64) {
     loop {
         let now = Instant::now();
         assert!(now < deadline, "repair did not finish in 10 minutes");
-        if declared.is_none() && survivors.iter().all(|x| !x.live_nodes().contains(&victim.id())) {
+        if declared.is_none()
+            && survivors
+                .iter()
+                .all(|x| !x.live_nodes().contains(&victim.id()))
+        {
             declared = Some(now - lost_at);
         }
         let held: u64 = survivors.iter().map(|x| x.status().store.chunks).sum();

@@ -252,3 +252,39 @@ impl Repairer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_paces_bytes_to_the_rate() {
+        let start = Instant::now();
+        let mut throttle = Throttle { next_free: start };
+        // 10 pushes of 1 MiB at 4 MiB/s: the first goes at once, the rest every 250 ms.
+        for _ in 0..10 {
+            throttle.admit(1 << 20, 4 << 20).await;
+        }
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(2250) && elapsed < Duration::from_millis(2300),
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_does_not_bank_idle_time() {
+        let start = Instant::now();
+        let mut throttle = Throttle { next_free: start };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // After a long idle spell the rate still holds: no burst of banked credit.
+        for _ in 0..3 {
+            throttle.admit(1 << 20, 1 << 20).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_secs(12),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
