@@ -104,7 +104,10 @@ async fn seal_and_store(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(id);
-    cluster.put(id, Bytes::from(sealed.bytes)).await?;
+    let mut bytes = sealed.bytes;
+    // Stored as is on this node: do not pin the spare capacity of a short final chunk.
+    bytes.shrink_to_fit();
+    cluster.put(id, Bytes::from(bytes)).await?;
     Ok(id)
 }
 

@@ -216,3 +216,40 @@ async fn a_full_holder_is_skipped_and_reads_still_find_the_chunks() {
     check_all(&nodes, &files).await;
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_rejoins_under_a_new_id() {
+    let mut nodes = common::network_with(5, fast).await;
+    let files = upload_files(&nodes).await;
+    wait_replicated(&nodes, &files).await;
+    let old = nodes.remove(2);
+    let addr = old.peer_addr();
+    old.crash().await;
+    // Same address, new process: a new node that bootstraps from any member.
+    let restarted = Node::start(fast(NodeConfig {
+        listen: addr,
+        bootstrap: vec![nodes[0].peer_addr()],
+        ..common::config()
+    }))
+    .await
+    .unwrap();
+    assert_ne!(restarted.id(), old.id());
+    nodes.push(restarted.clone());
+    eventually(
+        "everyone sees the new id, and not the old one, as live",
+        || {
+            nodes.iter().all(|n| {
+                let live = n.live_nodes();
+                live.len() == 5 && live.contains(&restarted.id()) && !live.contains(&old.id())
+            })
+        },
+    )
+    .await;
+    eventually("the restarted node receives its share again", || {
+        restarted.status().store.chunks > 0
+    })
+    .await;
+    wait_replicated(&nodes, &files).await;
+    check_all(&nodes, &files).await;
+    shutdown(nodes).await;
+}

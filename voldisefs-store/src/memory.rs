@@ -116,6 +116,34 @@ impl MemoryStore {
             })
     }
 
+    /// Stores a chunk whose id the caller computed itself from exactly these bytes (a
+    /// gateway's freshly sealed chunk): skips the SHA-256 check (debug builds still make it)
+    /// and stores `data` as is, without a copy, so it should own its whole buffer rather than
+    /// be a slice of a larger one. Capacity and idempotence rules are those of
+    /// [`ChunkStore::put`].
+    pub fn put_verified(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
+        let len = len_u64(&data);
+        let max = self.inner.max_chunk_len;
+        if len > max {
+            return Err(StoreError::ChunkTooLarge { len, max });
+        }
+        debug_assert!(id.matches(&data), "put_verified with a wrong id");
+        self.insert(id, data)
+    }
+
+    /// Inserts a verified, owned chunk unless present, within capacity.
+    fn insert(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
+        let mut shard = self.shard(&id);
+        if shard.contains_key(&id) {
+            // Already stored (possibly by a concurrent put that won the race).
+            return Ok(PutOutcome::AlreadyPresent);
+        }
+        self.reserve(len_u64(&data))?;
+        shard.insert(id, data);
+        self.inner.chunks.fetch_add(1, Ordering::AcqRel);
+        Ok(PutOutcome::Stored)
+    }
+
     /// Accounts for removed chunks. Call with the shard lock held.
     fn release(&self, chunks: u64, bytes: u64) {
         self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
@@ -150,16 +178,7 @@ impl ChunkStore for MemoryStore {
             return Ok(PutOutcome::AlreadyPresent);
         }
         // Own an exact-size buffer (see "Memory" above); copy outside the lock.
-        let data = Bytes::copy_from_slice(&data);
-        let mut shard = self.shard(&id);
-        if shard.contains_key(&id) {
-            // Another put of the same chunk won the race.
-            return Ok(PutOutcome::AlreadyPresent);
-        }
-        self.reserve(len)?;
-        shard.insert(id, data);
-        self.inner.chunks.fetch_add(1, Ordering::AcqRel);
-        Ok(PutOutcome::Stored)
+        self.insert(id, Bytes::copy_from_slice(&data))
     }
 
     fn get(&self, id: &ChunkId) -> Option<Bytes> {
@@ -238,6 +257,35 @@ mod tests {
         assert_eq!(a.put(id, data.clone()), Ok(PutOutcome::Stored));
         assert_eq!(b.get(&id), Some(data));
         assert_eq!(b.stats().bytes, 6);
+    }
+
+    #[test]
+    fn put_verified_stores_without_copy_within_capacity() {
+        let store = MemoryStore::new(10);
+        let (id, data) = chunk(b"sealed");
+        assert_eq!(store.put_verified(id, data.clone()), Ok(PutOutcome::Stored));
+        assert_eq!(
+            store.put_verified(id, data.clone()),
+            Ok(PutOutcome::AlreadyPresent)
+        );
+        assert_eq!(store.put(id, data.clone()), Ok(PutOutcome::AlreadyPresent));
+        let stored = store.get(&id).unwrap();
+        assert_eq!(stored.as_ptr(), data.as_ptr(), "stored as is, not copied");
+        assert_eq!(store.stats().bytes, 6);
+        let (other, more) = chunk(b"too much");
+        assert!(matches!(
+            store.put_verified(other, more),
+            Err(StoreError::Full {
+                needed: 8,
+                available: 4,
+                capacity: 10
+            })
+        ));
+        let limited = MemoryStore::with_limits(100, 4);
+        assert!(matches!(
+            limited.put_verified(id, data),
+            Err(StoreError::ChunkTooLarge { len: 6, max: 4 })
+        ));
     }
 
     #[test]
