@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Network(ListArgs),
     /// Run a small network of nodes in this process, to try Voldisefs out.
     Demo(DemoArgs),
+    /// Write a fresh random network key to a file (for `node start --network-key-file`).
+    Keygen(KeygenArgs),
 }
 
 /// `voldisefs node ...`
@@ -82,7 +84,30 @@ pub(crate) struct NodeStartArgs {
     /// [default: 1MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
     pub(crate) chunk_size: Option<ChunkSize>,
+    /// The network key (written by `voldisefs keygen`): peer links are encrypted and
+    /// authenticated and only nodes with the same key can join. Without it the node runs in
+    /// open mode.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) network_key_file: Option<PathBuf>,
+    /// A token every API request must carry (`Authorization: Bearer`); required when --http
+    /// is not a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) api_token_file: Option<PathBuf>,
 }
+
+/// Options of `voldisefs keygen`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// The file to write the new network key to (created with mode 0600).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Environment variable holding the node's API token.
+pub(crate) const API_TOKEN_ENV: &str = "VOLDISEFS_API_TOKEN";
 
 /// The node to talk to.
 #[derive(Debug, Args)]
@@ -96,6 +121,25 @@ pub(crate) struct NodeArg {
         value_parser = parse_node_url
     )]
     pub(crate) node: Url,
+    /// Read the node's API token from FILE (needed when the node was started with one);
+    /// otherwise $VOLDISEFS_API_TOKEN is used if set.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) api_token_file: Option<PathBuf>,
+}
+
+impl NodeArg {
+    /// The API token to send, if any: from `--api-token-file`, else `$VOLDISEFS_API_TOKEN`.
+    pub(crate) fn api_token(&self) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
+        let token = match &self.api_token_file {
+            Some(path) => Some(crate::secrets::read_secret_file(path, "API token")?),
+            None => std::env::var(API_TOKEN_ENV)
+                .ok()
+                .map(zeroize::Zeroizing::new),
+        };
+        Ok(token
+            .map(|t| zeroize::Zeroizing::new(t.trim().to_owned()))
+            .filter(|t| !t.is_empty()))
+    }
 }
 
 /// Where the password comes from.

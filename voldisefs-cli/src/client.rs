@@ -86,9 +86,18 @@ pub(crate) struct NodeClient {
 }
 
 impl NodeClient {
-    /// A client for the node at `base` (as returned by [`crate::cli::parse_node_url`]).
-    pub(crate) fn new(base: Url) -> anyhow::Result<Self> {
+    /// A client for the node `node` names (its URL, and its API token if one is given).
+    pub(crate) fn new(node: &crate::cli::NodeArg) -> anyhow::Result<Self> {
+        let base = node.node.clone();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = node.api_token()? {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.as_str()))
+                .map_err(|_| anyhow::anyhow!("the API token is not valid in an HTTP header"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .no_proxy()
             .user_agent(concat!("voldisefs/", env!("CARGO_PKG_VERSION")))
@@ -253,6 +262,18 @@ async fn error_from_response(response: Response, file: Option<&str>) -> CliError
 /// The [`CliError`] for an error status and body.
 fn classify(status: StatusCode, file: Option<&str>, body: ErrorBody) -> CliError {
     match (status, file) {
+        (StatusCode::UNAUTHORIZED, _) if body.error == "token_required" => CliError::Server {
+            status: status.as_u16(),
+            code: body.error,
+            message:
+                "the node's API needs a token: give --api-token-file or set $VOLDISEFS_API_TOKEN"
+                    .into(),
+        },
+        (StatusCode::UNAUTHORIZED, _) if body.error == "bad_token" => CliError::Server {
+            status: status.as_u16(),
+            code: body.error,
+            message: "the node refused the API token".into(),
+        },
         (StatusCode::UNAUTHORIZED, _) => CliError::WrongPassword,
         (StatusCode::UNPROCESSABLE_ENTITY, Some(_)) => CliError::Corrupt {
             message: body.message,

@@ -13,6 +13,7 @@ mod error;
 mod names;
 mod password;
 mod progress;
+mod secrets;
 mod signals;
 mod size;
 mod table;

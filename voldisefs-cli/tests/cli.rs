@@ -450,48 +450,95 @@ fn ls_and_network() {
     assert!(text.contains("alive"), "{text}");
 }
 
-#[test]
-fn node_start_serves_and_stops_on_sigterm() {
-    let mut child = voldisefs()
-        .args([
-            "node",
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let kill = |signal: &str| {
-        let _ = Command::new("kill").arg(signal).arg(&pid).status();
-    };
+/// A `voldisefs node start` child process, killed when dropped.
+struct NodeProcess {
+    child: std::process::Child,
+    /// Its ready lines: `node <id>`, `peer <addr>`, `http http://<addr>`.
+    lines: Vec<String>,
+}
 
-    // Read the three ready lines on a thread, so a silent child cannot hang the test.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+impl NodeProcess {
+    /// Starts a node on OS-assigned loopback ports with `extra` options and waits for its
+    /// three ready lines.
+    fn start(extra: &[&str]) -> NodeProcess {
+        let child = voldisefs()
+            .args([
+                "node",
+                "start",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut node = NodeProcess {
+            child,
+            lines: Vec::new(),
+        };
+        // Read the ready lines on a thread, so a silent child cannot hang the test.
+        let stdout = node.child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        while node.lines.len() < 3 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => node.lines.push(line),
+                Err(_) => panic!("node start printed only {:?}", node.lines),
             }
         }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while lines.len() < 3 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => lines.push(line),
-            Err(_) => {
-                kill("-KILL");
-                panic!("node start printed only {lines:?}");
+        node
+    }
+
+    /// The node's HTTP URL.
+    fn url(&self) -> &str {
+        self.lines[2].strip_prefix("http ").unwrap()
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn stop(mut self) -> Option<i32> {
+        self.signal("-TERM");
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
             }
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("-KILL");
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn node_start_serves_and_stops_on_sigterm() {
+    let node = NodeProcess::start(&[]);
+    let lines = &node.lines;
     assert!(lines[0].starts_with("node "), "{lines:?}");
     let peer: SocketAddr = lines[1].strip_prefix("peer ").unwrap().parse().unwrap();
     assert_ne!(peer.port(), 0);
@@ -513,21 +560,63 @@ fn node_start_serves_and_stops_on_sigterm() {
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
-    // The CLI talks to it too.
-    let output = run(voldisefs().args(["network", "--json", "--node", &lines[2][5..]]));
+    // The CLI talks to it too, and it reports that its links are open.
+    let output = run(voldisefs().args(["network", "--node", node.url()]));
     assert_code(&output, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("OPEN"));
+    assert_eq!(node.stop(), Some(0));
+}
 
-    kill("-TERM");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            kill("-KILL");
-            panic!("node did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
+#[test]
+fn keygen_keyed_node_and_api_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key = dir.join("network.key");
+    let output = run(voldisefs().args(["keygen", "-o", key.to_str().unwrap()]));
+    assert_code(&output, 0);
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.trim().len(), 64);
+    assert!(text.trim().bytes().all(|b| b.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Never overwrites a key by accident.
+    let again = run(voldisefs().args(["keygen", "-o", key.to_str().unwrap()]));
+    assert_code(&again, 1);
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+
+    let token = dir.join("api.token");
+    std::fs::write(&token, "let-me-in\n").unwrap();
+    let node = NodeProcess::start(&[
+        "--network-key-file",
+        key.to_str().unwrap(),
+        "--api-token-file",
+        token.to_str().unwrap(),
+    ]);
+    let file = dir.join("hello.txt");
+    std::fs::write(&file, b"hello keyed world").unwrap();
+    let refused = run(voldisefs()
+        .args(["put", file.to_str().unwrap(), "--node", node.url()])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&refused, 1);
+    assert!(
+        stderr(&refused).contains("API needs a token"),
+        "{}",
+        stderr(&refused)
+    );
+    let output = run(voldisefs()
+        .args(["put", file.to_str().unwrap(), "--node", node.url()])
+        .args(["--api-token-file", token.to_str().unwrap()])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let output = run(voldisefs()
+        .args(["network", "--json", "--node", node.url()])
+        .env("VOLDISEFS_API_TOKEN", "let-me-in"));
+    assert_code(&output, 0);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["security"], "keyed");
+    assert_eq!(node.stop(), Some(0));
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use voldisefs_proto::MAX_FRAME_LEN;
 
+use crate::NetworkKey;
+
 /// Timeouts and limits of the network layer. `Default` gives values fit for a LAN.
 ///
 /// Failure detection follows garage's scheme: every peer is pinged every `probe_interval`; one
@@ -19,8 +21,14 @@ pub struct NetConfig {
     pub handshake_timeout: Duration,
     /// Time allowed for one request to be answered (a whole chunk transfer included).
     pub request_timeout: Duration,
+    /// The network's shared key. `Some`: keyed mode, every link is a Noise handshake keyed by
+    /// it and only nodes holding it can join. `None`: open mode, as the seed was (anyone who
+    /// can reach the port can join); keyed and open nodes never talk to each other.
+    pub network_key: Option<NetworkKey>,
     /// Inbound connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Inbound connections served at once from one IP address; further ones are refused.
+    pub max_connections_per_ip: usize,
     /// Requests of one inbound connection handled at once; the connection stops reading beyond.
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted or sent.
@@ -47,7 +55,9 @@ impl Default for NetConfig {
             connect_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            network_key: None,
             max_connections: 1024,
+            max_connections_per_ip: 256,
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             bootstrap_parallelism: 16,

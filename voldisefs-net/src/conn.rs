@@ -16,11 +16,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
-use crate::stats::CountingCodec;
-use crate::{NetConfig, NetError, Payload};
+use crate::link::LinkCodec;
+use crate::network::Shared;
+use crate::noise::{self, NoiseCodec};
+use crate::{NetError, Payload};
 
 type Pending = HashMap<u64, oneshot::Sender<Frame>>;
 
@@ -43,13 +44,11 @@ impl Conn {
     /// Connects to `addr`, performs the handshake as `local`, and starts the connection's tasks.
     pub(crate) async fn connect(
         addr: SocketAddr,
-        local: PeerInfo,
-        config: &NetConfig,
-        codec: CountingCodec,
-        parent: &CancellationToken,
-        tracker: &TaskTracker,
+        shared: &Shared,
     ) -> Result<std::sync::Arc<Conn>, NetError> {
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        let config = &shared.config;
+        let local = shared.membership.local();
+        let mut stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| NetError::Timeout {
                 addr,
@@ -57,6 +56,25 @@ impl Conn {
             })?
             .map_err(|source| NetError::Connect { addr, source })?;
         stream.set_nodelay(true)?;
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+        let (codec, expected) = match &shared.keyed {
+            None => (LinkCodec::Open(shared.codec()), None),
+            Some(keyed) => {
+                let session = tokio::time::timeout_at(
+                    deadline,
+                    noise::handshake(&mut stream, &keyed.key, &keyed.identity, true),
+                )
+                .await
+                .map_err(|_| NetError::Timeout {
+                    addr,
+                    what: "handshake",
+                })?
+                .map_err(|reason| NetError::Handshake { addr, reason })?;
+                let expected = session.remote_id;
+                let codec = NoiseCodec::new(session, shared.codec());
+                (LinkCodec::Noise(Box::new(codec)), Some(expected))
+            }
+        };
         let (read, write) = stream.into_split();
         let mut reader = FramedRead::new(read, codec.clone());
         let mut writer = FramedWrite::new(write, codec);
@@ -69,7 +87,7 @@ impl Conn {
                 listen_addr: local.addr,
             },
         );
-        let remote = tokio::time::timeout(config.handshake_timeout, async {
+        let remote = tokio::time::timeout_at(deadline, async {
             writer
                 .send(hello)
                 .await
@@ -86,6 +104,15 @@ impl Conn {
             addr,
             what: "handshake",
         })??;
+        if let Some(expected) = expected.filter(|id| *id != remote.id) {
+            return Err(NetError::Handshake {
+                addr,
+                reason: format!(
+                    "peer claims id {} but its key is that of {expected}",
+                    remote.id
+                ),
+            });
+        }
 
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let conn = std::sync::Arc::new(Conn {
@@ -93,11 +120,11 @@ impl Conn {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Some(HashMap::new())),
             tx,
-            closed: parent.child_token(),
+            closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
         });
-        tracker.spawn(write_loop(conn.clone(), writer, rx));
-        tracker.spawn(read_loop(conn.clone(), reader));
+        shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
+        shared.tracker.spawn(read_loop(conn.clone(), reader));
         Ok(conn)
     }
 
@@ -226,7 +253,7 @@ fn handshake_answer(addr: SocketAddr, message: Message) -> Result<PeerInfo, NetE
 
 async fn write_loop(
     conn: std::sync::Arc<Conn>,
-    mut writer: FramedWrite<OwnedWriteHalf, CountingCodec>,
+    mut writer: FramedWrite<OwnedWriteHalf, LinkCodec>,
     mut rx: mpsc::Receiver<Frame>,
 ) {
     let addr = conn.remote.addr;
@@ -257,10 +284,7 @@ async fn write_loop(
     conn.close();
 }
 
-async fn read_loop(
-    conn: std::sync::Arc<Conn>,
-    mut reader: FramedRead<OwnedReadHalf, CountingCodec>,
-) {
+async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadHalf, LinkCodec>) {
     let addr = conn.remote.addr;
     loop {
         let next = tokio::select! {

@@ -98,6 +98,9 @@ pub enum NetError {
         /// How many addresses were tried.
         tried: usize,
     },
+    /// The network key or this node's key pair is unusable.
+    #[error("network key: {0}")]
+    Key(String),
     /// This node is cut off from its peers (`Network::set_isolated`).
     #[error("this node is isolated from its peers")]
     Isolated,

@@ -31,7 +31,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let start = || async {
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//!     Network::start(listener, NodeId::random(), None, Arc::new(Refuse), NetConfig::default()).unwrap()
+//!     Network::start(listener, None, Arc::new(Refuse), NetConfig::default()).unwrap()
 //! };
 //! let (a, b) = (start().await, start().await);
 //! b.bootstrap(&[a.local().addr]).await.unwrap();
@@ -47,9 +47,11 @@
 mod config;
 mod conn;
 mod error;
+mod link;
 mod liveness;
 mod membership;
 mod network;
+mod noise;
 mod server;
 mod stats;
 
@@ -57,5 +59,6 @@ pub use config::NetConfig;
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
 pub use network::{BootstrapReport, Handler, Network, Payload};
+pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use stats::TrafficStats;
 pub use voldisefs_proto::PROTOCOL_VERSION;

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use voldisefs_proto::{Message, NodeId, PeerInfo};
 
 use crate::conn::Conn;
+use crate::noise::{Identity, NetworkKey};
 use crate::stats::{Counters, CountingCodec, TrafficStats};
 use crate::{Membership, NetConfig, NetError, PeerState};
 
@@ -70,9 +71,18 @@ pub(crate) struct Shared {
     /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
     pool: Mutex<HashMap<SocketAddr, Slot>>,
     counters: Arc<Counters>,
+    /// Keyed mode: the network key and this node's static key pair.
+    pub(crate) keyed: Option<Keyed>,
     isolated: AtomicBool,
     /// Parent of every connection's token; replaced (and cancelled) on isolation.
     generation: Mutex<CancellationToken>,
+}
+
+/// What keyed mode needs: the shared network key and this node's own key pair.
+#[derive(Debug)]
+pub(crate) struct Keyed {
+    pub(crate) key: NetworkKey,
+    pub(crate) identity: Identity,
 }
 
 impl Shared {
@@ -118,13 +128,15 @@ pub struct Network {
 }
 
 impl Network {
-    /// Starts serving peers on `listener` as node `id`, passing requests to `handler`.
+    /// Starts serving peers on `listener`, passing requests to `handler`.
     ///
-    /// `advertise` is the address other peers should dial (default: the listener's address;
-    /// give one when listening on a wildcard address). Must be called inside a tokio runtime.
+    /// The node's id is random in open mode; in keyed mode (`config.network_key`) a static key
+    /// pair is generated for the node's lifetime and the id is derived from it
+    /// ([`node_id_for`](crate::node_id_for)). `advertise` is the address other peers should
+    /// dial (default: the listener's address; give one when listening on a wildcard address).
+    /// Must be called inside a tokio runtime.
     pub fn start<H: Handler>(
         listener: TcpListener,
-        id: NodeId,
         advertise: Option<SocketAddr>,
         handler: Arc<H>,
         config: NetConfig,
@@ -132,6 +144,17 @@ impl Network {
         let addr = match advertise {
             Some(addr) => addr,
             None => listener.local_addr()?,
+        };
+        let keyed = match &config.network_key {
+            Some(key) => Some(Keyed {
+                key: key.clone(),
+                identity: Identity::generate()?,
+            }),
+            None => None,
+        };
+        let id = match &keyed {
+            Some(keyed) => keyed.identity.node_id(),
+            None => NodeId::random(),
         };
         let token = CancellationToken::new();
         let shared = Arc::new(Shared {
@@ -142,6 +165,7 @@ impl Network {
             tracker: TaskTracker::new(),
             pool: Mutex::new(HashMap::new()),
             counters: Arc::default(),
+            keyed,
             isolated: AtomicBool::new(false),
         });
         shared.tracker.spawn(crate::server::accept_loop(
@@ -192,6 +216,11 @@ impl Network {
         self.shared.membership.local()
     }
 
+    /// Whether links are encrypted and authenticated with a network key.
+    pub fn is_keyed(&self) -> bool {
+        self.shared.keyed.is_some()
+    }
+
     /// The membership table.
     pub fn membership(&self) -> &Membership {
         &self.shared.membership
@@ -222,15 +251,7 @@ impl Network {
         if let Some(conn) = slot.as_ref().filter(|c| c.is_open()) {
             return Ok(conn.clone());
         }
-        let conn = Conn::connect(
-            addr,
-            self.local(),
-            &self.shared.config,
-            self.shared.codec(),
-            &self.shared.generation(),
-            &self.shared.tracker,
-        )
-        .await?;
+        let conn = Conn::connect(addr, &self.shared).await?;
         self.shared.membership.observe(conn.remote());
         *slot = Some(conn.clone());
         Ok(conn)

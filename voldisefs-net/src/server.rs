@@ -4,8 +4,9 @@
 //! answered here, everything else goes to the node's [`Handler`]. A malformed, unknown,
 //! oversized or out-of-order frame closes that one connection with a logged reason.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -13,10 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
-use voldisefs_proto::{ErrorCode, Frame, Message, PROTOCOL_VERSION, PeerInfo};
+use voldisefs_proto::{ErrorCode, Frame, Message, NodeId, PROTOCOL_VERSION, PeerInfo};
 
+use crate::link::LinkCodec;
 use crate::network::Shared;
-use crate::stats::CountingCodec;
+use crate::noise::{self, NoiseCodec};
 use crate::{Handler, Payload, PeerState};
 
 /// Accepts connections until the network's token is cancelled.
@@ -26,6 +28,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     handler: Arc<H>,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let per_ip = PerIp::default();
     let mut backoff = Duration::from_millis(10);
     loop {
         let permit = tokio::select! {
@@ -46,13 +49,19 @@ pub(crate) async fn accept_loop<H: Handler>(
             }
             Ok((stream, from)) => {
                 backoff = Duration::from_millis(10);
+                let Some(slot) = per_ip.admit(from.ip(), shared.config.max_connections_per_ip)
+                else {
+                    tracing::warn!(%from, "too many connections from this address; refusing");
+                    drop((stream, permit));
+                    continue;
+                };
                 let shared2 = shared.clone();
                 let handler = handler.clone();
                 shared.tracker.spawn(async move {
                     if let Err(reason) = serve_connection(stream, from, &shared2, handler).await {
                         tracing::warn!(%from, %reason, "closing peer connection");
                     }
-                    drop(permit);
+                    drop((slot, permit));
                 });
             }
             Err(e) => {
@@ -71,6 +80,48 @@ pub(crate) async fn accept_loop<H: Handler>(
 /// Why a connection was closed by us.
 type CloseReason = String;
 
+/// Open inbound connections per remote IP address.
+#[derive(Debug, Clone, Default)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One admitted connection; frees its place when dropped.
+struct IpSlot {
+    table: PerIp,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for one more connection from `ip`, unless it already has `max`.
+    fn admit(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut table = self.lock();
+        let count = table.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut table = self.table.lock();
+        if let Some(count) = table.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                table.remove(&self.ip);
+            }
+        }
+    }
+}
+
 async fn serve_connection<H: Handler>(
     stream: TcpStream,
     from: SocketAddr,
@@ -78,13 +129,28 @@ async fn serve_connection<H: Handler>(
     handler: Arc<H>,
 ) -> Result<(), CloseReason> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut framed = Framed::new(stream, shared.codec());
     // Isolation (see `Network::set_isolated`) cancels this generation's connections.
     let generation = shared.generation();
-    let peer = tokio::select! {
+    let setup = async {
+        let mut stream = stream;
+        let (codec, expected) = match &shared.keyed {
+            None => (LinkCodec::Open(shared.codec()), None),
+            Some(keyed) => {
+                let session =
+                    noise::handshake(&mut stream, &keyed.key, &keyed.identity, false).await?;
+                let expected = session.remote_id;
+                let codec = NoiseCodec::new(session, shared.codec());
+                (LinkCodec::Noise(Box::new(codec)), Some(expected))
+            }
+        };
+        let mut framed = Framed::new(stream, codec);
+        let peer = handshake(&mut framed, shared, expected).await?;
+        Ok::<_, CloseReason>((framed, peer))
+    };
+    let (framed, peer) = tokio::select! {
         () = generation.cancelled() => return Ok(()),
-        peer = tokio::time::timeout(shared.config.handshake_timeout, handshake(&mut framed, shared)) =>
-            peer.map_err(|_| "handshake timed out".to_string())??,
+        setup = tokio::time::timeout(shared.config.handshake_timeout, setup) =>
+            setup.map_err(|_| "handshake timed out".to_string())??,
     };
     shared.membership.observe(peer);
     tracing::debug!(%from, peer = %peer.id, "peer connected");
@@ -164,8 +230,9 @@ async fn serve_connection<H: Handler>(
 
 /// Reads the peer's `hello`, checks it and answers with ours.
 async fn handshake(
-    framed: &mut Framed<TcpStream, CountingCodec>,
+    framed: &mut Framed<TcpStream, LinkCodec>,
     shared: &Shared,
+    expected: Option<NodeId>,
 ) -> Result<PeerInfo, CloseReason> {
     let first = framed
         .next()
@@ -189,6 +256,13 @@ async fn handshake(
                 return Err(reason);
             }
             let local = shared.membership.local();
+            if let Some(expected) = expected.filter(|id| *id != node_id) {
+                let reason = format!("peer claims id {node_id} but its key is that of {expected}");
+                let _ = framed
+                    .send(refuse(ErrorCode::BadRequest, reason.clone()))
+                    .await;
+                return Err(reason);
+            }
             if node_id == local.id {
                 let reason = "peer claims this node's own id".to_string();
                 let _ = framed

@@ -32,7 +32,7 @@ impl Handler for Echo {
 
 async fn start_with(config: NetConfig) -> Network {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Network::start(listener, NodeId::random(), None, Arc::new(Echo), config).unwrap()
+    Network::start(listener, None, Arc::new(Echo), config).unwrap()
 }
 
 async fn start() -> Network {

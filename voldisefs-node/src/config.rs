@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use voldisefs_crypto::{ChunkSize, KdfParams};
 use voldisefs_net::NetConfig;
+use zeroize::Zeroizing;
 
 /// How a node is started. `Default` matches `voldisefs node start` without options.
 #[derive(Debug, Clone)]
@@ -35,8 +36,42 @@ pub struct NodeConfig {
     pub repair_bandwidth: u64,
     /// How long a graceful shutdown may spend handing chunks to their next holders.
     pub handoff_deadline: Duration,
-    /// Peer networking timeouts, limits and failure detection.
+    /// Token every `/api/...` request must carry (`Authorization: Bearer <token>`). Required
+    /// when `http` is not a loopback address.
+    pub api_token: Option<ApiToken>,
+    /// Peer networking: the network key (keyed mode), timeouts, limits, failure detection.
     pub net: NetConfig,
+}
+
+/// The secret that guards a node's HTTP API. Wiped when dropped; its `Debug` shows nothing;
+/// compared in constant time.
+#[derive(Clone)]
+pub struct ApiToken(Zeroizing<String>);
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(..)")
+    }
+}
+
+impl ApiToken {
+    /// Wraps a token; surrounding whitespace is dropped. Fails if it is empty or not visible
+    /// ASCII (it travels in an HTTP header).
+    pub fn new(token: &str) -> Result<Self, crate::NodeError> {
+        let token = token.trim();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(crate::NodeError::Config(
+                "an API token must be non-empty visible ASCII without spaces".into(),
+            ));
+        }
+        Ok(Self(Zeroizing::new(token.to_string())))
+    }
+
+    /// Whether `candidate` is this token (constant time in the token's content).
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(candidate).into()
+    }
 }
 
 impl Default for NodeConfig {
@@ -55,6 +90,7 @@ impl Default for NodeConfig {
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,
             handoff_deadline: Duration::from_secs(30),
+            api_token: None,
             net: NetConfig::default(),
         }
     }

@@ -31,6 +31,9 @@ pub enum NodeError {
     /// Every node that could hold the chunk is full.
     #[error("network full: {0}")]
     Full(String),
+    /// The configuration cannot be used (e.g. a public HTTP API without a token).
+    #[error("{0}")]
+    Config(String),
     /// The request was invalid (bad name, empty password, ...).
     #[error("{0}")]
     InvalidRequest(String),

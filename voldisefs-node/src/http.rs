@@ -6,8 +6,9 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
@@ -24,13 +25,41 @@ pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
 
 /// The routes of one node.
 pub(crate) fn router(node: Node) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/healthz", get(healthz))
+    let api = Router::new()
         .route("/api/v1/files", get(list_files).post(upload))
         .route("/api/v1/files/{id}", get(download).delete(delete))
         .route("/api/v1/network", get(network))
+        .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .merge(api)
         .with_state(node)
+}
+
+/// With an API token configured, every `/api/...` request must carry
+/// `Authorization: Bearer <token>`; the page and `/healthz` stay public.
+async fn require_token(State(node): State<Node>, request: Request, next: Next) -> Response {
+    if let Some(token) = &node.config().api_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        let refusal = match given {
+            None => Some((
+                "token_required",
+                "this node's API needs a token: send `Authorization: Bearer <token>`",
+            )),
+            Some(candidate) if !token.matches(candidate) => {
+                Some(("bad_token", "the API token is wrong"))
+            }
+            Some(_) => None,
+        };
+        if let Some((code, message)) = refusal {
+            return ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// An error answer: status, stable code, human message.
@@ -68,7 +97,7 @@ impl From<NodeError> for ApiError {
             }
             NodeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
-            NodeError::InvalidRequest(_) | NodeError::Body(_) => {
+            NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             NodeError::Crypto(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt"),

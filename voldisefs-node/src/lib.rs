@@ -48,7 +48,7 @@ pub mod placement;
 mod repair;
 mod upload;
 
-pub use config::NodeConfig;
+pub use config::{ApiToken, NodeConfig};
 pub use download::{ByteStream, Download};
 pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER};

@@ -43,6 +43,8 @@ pub struct NetworkStatus {
     pub node: PeerInfo,
     /// Every known peer with its state.
     pub peers: Vec<PeerStatus>,
+    /// `keyed` (peer links encrypted and authenticated with the network key) or `open`.
+    pub security: &'static str,
     /// This node's store usage.
     pub store: StoreStatus,
     /// This node's repair activity.
@@ -141,6 +143,16 @@ impl Node {
     /// `config.bootstrap` (if any). Fails if a listener cannot be bound or if bootstrap peers
     /// were given and none could be reached.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        if let Some(addr) = config.http.filter(|a| !a.ip().is_loopback()) {
+            if config.api_token.is_none() {
+                return Err(NodeError::Config(format!(
+                    "refusing to serve the HTTP API on {addr} without an API token: anyone who \
+                     can reach that address could list this node's files, see the network and \
+                     use its storage; give an API token (--api-token-file) or bind the API to \
+                     127.0.0.1"
+                )));
+            }
+        }
         let peer_listener =
             TcpListener::bind(config.listen)
                 .await
@@ -169,7 +181,6 @@ impl Node {
         let store = MemoryStore::new(config.capacity);
         let net = Network::start(
             peer_listener,
-            NodeId::random(),
             config.advertise,
             Arc::new(StoreHandler {
                 store: store.clone(),
@@ -233,6 +244,14 @@ impl Node {
                 node.shutdown().await;
                 return Err(e.into());
             }
+        }
+        if !node.network().is_keyed() {
+            tracing::warn!(
+                peer_addr = %node.peer_addr(),
+                "OPEN MODE: peer links are neither encrypted nor authenticated; anyone who can \
+                 reach the peer port can join, list peers, store and fetch chunks (file contents \
+                 stay encrypted). Use a network key (voldisefs keygen, --network-key-file)."
+            );
         }
         tracing::info!(
             node = %node.id(),
@@ -410,6 +429,7 @@ impl Node {
                     state: e.state.as_str(),
                 })
                 .collect(),
+            security: if net.is_keyed() { "keyed" } else { "open" },
             store: self.inner.cluster.store.stats().into(),
             repair: {
                 let c = &self.inner.repairer.counters;

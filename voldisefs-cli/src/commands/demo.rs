@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
 use anyhow::Context as _;
+use voldisefs_node::net::{NetConfig, NetworkKey};
 use voldisefs_node::{Node, NodeConfig};
 
 use crate::cli::DemoArgs;
@@ -43,6 +44,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Starts `count` nodes, pushing each onto `nodes` as soon as it runs.
 async fn start_all(count: u16, nodes: &mut Vec<Node>) -> anyhow::Result<()> {
+    // The demo's nodes share a fresh network key that lives only in this process: their
+    // links are encrypted and nothing else can join.
+    let key = NetworkKey::generate()?;
     for i in 0..count {
         let bootstrap: Vec<SocketAddr> = nodes.first().map(Node::peer_addr).into_iter().collect();
         let peer_port = preferred_port(BASE_PEER_PORT + i);
@@ -55,7 +59,7 @@ async fn start_all(count: u16, nodes: &mut Vec<Node>) -> anyhow::Result<()> {
                 BASE_HTTP_PORT + i
             );
         }
-        let node = match Node::start(config(peer_port, http_port, bootstrap.clone())).await {
+        let node = match Node::start(config(peer_port, http_port, bootstrap.clone(), &key)).await {
             Ok(node) => node,
             // Someone took a preferred port between the probe and the bind.
             Err(first) if peer_port != 0 || http_port != 0 => {
@@ -63,7 +67,7 @@ async fn start_all(count: u16, nodes: &mut Vec<Node>) -> anyhow::Result<()> {
                     "note: node {}: {first}; using ports chosen by the system",
                     i + 1
                 );
-                Node::start(config(0, 0, bootstrap))
+                Node::start(config(0, 0, bootstrap, &key))
                     .await
                     .with_context(|| format!("cannot start node {}", i + 1))?
             }
@@ -84,13 +88,23 @@ fn preferred_port(port: u16) -> u16 {
     }
 }
 
-/// A loopback node configuration.
-fn config(peer_port: u16, http_port: u16, bootstrap: Vec<SocketAddr>) -> NodeConfig {
+/// A loopback node configuration in the demo's keyed network.
+fn config(
+    peer_port: u16,
+    http_port: u16,
+    bootstrap: Vec<SocketAddr>,
+    key: &NetworkKey,
+) -> NodeConfig {
+    let defaults = NodeConfig::default();
     NodeConfig {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, peer_port)),
         http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, http_port))),
         bootstrap,
-        ..NodeConfig::default()
+        net: NetConfig {
+            network_key: Some(key.clone()),
+            ..defaults.net.clone()
+        },
+        ..defaults
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
         refuse_overwrite(path, args.force).await?;
     }
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
-    let client = NodeClient::new(args.node.node)?;
+    let client = NodeClient::new(&args.node)?;
     let download = client.download(&args.id, &password).await?;
     drop(password);
 

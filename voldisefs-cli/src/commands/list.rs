@@ -42,6 +42,9 @@ struct NetworkView {
     /// Its repair activity, if reported.
     #[serde(default)]
     repair: Option<RepairActivity>,
+    /// `keyed` or `open`, if reported.
+    #[serde(default)]
+    security: Option<String>,
 }
 
 /// A node's repair activity.
@@ -78,7 +81,7 @@ struct StoreUsage {
 
 /// Prints the files uploaded through the node.
 pub(crate) async fn files(args: ListArgs) -> anyhow::Result<()> {
-    let client = NodeClient::new(args.node.node)?;
+    let client = NodeClient::new(&args.node)?;
     let json = client.get_json("api/v1/files").await?;
     if args.json {
         return print_json(&json);
@@ -91,7 +94,7 @@ pub(crate) async fn files(args: ListArgs) -> anyhow::Result<()> {
 
 /// Prints the node, its peers and its store usage.
 pub(crate) async fn network(args: ListArgs) -> anyhow::Result<()> {
-    let client = NodeClient::new(args.node.node)?;
+    let client = NodeClient::new(&args.node)?;
     let json = client.get_json("api/v1/network").await?;
     if args.json {
         return print_json(&json);
@@ -131,6 +134,13 @@ fn files_table(list: &FileList) -> String {
 /// The `network` text: this node, its store, then its peers.
 fn network_text(view: &NetworkView) -> String {
     let mut out = format!("node   {}  {}\n", view.node.id, view.node.addr);
+    match view.security.as_deref() {
+        Some("open") => out.push_str(
+            "links  OPEN: not encrypted or authenticated; anyone who can reach the peer port can join\n",
+        ),
+        Some(mode) => out.push_str(&format!("links  {mode}: encrypted and authenticated with the network key\n")),
+        None => {}
+    }
     if let Some(store) = &view.store {
         out.push_str(&format!(
             "store  {} chunk{}, {} of {} used\n",

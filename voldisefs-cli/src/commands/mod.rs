@@ -23,7 +23,19 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Ls(args) => interruptible(list::files(args)).await,
         Command::Rm(args) => interruptible(rm::run(args)).await,
         Command::Network(args) => interruptible(list::network(args)).await,
+        Command::Keygen(args) => keygen(&args),
     }
+}
+
+/// `voldisefs keygen`: writes a fresh network key, readable by its owner only.
+fn keygen(args: &crate::cli::KeygenArgs) -> anyhow::Result<()> {
+    let key = voldisefs_node::net::NetworkKey::generate()?;
+    crate::secrets::write_secret_file(&args.output, &key.to_hex(), args.force)?;
+    eprintln!(
+        "wrote a new network key to {}; give it to every node with --network-key-file",
+        args.output.display()
+    );
+    Ok(())
 }
 
 /// Runs a client command, ending it cleanly on Ctrl-C or SIGTERM.

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
-use voldisefs_node::{Node, NodeConfig};
+use voldisefs_node::net::{NetConfig, NetworkKey};
+use voldisefs_node::{ApiToken, Node, NodeConfig};
 
 use crate::cli::{HostPort, NodeStartArgs};
 use crate::signals::StopSignals;
@@ -47,8 +48,30 @@ async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
         Some(addr) => Some(resolve(addr).await?),
         None => None,
     };
+    let network_key = match &args.network_key_file {
+        Some(path) => {
+            let text = crate::secrets::read_secret_file(path, "network key")?;
+            Some(
+                NetworkKey::from_hex(&text)
+                    .with_context(|| format!("{} holds no valid network key", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let api_token = match &args.api_token_file {
+        Some(path) => Some(ApiToken::new(&crate::secrets::read_secret_file(
+            path,
+            "API token",
+        )?)?),
+        None => None,
+    };
     Ok(NodeConfig {
         listen: resolve(&args.listen).await?,
+        api_token,
+        net: NetConfig {
+            network_key,
+            ..defaults.net.clone()
+        },
         http: Some(resolve(&args.http).await?),
         advertise,
         bootstrap,

@@ -28,7 +28,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     }
     let name = upload_name(path)?;
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
-    let client = NodeClient::new(args.node.node)?;
+    let client = NodeClient::new(&args.node)?;
 
     let len = metadata.len();
     let bar = TransferBar::new(Some(len), "uploading");

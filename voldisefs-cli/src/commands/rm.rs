@@ -7,7 +7,7 @@ use crate::password;
 /// Deletes the file (the node checks the password first).
 pub(crate) async fn run(args: RmArgs) -> anyhow::Result<()> {
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
-    let client = NodeClient::new(args.node.node)?;
+    let client = NodeClient::new(&args.node)?;
     client.delete(&args.id, &password).await?;
     println!("deleted {}", args.id);
     Ok(())
