@@ -46,6 +46,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const NODE_ENV: &str = "VOLDISEFS_E2E_NODE";
 /// First word of the line a node child prints once it serves.
 const READY: &str = "VOLDISEFS_E2E_READY";
+/// Environment variable carrying the network key to node children (`--keyed`).
+const KEY_ENV: &str = "VOLDISEFS_E2E_NETWORK_KEY";
+/// The network key of this run, when `--keyed` was given.
+static NETWORK_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 const PASSWORD: &str = "e2e benchmark password";
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -89,6 +93,9 @@ fn node_child() -> Result<(), Error> {
             "--capacity" => config.capacity = value.parse()?,
             other => return Err(format!("node child: unknown option {other}").into()),
         }
+    }
+    if let Ok(key) = std::env::var(KEY_ENV) {
+        config.net.network_key = Some(voldisefs::net::NetworkKey::from_hex(&key)?);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,6 +200,9 @@ impl LocalNetwork {
             .args(["--capacity", &CAPACITY.to_string()]);
         if let Some(seed) = bootstrap {
             command.args(["--bootstrap", &seed.to_string()]);
+        }
+        if let Some(key) = NETWORK_KEY.get() {
+            command.env(KEY_ENV, key);
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -687,6 +697,11 @@ fn parse_plan() -> Result<Plan, Error> {
         match arg.as_str() {
             "--bench" => {}
             "--quick" => plan.sizes = vec![MIB, 256 * MIB],
+            "--keyed" => {
+                let key = voldisefs::net::NetworkKey::generate()?;
+                let _ = NETWORK_KEY.set(key.to_hex().to_string());
+                println!("e2e: keyed mode (Noise-encrypted peer links)");
+            }
             "--sizes" => {
                 let list = it.next().ok_or("--sizes needs a list, e.g. 1M,256M")?;
                 plan.sizes = list.split(',').map(parse_size).collect::<Result<_, _>>()?;
@@ -708,7 +723,7 @@ fn parse_plan() -> Result<Plan, Error> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: e2e [--quick] [--sizes 1M,16M,256M,1G] [--scenario N] [--verify sha256|bytes]"
+                    "usage: e2e [--quick] [--keyed] [--sizes 1M,16M,256M,1G] [--scenario N] [--verify sha256|bytes]"
                 );
                 std::process::exit(0);
             }

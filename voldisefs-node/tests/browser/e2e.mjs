@@ -1,0 +1,235 @@
+// End-to-end test of the node's web page in headless Chromium, driven by playwright-core.
+//
+// Started by tests/browser/main.rs against a real local network of in-process nodes; every
+// input comes from the environment:
+//   VOLDISEFS_NODE_A, VOLDISEFS_NODE_B  pages of two nodes of one network
+//   VOLDISEFS_NODE_FULL                 page of a lone node too small for VOLDISEFS_BIG_SIZE bytes
+//   VOLDISEFS_INPUT_FILE                the file to upload through the page (compared on download)
+//   VOLDISEFS_PASSWORD                  its password (non-ASCII on purpose)
+//   VOLDISEFS_SCREENSHOTS               directory for one PNG per step
+//   VOLDISEFS_CHROMIUM                  the browser (default /usr/bin/chromium)
+// Prints `ok - ...` per check, `RESULT {json}` at the end, and exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const A = env('VOLDISEFS_NODE_A');
+const B = env('VOLDISEFS_NODE_B');
+const FULL = env('VOLDISEFS_NODE_FULL');
+const INPUT = env('VOLDISEFS_INPUT_FILE');
+const PASSWORD = env('VOLDISEFS_PASSWORD');
+const BIG = Number(env('VOLDISEFS_BIG_SIZE'));
+const SHOTS = env('VOLDISEFS_SCREENSHOTS');
+const EXE = process.env.VOLDISEFS_CHROMIUM || '/usr/bin/chromium';
+const TOKEN = 'test-token-0123456789';
+const WAIT = 20_000; // ms: the bound on any single wait
+
+// The whole run is bounded too, whatever hangs.
+setTimeout(() => {
+  console.error('FAIL - the browser test took longer than 150 s');
+  process.exit(1);
+}, 150_000).unref();
+
+let step = 0;
+const pages = [];
+async function shot(page, name) {
+  step += 1;
+  const path = join(SHOTS, `${String(step).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`screenshot ${path}`);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok - ${what}`);
+}
+async function text(page, sel) {
+  return (await page.locator(sel).textContent()) ?? '';
+}
+async function noHorizontalScroll(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+}
+/** Waits until `sel` has non-empty text and returns it. */
+async function waitText(page, sel) {
+  await page.waitForFunction((s) => (document.querySelector(s)?.textContent ?? '').trim() !== '', sel, { timeout: WAIT });
+  return text(page, sel);
+}
+async function newPage(browser, url, options = {}) {
+  const context = await browser.newContext({ acceptDownloads: true, ...options });
+  const page = await context.newPage();
+  pages.push(page);
+  page.setDefaultTimeout(WAIT);
+  page.on('pageerror', (e) => {
+    console.error(`page error on ${url}: ${e.message}`);
+    process.exitCode = 1;
+  });
+  return { context, page };
+}
+
+await mkdir(SHOTS, { recursive: true });
+const browser = await chromium.launch({
+  headless: true,
+  executablePath: EXE,
+  timeout: WAIT,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const result = {};
+try {
+  const original = await readFile(INPUT);
+
+  // 1. Node A's page shows the network: the two other nodes, alive.
+  const { context: ctxA, page: a } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await ctxA.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: A });
+  await a.goto(A);
+  await a.waitForFunction(() => document.querySelectorAll('#peers .badge.alive').length === 2, null, { timeout: WAIT });
+  check((await text(a, '#st-peers')).trim() === '2 / 2', 'node A lists its 2 peers as alive');
+  check(/of 64 MiB/.test(await text(a, '#store-text')), 'node A shows its store against its capacity');
+  check(await a.locator('#token-box').isHidden(), 'the API token field stays hidden when no token is needed');
+  await shot(a, 'home');
+
+  // 2. Password helpers: strength hint, show/hide, generate.
+  await a.fill('#up-pw', 'abc');
+  check((await text(a, '#pw-hint')).startsWith('Weak'), 'a short password is called weak');
+  await a.click('#gen');
+  const generated = await a.inputValue('#up-pw');
+  check(/^([a-z2-9]{5}-){4}[a-z2-9]{5}$/.test(generated), `generate makes a random password (${generated})`);
+  check((await a.getAttribute('#up-pw', 'type')) === 'text', 'a generated password is shown');
+  await a.click('[data-for=up-pw]');
+  check((await a.getAttribute('#up-pw', 'type')) === 'password', 'hide masks the password again');
+  await a.fill('#up-pw', PASSWORD);
+  check((await text(a, '#pw-hint')).length > 0, `strength hint for the test password: ${await text(a, '#pw-hint')}`);
+
+  // 3. Upload through the file picker; the id appears with a copy button.
+  await a.setInputFiles('#up-file', INPUT);
+  check((await text(a, '#drop-text')).includes(basename(INPUT)), 'the chosen file is named in the drop zone');
+  await a.click('#up-btn');
+  await a.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  const id = (await text(a, '#up-id')).trim();
+  check(/^[0-9a-f]{64}$/.test(id), `the page shows the file id ${id}`);
+  check((await a.getAttribute('#up-bar', 'aria-valuenow')) === '100', 'the upload progress bar ends at 100%');
+  await a.click('#copy');
+  await a.waitForFunction(() => document.querySelector('#copy-msg').textContent !== '', null, { timeout: WAIT });
+  const clip = await a.evaluate(() => navigator.clipboard.readText().catch((e) => `unreadable: ${e}`));
+  check(clip === id, 'copy puts the id on the clipboard');
+  await a.waitForFunction((i) => document.querySelector('#files').textContent.includes(i), id, { timeout: WAIT });
+  check(true, 'the new file is listed under "Uploaded through this node"');
+  await shot(a, 'uploaded');
+  result.id = id;
+
+  // 4. Download it through node B's page; the bytes and the name must be the original's.
+  const { page: b } = await newPage(browser, B, { viewport: { width: 1280, height: 900 } });
+  await b.goto(B);
+  await b.fill('#down-id', id);
+  await b.fill('#down-pw', PASSWORD);
+  const [download] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  const got = await readFile(await download.path());
+  check(got.equals(original), `downloaded bytes equal the uploaded ones (${got.length} bytes)`);
+  check(download.suggestedFilename() === basename(INPUT), `the download keeps the name ${download.suggestedFilename()}`);
+  await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
+  check((await b.getAttribute('#down-bar', 'aria-valuenow')) === '100', 'the download progress bar ends at 100%');
+  await shot(b, 'downloaded-on-b');
+
+  // 5. Errors as readable messages: wrong password, unknown id, malformed id.
+  await b.fill('#down-pw', PASSWORD + 'x');
+  await b.click('#down-btn');
+  check((await waitText(b, '#down-msg.err')).includes('Wrong password'), 'a wrong password says so');
+  await shot(b, 'wrong-password');
+  await b.fill('#down-pw', PASSWORD);
+  await b.fill('#down-id', randomBytes(32).toString('hex'));
+  await b.click('#down-btn');
+  check((await waitText(b, '#down-msg.err')).includes('No file with this id'), 'an unknown id says not found');
+  await shot(b, 'unknown-id');
+  await b.fill('#down-id', id.slice(0, 40));
+  await b.click('#down-btn');
+  check((await waitText(b, '#down-msg.err')).includes('64 hexadecimal'), 'a truncated id is caught on the page');
+
+  // 6. A network without room: the upload fails with "full", not a broken connection.
+  const { page: f } = await newPage(browser, FULL, { viewport: { width: 1280, height: 900 } });
+  await f.goto(FULL);
+  await f.fill('#up-pw', PASSWORD);
+  await f.setInputFiles('#up-file', { name: 'too-big.bin', mimeType: 'application/octet-stream', buffer: randomBytes(BIG) });
+  await f.click('#up-btn');
+  check((await waitText(f, '#up-msg.err')).includes('network is full'), 'a full network says so');
+  await shot(f, 'network-full');
+
+  // 7. API token: when the API answers 401 token_required / bad_token, the page asks for a
+  // token, keeps it for the tab and sends it on every call (the node here is open, so a route
+  // in front of it plays a node configured with a token).
+  const { context: ctxT, page: t } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  let unauthorized = 0;
+  await ctxT.route('**/api/**', (route) => {
+    const auth = route.request().headers().authorization;
+    if (auth === `Bearer ${TOKEN}`) return route.continue();
+    unauthorized += 1;
+    return route.fulfill({
+      status: 401,
+      contentType: 'application/json',
+      body: JSON.stringify(auth ? { error: 'bad_token', message: 'bad API token' }
+        : { error: 'token_required', message: 'this node requires an API token' }),
+    });
+  });
+  await t.goto(A);
+  await t.locator('#token-box').waitFor({ state: 'visible', timeout: WAIT });
+  check((await waitText(t, '#token-msg')).includes('requires an API token'), 'token_required reveals the token field');
+  await t.fill('#token', 'wrong');
+  await t.click('#token-save');
+  await t.waitForFunction(() => document.querySelector('#token-msg').textContent.includes('refused'), null, { timeout: WAIT });
+  check(true, 'a bad token is reported as refused');
+  await t.fill('#token', TOKEN);
+  await t.click('#token-save');
+  await t.waitForFunction(() => document.querySelectorAll('#peers .badge.alive').length === 2, null, { timeout: WAIT });
+  check(await t.evaluate(() => sessionStorage.getItem('voldisefs.apiToken')) === TOKEN, 'the token is kept in sessionStorage');
+  const before = unauthorized;
+  // Drag and drop a file, and upload it with the token (the XHR path).
+  const dt = await t.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(['dropped onto the page\n'], 'dropped.txt', { type: 'text/plain' }));
+    return d;
+  });
+  await t.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
+  check((await text(t, '#drop-text')).includes('dropped.txt'), 'a dropped file is chosen');
+  await t.fill('#up-pw', PASSWORD);
+  await t.click('#up-btn');
+  await t.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  check(/^[0-9a-f]{64}$/.test((await text(t, '#up-id')).trim()), 'the dropped file uploads with the token');
+  await t.reload();
+  await t.waitForFunction(() => document.querySelectorAll('#peers .badge.alive').length === 2, null, { timeout: WAIT });
+  check(unauthorized === before, 'every call after saving the token carries it, across a reload');
+  await shot(t, 'api-token');
+
+  // 8. Phone-sized screen (in the dark scheme): nothing wider than the viewport, before and after long ids and errors.
+  const { page: p } = await newPage(browser, A, {
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'dark',
+  });
+  await p.goto(A);
+  await p.waitForFunction(() => document.querySelectorAll('#peers .badge').length === 2, null, { timeout: WAIT });
+  check(await noHorizontalScroll(p), 'the phone layout has no horizontal scroll');
+  await shot(p, 'phone');
+  await p.setInputFiles('#up-file', { name: 'a photo with a rather long file name from a phone camera.jpg', mimeType: 'image/jpeg', buffer: randomBytes(100_000) });
+  await p.fill('#up-pw', PASSWORD);
+  await p.click('#up-btn');
+  await p.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  await p.fill('#down-id', randomBytes(32).toString('hex'));
+  await p.fill('#down-pw', PASSWORD);
+  await p.click('#down-btn');
+  await waitText(p, '#down-msg.err');
+  check(await noHorizontalScroll(p), 'the phone layout has no horizontal scroll with an id and an error shown');
+  await shot(p, 'phone-after-upload');
+
+  console.log(`RESULT ${JSON.stringify(result)}`);
+} catch (e) {
+  // Show what each page looked like when it went wrong, then fail.
+  for (const [i, page] of pages.entries()) {
+    await page.screenshot({ path: join(SHOTS, `FAILED-page${i + 1}.png`), fullPage: true }).catch(() => {});
+  }
+  console.error(`FAIL - ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
