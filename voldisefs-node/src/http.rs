@@ -10,7 +10,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get, post};
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
 use serde_json::json;
 use voldisefs_crypto::Password;
@@ -23,18 +23,40 @@ pub const PASSWORD_HEADER: &str = "x-voldisefs-password";
 /// Header carrying the uploaded file's name, percent-encoded UTF-8.
 pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
 
-/// The routes of one node.
+/// Every route: method, path (axum syntax), handler. The router is built from this table and
+/// [`api_routes`] lists it, so the OpenAPI document can be checked against what is served.
+fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
+    vec![
+        ("GET", "/", get(page)),
+        ("GET", "/healthz", get(healthz)),
+        ("GET", "/api/v1/files", get(list_files)),
+        ("POST", "/api/v1/files", post(upload)),
+        ("GET", "/api/v1/files/{id}", get(download)),
+        ("DELETE", "/api/v1/files/{id}", delete(remove)),
+        ("GET", "/api/v1/network", get(network)),
+    ]
+}
+
+/// Every (method, path) this node's HTTP server answers, paths in `{param}` syntax.
+pub fn api_routes() -> Vec<(&'static str, &'static str)> {
+    route_table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The routes of one node. Everything under `/api/` is behind the token check.
 pub(crate) fn router(node: Node) -> Router {
-    let api = Router::new()
-        .route("/api/v1/files", get(list_files).post(upload))
-        .route("/api/v1/files/{id}", get(download).delete(delete))
-        .route("/api/v1/network", get(network))
-        .route_layer(middleware::from_fn_with_state(node.clone(), require_token));
-    Router::new()
-        .route("/", get(page))
-        .route("/healthz", get(healthz))
-        .merge(api)
-        .with_state(node)
+    let mut router = Router::new();
+    for (_, path, handler) in route_table() {
+        let handler = if path.starts_with("/api/") {
+            handler.route_layer(middleware::from_fn_with_state(node.clone(), require_token))
+        } else {
+            handler
+        };
+        router = router.route(path, handler);
+    }
+    router.with_state(node)
 }
 
 /// With an API token configured, every `/api/...` request must carry
@@ -186,7 +208,7 @@ async fn download(
     Ok(response)
 }
 
-async fn delete(
+async fn remove(
     State(node): State<Node>,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -51,7 +51,7 @@ mod upload;
 pub use config::{ApiToken, NodeConfig};
 pub use download::{ByteStream, Download};
 pub use error::NodeError;
-pub use http::{FILENAME_HEADER, PASSWORD_HEADER};
+pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
 pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, RepairStatus, StoreStatus};
 pub use upload::UploadReceipt;
 
