@@ -93,6 +93,18 @@ pub(crate) struct NodeStartArgs {
     /// is not a loopback address.
     #[arg(long, value_name = "FILE")]
     pub(crate) api_token_file: Option<PathBuf>,
+    /// Log format on stderr: human-readable text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How `node start` and `demo` write their logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Options of `voldisefs keygen`.
@@ -156,6 +168,9 @@ pub(crate) struct PasswordArg {
 pub(crate) struct PutArgs {
     /// The file to upload.
     pub(crate) file: PathBuf,
+    /// Print nothing but the file id (no progress bar, no summary).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
     /// The node to upload through.
     #[command(flatten)]
     pub(crate) node: NodeArg,
@@ -177,6 +192,9 @@ pub(crate) struct GetArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Print nothing but the written path (no progress bar).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
     /// The node to download through.
     #[command(flatten)]
     pub(crate) node: NodeArg,
@@ -217,6 +235,9 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u16).range(1..=20))]
     pub(crate) nodes: u16,
+    /// Log format on stderr: human-readable text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
 }
 
 /// A `HOST:PORT` pair whose host may be a name, resolved when the node starts.

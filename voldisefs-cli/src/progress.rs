@@ -9,10 +9,15 @@ pub(crate) struct TransferBar {
 }
 
 impl TransferBar {
-    /// A bar for a transfer of `len` bytes (unknown: a counter). It draws nothing unless
-    /// stderr is a terminal, so scripts and logs stay clean.
-    pub(crate) fn new(len: Option<u64>, verb: &str) -> Self {
-        let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    /// A bar for a transfer of `len` bytes (unknown: a counter). It draws nothing when
+    /// `quiet` or when stderr is not a terminal, so scripts and logs stay clean.
+    pub(crate) fn new(len: Option<u64>, verb: &str, quiet: bool) -> Self {
+        let target = if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(len, target);
         let template = if len.is_some() {
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
         } else {

@@ -461,6 +461,11 @@ impl NodeProcess {
     /// Starts a node on OS-assigned loopback ports with `extra` options and waits for its
     /// three ready lines.
     fn start(extra: &[&str]) -> NodeProcess {
+        Self::start_logging(extra, Stdio::null())
+    }
+
+    /// Like [`NodeProcess::start`], with the node's stderr (its logs) going to `logs`.
+    fn start_logging(extra: &[&str], logs: Stdio) -> NodeProcess {
         let child = voldisefs()
             .args([
                 "node",
@@ -471,8 +476,9 @@ impl NodeProcess {
                 "127.0.0.1:0",
             ])
             .args(extra)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(logs)
             .spawn()
             .unwrap();
         let mut node = NodeProcess {
@@ -565,6 +571,66 @@ fn node_start_serves_and_stops_on_sigterm() {
     assert_code(&output, 0);
     assert!(String::from_utf8_lossy(&output.stdout).contains("OPEN"));
     assert_eq!(node.stop(), Some(0));
+}
+
+#[test]
+fn json_logs_name_transfers_but_never_names_or_passwords() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_path = tmp.path().join("node.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let node = NodeProcess::start_logging(&["--log-format", "json"], Stdio::from(log));
+    let file = tmp.path().join("very-secret-name.txt");
+    std::fs::write(&file, data(3000)).unwrap();
+    let secret_password = "hunter2-the-password";
+    let output = run(voldisefs()
+        .args([
+            "put",
+            "--quiet",
+            file.to_str().unwrap(),
+            "--node",
+            node.url(),
+        ])
+        .env("VOLDISEFS_PASSWORD", secret_password));
+    assert_code(&output, 0);
+    // --quiet: the id alone on stdout, nothing on stderr.
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let id = stdout.trim();
+    let out = tmp.path().join("copy");
+    let output = run(voldisefs()
+        .args([
+            "get",
+            "-q",
+            id,
+            "-o",
+            out.to_str().unwrap(),
+            "--node",
+            node.url(),
+        ])
+        .env("VOLDISEFS_PASSWORD", secret_password));
+    assert_code(&output, 0);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    assert_eq!(node.stop(), Some(0));
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let transfer = |what: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"] == what
+                && l["fields"]["outcome"] == "ok"
+                && l["fields"]["file"] == id
+                && l["fields"]["size"] == 3000
+                && l["fields"]["duration_ms"].is_u64()
+        })
+    };
+    assert!(transfer("upload"), "{logs}");
+    assert!(transfer("download"), "{logs}");
+    assert!(!logs.contains("very-secret-name"), "a file name was logged");
+    assert!(!logs.contains(secret_password), "a password was logged");
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub(crate) struct Conn {
     tx: mpsc::Sender<Frame>,
     closed: CancellationToken,
     request_timeout: Duration,
+    counters: std::sync::Arc<crate::stats::Counters>,
 }
 
 impl Conn {
@@ -122,6 +123,7 @@ impl Conn {
             tx,
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
+            counters: shared.counters.clone(),
         });
         shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
         shared.tracker.spawn(read_loop(conn.clone(), reader));
@@ -142,8 +144,20 @@ impl Conn {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends one request and waits for its response, within the request timeout.
+    /// Sends one request and waits for its response, within the request timeout; counts it.
     pub(crate) async fn request(&self, request: Payload) -> Result<Payload, NetError> {
+        let kind = request.message.kind();
+        let result = self.exchange(request).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(NetError::Remote { .. }) => "error",
+            Err(_) => "failed",
+        };
+        self.counters.request("out", kind, outcome);
+        result
+    }
+
+    async fn exchange(&self, request: Payload) -> Result<Payload, NetError> {
         let addr = self.remote.addr;
         let kind = request.message.kind();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -60,5 +60,5 @@ pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
 pub use network::{BootstrapReport, Handler, Network, Payload};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
-pub use stats::TrafficStats;
+pub use stats::{RequestStat, TrafficStats};
 pub use voldisefs_proto::PROTOCOL_VERSION;

@@ -14,7 +14,7 @@ use voldisefs_proto::{Message, NodeId, PeerInfo};
 
 use crate::conn::Conn;
 use crate::noise::{Identity, NetworkKey};
-use crate::stats::{Counters, CountingCodec, TrafficStats};
+use crate::stats::{Counters, CountingCodec, RequestStat, TrafficStats};
 use crate::{Membership, NetConfig, NetError, PeerState};
 
 /// A message with its optional raw body: what a request or response consists of.
@@ -70,7 +70,7 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
     pool: Mutex<HashMap<SocketAddr, Slot>>,
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
     /// Keyed mode: the network key and this node's static key pair.
     pub(crate) keyed: Option<Keyed>,
     isolated: AtomicBool,
@@ -183,6 +183,11 @@ impl Network {
     /// The token cancelled when the network shuts down.
     pub(crate) fn shared_token(&self) -> CancellationToken {
         self.shared.token.clone()
+    }
+
+    /// Peer requests served and sent so far, by kind and outcome.
+    pub fn request_stats(&self) -> Vec<RequestStat> {
+        self.shared.counters.requests()
     }
 
     /// Peer traffic of this node so far.

@@ -204,12 +204,20 @@ async fn serve_connection<H: Handler>(
             }
             let tx = tx.clone();
             let handler = handler.clone();
+            let counters = shared.counters.clone();
             let response = answer_membership(shared, peer, &request.message);
             tasks.spawn(async move {
+                let kind = request.message.kind();
                 let response = match response {
                     Some(response) => response,
                     None => handler.handle(peer.id, request).await,
                 };
+                let outcome = if matches!(response.message, Message::Error { .. }) {
+                    "error"
+                } else {
+                    "ok"
+                };
+                counters.request("in", kind, outcome);
                 let frame = Frame {
                     envelope: voldisefs_proto::Envelope::new(id, response.message),
                     body: response.body,

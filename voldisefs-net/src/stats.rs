@@ -1,7 +1,8 @@
 //! Traffic counters: every frame this node sends or receives, counted at the codec.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
@@ -20,16 +21,60 @@ pub struct TrafficStats {
     pub bytes_in: u64,
 }
 
-/// Shared atomic counters behind [`TrafficStats`].
+/// How many requests of one kind ended one way, in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStat {
+    /// `in` (served by this node) or `out` (sent by it).
+    pub direction: &'static str,
+    /// The request's wire name (`put_chunk`, `ping`, ...).
+    pub kind: &'static str,
+    /// `ok`; `error` (answered with an error message); `failed` (sent requests only: no
+    /// answer, a timeout or a broken connection).
+    pub outcome: &'static str,
+    /// Requests so far.
+    pub count: u64,
+}
+
+type RequestKey = (&'static str, &'static str, &'static str);
+
+/// Shared atomic counters behind [`TrafficStats`] and [`RequestStat`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     frames_out: AtomicU64,
     bytes_out: AtomicU64,
     frames_in: AtomicU64,
     bytes_in: AtomicU64,
+    requests: Mutex<HashMap<RequestKey, u64>>,
 }
 
 impl Counters {
+    /// Counts one request.
+    pub(crate) fn request(
+        &self,
+        direction: &'static str,
+        kind: &'static str,
+        outcome: &'static str,
+    ) {
+        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        *requests.entry((direction, kind, outcome)).or_insert(0) += 1;
+    }
+
+    /// Every request count, sorted.
+    pub(crate) fn requests(&self) -> Vec<RequestStat> {
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<RequestStat> = requests
+            .iter()
+            .map(|(&(direction, kind, outcome), &count)| RequestStat {
+                direction,
+                kind,
+                outcome,
+                count,
+            })
+            .collect();
+        all.sort_by_key(|s| (s.direction, s.kind, s.outcome));
+        all
+    }
+
     pub(crate) fn snapshot(&self) -> TrafficStats {
         TrafficStats {
             frames_out: self.frames_out.load(Ordering::Relaxed),

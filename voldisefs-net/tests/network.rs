@@ -501,6 +501,22 @@ async fn traffic_is_counted_both_ways() {
     );
     assert_eq!(tb.frames_out, 2, "hello and put_chunk");
     assert_eq!(ta.frames_in, tb.frames_out);
+    let sent = b.request_stats();
+    assert!(
+        sent.iter().any(|s| s.direction == "out"
+            && s.kind == "put_chunk"
+            && s.outcome == "ok"
+            && s.count == 1),
+        "{sent:?}"
+    );
+    let served = a.request_stats();
+    assert!(
+        served.iter().any(|s| s.direction == "in"
+            && s.kind == "put_chunk"
+            && s.outcome == "ok"
+            && s.count == 1),
+        "{served:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

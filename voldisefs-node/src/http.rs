@@ -29,6 +29,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
     vec![
         ("GET", "/", get(page)),
         ("GET", "/healthz", get(healthz)),
+        ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/files", get(list_files)),
         ("POST", "/api/v1/files", post(upload)),
         ("GET", "/api/v1/files/{id}", get(download)),
@@ -147,6 +148,18 @@ fn parse_id(id: &str) -> Result<FileId, ApiError> {
 
 async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
+}
+
+/// Prometheus metrics (OpenMetrics text format).
+async fn metrics(State(node): State<Node>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -43,6 +43,7 @@ mod download;
 mod error;
 mod handler;
 mod http;
+mod metrics;
 mod node;
 pub mod placement;
 mod repair;

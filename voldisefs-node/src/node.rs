@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +16,10 @@ use voldisefs_proto::{FileId, NodeId, PeerInfo};
 use voldisefs_store::{ChunkStore, MemoryStore, StoreStats};
 
 use crate::cluster::Cluster;
+use crate::download::ByteStream;
 use crate::download::{self, Download};
 use crate::handler::StoreHandler;
+use crate::metrics::Metrics;
 use crate::repair::{Mode, Repairer};
 use crate::upload::{self, UploadReceipt, UploadSettings};
 use crate::{NodeConfig, NodeError};
@@ -110,6 +112,67 @@ struct Inner {
     http_task: Mutex<Option<AbortOnDropHandle<()>>>,
     repairer: Repairer,
     repair_task: Mutex<Option<AbortOnDropHandle<()>>>,
+    metrics: Metrics,
+}
+
+/// A download's body that logs one line and records its duration when it ends: completely
+/// (`ok`), on an error (`error`), or dropped part-way by the client (`aborted`).
+struct TrackedBody {
+    inner: ByteStream,
+    id: FileId,
+    size: u64,
+    started: std::time::Instant,
+    node: Node,
+    /// Plaintext bytes handed out so far.
+    delivered: u64,
+    finished: bool,
+    _transfer: TransferGuard,
+}
+
+impl TrackedBody {
+    fn finish(&mut self, outcome: &'static str) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.node
+            .inner
+            .metrics
+            .download(outcome, elapsed.as_secs_f64());
+        let duration_ms = elapsed.as_millis() as u64;
+        tracing::info!(file = %self.id, size = self.size, duration_ms, outcome, "download");
+    }
+}
+
+impl Stream for TrackedBody {
+    type Item = Result<Bytes, NodeError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let next = this.inner.as_mut().poll_next(cx);
+        match &next {
+            std::task::Poll::Ready(Some(Ok(piece))) => {
+                this.delivered += piece.len() as u64;
+                // HTTP stops polling once Content-Length bytes went out: that is the end.
+                if this.delivered == this.size {
+                    this.finish("ok");
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish("ok"),
+            std::task::Poll::Ready(Some(Err(_))) => this.finish("error"),
+            std::task::Poll::Pending => {}
+        }
+        next
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.finish("aborted");
+    }
 }
 
 /// Counts a user transfer in progress for as long as it lives (repair yields to them).
@@ -198,8 +261,10 @@ impl Node {
             active_transfers: Arc::default(),
             bandwidth: config.repair_bandwidth,
         };
+        let metrics = Metrics::new(cluster.clone(), repairer.counters.clone());
         let node = Node {
             inner: Arc::new(Inner {
+                metrics,
                 cluster,
                 repairer,
                 repair_task: Mutex::new(None),
@@ -316,9 +381,12 @@ impl Node {
             body,
         )
         .await;
+        let elapsed = started.elapsed();
+        let duration_ms = elapsed.as_millis() as u64;
         match &result {
             Ok(receipt) => {
-                tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, elapsed_ms = started.elapsed().as_millis() as u64, "upload complete");
+                self.inner.metrics.upload("ok", elapsed.as_secs_f64());
+                tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, duration_ms, outcome = "ok", "upload");
                 self.lock_index().push(IndexEntry {
                     id: receipt.id,
                     size: receipt.size,
@@ -326,7 +394,10 @@ impl Node {
                     created: receipt.created,
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "upload failed"),
+            Err(e) => {
+                self.inner.metrics.upload("error", elapsed.as_secs_f64());
+                tracing::warn!(duration_ms, outcome = "error", error = %e, "upload");
+            }
         }
         result
     }
@@ -347,19 +418,37 @@ impl Node {
         self.check_running()?;
         let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let config = &self.inner.config;
-        let mut download = download::download(
+        let started = std::time::Instant::now();
+        let opened = download::download(
             &self.inner.cluster,
             id,
             password,
             config.transfer_parallelism,
             config.fetch_deadline(),
         )
-        .await?;
-        // The transfer counts until the body is dropped.
-        download.body = Box::pin(download.body.map(move |piece| {
-            let _ = &transfer;
-            piece
-        }));
+        .await;
+        let mut download = match opened {
+            Ok(download) => download,
+            Err(e) => {
+                let elapsed = started.elapsed();
+                self.inner.metrics.download("error", elapsed.as_secs_f64());
+                let duration_ms = elapsed.as_millis() as u64;
+                tracing::warn!(file = %id, duration_ms, outcome = "error", error = %e, "download");
+                return Err(e);
+            }
+        };
+        // The transfer counts, and is timed, until its body ends or is dropped.
+        let body = std::mem::replace(&mut download.body, Box::pin(futures_util::stream::empty()));
+        download.body = Box::pin(TrackedBody {
+            inner: body,
+            id,
+            size: download.size,
+            started,
+            node: self.clone(),
+            delivered: 0,
+            finished: false,
+            _transfer: transfer,
+        });
         Ok(download)
     }
 
@@ -407,6 +496,12 @@ impl Node {
         self.lock_index().retain(|e| e.id != id);
         tracing::info!(file = %id, deleted, "file deleted");
         Ok(deleted)
+    }
+
+    /// This node's metrics in the OpenMetrics text format (what `GET /metrics` serves).
+    pub fn metrics_text(&self) -> String {
+        // Writing into a String cannot fail.
+        self.inner.metrics.render().unwrap_or_default()
     }
 
     /// Files uploaded through this node, oldest first.

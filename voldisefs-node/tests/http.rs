@@ -240,3 +240,78 @@ async fn garbage_on_the_peer_port_does_not_disturb_the_node() {
     );
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_describe_store_peers_requests_and_transfers() {
+    let nodes = network(3, 3).await;
+    let http = reqwest::Client::new();
+    let res = http
+        .post(url(&nodes[0], "/api/v1/files"))
+        .header("X-Voldisefs-Password", "pw")
+        .body(data(2 * CHUNK, 1))
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = http
+        .get(url(&nodes[0], &format!("/api/v1/files/{id}")))
+        .header("X-Voldisefs-Password", "pw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().len(), 2 * CHUNK);
+    let wrong = http
+        .get(url(&nodes[0], &format!("/api/v1/files/{id}")))
+        .header("X-Voldisefs-Password", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let res = http.get(url(&nodes[0], "/metrics")).send().await.unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = res.text().await.unwrap();
+    for line in [
+        "voldisefs_store_chunks 3",
+        "voldisefs_store_capacity_bytes 1073741824",
+        "voldisefs_peers{state=\"alive\"} 2",
+        "voldisefs_peers{state=\"dead\"} 0",
+        "voldisefs_upload_duration_seconds_count{outcome=\"ok\"} 1",
+        "voldisefs_download_duration_seconds_count{outcome=\"ok\"} 1",
+        "voldisefs_download_duration_seconds_count{outcome=\"error\"} 1",
+        "voldisefs_peer_requests_total{direction=\"out\",kind=\"put_chunk\",outcome=\"ok\"} 6",
+        "voldisefs_repair_backlog_chunks 0",
+        "# EOF",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(text.contains("voldisefs_peer_traffic_bytes_total{direction=\"out\"}"));
+    assert!(text.contains("voldisefs_store_bytes "));
+    // Served requests show up on the peers.
+    let peer = http
+        .get(url(&nodes[1], "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        peer.contains(
+            "voldisefs_peer_requests_total{direction=\"in\",kind=\"put_chunk\",outcome=\"ok\"} 3"
+        ),
+        "{peer}"
+    );
+    shutdown(nodes).await;
+}

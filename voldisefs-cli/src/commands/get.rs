@@ -61,7 +61,7 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
         }
     };
     // Ctrl-C drops this future (see `commands::interruptible`), and the temporary file with it.
-    to_file(download, &path, args.force).await?;
+    to_file(download, &path, args.force, args.quiet).await?;
     println!("{}", path.display());
     Ok(())
 }
@@ -96,7 +96,12 @@ async fn to_stdout(mut download: Download) -> anyhow::Result<()> {
 }
 
 /// Streams the body into a temporary file beside `path`, then renames it into place.
-async fn to_file(mut download: Download, path: &Path, force: bool) -> anyhow::Result<()> {
+async fn to_file(
+    mut download: Download,
+    path: &Path,
+    force: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -115,7 +120,7 @@ async fn to_file(mut download: Download, path: &Path, force: bool) -> anyhow::Re
     let write_error = || format!("cannot write {}", temp.path().display());
     let mut out = tokio::fs::File::from_std(temp.as_file().try_clone().with_context(write_error)?);
 
-    let bar = TransferBar::new(download.length, "downloading");
+    let bar = TransferBar::new(download.length, "downloading", quiet);
     let mut received = 0u64;
     let result = async {
         while let Some(piece) = download.next_chunk().await? {

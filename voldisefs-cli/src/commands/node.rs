@@ -11,13 +11,13 @@ use tracing_subscriber::EnvFilter;
 use voldisefs_node::net::{NetConfig, NetworkKey};
 use voldisefs_node::{ApiToken, Node, NodeConfig};
 
-use crate::cli::{HostPort, NodeStartArgs};
+use crate::cli::{HostPort, LogFormat, NodeStartArgs};
 use crate::signals::StopSignals;
 
 /// Starts the node, prints its addresses, serves until a stop signal, then shuts it down
 /// (a second signal cuts the graceful shutdown short).
 pub(crate) async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
-    init_logging("info");
+    init_logging("info", args.log_format);
     let config = config_from(&args).await?;
     let mut signals = StopSignals::install()?;
     let node = Node::start(config).await.context("cannot start the node")?;
@@ -92,14 +92,17 @@ pub(crate) async fn resolve(addr: &HostPort) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{addr} resolves to no address"))
 }
 
-/// Sends `tracing` output to stderr, filtered by `RUST_LOG` or else `default`.
-pub(crate) fn init_logging(default: &str) {
+/// Sends `tracing` output to stderr in `format`, filtered by `RUST_LOG` or else `default`.
+pub(crate) fn init_logging(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Fails only when a subscriber is already installed, which is then fine to keep.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // Fails only when a subscriber is already installed, which is then fine to keep.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let client = NodeClient::new(&args.node)?;
 
     let len = metadata.len();
-    let bar = TransferBar::new(Some(len), "uploading");
+    let bar = TransferBar::new(Some(len), "uploading", args.quiet);
     let progress = bar.handle();
     let stream = ReaderStream::with_capacity(file, READ_BUFFER)
         .inspect_ok(move |piece| progress.inc(piece.len() as u64));
@@ -42,12 +42,14 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
 
     let chunks = receipt.chunks;
-    eprintln!(
-        "stored {name} ({}, {chunks} chunk{}); fetch it with: voldisefs get {}",
-        format_size(receipt.size),
-        if chunks == 1 { "" } else { "s" },
-        receipt.id
-    );
+    if !args.quiet {
+        eprintln!(
+            "stored {name} ({}, {chunks} chunk{}); fetch it with: voldisefs get {}",
+            format_size(receipt.size),
+            if chunks == 1 { "" } else { "s" },
+            receipt.id
+        );
+    }
     println!("{}", receipt.id);
     Ok(())
 }

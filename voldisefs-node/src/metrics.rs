@@ -1,0 +1,195 @@
+//! Prometheus metrics of a node, served at `GET /metrics` in the OpenMetrics text format
+//! (which Prometheus scrapes natively), encoded by the `prometheus-client` crate.
+//!
+//! Transfer durations are histograms updated as transfers end; everything else (store, peers,
+//! peer traffic and requests, repair) is read from the node's state at scrape time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use voldisefs_net::PeerState;
+use voldisefs_store::ChunkStore;
+
+use crate::cluster::Cluster;
+use crate::repair::RepairCounters;
+
+/// Label set of the duration histograms: `outcome` = `ok`, `error` or `aborted`.
+type OutcomeLabel = [(&'static str, &'static str); 1];
+type Durations = Family<OutcomeLabel, Histogram, fn() -> Histogram>;
+
+/// 50 ms to about 7 minutes, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 14))
+}
+
+/// A node's metric registry.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    uploads: Durations,
+    downloads: Durations,
+}
+
+impl Metrics {
+    pub(crate) fn new(cluster: Cluster, repair: Arc<RepairCounters>) -> Self {
+        let mut registry = Registry::with_prefix("voldisefs");
+        let uploads: Durations = Family::new_with_constructor(duration_histogram);
+        let downloads: Durations = Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "upload_duration_seconds",
+            "Time to upload a file through this node (KDF, sealing, storing every copy)",
+            uploads.clone(),
+        );
+        registry.register(
+            "download_duration_seconds",
+            "Time to download a file through this node, until its last byte was handed out",
+            downloads.clone(),
+        );
+        registry.register_collector(Box::new(StateCollector { cluster, repair }));
+        Self {
+            registry,
+            uploads,
+            downloads,
+        }
+    }
+
+    /// Records a finished upload.
+    pub(crate) fn upload(&self, outcome: &'static str, seconds: f64) {
+        self.uploads
+            .get_or_create(&[("outcome", outcome)])
+            .observe(seconds);
+    }
+
+    /// Records a finished download.
+    pub(crate) fn download(&self, outcome: &'static str, seconds: f64) {
+        self.downloads
+            .get_or_create(&[("outcome", outcome)])
+            .observe(seconds);
+    }
+
+    /// Everything, in the OpenMetrics text format.
+    pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Reads the node's state on every scrape.
+#[derive(Debug)]
+struct StateCollector {
+    cluster: Cluster,
+    repair: Arc<RepairCounters>,
+}
+
+/// Writes one unlabeled metric.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m)
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let stats = self.cluster.store.stats();
+        single(
+            e,
+            "store_chunks",
+            "Chunks held by this node",
+            ConstGauge::new(stats.chunks as i64),
+        )?;
+        single(
+            e,
+            "store_bytes",
+            "Bytes held by this node",
+            ConstGauge::new(stats.bytes as i64),
+        )?;
+        single(
+            e,
+            "store_capacity_bytes",
+            "Bytes this node may hold",
+            ConstGauge::new(stats.capacity.min(i64::MAX as u64) as i64),
+        )?;
+
+        let peers = self.cluster.net.membership().snapshot();
+        let mut by_state = e.encode_descriptor(
+            "peers",
+            "Known peers by state",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for state in [
+            PeerState::Alive,
+            PeerState::Suspect,
+            PeerState::Dead,
+            PeerState::Left,
+        ] {
+            let n = peers.iter().filter(|p| p.state == state).count() as i64;
+            ConstGauge::new(n).encode(by_state.encode_family(&[("state", state.as_str())])?)?;
+        }
+
+        let traffic = self.cluster.net.traffic();
+        let mut bytes = e.encode_descriptor(
+            "peer_traffic_bytes",
+            "Bytes of peer frames sent (out) and received (in)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(traffic.bytes_in).encode(bytes.encode_family(&[("direction", "in")])?)?;
+        ConstCounter::new(traffic.bytes_out)
+            .encode(bytes.encode_family(&[("direction", "out")])?)?;
+
+        let mut requests = e.encode_descriptor(
+            "peer_requests",
+            "Peer requests served (in) and sent (out), by kind and outcome",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in self.cluster.net.request_stats() {
+            let labels = [
+                ("direction", s.direction),
+                ("kind", s.kind),
+                ("outcome", s.outcome),
+            ];
+            ConstCounter::new(s.count).encode(requests.encode_family(&labels)?)?;
+        }
+
+        let r = &self.repair;
+        single(
+            e,
+            "repair_backlog_chunks",
+            "Chunks this node still has to copy to a holder (as of its last sweep)",
+            ConstGauge::new(r.backlog.load(Ordering::Relaxed) as i64),
+        )?;
+        single(
+            e,
+            "repair_copies",
+            "Copies made by repair and hand-off",
+            ConstCounter::new(r.pushed.load(Ordering::Relaxed)),
+        )?;
+        single(
+            e,
+            "repair_dropped",
+            "Extra copies dropped after their holders confirmed theirs",
+            ConstCounter::new(r.dropped.load(Ordering::Relaxed)),
+        )?;
+        single(
+            e,
+            "repair_failures",
+            "Copies repair attempted without success (retried later)",
+            ConstCounter::new(r.failed.load(Ordering::Relaxed)),
+        )
+    }
+}
