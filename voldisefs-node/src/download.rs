@@ -118,6 +118,10 @@ pub(crate) async fn download(
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     let total = chunk_ids.len() as u64;
     if missing > 0 {
+        // A delete may have run since the record was read: then the file is gone, not broken.
+        if cluster.locate(&[id.record_chunk()]).await[0].is_empty() {
+            return Err(NodeError::NotFound(id));
+        }
         return Err(NodeError::Unavailable { missing, total });
     }
     let manifest = opener.manifest();

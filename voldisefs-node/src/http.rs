@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -35,6 +36,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
         ("GET", "/api/v1/files/{id}", get(download)),
         ("DELETE", "/api/v1/files/{id}", delete(remove)),
         ("GET", "/api/v1/network", get(network)),
+        ("GET", "/api/v1/openapi.json", get(openapi)),
     ]
 }
 
@@ -67,7 +69,7 @@ async fn require_token(State(node): State<Node>, request: Request, next: Next) -
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+            .and_then(|v| bearer_token(v.as_bytes()));
         let refusal = match given {
             None => Some((
                 "token_required",
@@ -141,13 +143,30 @@ fn password(headers: &HeaderMap) -> Result<Password, ApiError> {
     }
 }
 
-fn parse_id(id: &str) -> Result<FileId, ApiError> {
-    id.parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{e}")))
+fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<FileId, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let Path(id) = id.map_err(|e| bad(e.body_text()))?;
+    id.parse().map_err(|e| bad(format!("{e}")))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme name is
+/// case-insensitive, RFC 9110).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
+}
+
+/// The OpenAPI 3.1 description of this API.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }
 
 /// Prometheus metrics (OpenMetrics text format).
@@ -201,10 +220,10 @@ async fn upload(
 
 async fn download(
     State(node): State<Node>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let password = password(&headers)?;
     let file = node.download(id, password).await?;
     let disposition = content_disposition(&file.name, &id);
@@ -223,10 +242,10 @@ async fn download(
 
 async fn remove(
     State(node): State<Node>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let password = password(&headers)?;
     let chunks = node.delete(id, password).await?;
     Ok(Json(json!({"id": id, "deleted": true, "chunks": chunks})))
@@ -256,6 +275,15 @@ fn content_disposition(name: &str, id: &FileId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"BEARER abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Basic abc"), None);
+        assert_eq!(bearer_token(b"Bear"), None);
+    }
 
     #[test]
     fn disposition_is_safe_ascii_with_exact_utf8() {
