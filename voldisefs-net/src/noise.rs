@@ -251,32 +251,32 @@ impl NoiseCodec {
         }
     }
 
-    /// Decrypts every whole transport message in `src` into `plain_in`.
-    fn decrypt_available(&mut self, src: &mut BytesMut) -> Result<(), CodecError> {
-        loop {
-            let Some(prefix) = src.get(..2) else {
-                return Ok(());
-            };
-            let len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
-            if len < TAG {
-                return Err(CodecError::Malformed("noise message shorter than its tag"));
-            }
-            if src.len() < 2 + len {
-                src.reserve(2 + len - src.len());
-                return Ok(());
-            }
-            src.advance(2);
-            let message = src.split_to(len);
-            let start = self.plain_in.len();
-            self.plain_in.resize(start + len - TAG, 0);
-            let n = self
-                .session
-                .transport
-                .read_message(self.recv_nonce, &message, &mut self.plain_in[start..])
-                .map_err(|_| CodecError::Malformed("noise message failed authentication"))?;
-            self.plain_in.truncate(start + n);
-            self.recv_nonce += 1;
+    /// Decrypts the next whole transport message in `src` into `plain_in`; false if `src`
+    /// does not hold one yet.
+    fn decrypt_one(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
+        let Some(prefix) = src.get(..2) else {
+            return Ok(false);
+        };
+        let len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
+        if len < TAG {
+            return Err(CodecError::Malformed("noise message shorter than its tag"));
         }
+        if src.len() < 2 + len {
+            src.reserve(2 + len - src.len());
+            return Ok(false);
+        }
+        src.advance(2);
+        let message = src.split_to(len);
+        let start = self.plain_in.len();
+        self.plain_in.resize(start + len - TAG, 0);
+        let n = self
+            .session
+            .transport
+            .read_message(self.recv_nonce, &message, &mut self.plain_in[start..])
+            .map_err(|_| CodecError::Malformed("noise message failed authentication"))?;
+        self.plain_in.truncate(start + n);
+        self.recv_nonce += 1;
+        Ok(true)
     }
 }
 
@@ -284,9 +284,18 @@ impl Decoder for NoiseCodec {
     type Item = Frame;
     type Error = CodecError;
 
+    /// Decrypts one message at a time and offers the plaintext to the frame codec in
+    /// between: the encoder never lets a message span two frames, so a frame's plaintext
+    /// fills the exact-size buffer the frame codec gives large frames, and nothing more.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        self.decrypt_available(src)?;
-        self.inner.decode(&mut self.plain_in)
+        loop {
+            if let Some(frame) = self.inner.decode(&mut self.plain_in)? {
+                return Ok(Some(frame));
+            }
+            if !self.decrypt_one(src)? {
+                return Ok(None);
+            }
+        }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {

@@ -17,8 +17,9 @@ impl Handler for StoreHandler {
             Message::PutChunk { chunk } => {
                 let body = request.body.unwrap_or_default();
                 let store = self.store.clone();
-                // Hashing a chunk is CPU work: keep it off the reactor.
-                let put = tokio::task::spawn_blocking(move || store.put(chunk, body)).await;
+                // Hashing a chunk is CPU work: keep it off the reactor. The codec read a large
+                // body into its own buffer, so the store can keep it without a copy.
+                let put = tokio::task::spawn_blocking(move || store.put_owned(chunk, body)).await;
                 match put {
                     Ok(Ok(_)) => Message::PutOk { chunk },
                     Ok(Err(e @ StoreError::Full { .. })) => {

@@ -34,6 +34,9 @@ pub const MAX_JSON_LEN: usize = 4 * 1024 * 1024;
 /// Bytes before the JSON: `len` and `json_len`.
 const HEADER_LEN: usize = 8;
 
+/// Frames at least this long are read into a buffer of their own exact size.
+const EXACT_BUFFER_MIN: usize = 64 * 1024;
+
 /// One decoded frame: a message and, for chunk-carrying messages, its raw body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -146,8 +149,16 @@ impl Decoder for FrameCodec {
             return Err(CodecError::Malformed("frame shorter than its header"));
         }
         if src.len() < 4 + len {
-            // The cap was checked above, so this reservation is bounded.
-            src.reserve(4 + len - src.len());
+            // The cap was checked above, so these allocations are bounded.
+            if len >= EXACT_BUFFER_MIN && src.capacity() < 4 + len {
+                // Read a large frame into a buffer of exactly its size: its body can then be
+                // kept (stored) without a copy and without pinning unrelated bytes.
+                let mut exact = BytesMut::with_capacity(4 + len);
+                exact.extend_from_slice(src);
+                *src = exact;
+            } else {
+                src.reserve(4 + len - src.len());
+            }
             return Ok(None);
         }
         src.advance(4);

@@ -328,3 +328,27 @@ fn request_and_response_kinds() {
         "has_chunks"
     );
 }
+
+#[test]
+fn large_frames_are_read_into_an_exact_buffer() {
+    let body = Bytes::from(vec![9u8; 200 * 1024]);
+    let chunk = ChunkId::digest(&body);
+    let wire = encode(Frame::with_body(5, Message::Chunk { chunk }, body.clone()));
+    let mut codec = FrameCodec::new();
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    buf.extend_from_slice(&wire[..8 * 1024]);
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert_eq!(
+        buf.capacity(),
+        wire.len(),
+        "one allocation of exactly the frame"
+    );
+    let mut frame = None;
+    for piece in wire[8 * 1024..].chunks(1000) {
+        assert!(frame.is_none());
+        buf.extend_from_slice(piece);
+        frame = codec.decode(&mut buf).unwrap();
+    }
+    assert_eq!(frame.unwrap().body, Some(body));
+    assert!(buf.is_empty());
+}

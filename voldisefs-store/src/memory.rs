@@ -10,6 +10,9 @@ use voldisefs_proto::ChunkId;
 
 use crate::{ChunkStore, PutOutcome, StoreError, StoreStats};
 
+/// Chunks at least this long may be kept without a copy by [`MemoryStore::put_owned`].
+const KEEP_AS_IS_MIN: usize = 64 * 1024;
+
 /// Number of independently locked shards (a power of two). Ids are SHA-256 digests, so their
 /// first byte spreads chunks evenly.
 const SHARDS: usize = 32;
@@ -128,6 +131,34 @@ impl MemoryStore {
             return Err(StoreError::ChunkTooLarge { len, max });
         }
         debug_assert!(id.matches(&data), "put_verified with a wrong id");
+        self.insert(id, data)
+    }
+
+    /// Like [`ChunkStore::put`] (the SHA-256 is checked), but keeps a large `data` as is
+    /// instead of copying it: for callers whose buffers hold (nearly) nothing but the chunk,
+    /// such as a body the frame codec read into its own exact-size buffer. Chunks under
+    /// 64 KiB are still copied, so small slices never pin larger buffers.
+    pub fn put_owned(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
+        let len = len_u64(&data);
+        let max = self.inner.max_chunk_len;
+        if len > max {
+            return Err(StoreError::ChunkTooLarge { len, max });
+        }
+        let actual = ChunkId::digest(&data);
+        if actual != id {
+            return Err(StoreError::IdMismatch {
+                expected: id,
+                actual,
+            });
+        }
+        if self.contains(&id) {
+            return Ok(PutOutcome::AlreadyPresent);
+        }
+        let data = if data.len() < KEEP_AS_IS_MIN {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        };
         self.insert(id, data)
     }
 
@@ -257,6 +288,28 @@ mod tests {
         assert_eq!(a.put(id, data.clone()), Ok(PutOutcome::Stored));
         assert_eq!(b.get(&id), Some(data));
         assert_eq!(b.stats().bytes, 6);
+    }
+
+    #[test]
+    fn put_owned_checks_ids_and_copies_only_small_chunks() {
+        let store = MemoryStore::new(1 << 20);
+        let big = Bytes::from(vec![3u8; KEEP_AS_IS_MIN]);
+        let big_id = ChunkId::digest(&big);
+        assert_eq!(store.put_owned(big_id, big.clone()), Ok(PutOutcome::Stored));
+        assert_eq!(
+            store.get(&big_id).unwrap().as_ptr(),
+            big.as_ptr(),
+            "kept as is"
+        );
+        let (id, small) = chunk(b"small");
+        assert_eq!(store.put_owned(id, small.clone()), Ok(PutOutcome::Stored));
+        assert_ne!(store.get(&id).unwrap().as_ptr(), small.as_ptr(), "copied");
+        let (other, _) = chunk(b"other");
+        assert!(matches!(
+            store.put_owned(other, Bytes::from_static(b"not other")),
+            Err(StoreError::IdMismatch { .. })
+        ));
+        assert_eq!(store.stats().chunks, 2);
     }
 
     #[test]
