@@ -13,6 +13,32 @@ fn url(node: &voldisefs_node::Node, path: &str) -> String {
     format!("http://{}{path}", node.http_addr().unwrap())
 }
 
+/// Uploads `body` through `node` and returns the new file's id.
+async fn upload(
+    http: &reqwest::Client,
+    node: &voldisefs_node::Node,
+    password: &str,
+    body: impl Into<reqwest::Body>,
+) -> String {
+    let res = http
+        .post(url(node, "/api/v1/files"))
+        .header("X-Voldisefs-Password", password)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The response's content type.
+fn content_type(res: &reqwest::Response) -> &str {
+    res.headers()["content-type"].to_str().unwrap()
+}
+
 async fn error_code(res: reqwest::Response) -> String {
     let v: Value = res.json().await.unwrap();
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
@@ -104,17 +130,7 @@ async fn errors_have_status_and_stable_codes() {
     let nodes = network(1, 1).await;
     let http = reqwest::Client::new();
     let node = &nodes[0];
-    let res = http
-        .post(url(node, "/api/v1/files"))
-        .header("X-Voldisefs-Password", "pw")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = upload(&http, node, "pw", "hello").await;
     let file = url(node, &format!("/api/v1/files/{id}"));
 
     let cases = [
@@ -198,12 +214,7 @@ async fn network_health_and_page() {
     let health = http.get(url(&nodes[1], "/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let page = http.get(url(&nodes[2], "/")).send().await.unwrap();
-    assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(content_type(&page).starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("/api/v1/files"));
     shutdown(nodes).await;
 }
@@ -245,17 +256,7 @@ async fn garbage_on_the_peer_port_does_not_disturb_the_node() {
 async fn metrics_describe_store_peers_requests_and_transfers() {
     let nodes = network(3, 3).await;
     let http = reqwest::Client::new();
-    let res = http
-        .post(url(&nodes[0], "/api/v1/files"))
-        .header("X-Voldisefs-Password", "pw")
-        .body(data(2 * CHUNK, 1))
-        .send()
-        .await
-        .unwrap();
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = upload(&http, &nodes[0], "pw", data(2 * CHUNK, 1)).await;
     let res = http
         .get(url(&nodes[0], &format!("/api/v1/files/{id}")))
         .header("X-Voldisefs-Password", "pw")
@@ -272,12 +273,7 @@ async fn metrics_describe_store_peers_requests_and_transfers() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
     let res = http.get(url(&nodes[0], "/metrics")).send().await.unwrap();
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text")
-    );
+    assert!(content_type(&res).starts_with("application/openmetrics-text"));
     let text = res.text().await.unwrap();
     for line in [
         "voldisefs_store_chunks 3",

@@ -125,11 +125,7 @@ impl MemoryStore {
     /// be a slice of a larger one. Capacity and idempotence rules are those of
     /// [`ChunkStore::put`].
     pub fn put_verified(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
-        let len = len_u64(&data);
-        let max = self.inner.max_chunk_len;
-        if len > max {
-            return Err(StoreError::ChunkTooLarge { len, max });
-        }
+        self.check_len(&data)?;
         debug_assert!(id.matches(&data), "put_verified with a wrong id");
         self.insert(id, data)
     }
@@ -139,11 +135,28 @@ impl MemoryStore {
     /// such as a body the frame codec read into its own exact-size buffer. Chunks under
     /// 64 KiB are still copied, so small slices never pin larger buffers.
     pub fn put_owned(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
-        let len = len_u64(&data);
-        let max = self.inner.max_chunk_len;
+        self.put_checked(id, data, KEEP_AS_IS_MIN)
+    }
+
+    /// Refuses chunks above the length limit.
+    fn check_len(&self, data: &[u8]) -> Result<(), StoreError> {
+        let (len, max) = (len_u64(data), self.inner.max_chunk_len);
         if len > max {
             return Err(StoreError::ChunkTooLarge { len, max });
         }
+        Ok(())
+    }
+
+    /// Checks length and SHA-256 (before any lock: hashing is the expensive part of a put),
+    /// then stores `data`, kept as is when at least `keep_from` bytes long and otherwise
+    /// copied into an exact-size buffer (see "Memory" above).
+    fn put_checked(
+        &self,
+        id: ChunkId,
+        data: Bytes,
+        keep_from: usize,
+    ) -> Result<PutOutcome, StoreError> {
+        self.check_len(&data)?;
         let actual = ChunkId::digest(&data);
         if actual != id {
             return Err(StoreError::IdMismatch {
@@ -154,7 +167,7 @@ impl MemoryStore {
         if self.contains(&id) {
             return Ok(PutOutcome::AlreadyPresent);
         }
-        let data = if data.len() < KEEP_AS_IS_MIN {
+        let data = if data.len() < keep_from {
             Bytes::copy_from_slice(&data)
         } else {
             data
@@ -192,24 +205,8 @@ fn len_u64(data: &[u8]) -> u64 {
 
 impl ChunkStore for MemoryStore {
     fn put(&self, id: ChunkId, data: Bytes) -> Result<PutOutcome, StoreError> {
-        let len = len_u64(&data);
-        let max = self.inner.max_chunk_len;
-        if len > max {
-            return Err(StoreError::ChunkTooLarge { len, max });
-        }
-        // Verify before taking any lock: hashing is the expensive part of a put.
-        let actual = ChunkId::digest(&data);
-        if actual != id {
-            return Err(StoreError::IdMismatch {
-                expected: id,
-                actual,
-            });
-        }
-        if self.contains(&id) {
-            return Ok(PutOutcome::AlreadyPresent);
-        }
-        // Own an exact-size buffer (see "Memory" above); copy outside the lock.
-        self.insert(id, Bytes::copy_from_slice(&data))
+        // Always copy: the caller's buffer may be a slice of a much larger one.
+        self.put_checked(id, data, usize::MAX)
     }
 
     fn get(&self, id: &ChunkId) -> Option<Bytes> {
