@@ -216,7 +216,7 @@ impl Cluster {
                     self.store.remove(&id);
                     return true;
                 }
-                let ask = Payload::new(Message::DeleteChunk { chunk: id });
+                let ask = Payload::new(Message::DeleteChunks { chunks: vec![id] });
                 matches!(
                     self.net.request(*peer, ask).await,
                     Ok(Payload {

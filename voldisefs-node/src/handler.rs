@@ -40,8 +40,10 @@ impl Handler for StoreHandler {
             Message::HasChunks { chunks } => Message::Have {
                 present: self.store.contains_many(&chunks),
             },
-            Message::DeleteChunk { chunk } => {
-                self.store.remove(&chunk);
+            Message::DeleteChunks { chunks } => {
+                for chunk in &chunks {
+                    self.store.remove(chunk);
+                }
                 Message::Ack
             }
             other => Message::error(

@@ -183,6 +183,18 @@ digest_id!(
     "file id"
 );
 
+digest_id!(
+    /// A fresh random challenge for a proof of possession (see [`crate::proof`]).
+    ProofNonce,
+    "proof nonce"
+);
+
+digest_id!(
+    /// A proof-of-possession answer: a digest over a nonce, the prover and a chunk's bytes.
+    ProofDigest,
+    "proof digest"
+);
+
 impl FileId {
     /// The chunk id under which the file's manifest record is stored (the same digest).
     pub const fn record_chunk(&self) -> ChunkId {

@@ -29,7 +29,11 @@
 pub mod codec;
 mod ids;
 mod message;
+pub mod proof;
 
 pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN};
-pub use ids::{ChunkId, FileId, IdError, NodeId};
-pub use message::{Envelope, ErrorCode, Message, PROTOCOL_VERSION, PeerInfo, RequestId};
+pub use ids::{ChunkId, FileId, IdError, NodeId, ProofDigest, ProofNonce};
+pub use message::{
+    ChunkProof, Envelope, ErrorCode, MAX_BATCH, MAX_PEERS_PER_ANSWER, Message, PROTOCOL_VERSION,
+    PeerInfo, RequestId,
+};

@@ -9,10 +9,17 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChunkId, NodeId};
+use crate::{ChunkId, NodeId, ProofDigest, ProofNonce};
 
 /// Version of the peer protocol spoken by this build. The handshake refuses any other version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Most chunk ids one batched request (`has_chunks`, `prove_chunks`, `delete_chunks`) may
+/// carry; receivers refuse larger batches with `bad_request`.
+pub const MAX_BATCH: usize = 4096;
+
+/// Most peers one `peers` answer may list; receivers refuse longer lists.
+pub const MAX_PEERS_PER_ANSWER: usize = 1024;
 
 /// Correlates a response with its request on a multiplexed connection.
 pub type RequestId = u64;
@@ -59,7 +66,8 @@ pub struct PeerInfo {
 /// | `put_chunk` +body | `put_ok`                      |
 /// | `get_chunk`    | `chunk` +body                    |
 /// | `has_chunks`   | `have`                           |
-/// | `delete_chunk` | `ack`                            |
+/// | `prove_chunks` | `proofs`                         |
+/// | `delete_chunks`| `ack`                            |
 /// | `leave`        | `ack`                            |
 ///
 /// Any request may instead be answered by `error`.
@@ -117,17 +125,31 @@ pub enum Message {
         /// One flag per asked chunk, in request order.
         present: Vec<bool>,
     },
-    /// Asks the receiver to drop a chunk.
-    DeleteChunk {
-        /// The chunk to drop.
-        chunk: ChunkId,
+    /// Challenges the receiver to prove it holds these chunks (see [`crate::proof`]); at most
+    /// [`MAX_BATCH`] ids.
+    ProveChunks {
+        /// Fresh random challenge chosen by the sender.
+        nonce: ProofNonce,
+        /// Chunks asked about.
+        chunks: Vec<ChunkId>,
+    },
+    /// Answer to [`Message::ProveChunks`]: `proofs[i]` tells about `chunks[i]`.
+    Proofs {
+        /// One answer per asked chunk, in request order.
+        proofs: Vec<ChunkProof>,
+    },
+    /// Asks the receiver to drop these chunks and remember them as deleted (tombstones), so a
+    /// late or repeated put of them is refused; at most [`MAX_BATCH`] ids.
+    DeleteChunks {
+        /// The chunks to drop.
+        chunks: Vec<ChunkId>,
     },
     /// The sender is leaving the network gracefully.
     Leave {
         /// The leaving node.
         node_id: NodeId,
     },
-    /// Generic success answer (to `delete_chunk`, `leave`).
+    /// Generic success answer (to `delete_chunks`, `leave`).
     Ack,
     /// The request failed.
     Error {
@@ -158,7 +180,9 @@ impl Message {
             Message::Chunk { .. } => "chunk",
             Message::HasChunks { .. } => "has_chunks",
             Message::Have { .. } => "have",
-            Message::DeleteChunk { .. } => "delete_chunk",
+            Message::ProveChunks { .. } => "prove_chunks",
+            Message::Proofs { .. } => "proofs",
+            Message::DeleteChunks { .. } => "delete_chunks",
             Message::Leave { .. } => "leave",
             Message::Ack => "ack",
             Message::Error { .. } => "error",
@@ -175,7 +199,8 @@ impl Message {
                 | Message::PutChunk { .. }
                 | Message::GetChunk { .. }
                 | Message::HasChunks { .. }
-                | Message::DeleteChunk { .. }
+                | Message::ProveChunks { .. }
+                | Message::DeleteChunks { .. }
                 | Message::Leave { .. }
         )
     }
@@ -187,6 +212,24 @@ impl Message {
             message: message.into(),
         }
     }
+}
+
+/// One holder's answer about one chunk in [`Message::Proofs`].
+///
+/// On the wire: `{"state":"held","proof":"ab12…"}`, `{"state":"missing"}` or
+/// `{"state":"deleted"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ChunkProof {
+    /// Held; the proof over the chunk's bytes.
+    Held {
+        /// [`crate::proof::prove`] of the chunk for the challenge.
+        proof: ProofDigest,
+    },
+    /// Not held.
+    Missing,
+    /// Not held, and remembered as deleted (a tombstone): it must not be stored again.
+    Deleted,
 }
 
 /// Machine-readable error reasons carried by [`Message::Error`].
@@ -208,6 +251,8 @@ pub enum ErrorCode {
     Full,
     /// The body does not hash to the claimed chunk id.
     IntegrityMismatch,
+    /// The chunk was deleted (the receiver keeps a tombstone) and must not be stored again.
+    Deleted,
     /// The receiver is shutting down or overloaded.
     Unavailable,
     /// Something failed on the receiver.

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
 use voldisefs_proto::{
-    ChunkId, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN, Message, NodeId,
-    PROTOCOL_VERSION, PeerInfo,
+    ChunkId, ChunkProof, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN, Message,
+    NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
 };
 
 fn node_id() -> impl Strategy<Value = NodeId> {
@@ -35,7 +35,18 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::IntegrityMismatch),
         Just(ErrorCode::Unavailable),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::Deleted),
         Just(ErrorCode::Unknown),
+    ]
+}
+
+fn chunk_proof() -> impl Strategy<Value = ChunkProof> {
+    prop_oneof![
+        any::<[u8; 32]>().prop_map(|p| ChunkProof::Held {
+            proof: ProofDigest::from_bytes(p)
+        }),
+        Just(ChunkProof::Missing),
+        Just(ChunkProof::Deleted),
     ]
 }
 
@@ -62,7 +73,14 @@ fn message() -> impl Strategy<Value = Message> {
         chunk_id().prop_map(|chunk| Message::Chunk { chunk }),
         prop::collection::vec(chunk_id(), 0..50).prop_map(|chunks| Message::HasChunks { chunks }),
         prop::collection::vec(any::<bool>(), 0..50).prop_map(|present| Message::Have { present }),
-        chunk_id().prop_map(|chunk| Message::DeleteChunk { chunk }),
+        (any::<[u8; 32]>(), prop::collection::vec(chunk_id(), 0..50)).prop_map(
+            |(nonce, chunks)| Message::ProveChunks {
+                nonce: ProofNonce::from_bytes(nonce),
+                chunks
+            }
+        ),
+        prop::collection::vec(chunk_proof(), 0..50).prop_map(|proofs| Message::Proofs { proofs }),
+        prop::collection::vec(chunk_id(), 0..50).prop_map(|chunks| Message::DeleteChunks { chunks }),
         node_id().prop_map(|node_id| Message::Leave { node_id }),
         Just(Message::Ack),
         (error_code(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),
