@@ -36,6 +36,20 @@ pub struct NodeConfig {
     pub repair_bandwidth: u64,
     /// How long a graceful shutdown may spend handing chunks to their next holders.
     pub handoff_deadline: Duration,
+    /// Longest wait for one holder's answer to one request (a get, put, proof or delete);
+    /// the next holder is tried after it. Long enough for a whole chunk on a slow link.
+    pub attempt_timeout: Duration,
+    /// Shortest wait before a read or write also asks the next holder (hedging). The wait is
+    /// the observed p99 latency of such requests, kept within `[hedge_min, hedge_max]`.
+    pub hedge_min: Duration,
+    /// Longest wait before a read or write also asks the next holder; used as the wait until
+    /// enough latencies are observed. Bounds what one hung holder costs a transfer.
+    pub hedge_max: Duration,
+    /// How long a deleted chunk's id is remembered (tombstone), so a late put or a holder
+    /// that missed the delete cannot bring it back. Longer than any repair round.
+    pub tombstone_ttl: Duration,
+    /// Most tombstones kept (the oldest is forgotten first): about 80 bytes each.
+    pub max_tombstones: usize,
     /// Token every `/api/...` request must carry (`Authorization: Bearer <token>`). Required
     /// when `http` is not a loopback address.
     pub api_token: Option<ApiToken>,
@@ -90,6 +104,11 @@ impl Default for NodeConfig {
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,
             handoff_deadline: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
+            hedge_min: Duration::from_millis(20),
+            hedge_max: Duration::from_secs(1),
+            tombstone_ttl: Duration::from_secs(24 * 3600),
+            max_tombstones: 262_144,
             api_token: None,
             net: NetConfig::default(),
         }

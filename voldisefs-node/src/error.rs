@@ -55,6 +55,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The operation was cancelled (the client went away) before it finished.
+    #[error("cancelled before it finished")]
+    Cancelled,
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,

@@ -48,6 +48,32 @@ pub fn api_routes() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// How long, after `token` is cancelled, transfers in progress may go on before they are cut.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `node`'s HTTP API and page on `listener` until `token` is cancelled; requests in
+/// progress then get a few seconds to finish.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Node,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let served =
+        axum::serve(listener, router(node)).with_graceful_shutdown(token.clone().cancelled_owned());
+    let cut_off = async {
+        token.cancelled().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        result = served => {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }
+        () = cut_off => tracing::warn!("HTTP transfers still running after {GRACE:?}; cutting them off"),
+    }
+}
+
 /// The routes of one node. Everything under `/api/` is behind the token check.
 pub(crate) fn router(node: Node) -> Router {
     let mut router = Router::new();
@@ -120,7 +146,9 @@ impl From<NodeError> for ApiError {
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
-            NodeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            NodeError::ShuttingDown | NodeError::Cancelled => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
             NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")

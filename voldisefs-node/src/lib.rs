@@ -37,24 +37,21 @@
 //! # }).unwrap();
 //! ```
 
-mod cluster;
 mod config;
-mod download;
 mod error;
-mod handler;
 mod http;
 mod metrics;
 mod node;
-pub mod placement;
-mod repair;
-mod upload;
+mod replication;
+mod transfer;
 
 pub use config::{ApiToken, NodeConfig};
-pub use download::{ByteStream, Download};
 pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
 pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, RepairStatus, StoreStatus};
-pub use upload::UploadReceipt;
+pub use replication::placement;
+pub use transfer::download::{ByteStream, Download};
+pub use transfer::upload::UploadReceipt;
 
 pub use voldisefs_crypto as crypto;
 pub use voldisefs_net as net;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::replication::RepairCounters;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -15,10 +16,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use voldisefs_net::PeerState;
-use voldisefs_store::ChunkStore;
 
-use crate::cluster::Cluster;
-use crate::repair::RepairCounters;
+use crate::replication::Cluster;
 
 /// Label set of the duration histograms: `outcome` = `ok`, `error` or `aborted`.
 type OutcomeLabel = [(&'static str, &'static str); 1];
@@ -103,7 +102,7 @@ fn single(
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let e = &mut encoder;
-        let stats = self.cluster.store.stats();
+        let stats = self.cluster.store_stats();
         single(
             e,
             "store_chunks",
@@ -122,8 +121,14 @@ impl Collector for StateCollector {
             "Bytes this node may hold",
             ConstGauge::new(stats.capacity.min(i64::MAX as u64) as i64),
         )?;
+        single(
+            e,
+            "tombstones",
+            "Ids of deleted chunks this node refuses to store again",
+            ConstGauge::new(self.cluster.tombstone_count() as i64),
+        )?;
 
-        let peers = self.cluster.net.membership().snapshot();
+        let peers = self.cluster.net().membership().snapshot();
         let mut by_state = e.encode_descriptor(
             "peers",
             "Known peers by state",
@@ -140,7 +145,27 @@ impl Collector for StateCollector {
             ConstGauge::new(n).encode(by_state.encode_family(&[("state", state.as_str())])?)?;
         }
 
-        let traffic = self.cluster.net.traffic();
+        let demoted = peers
+            .iter()
+            .filter(|p| self.cluster.peer_health(&p.info.id).demoted)
+            .count();
+        single(
+            e,
+            "peers_demoted",
+            "Peers ranked last for now because they failed a get, put or proof",
+            ConstGauge::new(demoted as i64),
+        )?;
+        let mut failures = e.encode_descriptor(
+            "holder_failures",
+            "Gets, puts and proofs of possession peers failed (timeout, error, wrong answer)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, n) in self.cluster.failure_counts() {
+            ConstCounter::new(n).encode(failures.encode_family(&[("kind", kind.as_str())])?)?;
+        }
+
+        let traffic = self.cluster.net().traffic();
         let mut bytes = e.encode_descriptor(
             "peer_traffic_bytes",
             "Bytes of peer frames sent (out) and received (in)",
@@ -157,7 +182,7 @@ impl Collector for StateCollector {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for s in self.cluster.net.request_stats() {
+        for s in self.cluster.net().request_stats() {
             let labels = [
                 ("direction", s.direction),
                 ("kind", s.kind),

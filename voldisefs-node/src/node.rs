@@ -1,7 +1,7 @@
 //! [`Node`]: a running Voldisefs node and its public API.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -9,19 +9,18 @@ use futures_util::Stream;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
+use tokio_util::task::TaskTracker;
 use voldisefs_crypto::Password;
 use voldisefs_net::Network;
 use voldisefs_proto::{FileId, NodeId, PeerInfo};
-use voldisefs_store::{ChunkStore, MemoryStore, StoreStats};
+use voldisefs_store::StoreStats;
 
-use crate::cluster::Cluster;
-use crate::download::ByteStream;
-use crate::download::{self, Download};
-use crate::handler::StoreHandler;
 use crate::metrics::Metrics;
-use crate::repair::{Mode, Repairer};
-use crate::upload::{self, UploadReceipt, UploadSettings};
+use crate::replication::{
+    Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
+};
+use crate::transfer::download::{self, ByteStream, Download};
+use crate::transfer::upload::{self, UploadReceipt, UploadSettings};
 use crate::{NodeConfig, NodeError};
 
 /// One entry of the node's local index of files uploaded through it. No names: the index
@@ -43,6 +42,9 @@ pub struct IndexEntry {
 pub struct NetworkStatus {
     /// This node.
     pub node: PeerInfo,
+    /// `joining` while no bootstrap peer has answered yet (the node keeps retrying), then
+    /// `running`; `stopping` during a graceful shutdown.
+    pub state: &'static str,
     /// Every known peer with its state.
     pub peers: Vec<PeerStatus>,
     /// `keyed` (peer links encrypted and authenticated with the network key) or `open`.
@@ -62,6 +64,11 @@ pub struct PeerStatus {
     pub addr: SocketAddr,
     /// `alive`, `suspect`, `dead` or `left`.
     pub state: &'static str,
+    /// Ranked last for reads, writes and repair for now, because it recently failed to
+    /// serve, store or prove a chunk.
+    pub demoted: bool,
+    /// Gets, puts and proofs of possession it failed so far.
+    pub failures: u64,
 }
 
 /// Repair activity in a [`NetworkStatus`].
@@ -88,31 +95,60 @@ pub struct StoreStatus {
     pub bytes: u64,
     /// Byte capacity.
     pub capacity: u64,
+    /// Ids of deleted chunks this node refuses to store again (tombstones).
+    pub tombstones: u64,
 }
 
-impl From<StoreStats> for StoreStatus {
-    fn from(s: StoreStats) -> Self {
+impl StoreStatus {
+    fn new(s: StoreStats, tombstones: usize) -> Self {
         Self {
             chunks: s.chunks,
             bytes: s.bytes,
             capacity: s.capacity,
+            tombstones: tombstones as u64,
         }
     }
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id())
+            .field("peer_addr", &self.peer_addr())
+            .field("http_addr", &self.inner.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Shared state behind a [`Node`] handle.
+///
+/// Lifecycle tree: `root` is cancelled last (it ends the network) and when the last
+/// user-held [`Node`] handle is dropped; `work`, its child, ends the HTTP server, repair,
+/// joining and uploads, which all run on `tracker`. Tasks hold internal handles that do not
+/// keep the node alive.
 #[derive(Debug)]
 struct Inner {
     config: NodeConfig,
     cluster: Cluster,
     index: Mutex<Vec<IndexEntry>>,
     http_addr: Option<SocketAddr>,
-    token: CancellationToken,
-    /// The HTTP server task; aborted if it does not stop within [`HTTP_GRACE`].
-    http_task: Mutex<Option<AbortOnDropHandle<()>>>,
+    root: CancellationToken,
+    work: CancellationToken,
+    tracker: TaskTracker,
     repairer: Repairer,
-    repair_task: Mutex<Option<AbortOnDropHandle<()>>>,
     metrics: Metrics,
+    joining: AtomicBool,
+    stopping: AtomicBool,
+}
+
+/// Cancels the node's root token when the last user-held handle goes.
+#[derive(Debug)]
+struct Owner(CancellationToken);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// A download's body that logs one line and records its duration when it ends: completely
@@ -191,14 +227,21 @@ impl Drop for TransferGuard {
     }
 }
 
-/// How long shutdown waits for HTTP transfers in progress before cutting them off.
-const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long shutdown waits for HTTP transfers and upload clean-up before cutting them off.
+const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// First wait between two bootstrap attempts.
+const JOIN_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Longest wait between two bootstrap attempts.
+const JOIN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running node: peer server, chunk store, pipelines and (optionally) the HTTP API.
-/// Cheap to clone; every clone is the same node.
-#[derive(Debug, Clone)]
+/// Cheap to clone; every clone is the same node. Dropping every handle without
+/// [`Node::shutdown`] stops the node's tasks at once (as [`Node::crash`] would).
+#[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
+    /// `None` for the handles the node's own tasks hold.
+    _owner: Option<Arc<Owner>>,
 }
 
 impl Node {
@@ -241,20 +284,27 @@ impl Node {
             })?),
             None => None,
         };
-        let store = MemoryStore::new(config.capacity);
-        let net = Network::start(
-            peer_listener,
-            config.advertise,
-            Arc::new(StoreHandler {
-                store: store.clone(),
-            }),
-            config.net.clone(),
-        )?;
-        let cluster = Cluster {
+        let root = CancellationToken::new();
+        let local = Arc::new(LocalHolder::new(
+            config.capacity,
+            Tombstones::new(config.tombstone_ttl, config.max_tombstones),
+        ));
+        let handler = Arc::new(StoreHandler {
+            local: local.clone(),
+        });
+        let net = Network::start(peer_listener, config.advertise, handler, config.net.clone())?;
+        // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
+        let _ = local.id.set(net.local().id);
+        let cluster = Cluster::new(
             net,
-            store,
-            replicas: config.replicas.max(1),
-        };
+            local,
+            Settings {
+                replicas: config.replicas.max(1),
+                attempt_timeout: config.attempt_timeout,
+                hedge_min: config.hedge_min,
+                hedge_max: config.hedge_max,
+            },
+        );
         let repairer = Repairer {
             cluster: cluster.clone(),
             counters: Arc::default(),
@@ -262,53 +312,35 @@ impl Node {
             bandwidth: config.repair_bandwidth,
         };
         let metrics = Metrics::new(cluster.clone(), repairer.counters.clone());
+        let work = root.child_token();
         let node = Node {
             inner: Arc::new(Inner {
                 metrics,
                 cluster,
                 repairer,
-                repair_task: Mutex::new(None),
-                config,
                 index: Mutex::new(Vec::new()),
                 http_addr,
-                token: CancellationToken::new(),
-                http_task: Mutex::new(None),
+                root: root.clone(),
+                work,
+                tracker: TaskTracker::new(),
+                joining: AtomicBool::new(!config.bootstrap.is_empty()),
+                stopping: AtomicBool::new(false),
+                config,
             }),
+            _owner: Some(Arc::new(Owner(root))),
         };
         if let Some(listener) = http_listener {
-            let router = crate::http::router(node.clone());
-            let token = node.inner.token.clone();
-            let task = tokio::spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            });
-            *node
-                .inner
-                .http_task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(AbortOnDropHandle::new(task));
+            let serve = crate::http::serve(listener, node.internal(), node.inner.work.clone());
+            node.inner.tracker.spawn(serve);
         }
         let repair = node
             .inner
             .repairer
             .clone()
-            .run(node.inner.config.repair_interval, node.inner.token.clone());
-        *node
-            .inner
-            .repair_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            Some(AbortOnDropHandle::new(tokio::spawn(repair)));
+            .run(node.inner.config.repair_interval, node.inner.work.clone());
+        node.inner.tracker.spawn(repair);
         if !node.inner.config.bootstrap.is_empty() {
-            let seeds = node.inner.config.bootstrap.clone();
-            if let Err(e) = node.inner.cluster.net.bootstrap(&seeds).await {
-                node.shutdown().await;
-                return Err(e.into());
-            }
+            node.join().await;
         }
         if !node.network().is_keyed() {
             tracing::warn!(
@@ -322,10 +354,60 @@ impl Node {
             node = %node.id(),
             peer_addr = %node.peer_addr(),
             http = ?node.http_addr(),
-            peers = node.inner.cluster.net.membership().len(),
+            peers = node.network().membership().len(),
+            joining = node.is_joining(),
             "node started"
         );
         Ok(node)
+    }
+
+    /// A handle for the node's own tasks: it does not keep the node alive.
+    fn internal(&self) -> Node {
+        Node {
+            inner: self.inner.clone(),
+            _owner: None,
+        }
+    }
+
+    /// Joins through the bootstrap peers: one attempt now; if no peer answers (they may not be
+    /// up yet), keeps retrying in the background with capped backoff while the node serves,
+    /// and reports itself as joining until one answers.
+    async fn join(&self) {
+        let seeds = self.inner.config.bootstrap.clone();
+        let net = self.network().clone();
+        match net.bootstrap(&seeds).await {
+            Ok(_) => self.inner.joining.store(false, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %e, "bootstrap peers not reachable yet; retrying in the background");
+                let node = self.internal();
+                let token = self.inner.work.clone();
+                self.inner.tracker.spawn(async move {
+                    let mut wait = JOIN_RETRY_INITIAL;
+                    loop {
+                        tokio::select! {
+                            () = token.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        match net.bootstrap(&seeds).await {
+                            Ok(report) => {
+                                node.inner.joining.store(false, Ordering::Relaxed);
+                                tracing::info!(peers = report.reached.len(), "joined the network");
+                                return;
+                            }
+                            Err(e) => {
+                                wait = (wait * 2).min(JOIN_RETRY_MAX);
+                                tracing::warn!(error = %e, retry_in = ?wait, "bootstrap peers still not reachable");
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Whether the node is still waiting for a bootstrap peer to answer.
+    pub fn is_joining(&self) -> bool {
+        self.inner.joining.load(Ordering::Relaxed)
     }
 
     /// This node's id.
@@ -348,13 +430,16 @@ impl Node {
         &self.inner.config
     }
 
-    /// The peer network (membership, requests) of this node.
+    /// The peer network (membership, requests, drills) of this node.
     pub fn network(&self) -> &Network {
-        &self.inner.cluster.net
+        self.inner.cluster.net()
     }
 
     /// Uploads `body` as a file named `name` under `password`: chunks are sealed here and
     /// spread over their holders; the file is added to this node's index.
+    ///
+    /// The upload runs as a task the node owns: if this future is dropped before it ends (the
+    /// client went away), or the node shuts down, the upload stops and deletes what it stored.
     pub async fn upload<S, E>(
         &self,
         name: &str,
@@ -362,10 +447,39 @@ impl Node {
         body: S,
     ) -> Result<UploadReceipt, NodeError>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
         self.check_running()?;
+        let token = self.inner.work.child_token();
+        // Cancels the upload if the caller stops waiting for it.
+        let cancel_on_drop = token.clone().drop_guard();
+        let (done, result) = tokio::sync::oneshot::channel();
+        let node = self.internal();
+        let name = name.to_string();
+        self.inner.tracker.spawn(async move {
+            let result = node.run_upload(name, password, body, token).await;
+            // The caller may be gone; the upload cleaned up after itself either way.
+            let _ = done.send(result);
+        });
+        let result = result
+            .await
+            .unwrap_or_else(|_| Err(NodeError::Internal("upload task ended early".into())));
+        cancel_on_drop.disarm();
+        result
+    }
+
+    async fn run_upload<S, E>(
+        &self,
+        name: String,
+        password: Password,
+        body: S,
+        token: CancellationToken,
+    ) -> Result<UploadReceipt, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
         let _transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let settings = UploadSettings {
             kdf: self.inner.config.kdf,
@@ -373,14 +487,8 @@ impl Node {
             parallelism: self.inner.config.transfer_parallelism,
         };
         let started = std::time::Instant::now();
-        let result = upload::upload(
-            &self.inner.cluster,
-            settings,
-            name.to_string(),
-            password,
-            body,
-        )
-        .await;
+        let result =
+            upload::upload(&self.inner.cluster, settings, name, password, body, token).await;
         let elapsed = started.elapsed();
         let duration_ms = elapsed.as_millis() as u64;
         match &result {
@@ -395,8 +503,13 @@ impl Node {
                 });
             }
             Err(e) => {
-                self.inner.metrics.upload("error", elapsed.as_secs_f64());
-                tracing::warn!(duration_ms, outcome = "error", error = %e, "upload");
+                let outcome = if matches!(e, NodeError::Cancelled) {
+                    "cancelled"
+                } else {
+                    "error"
+                };
+                self.inner.metrics.upload(outcome, elapsed.as_secs_f64());
+                tracing::warn!(duration_ms, outcome, error = %e, "upload");
             }
         }
         result
@@ -444,7 +557,7 @@ impl Node {
             id,
             size: download.size,
             started,
-            node: self.clone(),
+            node: self.internal(),
             delivered: 0,
             finished: false,
             _transfer: transfer,
@@ -472,28 +585,19 @@ impl Node {
         Ok((name, data))
     }
 
-    /// Deletes file `id` from every node that holds its chunks or record, after proving the
-    /// password opens it; drops it from this node's index. Returns the number of chunks
-    /// (record included) deleted.
+    /// Deletes file `id` for good, after proving the password opens it: its record is
+    /// dropped on every live node and its chunks on their ranked holders, all of which keep
+    /// tombstones so neither a late put nor repair brings them back; drops it from this node's
+    /// index. Returns the number of chunks (record included) deleted.
     pub async fn delete(&self, id: FileId, password: Password) -> Result<u64, NodeError> {
         self.check_running()?;
         let cluster = &self.inner.cluster;
         let opened = download::open_record(cluster, id, password).await?;
-        let holders = cluster.locate(&opened.chunk_ids).await;
-        let mut deleted = 0u64;
-        for (chunk, holders) in opened.chunk_ids.iter().zip(&holders) {
-            if cluster.delete(*chunk, holders).await > 0 {
-                deleted += 1;
-            }
-        }
-        if cluster
-            .delete(id.record_chunk(), &opened.record_holders)
-            .await
-            > 0
-        {
-            deleted += 1;
-        }
+        // The record first: once it is gone the file cannot be read, whatever happens next.
+        cluster.delete(&[id.record_chunk()], &[], true).await;
+        cluster.delete(&opened.chunk_ids, &[], false).await;
         self.lock_index().retain(|e| e.id != id);
+        let deleted = opened.chunk_ids.len() as u64 + 1;
         tracing::info!(file = %id, deleted, "file deleted");
         Ok(deleted)
     }
@@ -511,21 +615,35 @@ impl Node {
 
     /// This node, its peers and its store usage.
     pub fn status(&self) -> NetworkStatus {
-        let net = &self.inner.cluster.net;
+        let cluster = &self.inner.cluster;
+        let net = cluster.net();
+        let state = if self.inner.stopping.load(Ordering::Relaxed) {
+            "stopping"
+        } else if self.is_joining() {
+            "joining"
+        } else {
+            "running"
+        };
         NetworkStatus {
             node: net.local(),
+            state,
             peers: net
                 .membership()
                 .snapshot()
                 .into_iter()
-                .map(|e| PeerStatus {
-                    id: e.info.id,
-                    addr: e.info.addr,
-                    state: e.state.as_str(),
+                .map(|e| {
+                    let health = cluster.peer_health(&e.info.id);
+                    PeerStatus {
+                        id: e.info.id,
+                        addr: e.info.addr,
+                        state: e.state.as_str(),
+                        demoted: health.demoted,
+                        failures: health.failures,
+                    }
                 })
                 .collect(),
             security: if net.is_keyed() { "keyed" } else { "open" },
-            store: self.inner.cluster.store.stats().into(),
+            store: StoreStatus::new(cluster.store_stats(), cluster.tombstone_count()),
             repair: {
                 let c = &self.inner.repairer.counters;
                 RepairStatus {
@@ -549,19 +667,19 @@ impl Node {
             .collect()
     }
 
-    /// Stops the node gracefully: tells its peers it leaves, hands every chunk it holds to
-    /// the holders that should have it (within `handoff_deadline`, logging what it could not
-    /// hand off), stops the HTTP API and peer server, waits for their tasks, and wipes the
-    /// store. Idempotent.
+    /// Stops the node gracefully, in a fixed order: stops taking requests and cancels the
+    /// uploads in progress (which delete what they stored) and repair, waiting for them
+    /// (HTTP transfers get a few seconds to finish); tells its peers it leaves; hands every
+    /// chunk it holds to the holders that should have it (within `handoff_deadline`, logging
+    /// what it could not hand off); stops the peer network; wipes the store. Idempotent.
     pub async fn shutdown(&self) {
-        if self.inner.token.is_cancelled() {
+        if self.inner.stopping.swap(true, Ordering::SeqCst) || self.inner.root.is_cancelled() {
             return;
         }
-        self.inner.token.cancel();
-        self.take_task(&self.inner.repair_task);
-        let net = &self.inner.cluster.net;
+        self.stop_work().await;
+        let net = self.network();
         net.announce_leave().await;
-        let held = self.inner.cluster.store.stats().chunks;
+        let held = self.inner.cluster.store_stats().chunks;
         if held > 0 {
             let deadline = tokio::time::Instant::now() + self.inner.config.handoff_deadline;
             let outcome = self
@@ -581,44 +699,41 @@ impl Node {
                 tracing::info!(held, pushed = outcome.pushed, "handed off every chunk");
             }
         }
-        if let Some(mut http) = self.take_task(&self.inner.http_task) {
-            if tokio::time::timeout(HTTP_GRACE, &mut http).await.is_err() {
-                tracing::warn!(
-                    "HTTP transfers still running after {HTTP_GRACE:?}; cutting them off"
-                );
-                http.abort();
-            }
-        }
         net.shutdown().await;
-        self.inner.cluster.store.clear();
+        self.inner.root.cancel();
+        self.inner.cluster.wipe();
         self.lock_index().clear();
         tracing::info!(node = %self.id(), "node stopped; memory wiped");
+    }
+
+    /// Cancels the work token and waits (bounded) for every task under it.
+    async fn stop_work(&self) {
+        self.inner.work.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(WORK_GRACE, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("node tasks still running after {WORK_GRACE:?}; going on without them");
+        }
     }
 
     /// Stops the node at once, as a crash or power cut would: no leave announcement, no
     /// hand-off; connections drop and the store is wiped. For failure drills and tests.
     pub async fn crash(&self) {
-        if self.inner.token.is_cancelled() {
+        if self.inner.stopping.swap(true, Ordering::SeqCst) || self.inner.root.is_cancelled() {
             return;
         }
-        self.inner.token.cancel();
-        drop(self.take_task(&self.inner.repair_task));
-        drop(self.take_task(&self.inner.http_task));
-        self.inner.cluster.net.shutdown().await;
-        self.inner.cluster.store.clear();
+        self.inner.root.cancel();
+        self.network().shutdown().await;
+        self.stop_work().await;
+        self.inner.cluster.wipe();
         self.lock_index().clear();
         tracing::warn!(node = %self.id(), "node crashed (drill)");
     }
 
-    fn take_task(
-        &self,
-        slot: &Mutex<Option<AbortOnDropHandle<()>>>,
-    ) -> Option<AbortOnDropHandle<()>> {
-        slot.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-
     fn check_running(&self) -> Result<(), NodeError> {
-        if self.inner.token.is_cancelled() {
+        if self.inner.work.is_cancelled() || self.inner.stopping.load(Ordering::Relaxed) {
             Err(NodeError::ShuttingDown)
         } else {
             Ok(())

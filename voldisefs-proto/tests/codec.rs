@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
 use voldisefs_proto::{
-    ChunkId, ChunkProof, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN, Message,
-    NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
+    ChunkId, ChunkProof, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN,
+    Message, NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
 };
 
 fn node_id() -> impl Strategy<Value = NodeId> {
@@ -80,7 +80,8 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         prop::collection::vec(chunk_proof(), 0..50).prop_map(|proofs| Message::Proofs { proofs }),
-        prop::collection::vec(chunk_id(), 0..50).prop_map(|chunks| Message::DeleteChunks { chunks }),
+        prop::collection::vec(chunk_id(), 0..50)
+            .prop_map(|chunks| Message::DeleteChunks { chunks }),
         node_id().prop_map(|node_id| Message::Leave { node_id }),
         Just(Message::Ack),
         (error_code(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),

@@ -3,6 +3,11 @@
 //!
 //! Memory per upload is bounded by the chunk size times the chunks in flight, never by the
 //! file size: the body is read only as fast as chunks are sealed and stored.
+//!
+//! An upload that fails or is cancelled (its token: the client went away, or the node shuts
+//! down) deletes what it stored: every chunk it sealed is deleted, with tombstones, on the
+//! holders that confirmed it and on its ranked holders, so even a put still on its way when the
+//! upload stopped is refused when it lands.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,15 +15,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{
     ChunkSize, FileSealer, KdfParams, MAX_FILE_SIZE, MAX_NAME_LEN, ManifestInfo, Password, TAG_LEN,
 };
-use voldisefs_proto::{ChunkId, FileId};
+use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
 
 use crate::NodeError;
-use crate::cluster::Cluster;
+use crate::replication::Cluster;
 
 /// What an upload produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -75,16 +81,40 @@ impl InFlight {
         }
         Ok(std::mem::take(&mut self.ids))
     }
-
-    /// Lets every chunk still in flight finish, ignoring the outcome (used after a failure,
-    /// so cleanup does not race with late stores).
-    async fn drain(&mut self) {
-        while self.running.next().await.is_some() {}
-    }
 }
 
-/// Ids of chunks sealed so far, shared with the chunk tasks, for cleanup after a failure.
-type Sealed = Arc<Mutex<Vec<ChunkId>>>;
+/// What an upload stored so far, shared with the chunk tasks, for cleanup after a failure.
+#[derive(Debug, Default)]
+struct Stored {
+    /// Every chunk sealed (stored or on its way).
+    ids: Vec<ChunkId>,
+    /// Every node that confirmed one of them.
+    holders: Vec<NodeId>,
+}
+
+type Sealed = Arc<Mutex<Stored>>;
+
+fn lock(sealed: &Sealed) -> std::sync::MutexGuard<'_, Stored> {
+    sealed.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Stores a sealed chunk on its holders and notes who confirmed it.
+async fn store(
+    cluster: &Cluster,
+    id: ChunkId,
+    bytes: Bytes,
+    sealed: &Sealed,
+) -> Result<(), NodeError> {
+    lock(sealed).ids.push(id);
+    let holders = cluster.put(id, bytes).await?;
+    let mut stored = lock(sealed);
+    for holder in holders {
+        if !stored.holders.contains(&holder) {
+            stored.holders.push(holder);
+        }
+    }
+    Ok(())
+}
 
 /// Seals chunk `index` and stores it on its holders.
 async fn seal_and_store(
@@ -100,25 +130,23 @@ async fn seal_and_store(
         tokio::task::spawn_blocking(move || sealer.seal_chunk_owned(index, is_final, plaintext))
             .await??;
     let id = ChunkId::from_bytes(sealed.id);
-    sealed_ids
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(id);
     let mut bytes = sealed.bytes;
     // Stored as is on this node: do not pin the spare capacity of a short final chunk.
     bytes.shrink_to_fit();
-    cluster.put(id, Bytes::from(bytes)).await?;
+    store(&cluster, id, Bytes::from(bytes), &sealed_ids).await?;
     Ok(id)
 }
 
-/// Runs a whole upload of `body` named `name` under `password`. On failure, the chunks
-/// already stored are deleted again (best effort), so a failed upload leaves no garbage.
+/// Runs a whole upload of `body` named `name` under `password`, until it ends or `token` is
+/// cancelled. On failure or cancellation, everything it stored is deleted again (see the
+/// module docs), so a failed upload leaves no garbage.
 pub(crate) async fn upload<S, E>(
     cluster: &Cluster,
     settings: UploadSettings,
     name: String,
     password: Password,
     body: S,
+    token: CancellationToken,
 ) -> Result<UploadReceipt, NodeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -130,25 +158,21 @@ where
         max: settings.parallelism.max(1),
     };
     let sealed = Sealed::default();
-    let result = run(
-        cluster,
-        settings,
-        name,
-        password,
-        body,
-        &mut in_flight,
-        &sealed,
-    )
-    .await;
+    let result = tokio::select! {
+        result = run(cluster, settings, name, password, body, &mut in_flight, &sealed) => result,
+        () = token.cancelled() => Err(NodeError::Cancelled),
+    };
     if result.is_err() {
-        in_flight.drain().await;
-        let ids = std::mem::take(&mut *sealed.lock().unwrap_or_else(PoisonError::into_inner));
+        // Stop the chunks still in flight; a put already on the wire meets a tombstone.
+        drop(in_flight);
+        let Stored { ids, holders } = std::mem::take(&mut *lock(&sealed));
         if !ids.is_empty() {
-            let holders = cluster.locate(&ids).await;
-            for (id, holders) in ids.iter().zip(&holders) {
-                cluster.delete(*id, holders).await;
-            }
-            tracing::info!(chunks = ids.len(), "removed the chunks of a failed upload");
+            let confirmed = cluster.delete(&ids, &holders, false).await;
+            tracing::info!(
+                chunks = ids.len(),
+                nodes = confirmed,
+                "removed the chunks of a failed upload"
+            );
         }
     }
     result
@@ -237,13 +261,13 @@ where
     };
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
     let id = FileId::from_bytes(record.id);
-    sealed
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(id.record_chunk());
-    cluster
-        .put(id.record_chunk(), Bytes::from(record.bytes))
-        .await?;
+    store(
+        cluster,
+        id.record_chunk(),
+        Bytes::from(record.bytes),
+        sealed,
+    )
+    .await?;
     Ok(UploadReceipt {
         id,
         size,

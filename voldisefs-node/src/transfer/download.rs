@@ -1,7 +1,7 @@
 //! The download pipeline: fetch the record by FileId and check its hash -> open it with the
-//! password -> check every chunk is available somewhere -> stream the chunks in order, fetching
-//! ahead in parallel, verifying each against its id (another holder on any failure) and
-//! decrypting on the blocking pool.
+//! password -> check every chunk is held somewhere (asking its ranked holders) -> stream the
+//! chunks in order, fetching ahead in parallel from the ranked holders with hedging, verifying
+//! each against its id (another holder on any failure) and decrypting on the blocking pool.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,11 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use voldisefs_crypto::{Error as CryptoError, FileOpener, Password};
-use voldisefs_proto::{ChunkId, FileId, PeerInfo};
+use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
 use crate::NodeError;
-use crate::cluster::Cluster;
+use crate::replication::{AttemptError, Cluster, Fetched, HolderError};
 
 /// A stream of plaintext pieces of a file, in order.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
@@ -56,36 +56,30 @@ impl AsRef<[u8]> for Plaintext {
 pub(crate) struct OpenedFile {
     pub(crate) opener: Arc<FileOpener>,
     pub(crate) chunk_ids: Vec<ChunkId>,
-    pub(crate) record_holders: Vec<PeerInfo>,
 }
 
-/// Fetches and opens the record of `id`: [`NodeError::NotFound`] if no node holds it,
-/// [`NodeError::WrongPassword`] if the password does not open it.
+/// Fetches and opens the record of `id`: [`NodeError::NotFound`] if no node holds it (or it
+/// was deleted), [`NodeError::WrongPassword`] if the password does not open it.
 pub(crate) async fn open_record(
     cluster: &Cluster,
     id: FileId,
     password: Password,
 ) -> Result<OpenedFile, NodeError> {
     let record_id = id.record_chunk();
-    let record_holders = cluster.locate(&[record_id]).await.pop().unwrap_or_default();
-    if record_holders.is_empty() {
-        return Err(NodeError::NotFound(id));
-    }
-    let mut record = None;
-    for holder in &record_holders {
-        match cluster.get_from(*holder, record_id).await {
-            Ok(bytes) if record_id.matches(&bytes) => {
-                record = Some(bytes);
-                break;
+    let fetched = cluster
+        .fetch(record_id, &[], move |bytes: Bytes| {
+            if record_id.matches(&bytes) {
+                Ok(bytes)
+            } else {
+                Err(AttemptError::Next(HolderError::Failed(
+                    "served a forged record".into(),
+                )))
             }
-            Ok(_) => tracing::warn!(peer = %holder.id, file = %id, "holder served a forged record"),
-            Err(e) => tracing::debug!(peer = %holder.id, error = %e, "record fetch failed"),
-        }
-    }
-    let record = record.ok_or(NodeError::Unavailable {
-        missing: 1,
-        total: 1,
-    })?;
+        })
+        .await?;
+    let Fetched::Found(record) = fetched else {
+        return Err(NodeError::NotFound(id));
+    };
     let opener =
         tokio::task::spawn_blocking(move || FileOpener::open(id.as_bytes(), &record, &password))
             .await??;
@@ -98,12 +92,12 @@ pub(crate) async fn open_record(
     Ok(OpenedFile {
         opener: Arc::new(opener),
         chunk_ids,
-        record_holders,
     })
 }
 
 /// Opens file `id` and returns its streaming body, after checking that every chunk is held by
-/// some reachable node ([`NodeError::Unavailable`] says how many are not).
+/// some reachable node ([`NodeError::Unavailable`] says how many are not). Each chunk is then
+/// fetched from its ranked holders with hedging (see [`Cluster::fetch`]) within `deadline`.
 pub(crate) async fn download(
     cluster: &Cluster,
     id: FileId,
@@ -111,15 +105,16 @@ pub(crate) async fn download(
     read_ahead: usize,
     deadline: Duration,
 ) -> Result<Download, NodeError> {
-    let OpenedFile {
-        opener, chunk_ids, ..
-    } = open_record(cluster, id, password).await?;
+    let OpenedFile { opener, chunk_ids } = open_record(cluster, id, password).await?;
     let holders = cluster.locate(&chunk_ids).await;
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     let total = chunk_ids.len() as u64;
     if missing > 0 {
         // A delete may have run since the record was read: then the file is gone, not broken.
-        if cluster.locate(&[id.record_chunk()]).await[0].is_empty() {
+        if !matches!(
+            cluster.fetch(id.record_chunk(), &[], Ok).await?,
+            Fetched::Found(_)
+        ) {
             return Err(NodeError::NotFound(id));
         }
         return Err(NodeError::Unavailable { missing, total });
@@ -135,10 +130,15 @@ pub(crate) async fn download(
         .map(move |(index, (chunk, holders))| {
             let (cluster, opener) = (cluster.clone(), opener.clone());
             async move {
-                let fetch = fetch_chunk(&cluster, &opener, index as u64, chunk, &holders);
+                let open = move |bytes: Bytes| open_chunk(&opener, index as u64, bytes);
+                let fetch = cluster.fetch(chunk, &holders, open);
                 match tokio::time::timeout(deadline, fetch).await {
-                    Ok(result) => result,
-                    Err(_) => Err(NodeError::Unavailable { missing: 1, total }),
+                    Ok(Ok(Fetched::Found(plain))) => Ok(plain),
+                    Ok(Ok(Fetched::Deleted)) => Err(NodeError::NotFound(id)),
+                    Ok(Ok(Fetched::Missing)) | Err(_) => {
+                        Err(NodeError::Unavailable { missing: 1, total })
+                    }
+                    Ok(Err(e)) => Err(e),
                 }
             }
         })
@@ -152,39 +152,15 @@ pub(crate) async fn download(
     })
 }
 
-/// Fetches chunk `index` from the first holder that serves bytes matching its id, and opens it.
-async fn fetch_chunk(
-    cluster: &Cluster,
-    opener: &Arc<FileOpener>,
-    index: u64,
-    chunk: ChunkId,
-    holders: &[PeerInfo],
-) -> Result<Bytes, NodeError> {
-    let mut last_error = None;
-    for holder in holders {
-        let bytes = match cluster.get_from(*holder, chunk).await {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::debug!(peer = %holder.id, %chunk, error = %e, "chunk fetch failed; trying the next holder");
-                last_error = Some(e);
-                continue;
-            }
-        };
-        let opener = opener.clone();
-        let opened =
-            tokio::task::spawn_blocking(move || opener.open_chunk(index, Vec::from(bytes))).await?;
-        match opened {
-            Ok(plain) => return Ok(Bytes::from_owner(Plaintext(plain))),
-            Err(e @ (CryptoError::ChunkIdMismatch { .. } | CryptoError::InvalidChunk { .. })) => {
-                tracing::warn!(peer = %holder.id, %chunk, error = %e, "holder served a corrupt chunk; trying the next holder");
-                last_error = Some(NodeError::Crypto(e));
-            }
-            // The bytes match the manifest's id yet do not decrypt: the file itself is damaged.
-            Err(e) => return Err(NodeError::Crypto(e)),
-        }
+/// Verifies and decrypts chunk `index` (on the blocking pool). Bytes that do not match the
+/// chunk's id are the holder's fault (try another); verified bytes that do not decrypt mean
+/// the file itself is damaged.
+fn open_chunk(opener: &FileOpener, index: u64, bytes: Bytes) -> Result<Bytes, AttemptError> {
+    match opener.open_chunk(index, Vec::from(bytes)) {
+        Ok(plain) => Ok(Bytes::from_owner(Plaintext(plain))),
+        Err(e @ (CryptoError::ChunkIdMismatch { .. } | CryptoError::InvalidChunk { .. })) => Err(
+            AttemptError::Next(HolderError::Failed(format!("served a corrupt chunk: {e}"))),
+        ),
+        Err(e) => Err(AttemptError::Stop(NodeError::Crypto(e))),
     }
-    Err(last_error.unwrap_or(NodeError::Unavailable {
-        missing: 1,
-        total: 1,
-    }))
 }

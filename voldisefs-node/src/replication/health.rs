@@ -1,0 +1,267 @@
+//! What this node has seen of each peer as a chunk holder: failures demote a peer in the
+//! ranking used for reads, writes and repair; observed latencies set the hedging delay.
+//!
+//! Bounds: one record per peer, at most [`MAX_RECORDS`] (records of peers no longer known are
+//! pruned, and when full the record demoted longest ago is dropped); [`LATENCY_SAMPLES`]
+//! latency samples per kind of request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use voldisefs_proto::NodeId;
+
+/// Most peers with a health record.
+pub(crate) const MAX_RECORDS: usize = 4096;
+/// Latency samples kept per kind of request (the most recent ones).
+pub(crate) const LATENCY_SAMPLES: usize = 256;
+/// Samples needed before the observed p99 is trusted over the configured maximum.
+const MIN_SAMPLES: usize = 16;
+/// First demotion after a failure; doubles with every further failure in a row.
+const DEMOTION_BASE: Duration = Duration::from_secs(10);
+/// Longest demotion.
+const DEMOTION_MAX: Duration = Duration::from_secs(600);
+
+/// Which promise a holder broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A get timed out, failed or served corrupt bytes.
+    Get,
+    /// A put timed out or failed (other than a full store).
+    Put,
+    /// A proof of possession was wrong, missing or late.
+    Proof,
+}
+
+impl Failure {
+    /// Stable lowercase name for metrics.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Failure::Get => "get",
+            Failure::Put => "put",
+            Failure::Proof => "proof",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// Failures since the last success.
+    strikes: u32,
+    /// Failures ever.
+    failures: u64,
+    demoted_until: Instant,
+}
+
+/// A peer's health as status reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PeerHealth {
+    /// Ranked last for now because of recent failures.
+    pub(crate) demoted: bool,
+    /// Failed gets, puts and proofs so far.
+    pub(crate) failures: u64,
+}
+
+/// Health records of the peers and latency samples of requests to them.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    records: Mutex<HashMap<NodeId, Record>>,
+    get_latency: Latency,
+    put_latency: Latency,
+    failures: [std::sync::atomic::AtomicU64; 3],
+}
+
+impl Health {
+    /// Records that `peer` failed; it is demoted for a while (longer after each failure in a
+    /// row).
+    pub(crate) fn failure(&self, peer: NodeId, what: Failure) {
+        let now = Instant::now();
+        let index = match what {
+            Failure::Get => 0,
+            Failure::Put => 1,
+            Failure::Proof => 2,
+        };
+        self.failures[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.len() >= MAX_RECORDS && !records.contains_key(&peer) {
+            let oldest = records
+                .iter()
+                .min_by_key(|(_, r)| r.demoted_until)
+                .map(|(id, _)| *id);
+            if let Some(oldest) = oldest {
+                records.remove(&oldest);
+            }
+        }
+        let record = records.entry(peer).or_insert(Record {
+            strikes: 0,
+            failures: 0,
+            demoted_until: now,
+        });
+        record.strikes = record.strikes.saturating_add(1);
+        record.failures = record.failures.saturating_add(1);
+        let factor = 1u32 << record.strikes.saturating_sub(1).min(6);
+        record.demoted_until = now + (DEMOTION_BASE * factor).min(DEMOTION_MAX);
+    }
+
+    /// Records that `peer` kept a promise (served, stored or proved a chunk): the next failure
+    /// starts the demotion over at its shortest. A current demotion runs out on its own.
+    pub(crate) fn success(&self, peer: NodeId) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(record) = records.get_mut(&peer) {
+            record.strikes = 0;
+        }
+    }
+
+    /// Whether `peer` is demoted now.
+    pub(crate) fn is_demoted(&self, peer: &NodeId) -> bool {
+        let now = Instant::now();
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.get(peer).is_some_and(|r| r.demoted_until > now)
+    }
+
+    /// The health of `peer`.
+    pub(crate) fn of(&self, peer: &NodeId) -> PeerHealth {
+        let now = Instant::now();
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records
+            .get(peer)
+            .map_or_else(PeerHealth::default, |r| PeerHealth {
+                demoted: r.demoted_until > now,
+                failures: r.failures,
+            })
+    }
+
+    /// Failures so far by kind (`get`, `put`, `proof`).
+    pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
+        let load = |i: usize| self.failures[i].load(std::sync::atomic::Ordering::Relaxed);
+        [
+            (Failure::Get, load(0)),
+            (Failure::Put, load(1)),
+            (Failure::Proof, load(2)),
+        ]
+    }
+
+    /// Forgets peers for which `keep` is false (no longer in the membership table).
+    pub(crate) fn retain(&self, keep: impl Fn(&NodeId) -> bool) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.retain(|id, _| keep(id));
+    }
+
+    /// Latencies of successful gets.
+    pub(crate) fn get_latency(&self) -> &Latency {
+        &self.get_latency
+    }
+
+    /// Latencies of successful puts.
+    pub(crate) fn put_latency(&self) -> &Latency {
+        &self.put_latency
+    }
+}
+
+/// The most recent latencies of one kind of request.
+#[derive(Debug, Default)]
+pub(crate) struct Latency {
+    samples: Mutex<VecDeque<Duration>>,
+}
+
+impl Latency {
+    /// Adds one sample (the oldest is dropped beyond [`LATENCY_SAMPLES`]).
+    pub(crate) fn record(&self, took: Duration) {
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        if samples.len() == LATENCY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(took);
+    }
+
+    /// The 99th percentile of the samples, once there are enough of them.
+    pub(crate) fn p99(&self) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = {
+            let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+            if samples.len() < MIN_SAMPLES {
+                return None;
+            }
+            samples.iter().copied().collect()
+        };
+        sorted.sort_unstable();
+        let index = (sorted.len() * 99).div_ceil(100).saturating_sub(1);
+        sorted.get(index).copied()
+    }
+
+    /// How long to wait for an answer before asking the next holder as well: about the
+    /// observed p99 latency, within `[min, max]` (`max` until enough samples are in).
+    pub(crate) fn hedge_delay(&self, min: Duration, max: Duration) -> Duration {
+        self.p99().map_or(max, |p| p.clamp(min, max.max(min)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_demote_for_longer_each_time_and_expire() {
+        let h = Health::default();
+        let p = NodeId::random();
+        assert!(!h.is_demoted(&p));
+        h.failure(p, Failure::Proof);
+        assert!(h.is_demoted(&p));
+        tokio::time::advance(DEMOTION_BASE).await;
+        assert!(!h.is_demoted(&p), "first demotion lasts the base time");
+        h.failure(p, Failure::Get);
+        tokio::time::advance(DEMOTION_BASE).await;
+        assert!(h.is_demoted(&p), "second failure in a row: twice as long");
+        tokio::time::advance(DEMOTION_BASE).await;
+        assert!(!h.is_demoted(&p));
+        h.success(p);
+        h.failure(p, Failure::Put);
+        tokio::time::advance(DEMOTION_BASE).await;
+        assert!(!h.is_demoted(&p), "a success resets the streak");
+        assert_eq!(h.of(&p).failures, 3);
+        let counts = h.failure_counts();
+        assert_eq!(counts.map(|(_, n)| n), [1, 1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn demotion_is_capped() {
+        let h = Health::default();
+        let p = NodeId::random();
+        for _ in 0..40 {
+            h.failure(p, Failure::Get);
+        }
+        tokio::time::advance(DEMOTION_MAX).await;
+        assert!(!h.is_demoted(&p));
+    }
+
+    #[test]
+    fn records_are_bounded() {
+        let h = Health::default();
+        for _ in 0..MAX_RECORDS + 10 {
+            h.failure(NodeId::random(), Failure::Get);
+        }
+        assert_eq!(h.records.lock().unwrap().len(), MAX_RECORDS);
+        h.retain(|_| false);
+        assert!(h.records.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn hedge_delay_follows_p99_within_bounds() {
+        let l = Latency::default();
+        let (min, max) = (Duration::from_millis(10), Duration::from_secs(1));
+        assert_eq!(l.hedge_delay(min, max), max, "no samples: the maximum");
+        for ms in 1..=100u64 {
+            l.record(Duration::from_millis(ms));
+        }
+        assert_eq!(l.p99(), Some(Duration::from_millis(99)));
+        assert_eq!(l.hedge_delay(min, max), Duration::from_millis(99));
+        for _ in 0..LATENCY_SAMPLES {
+            l.record(Duration::from_micros(50));
+        }
+        assert_eq!(l.hedge_delay(min, max), min, "never below the minimum");
+        for _ in 0..LATENCY_SAMPLES {
+            l.record(Duration::from_secs(30));
+        }
+        assert_eq!(l.hedge_delay(min, max), max, "never above the maximum");
+    }
+}

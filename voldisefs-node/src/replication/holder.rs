@@ -1,0 +1,374 @@
+//! Holders: the one interface to a node that may hold chunks, whether it is this node
+//! ([`LocalHolder`], which also answers peers) or a peer reached over the network.
+//!
+//! Every operation a holder offers exists once here; the rest of the replication layer calls
+//! [`Holder`]s without caring which kind it has.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use voldisefs_net::{NetError, Network, Payload};
+use voldisefs_proto::{
+    ChunkId, ChunkProof, ErrorCode, MAX_BATCH, Message, NodeId, PeerInfo, ProofNonce, proof,
+};
+use voldisefs_store::{ChunkStore, MemoryStore, StoreError};
+
+use super::tombstones::Tombstones;
+
+/// Bodies shorter than this are copied out of the frame buffer they arrived in, so a small
+/// chunk never pins a larger buffer (longer ones arrive in buffers of their own).
+const KEEP_AS_IS_MIN: usize = 64 << 10;
+
+/// Most chunks one `prove_chunks` request may ask about: each answer hashes a whole chunk,
+/// so this bounds the CPU one request can cost (256 chunks of at most 16 MiB).
+pub(crate) const MAX_PROVE_BATCH: usize = 256;
+
+/// A node that may hold chunks: this one or a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Holder {
+    /// This node.
+    Local(PeerInfo),
+    /// Another node, reached over the network.
+    Remote(PeerInfo),
+}
+
+impl Holder {
+    /// The node's id and address.
+    pub(crate) fn info(&self) -> PeerInfo {
+        match self {
+            Holder::Local(p) | Holder::Remote(p) => *p,
+        }
+    }
+
+    /// The node's id.
+    pub(crate) fn id(&self) -> NodeId {
+        self.info().id
+    }
+
+    /// Whether this is a peer (its failures count against its health).
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self, Holder::Remote(_))
+    }
+}
+
+/// Why a holder did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HolderError {
+    /// It does not hold the chunk.
+    #[error("chunk not held")]
+    NotFound,
+    /// It deleted the chunk and refuses to store it again.
+    #[error("chunk was deleted")]
+    Deleted,
+    /// Its store is full.
+    #[error("store full: {0}")]
+    Full(String),
+    /// It refused the request as invalid (a bug on our side, or bytes not matching the id).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// It could not be reached, did not answer in time, or answered nonsense.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl HolderError {
+    /// Whether the holder broke a promise (counts against its health), rather than saying
+    /// plainly that it cannot help.
+    pub(crate) fn is_failure(&self) -> bool {
+        matches!(self, HolderError::Failed(_))
+    }
+}
+
+impl From<NetError> for HolderError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Remote { code, message, .. } => match code {
+                ErrorCode::NotFound => HolderError::NotFound,
+                ErrorCode::Deleted => HolderError::Deleted,
+                ErrorCode::Full => HolderError::Full(message),
+                ErrorCode::BadRequest | ErrorCode::IntegrityMismatch => {
+                    HolderError::Refused(message)
+                }
+                _ => HolderError::Failed(format!("{code:?}: {message}")),
+            },
+            other => HolderError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// This node as a holder: its store and its tombstones. Serves the gateway's own requests and
+/// those of peers alike.
+#[derive(Debug)]
+pub(crate) struct LocalHolder {
+    /// This node's id, known once the network started (proofs are bound to it).
+    pub(crate) id: std::sync::OnceLock<NodeId>,
+    pub(crate) store: MemoryStore,
+    pub(crate) tombstones: Tombstones,
+}
+
+impl LocalHolder {
+    /// A holder with an empty store of `capacity` bytes and no tombstones.
+    pub(crate) fn new(capacity: u64, tombstones: Tombstones) -> Self {
+        Self {
+            id: std::sync::OnceLock::new(),
+            store: MemoryStore::new(capacity),
+            tombstones,
+        }
+    }
+
+    /// Stores bytes whose id the caller computed from them (the gateway sealed them). A
+    /// tombstoned id is refused.
+    pub(crate) fn put_sealed(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
+        let tombstones = self.tombstones.lock();
+        if tombstones.contains(&id) {
+            return Err(HolderError::Deleted);
+        }
+        self.store
+            .put_verified(id, bytes)
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Stores bytes received from a peer: checks them against `id` on the blocking pool, then
+    /// stores them unless the id is tombstoned.
+    pub(crate) async fn put_received(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
+        if self.tombstones.contains(&id) {
+            return Err(HolderError::Deleted);
+        }
+        let (matches, bytes) = tokio::task::spawn_blocking(move || (id.matches(&bytes), bytes))
+            .await
+            .map_err(|e| HolderError::Failed(e.to_string()))?;
+        if !matches {
+            return Err(HolderError::Refused(format!(
+                "the body does not hash to chunk {id}"
+            )));
+        }
+        let bytes = if bytes.len() < KEEP_AS_IS_MIN {
+            Bytes::copy_from_slice(&bytes)
+        } else {
+            bytes
+        };
+        // Checked again under the lock a delete takes, so a put racing a delete cannot win.
+        self.put_sealed(id, bytes)
+    }
+
+    /// The chunk's bytes.
+    pub(crate) fn get(&self, id: &ChunkId) -> Result<Bytes, HolderError> {
+        match self.store.get(id) {
+            Some(bytes) => Ok(bytes),
+            None if self.tombstones.contains(id) => Err(HolderError::Deleted),
+            None => Err(HolderError::NotFound),
+        }
+    }
+
+    /// Which of `ids` are held.
+    pub(crate) fn has(&self, ids: &[ChunkId]) -> Vec<bool> {
+        self.store.contains_many(ids)
+    }
+
+    /// Proofs of possession of `ids` for `nonce` (hashing on the blocking pool).
+    pub(crate) async fn prove(
+        &self,
+        nonce: ProofNonce,
+        ids: Vec<ChunkId>,
+    ) -> Result<Vec<ChunkProof>, HolderError> {
+        let held: Vec<(ChunkId, Option<Bytes>, bool)> = ids
+            .into_iter()
+            .map(|id| {
+                let bytes = self.store.get(&id);
+                let deleted = bytes.is_none() && self.tombstones.contains(&id);
+                (id, bytes, deleted)
+            })
+            .collect();
+        let Some(me) = self.id.get().copied() else {
+            return Err(HolderError::Failed("node id not known yet".into()));
+        };
+        tokio::task::spawn_blocking(move || {
+            held.into_iter()
+                .map(|(id, bytes, deleted)| match bytes {
+                    Some(bytes) => ChunkProof::Held {
+                        proof: proof::prove(&nonce, me, &id, &bytes),
+                    },
+                    None if deleted => ChunkProof::Deleted,
+                    None => ChunkProof::Missing,
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| HolderError::Failed(e.to_string()))
+    }
+
+    /// Drops `ids` and remembers them as deleted. Returns how many were held.
+    pub(crate) fn delete(&self, ids: &[ChunkId]) -> usize {
+        let mut tombstones = self.tombstones.lock();
+        tombstones.insert(ids);
+        ids.iter().filter(|id| self.store.remove(id)).count()
+    }
+}
+
+fn store_error(e: StoreError) -> HolderError {
+    match e {
+        StoreError::Full { .. } => HolderError::Full(e.to_string()),
+        other => HolderError::Refused(other.to_string()),
+    }
+}
+
+/// A peer as a holder: the typed requests of the peer protocol, each bounded by `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RemoteHolder<'a> {
+    pub(crate) net: &'a Network,
+    pub(crate) peer: PeerInfo,
+    pub(crate) timeout: Duration,
+}
+
+impl RemoteHolder<'_> {
+    async fn ask(&self, request: Payload) -> Result<Payload, HolderError> {
+        match tokio::time::timeout(self.timeout, self.net.request(self.peer, request)).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(HolderError::Failed(format!(
+                "peer {} did not answer within {:?}",
+                self.peer.id, self.timeout
+            ))),
+        }
+    }
+
+    fn unexpected(&self, request: &str, got: &Message) -> HolderError {
+        HolderError::Failed(format!(
+            "peer {} answered {} to {request}",
+            self.peer.id,
+            got.kind()
+        ))
+    }
+
+    /// Stores `bytes` under `id` on the peer.
+    pub(crate) async fn put(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
+        let answer = self
+            .ask(Payload::with_body(Message::PutChunk { chunk: id }, bytes))
+            .await?;
+        match answer.message {
+            Message::PutOk { chunk } if chunk == id => Ok(()),
+            other => Err(self.unexpected("put_chunk", &other)),
+        }
+    }
+
+    /// Fetches chunk `id` (not verified here).
+    pub(crate) async fn get(&self, id: ChunkId) -> Result<Bytes, HolderError> {
+        let answer = self
+            .ask(Payload::new(Message::GetChunk { chunk: id }))
+            .await?;
+        match answer {
+            Payload {
+                message: Message::Chunk { chunk },
+                body: Some(body),
+            } if chunk == id => Ok(body),
+            other => Err(self.unexpected("get_chunk", &other.message)),
+        }
+    }
+
+    /// Which of `ids` the peer says it holds (a claim, not a proof).
+    pub(crate) async fn has(&self, ids: &[ChunkId]) -> Result<Vec<bool>, HolderError> {
+        let mut present = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(MAX_BATCH) {
+            let ask = Payload::new(Message::HasChunks {
+                chunks: batch.to_vec(),
+            });
+            match self.ask(ask).await?.message {
+                Message::Have { present: p } if p.len() == batch.len() => present.extend(p),
+                other => return Err(self.unexpected("has_chunks", &other)),
+            }
+        }
+        Ok(present)
+    }
+
+    /// The peer's proofs of possession of `ids` (at most [`MAX_PROVE_BATCH`]) for `nonce`.
+    pub(crate) async fn prove(
+        &self,
+        nonce: ProofNonce,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkProof>, HolderError> {
+        let ask = Payload::new(Message::ProveChunks {
+            nonce,
+            chunks: ids.to_vec(),
+        });
+        match self.ask(ask).await?.message {
+            Message::Proofs { proofs } if proofs.len() == ids.len() => Ok(proofs),
+            other => Err(self.unexpected("prove_chunks", &other)),
+        }
+    }
+
+    /// Asks the peer to drop `ids` and keep tombstones for them.
+    pub(crate) async fn delete(&self, ids: &[ChunkId]) -> Result<(), HolderError> {
+        for batch in ids.chunks(MAX_BATCH) {
+            let ask = Payload::new(Message::DeleteChunks {
+                chunks: batch.to_vec(),
+            });
+            match self.ask(ask).await?.message {
+                Message::Ack => {}
+                other => return Err(self.unexpected("delete_chunks", &other)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> LocalHolder {
+        let h = LocalHolder::new(1 << 20, Tombstones::new(Duration::from_secs(3600), 1000));
+        h.id.set(NodeId::random()).unwrap();
+        h
+    }
+
+    #[tokio::test]
+    async fn a_deleted_chunk_is_never_stored_again() {
+        let h = local();
+        let bytes = Bytes::from_static(b"ciphertext");
+        let id = ChunkId::digest(&bytes);
+        h.put_received(id, bytes.clone()).await.unwrap();
+        assert_eq!(h.delete(&[id]), 1);
+        assert_eq!(h.get(&id), Err(HolderError::Deleted));
+        assert_eq!(
+            h.put_received(id, bytes.clone()).await,
+            Err(HolderError::Deleted)
+        );
+        assert_eq!(h.put_sealed(id, bytes), Err(HolderError::Deleted));
+        assert_eq!(h.store.stats().chunks, 0);
+    }
+
+    #[tokio::test]
+    async fn proofs_answer_held_missing_and_deleted() {
+        let h = local();
+        let bytes = Bytes::from_static(b"abc");
+        let (held, missing, gone) = (
+            ChunkId::digest(&bytes),
+            ChunkId::digest(b"x"),
+            ChunkId::digest(b"y"),
+        );
+        h.put_received(held, bytes.clone()).await.unwrap();
+        h.delete(&[gone]);
+        let nonce = ProofNonce::from_bytes([7; 32]);
+        let proofs = h.prove(nonce, vec![held, missing, gone]).await.unwrap();
+        assert_eq!(
+            proofs,
+            vec![
+                ChunkProof::Held {
+                    proof: proof::prove(&nonce, *h.id.get().unwrap(), &held, &bytes)
+                },
+                ChunkProof::Missing,
+                ChunkProof::Deleted
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_bytes_are_refused() {
+        let h = local();
+        let err = h
+            .put_received(ChunkId::digest(b"a"), Bytes::from_static(b"b"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HolderError::Refused(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,503 @@
+//! The replication layer: the one module that knows where chunks live and how to reach them.
+//!
+//! [`Cluster`] owns this node's store (behind [`LocalHolder`]) and its network; the upload and
+//! download pipelines, repair, hand-off and status talk only to it. Its rules (DESIGN
+//! section 5):
+//!
+//! * **Placement**: a chunk's holders are the first `replicas` live nodes in rendezvous order
+//!   ([`placement`]); reads and writes use that order with demoted peers (recent failures,
+//!   [`health`]) and suspect peers moved last, re-evaluated for every chunk.
+//! * **Never wait on one peer** ([`hedge`]): every request has a short per-attempt deadline,
+//!   and when the best holder has not answered within about the observed p99 latency the next
+//!   one is asked as well. A write succeeds once `replicas` holders (or as many as there are
+//!   live nodes) confirmed; a failing holder is replaced by the next-ranked node.
+//! * **Ranked first, wide only on a miss**: reads ask the ranked holders; only when none of
+//!   them has a chunk are all live peers asked.
+//! * **Believe nothing unproved**: repair drops a copy only after `replicas` better-ranked
+//!   holders proved possession ([`plan`]); a holder that fails a proof, get or put is demoted.
+//! * **Deletes stick** ([`tombstones`]): a delete leaves tombstones on the chunk's ranked
+//!   holders (the record's on every live node), which refuse later puts of it.
+
+mod handler;
+mod health;
+mod hedge;
+mod holder;
+pub mod placement;
+mod plan;
+mod repair;
+mod tombstones;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::time::Instant;
+use voldisefs_net::{Network, PeerState};
+use voldisefs_proto::{ChunkId, NodeId, PeerInfo};
+use voldisefs_store::{ChunkStore, StoreStats};
+
+pub(crate) use handler::StoreHandler;
+pub(crate) use health::{Failure, PeerHealth};
+pub(crate) use hedge::AttemptError;
+pub(crate) use holder::{Holder, HolderError, LocalHolder};
+pub(crate) use repair::{Mode, RepairCounters, Repairer};
+pub(crate) use tombstones::Tombstones;
+
+use crate::NodeError;
+use health::Health;
+use holder::RemoteHolder;
+
+/// How the replication layer behaves (from [`crate::NodeConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Copies of every chunk.
+    pub(crate) replicas: usize,
+    /// Longest wait for one holder's answer to one request.
+    pub(crate) attempt_timeout: Duration,
+    /// Shortest hedging delay.
+    pub(crate) hedge_min: Duration,
+    /// Longest hedging delay (used until enough latencies are observed).
+    pub(crate) hedge_max: Duration,
+}
+
+/// Places, finds, fetches and deletes chunks across the live nodes, this one included.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    net: Network,
+    local: Arc<LocalHolder>,
+    health: Health,
+    settings: Settings,
+}
+
+/// A holder's rank class: healthy nodes first, then demoted ones, then suspect ones.
+fn class(state: Option<PeerState>, demoted: bool) -> u8 {
+    match (state, demoted) {
+        (Some(PeerState::Alive) | None, false) => 0,
+        (Some(PeerState::Alive) | None, true) => 1,
+        _ => 2,
+    }
+}
+
+impl Cluster {
+    /// The replication layer over `net` and this node's `local` holder.
+    pub(crate) fn new(net: Network, local: Arc<LocalHolder>, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                net,
+                local,
+                health: Health::default(),
+                settings,
+            }),
+        }
+    }
+
+    /// The network (membership, status, drills).
+    pub(crate) fn net(&self) -> &Network {
+        &self.inner.net
+    }
+
+    /// This node.
+    pub(crate) fn local(&self) -> PeerInfo {
+        self.inner.net.local()
+    }
+
+    /// Copies kept of every chunk.
+    pub(crate) fn replicas(&self) -> usize {
+        self.inner.settings.replicas
+    }
+
+    /// Every node placement may use: the live peers and this node.
+    pub(crate) fn nodes(&self) -> Vec<PeerInfo> {
+        let mut nodes = self.inner.net.membership().live_peers();
+        nodes.push(self.local());
+        nodes
+    }
+
+    /// This node's store usage.
+    pub(crate) fn store_stats(&self) -> StoreStats {
+        self.inner.local.store.stats()
+    }
+
+    /// Ids this node keeps tombstones for.
+    pub(crate) fn tombstone_count(&self) -> usize {
+        self.inner.local.tombstones.len()
+    }
+
+    /// What this node has seen of `peer` as a holder.
+    pub(crate) fn peer_health(&self, peer: &NodeId) -> PeerHealth {
+        self.inner.health.of(peer)
+    }
+
+    /// Holder failures so far, by kind.
+    pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
+        self.inner.health.failure_counts()
+    }
+
+    /// Forgets everything held (shutdown, crash).
+    pub(crate) fn wipe(&self) {
+        self.inner.local.store.clear();
+        self.inner.local.tombstones.clear();
+    }
+
+    fn holder(&self, peer: PeerInfo) -> Holder {
+        if peer.id == self.local().id {
+            Holder::Local(peer)
+        } else {
+            Holder::Remote(peer)
+        }
+    }
+
+    fn remote(&self, peer: PeerInfo) -> RemoteHolder<'_> {
+        RemoteHolder {
+            net: &self.inner.net,
+            peer,
+            timeout: self.inner.settings.attempt_timeout,
+        }
+    }
+
+    /// `nodes` as holders of `id`, best first: rendezvous order, with demoted and then suspect
+    /// peers moved last (stable, so every class keeps rendezvous order).
+    fn rank(&self, id: &ChunkId, nodes: &[PeerInfo]) -> Vec<Holder> {
+        let membership = self.inner.net.membership();
+        let local = self.local().id;
+        let mut ranked: Vec<(u8, Holder)> = placement::rank(id, nodes)
+            .into_iter()
+            .map(|p| {
+                let c = if p.id == local {
+                    0
+                } else {
+                    let state = membership.get(&p.id).map(|e| e.state);
+                    class(state, self.inner.health.is_demoted(&p.id))
+                };
+                (c, self.holder(p))
+            })
+            .collect();
+        ranked.sort_by_key(|(c, _)| *c);
+        ranked.into_iter().map(|(_, h)| h).collect()
+    }
+
+    fn note<T>(&self, holder: Holder, what: Failure, result: &Result<T, HolderError>) {
+        if let Holder::Remote(peer) = holder {
+            match result {
+                Ok(_) => self.inner.health.success(peer.id),
+                Err(e) if e.is_failure() => {
+                    tracing::debug!(peer = %peer.id, error = %e, kind = what.as_str(), "holder failed");
+                    self.inner.health.failure(peer.id, what);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Stores `bytes` on `holder`. For this node the bytes must be the gateway's own sealed
+    /// chunk (its id computed from them); peers verify them.
+    async fn put_on(&self, holder: Holder, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
+        let started = Instant::now();
+        let result = match holder {
+            Holder::Local(_) => self.inner.local.put_sealed(id, bytes),
+            Holder::Remote(peer) => self.remote(peer).put(id, bytes).await,
+        };
+        if result.is_ok() && holder.is_remote() {
+            self.inner.health.put_latency().record(started.elapsed());
+        }
+        self.note(holder, Failure::Put, &result);
+        result
+    }
+
+    /// Fetches chunk `id` from `holder` (not verified here).
+    async fn get_from(&self, holder: Holder, id: ChunkId) -> Result<Bytes, HolderError> {
+        let started = Instant::now();
+        let result = match holder {
+            Holder::Local(_) => self.inner.local.get(&id),
+            Holder::Remote(peer) => self.remote(peer).get(id).await,
+        };
+        if result.is_ok() && holder.is_remote() {
+            self.inner.health.get_latency().record(started.elapsed());
+        }
+        self.note(holder, Failure::Get, &result);
+        result
+    }
+
+    /// Which of `ids` `holder` says it holds.
+    async fn has_on(&self, holder: Holder, ids: &[ChunkId]) -> Result<Vec<bool>, HolderError> {
+        match holder {
+            Holder::Local(_) => Ok(self.inner.local.has(ids)),
+            Holder::Remote(peer) => self.remote(peer).has(ids).await,
+        }
+    }
+
+    /// Drops `ids` on `holder` and leaves tombstones there.
+    async fn delete_on(&self, holder: Holder, ids: &[ChunkId]) -> Result<(), HolderError> {
+        match holder {
+            Holder::Local(_) => {
+                self.inner.local.delete(ids);
+                Ok(())
+            }
+            Holder::Remote(peer) => self.remote(peer).delete(ids).await,
+        }
+    }
+
+    /// Stores a chunk the gateway sealed on `replicas` holders (as many as there are live
+    /// nodes when fewer), hedging past slow holders and replacing failing ones. Returns the
+    /// holders that confirmed.
+    pub(crate) async fn put(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
+        let candidates = self.rank(&id, &self.nodes());
+        let want = self.replicas().clamp(1, candidates.len().max(1));
+        let hedge = self.hedge_delay(Failure::Put);
+        let run = hedge::hedged(candidates, want, hedge, |holder| {
+            let bytes = bytes.clone();
+            async move { Ok(self.put_on(holder, id, bytes).await?) }
+        })
+        .await?;
+        if run.ok.is_empty() {
+            let full = !run.failed.is_empty()
+                && run
+                    .failed
+                    .iter()
+                    .all(|(_, e)| matches!(e, HolderError::Full(_)));
+            let reason = run
+                .failed
+                .last()
+                .map_or_else(|| "no node".to_string(), |(_, e)| e.to_string());
+            return Err(if full {
+                NodeError::Full(reason)
+            } else {
+                NodeError::NoHolder { chunk: id, reason }
+            });
+        }
+        if run.ok.len() < want {
+            tracing::warn!(chunk = %id, stored = run.ok.len(), want, "chunk stored with fewer copies than wanted");
+        }
+        Ok(run.ok.into_iter().map(|(h, ())| h.id()).collect())
+    }
+
+    fn hedge_delay(&self, what: Failure) -> Duration {
+        let s = &self.inner.settings;
+        let latency = match what {
+            Failure::Put => self.inner.health.put_latency(),
+            _ => self.inner.health.get_latency(),
+        };
+        latency.hedge_delay(s.hedge_min, s.hedge_max)
+    }
+
+    /// Fetches chunk `id` and passes the bytes to `open` (run on the blocking pool, which
+    /// verifies and decodes them). Asks this node first when it holds the chunk, then the
+    /// ranked holders (`claimed` ones first within a class), hedging past slow ones; only
+    /// when all of those miss are the other live peers asked. Bytes `open` rejects as corrupt
+    /// demote their holder and the next one is tried.
+    ///
+    /// `Ok(None)`: no node had the chunk; `Deleted` answers are counted in the miss.
+    pub(crate) async fn fetch<T, F>(
+        &self,
+        id: ChunkId,
+        claimed: &[NodeId],
+        open: F,
+    ) -> Result<Fetched<T>, NodeError>
+    where
+        T: Send + 'static,
+        F: Fn(Bytes) -> Result<T, AttemptError> + Clone + Send + Sync + 'static,
+    {
+        let nodes = self.nodes();
+        let mut ranked = self.rank(&id, &nodes);
+        // Within the ranking, known holders first; this node first of all when it holds it.
+        let here = self.inner.local.store.contains(&id);
+        ranked.sort_by_key(|h| match h {
+            Holder::Local(_) => !here,
+            Holder::Remote(p) => !claimed.contains(&p.id),
+        });
+        let window = self.replicas() + 2;
+        let (first, rest): (Vec<Holder>, Vec<Holder>) = {
+            let mut first = ranked;
+            let rest = first.split_off(window.min(first.len()));
+            (first, rest)
+        };
+        let mut deleted = 0usize;
+        if let Some(found) = self.fetch_from(id, first, &open, &mut deleted).await? {
+            return Ok(Fetched::Found(found));
+        }
+        // A miss on every ranked holder: ask everyone else which has it.
+        let wide = self
+            .locate_among(&[id], &rest)
+            .await
+            .pop()
+            .unwrap_or_default();
+        if let Some(found) = self.fetch_from(id, wide, &open, &mut deleted).await? {
+            return Ok(Fetched::Found(found));
+        }
+        Ok(if deleted > 0 {
+            Fetched::Deleted
+        } else {
+            Fetched::Missing
+        })
+    }
+
+    async fn fetch_from<T, F>(
+        &self,
+        id: ChunkId,
+        candidates: Vec<Holder>,
+        open: &F,
+        deleted: &mut usize,
+    ) -> Result<Option<T>, NodeError>
+    where
+        T: Send + 'static,
+        F: Fn(Bytes) -> Result<T, AttemptError> + Clone + Send + Sync + 'static,
+    {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let hedge = self.hedge_delay(Failure::Get);
+        let run = hedge::hedged(candidates, 1, hedge, |holder| async move {
+            let bytes = self.get_from(holder, id).await?;
+            let open = open.clone();
+            let opened = tokio::task::spawn_blocking(move || open(bytes))
+                .await
+                .map_err(|e| AttemptError::Stop(e.into()))?;
+            if let (Err(AttemptError::Next(e)), Holder::Remote(peer)) = (&opened, holder) {
+                tracing::warn!(peer = %peer.id, chunk = %id, error = %e, "holder served a corrupt chunk");
+                self.inner.health.failure(peer.id, Failure::Get);
+            }
+            opened
+        })
+        .await?;
+        *deleted += run
+            .failed
+            .iter()
+            .filter(|(_, e)| *e == HolderError::Deleted)
+            .count();
+        Ok(run.ok.into_iter().next().map(|(_, value)| value))
+    }
+
+    /// For each of `ids`, the nodes that say they hold it. Asks only the ranked holders of each
+    /// chunk (the first `replicas` live nodes, one batched request per node) and stops waiting
+    /// as soon as every chunk has a holder, so a hung node costs nothing when others answered;
+    /// chunks no ranked holder has are then looked for on every other live peer.
+    pub(crate) async fn locate(&self, ids: &[ChunkId]) -> Vec<Vec<NodeId>> {
+        let nodes = self.nodes();
+        let r = self.replicas();
+        let mut asks: HashMap<Holder, Vec<usize>> = HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            for holder in self.rank(id, &nodes).into_iter().take(r) {
+                asks.entry(holder).or_default().push(i);
+            }
+        }
+        let mut found: Vec<Vec<NodeId>> = vec![Vec::new(); ids.len()];
+        let mut unanswered = ids.len();
+        let mut running: FuturesUnordered<_> = asks
+            .into_iter()
+            .map(|(holder, indices)| async move {
+                let batch: Vec<ChunkId> = indices.iter().map(|&i| ids[i]).collect();
+                (holder, indices, self.has_on(holder, &batch).await)
+            })
+            .collect();
+        while unanswered > 0 {
+            let Some((holder, indices, answer)) = running.next().await else {
+                break;
+            };
+            match answer {
+                Ok(present) => {
+                    for (&i, here) in indices.iter().zip(present) {
+                        if here {
+                            if found[i].is_empty() {
+                                unanswered -= 1;
+                            }
+                            found[i].push(holder.id());
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(peer = %holder.id(), error = %e, "has_chunks failed"),
+            }
+        }
+        drop(running);
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| found[i].is_empty()).collect();
+        if !missing.is_empty() {
+            let wanted: Vec<ChunkId> = missing.iter().map(|&i| ids[i]).collect();
+            let others: Vec<Holder> = nodes
+                .iter()
+                .map(|p| self.holder(*p))
+                .filter(|h| h.is_remote())
+                .collect();
+            let wide = self.locate_among(&wanted, &others).await;
+            for (&i, holders) in missing.iter().zip(wide) {
+                found[i] = holders.into_iter().map(|h| h.id()).collect();
+            }
+        }
+        found
+    }
+
+    /// For each of `ids`, which of `holders` say they hold it (all asked at once, each with
+    /// the per-attempt deadline), in the order of `holders`.
+    async fn locate_among(&self, ids: &[ChunkId], holders: &[Holder]) -> Vec<Vec<Holder>> {
+        let answers: Vec<(Holder, Vec<bool>)> = holders
+            .iter()
+            .map(|h| async move { (*h, self.has_on(*h, ids).await) })
+            .collect::<FuturesUnordered<_>>()
+            .filter_map(|(h, answer)| async move { answer.ok().map(|a| (h, a)) })
+            .collect()
+            .await;
+        let mut found = vec![Vec::new(); ids.len()];
+        for holder in holders {
+            if let Some((_, present)) = answers.iter().find(|(h, _)| h == holder) {
+                for (i, here) in present.iter().enumerate() {
+                    if *here {
+                        found[i].push(*holder);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Deletes `ids` for good: drops them here and on their ranked holders (the first
+    /// `2 * replicas` live nodes for each, plus `also`, plus every live node when `everywhere`),
+    /// all of which keep tombstones so that a late put or a repair push of them is refused.
+    /// Returns how many nodes confirmed.
+    pub(crate) async fn delete(&self, ids: &[ChunkId], also: &[NodeId], everywhere: bool) -> usize {
+        let nodes = self.nodes();
+        let window = 2 * self.replicas();
+        let mut targets: HashMap<Holder, Vec<ChunkId>> = HashMap::new();
+        for id in ids {
+            let ranked = placement::rank(id, &nodes);
+            for (rank, peer) in ranked.into_iter().enumerate() {
+                if everywhere
+                    || rank < window
+                    || also.contains(&peer.id)
+                    || peer.id == self.local().id
+                {
+                    targets.entry(self.holder(peer)).or_default().push(*id);
+                }
+            }
+        }
+        let mut running: FuturesUnordered<_> = targets
+            .into_iter()
+            .map(|(holder, batch)| async move { (holder, self.delete_on(holder, &batch).await) })
+            .collect();
+        let mut confirmed = 0;
+        while let Some((holder, result)) = running.next().await {
+            match result {
+                Ok(()) => confirmed += 1,
+                Err(e) => tracing::debug!(peer = %holder.id(), error = %e, "delete not confirmed"),
+            }
+        }
+        confirmed
+    }
+}
+
+/// What [`Cluster::fetch`] found.
+#[derive(Debug)]
+pub(crate) enum Fetched<T> {
+    /// A holder served bytes that `open` accepted.
+    Found(T),
+    /// Holders answered that the chunk was deleted.
+    Deleted,
+    /// No reachable node has it.
+    Missing,
+}

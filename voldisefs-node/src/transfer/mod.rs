@@ -1,0 +1,4 @@
+//! The transfer pipelines: uploads and downloads through this node (the gateway).
+
+pub(crate) mod download;
+pub(crate) mod upload;
