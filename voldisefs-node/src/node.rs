@@ -229,6 +229,8 @@ impl Drop for TransferGuard {
 
 /// How long shutdown waits for HTTP transfers and upload clean-up before cutting them off.
 const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Wait after an upload before its holders are checked by proof.
+const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 /// First wait between two bootstrap attempts.
 const JOIN_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// Longest wait between two bootstrap attempts.
@@ -489,6 +491,10 @@ impl Node {
         let started = std::time::Instant::now();
         let result =
             upload::upload(&self.inner.cluster, settings, name, password, body, token).await;
+        let result = result.map(|(receipt, ids)| {
+            self.settle_later(ids);
+            receipt
+        });
         let elapsed = started.elapsed();
         let duration_ms = elapsed.as_millis() as u64;
         match &result {
@@ -513,6 +519,22 @@ impl Node {
             }
         }
         result
+    }
+
+    /// Has repair check the holders of a finished upload by proof shortly after it ended (and
+    /// drop this node's extra copies once they proved theirs).
+    fn settle_later(&self, ids: Vec<voldisefs_proto::ChunkId>) {
+        let repairer = self.inner.repairer.clone();
+        let token = self.inner.work.clone();
+        self.inner.tracker.spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = async {
+                    tokio::time::sleep(SETTLE_DELAY).await;
+                    repairer.settle(&ids).await;
+                } => {}
+            }
+        });
     }
 
     /// Uploads an in-memory buffer (convenience over [`Node::upload`]).

@@ -249,7 +249,21 @@ impl Cluster {
     /// Stores a chunk the gateway sealed on `replicas` holders (as many as there are live
     /// nodes when fewer), hedging past slow holders and replacing failing ones. Returns the
     /// holders that confirmed.
+    ///
+    /// An acknowledgement is not proof that a holder keeps the chunk, so this node also keeps
+    /// a copy when it has room (best effort); repair drops it once `replicas` better-ranked
+    /// holders proved theirs (see [`Repairer::settle`]), and pushes it on when they cannot.
     pub(crate) async fn put(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
+        let confirmed = self.place(id, bytes.clone()).await?;
+        if !confirmed.contains(&self.local().id) {
+            if let Err(e) = self.inner.local.put_sealed(id, bytes) {
+                tracing::debug!(chunk = %id, error = %e, "no room for the gateway's own copy");
+            }
+        }
+        Ok(confirmed)
+    }
+
+    async fn place(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
         let candidates = self.rank(&id, &self.nodes());
         let want = self.replicas().clamp(1, candidates.len().max(1));
         let hedge = self.hedge_delay(Failure::Put);

@@ -132,6 +132,30 @@ impl Repairer {
         }
     }
 
+    /// Settles freshly uploaded chunks at once, rather than at the next sweep: checks their
+    /// holders by proof, pushes to better holders where proofs fail, and drops the gateway's
+    /// own extra copies once `replicas` holders proved theirs.
+    pub(crate) async fn settle(&self, ids: &[ChunkId]) {
+        let nodes = self.cluster.nodes();
+        let mut throttle = Throttle {
+            next_free: Instant::now(),
+        };
+        let mut outcome = Outcome::default();
+        for batch in ids.chunks(BATCH) {
+            let held: Vec<ChunkId> = batch
+                .iter()
+                .filter(|id| self.cluster.inner.local.store.contains(id))
+                .copied()
+                .collect();
+            self.repair_batch(&held, &nodes, None, &mut throttle, &mut outcome)
+                .await;
+        }
+        let c = &self.counters;
+        c.pushed.fetch_add(outcome.pushed, Ordering::Relaxed);
+        c.dropped.fetch_add(outcome.dropped, Ordering::Relaxed);
+        c.failed.fetch_add(outcome.failed, Ordering::Relaxed);
+    }
+
     /// One pass over the local store. With a `deadline`, stops when it passes and reports the
     /// chunks it did not reach.
     pub(crate) async fn sweep(&self, mode: Mode, deadline: Option<Instant>) -> Outcome {

@@ -138,8 +138,9 @@ async fn seal_and_store(
 }
 
 /// Runs a whole upload of `body` named `name` under `password`, until it ends or `token` is
-/// cancelled. On failure or cancellation, everything it stored is deleted again (see the
-/// module docs), so a failed upload leaves no garbage.
+/// cancelled, and returns the ids of everything it stored (chunks and record). On failure or
+/// cancellation, everything it stored is deleted again (see the module docs), so a failed
+/// upload leaves no garbage.
 pub(crate) async fn upload<S, E>(
     cluster: &Cluster,
     settings: UploadSettings,
@@ -147,7 +148,7 @@ pub(crate) async fn upload<S, E>(
     password: Password,
     body: S,
     token: CancellationToken,
-) -> Result<UploadReceipt, NodeError>
+) -> Result<(UploadReceipt, Vec<ChunkId>), NodeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -162,20 +163,24 @@ where
         result = run(cluster, settings, name, password, body, &mut in_flight, &sealed) => result,
         () = token.cancelled() => Err(NodeError::Cancelled),
     };
-    if result.is_err() {
-        // Stop the chunks still in flight; a put already on the wire meets a tombstone.
-        drop(in_flight);
-        let Stored { ids, holders } = std::mem::take(&mut *lock(&sealed));
-        if !ids.is_empty() {
-            let confirmed = cluster.delete(&ids, &holders, false).await;
-            tracing::info!(
-                chunks = ids.len(),
-                nodes = confirmed,
-                "removed the chunks of a failed upload"
-            );
+    // Stop the chunks still in flight (after a failure); a put already on the wire meets a
+    // tombstone.
+    drop(in_flight);
+    let Stored { ids, holders } = std::mem::take(&mut *lock(&sealed));
+    match result {
+        Ok(receipt) => Ok((receipt, ids)),
+        Err(e) => {
+            if !ids.is_empty() {
+                let confirmed = cluster.delete(&ids, &holders, false).await;
+                tracing::info!(
+                    chunks = ids.len(),
+                    nodes = confirmed,
+                    "removed the chunks of a failed upload"
+                );
+            }
+            Err(e)
         }
     }
-    result
 }
 
 async fn run<S, E>(
