@@ -107,23 +107,172 @@ async fn a_lying_member_neither_erases_copies_nor_stalls_reads() {
     // The liar is found out and reported.
     for node in &nodes {
         let status = node.status();
-        let reported = status.peers.iter().find(|p| p.id == liar.local().id).unwrap();
+        let reported = status
+            .peers
+            .iter()
+            .find(|p| p.id == liar.local().id)
+            .unwrap();
         assert!(reported.failures > 0, "{reported:?}");
-        assert!(node.metrics_text().contains("voldisefs_holder_failures_total"));
+        assert!(
+            node.metrics_text()
+                .contains("voldisefs_holder_failures_total")
+        );
     }
     // Every read succeeds, and none waits for the liar's hung gets to time out (20 s).
     for node in &nodes {
         for (r, bytes) in &files {
-            let read = tokio::time::timeout(
-                Duration::from_secs(10),
-                node.download_bytes(r.id, pw("pw")),
-            )
-            .await
-            .expect("a read stalled behind the liar")
-            .unwrap();
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
+                    .await
+                    .expect("a read stalled behind the liar")
+                    .unwrap();
             assert_eq!(&read.1, bytes);
         }
     }
     liar.shutdown().await;
     shutdown(nodes).await;
+}
+
+/// Total chunks held across `nodes`.
+fn total(nodes: &[Node]) -> u64 {
+    held(nodes).iter().sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
+    let nodes = common::network_with(4, fast).await;
+    let bytes = data(3 * CHUNK, 9);
+    let r = nodes[0]
+        .upload_bytes("doomed", pw("pw"), Bytes::from(bytes))
+        .await
+        .unwrap();
+    eventually("three copies of everything", || {
+        total(&nodes) == 3 * (r.chunks + 1)
+    })
+    .await;
+    // A holder other than the gateway is cut off and misses the delete.
+    let away = nodes[1..]
+        .iter()
+        .find(|n| n.status().store.chunks > 0)
+        .unwrap()
+        .clone();
+    let kept = away.status().store.chunks;
+    away.network().set_isolated(true);
+    nodes[0].delete(r.id, pw("pw")).await.unwrap();
+    let others: Vec<Node> = nodes
+        .iter()
+        .filter(|n| n.id() != away.id())
+        .cloned()
+        .collect();
+    eventually("the others dropped every copy", || total(&others) == 0).await;
+    assert_eq!(
+        away.status().store.chunks,
+        kept,
+        "the partitioned holder kept its copies"
+    );
+    // It comes back; repair must not push the file home again, and it drops its own copies.
+    away.network().set_isolated(false);
+    eventually("the returning holder dropped the deleted chunks", || {
+        total(&nodes) == 0
+    })
+    .await;
+    let sweeps = |n: &Node| n.status().repair.sweeps;
+    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
+    eventually("two more sweeps everywhere", || {
+        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 2)
+    })
+    .await;
+    assert_eq!(
+        total(&nodes),
+        0,
+        "a repair round brought deleted chunks back"
+    );
+    for node in &nodes {
+        let err = node.download_bytes(r.id, pw("pw")).await.unwrap_err();
+        assert!(
+            matches!(err, voldisefs_node::NodeError::NotFound(_)),
+            "{err}"
+        );
+    }
+    assert!(nodes.iter().all(|n| n.status().store.tombstones > 0));
+    shutdown(nodes).await;
+}
+
+/// A body that yields `pieces` chunks' worth of bytes and then never ends.
+fn endless_body(
+    pieces: usize,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+    use futures_util::StreamExt;
+    futures_util::stream::iter((0..pieces).map(|i| Ok(Bytes::from(data(CHUNK, i as u64)))))
+        .chain(futures_util::stream::pending())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_and_failed_uploads_leave_nothing_behind() {
+    let nodes = common::network_with(3, fast).await;
+    // The client goes away mid-upload: the caller's future is dropped.
+    let upload = nodes[0].upload("gone", pw("pw"), endless_body(6));
+    let waited = tokio::time::timeout(Duration::from_millis(500), upload).await;
+    assert!(waited.is_err(), "the upload cannot finish");
+    eventually("nothing stored after a cancelled upload", || {
+        total(&nodes) == 0
+    })
+    .await;
+    // The body breaks mid-upload.
+    use futures_util::StreamExt;
+    let broken = futures_util::stream::iter((0..4).map(|i| Ok(Bytes::from(data(CHUNK, i))))).chain(
+        futures_util::stream::iter([Err(std::io::Error::other("reset"))]),
+    );
+    let err = nodes[1]
+        .upload("broken", pw("pw"), broken)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, voldisefs_node::NodeError::Body(_)), "{err}");
+    eventually("nothing stored after a failed upload", || {
+        total(&nodes) == 0
+    })
+    .await;
+    // A node shutting down cancels its uploads, which clean up on the other nodes too.
+    let in_progress = tokio::spawn({
+        let node = nodes[2].clone();
+        async move { node.upload("cut", pw("pw"), endless_body(5)).await }
+    });
+    eventually("the upload stored something", || total(&nodes) > 0).await;
+    nodes[2].shutdown().await;
+    let result = in_progress.await.unwrap();
+    assert!(result.is_err());
+    eventually("nothing stored after shutdown cancelled an upload", || {
+        total(&nodes[..2]) == 0
+    })
+    .await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_seed_joins_once_the_seed_is_up() {
+    // A free port for the seed, which is not listening yet.
+    let seed_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let early = Node::start(fast(NodeConfig {
+        bootstrap: vec![seed_addr],
+        ..common::config()
+    }))
+    .await
+    .unwrap();
+    assert!(early.is_joining());
+    assert_eq!(early.status().state, "joining");
+    let seed = Node::start(fast(NodeConfig {
+        listen: seed_addr,
+        ..common::config()
+    }))
+    .await
+    .unwrap();
+    eventually("the early node joined", || {
+        !early.is_joining() && early.live_nodes().len() == 2 && seed.live_nodes().len() == 2
+    })
+    .await;
+    assert_eq!(early.status().state, "running");
+    shutdown(vec![early, seed]).await;
 }
