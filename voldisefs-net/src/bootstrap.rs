@@ -15,6 +15,12 @@ use crate::{NetError, Network, Payload};
 /// Shortest pause between two join attempts, whatever the configuration says.
 const MIN_JOIN_PAUSE: Duration = Duration::from_millis(1);
 
+/// The pause after `pause` between two join attempts: doubled, at most `max` (and never
+/// below [`MIN_JOIN_PAUSE`]).
+fn next_pause(pause: Duration, max: Duration) -> Duration {
+    pause.saturating_mul(2).min(max).max(MIN_JOIN_PAUSE)
+}
+
 /// What a bootstrap found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootstrapReport {
@@ -132,7 +138,7 @@ impl Network {
                 () = token.cancelled() => return Err(NetError::Shutdown),
                 () = tokio::time::sleep(pause) => {}
             }
-            pause = (pause * 2).min(config.join_retry_max).max(MIN_JOIN_PAUSE);
+            pause = next_pause(pause, config.join_retry_max);
         }
     }
 
@@ -166,5 +172,25 @@ impl Network {
                 got: other.kind(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_backoff_doubles_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let mut pause = ms(500);
+        let mut seen = vec![pause];
+        for _ in 0..7 {
+            pause = next_pause(pause, ms(10_000));
+            seen.push(pause);
+        }
+        let expected = [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000].map(ms);
+        assert_eq!(seen, expected);
+        assert_eq!(next_pause(Duration::ZERO, Duration::ZERO), MIN_JOIN_PAUSE);
+        assert_eq!(next_pause(Duration::MAX, Duration::MAX), Duration::MAX);
     }
 }
