@@ -6,13 +6,34 @@ use voldisefs_proto::MAX_FRAME_LEN;
 
 use crate::NetworkKey;
 
+/// Default of [`NetConfig::max_peers`].
+pub(crate) const DEFAULT_MAX_PEERS: usize = 4096;
+/// Default of [`NetConfig::forget_after`].
+pub(crate) const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// Timeouts and limits of the network layer. `Default` gives values fit for a LAN.
 ///
 /// Failure detection follows garage's scheme: every peer is pinged every `probe_interval`; one
 /// failed probe makes it suspect, `dead_after` consecutive failures dead (it then leaves
 /// placement); any successful probe or `hello` makes it alive again. With the defaults a
 /// crashed peer is declared dead within about 7 s, and each node sends one small ping per
-/// peer every 2 s.
+/// peer every 2 s. A peer that announced its leave stays left for good: neither its `hello`
+/// nor a successful probe revives it (a restarted node has a new id).
+///
+/// Everything peers can make this node remember is bounded:
+///
+/// - the membership table holds at most `max_peers` peers; when it is full, a new peer evicts
+///   the dead or left entry that has been in that state longest, and is refused (not added)
+///   if there is none;
+/// - dead and left entries are forgotten `forget_after` after they entered that state;
+/// - the ids of nodes that announced their leave are remembered (so they are never revived)
+///   even after their entry is forgotten, at most `max_peers` of them, oldest forgotten first;
+/// - a `peers` answer longer than [`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER)
+///   is refused as a whole, and invalid entries (this node's id, an unspecified, multicast or
+///   broadcast address, port 0, a repeated id) are dropped; this node's own answer lists at
+///   most that many live peers;
+/// - one bootstrap contacts at most `max_peers` addresses besides its seeds;
+/// - one discovery round introduces this node to at most `discovery_fanout` new peers.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Time allowed to open a TCP connection.
@@ -47,6 +68,22 @@ pub struct NetConfig {
     /// Time between two discovery rounds, each asking one live peer (in turn) for its peers
     /// and introducing this node to any it did not know.
     pub discovery_interval: Duration,
+    /// Most new peers one discovery round introduces this node to; the rest wait for later
+    /// rounds. Default 16.
+    pub discovery_fanout: usize,
+    /// Most peers in the membership table, in any state. When full, a new peer evicts the
+    /// oldest dead or left entry, or is refused if there is none. Also caps the remembered
+    /// ids of left nodes and the addresses one bootstrap contacts. Default 4096.
+    pub max_peers: usize,
+    /// Time after which a dead or left peer is forgotten (removed from the table by the probe
+    /// loop). A dead peer heard from before that is alive again; a left one never is.
+    /// Default 10 minutes.
+    pub forget_after: Duration,
+    /// First pause of [`Network::join`](crate::Network::join) after a round in which no seed
+    /// answered; each further failure doubles it up to `join_retry_max`. Default 500 ms.
+    pub join_retry_initial: Duration,
+    /// Longest pause between two join attempts. Default 10 s.
+    pub join_retry_max: Duration,
 }
 
 impl Default for NetConfig {
@@ -66,6 +103,11 @@ impl Default for NetConfig {
             dead_after: 3,
             dead_probe_every: 5,
             discovery_interval: Duration::from_secs(10),
+            discovery_fanout: 16,
+            max_peers: DEFAULT_MAX_PEERS,
+            forget_after: DEFAULT_FORGET_AFTER,
+            join_retry_initial: Duration::from_millis(500),
+            join_retry_max: Duration::from_secs(10),
         }
     }
 }

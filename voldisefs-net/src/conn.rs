@@ -18,8 +18,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
+use crate::freeze::FreezeWatch;
 use crate::link::LinkCodec;
-use crate::network::Shared;
+use crate::network::{Shared, wait_thawed};
 use crate::noise::{self, NoiseCodec};
 use crate::{NetError, Payload};
 
@@ -39,6 +40,8 @@ pub(crate) struct Conn {
     closed: CancellationToken,
     request_timeout: Duration,
     counters: std::sync::Arc<crate::stats::Counters>,
+    /// While the node is frozen, no request is sent and no answer is read.
+    freeze: FreezeWatch,
 }
 
 impl Conn {
@@ -124,6 +127,7 @@ impl Conn {
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
             counters: shared.counters.clone(),
+            freeze: shared.freeze_watch(),
         });
         shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
         shared.tracker.spawn(read_loop(conn.clone(), reader));
@@ -170,7 +174,13 @@ impl Conn {
             envelope: voldisefs_proto::Envelope::new(id, request.message),
             body: request.body,
         };
-        let outcome = tokio::time::timeout(self.request_timeout, async {
+        // One deadline covers a freeze of this node, the send and the answer.
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        if let Err(e) = wait_thawed(self.freeze.clone(), self.request_timeout).await {
+            self.forget(id);
+            return Err(e);
+        }
+        let outcome = tokio::time::timeout_at(deadline, async {
             self.tx
                 .send(frame)
                 .await
@@ -272,6 +282,7 @@ async fn write_loop(
 ) {
     let addr = conn.remote.addr;
     loop {
+        // No freeze check here: requests wait for the thaw before they are queued.
         let frame = tokio::select! {
             () = conn.closed.cancelled() => break,
             frame = rx.recv() => match frame {
@@ -300,9 +311,16 @@ async fn write_loop(
 
 async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadHalf, LinkCodec>) {
     let addr = conn.remote.addr;
+    let mut freeze = conn.freeze.clone();
     loop {
+        tokio::select! {
+            () = conn.closed.cancelled() => break,
+            () = freeze.thawed() => {}
+        }
         let next = tokio::select! {
             () = conn.closed.cancelled() => break,
+            // Reading is cancel-safe: a partly read frame stays buffered.
+            () = freeze.frozen() => continue,
             next = reader.next() => next,
         };
         match next {

@@ -89,6 +89,17 @@ pub enum NetError {
         /// The response's kind.
         got: &'static str,
     },
+    /// The peer answered `get_peers` with more peers than a `peers` answer may list; the
+    /// whole answer was refused.
+    #[error("peer {addr} listed {len} peers, more than the {max} allowed; answer refused")]
+    PeerListTooLong {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// How many peers it listed.
+        len: usize,
+        /// The most allowed ([`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER)).
+        max: usize,
+    },
     /// No peer with this id is known.
     #[error("unknown peer {0}")]
     UnknownPeer(NodeId),
@@ -104,6 +115,9 @@ pub enum NetError {
     /// This node is cut off from its peers (`Network::set_isolated`).
     #[error("this node is isolated from its peers")]
     Isolated,
+    /// This node stayed frozen (`Network::set_frozen`) for the whole time a request allowed.
+    #[error("this node is frozen")]
+    Frozen,
     /// The network layer is shutting down.
     #[error("network is shutting down")]
     Shutdown,

@@ -13,11 +13,39 @@
 //! Two background loops keep the table true: every peer is pinged each `probe_interval` (one
 //! failure: suspect; `dead_after` in a row: dead; any answer: alive again), and each
 //! `discovery_interval` one live peer is asked for its peers so concurrent joins still reach
-//! full membership. See [`NetConfig`].
+//! full membership. A node that announced its leave is never revived, not by its own `hello`
+//! nor by a probe. See [`NetConfig`].
+//!
+//! Joining: [`Network::bootstrap`] is one attempt; [`Network::join`] retries it with capped
+//! exponential backoff until a seed answers or the network's token is cancelled, and
+//! [`Network::is_joining`] tells whether it is still trying.
+//!
+//! Everything peers feed this node is bounded, with its eviction rule next to the table:
+//!
+//! - membership table: at most [`NetConfig::max_peers`] (4096) entries; when full a new peer
+//!   evicts the oldest dead or left entry, or is refused if there is none; dead and left
+//!   entries are forgotten after [`NetConfig::forget_after`] (10 min);
+//! - ids of nodes that left: at most `max_peers`, oldest forgotten first;
+//! - peer lists: an answer longer than [`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER)
+//!   (1024) is refused whole, invalid entries (this node's id, unspecified, multicast or
+//!   broadcast address, port 0, repeated id) are dropped; this node answers with at most that
+//!   many live peers;
+//! - bootstrap contacts at most `max_peers` learned addresses; a discovery round introduces
+//!   this node to at most [`NetConfig::discovery_fanout`] (16) new peers;
+//! - inbound connections: [`NetConfig::max_connections`] in all,
+//!   [`NetConfig::max_connections_per_ip`] per address, each with at most
+//!   [`NetConfig::max_in_flight_per_connection`] requests in flight; frames at most
+//!   [`NetConfig::max_frame_len`].
+//!
+//! Lifecycle: [`Network::start`] takes a [`CancellationToken`] as the network's root;
+//! cancelling it (or [`Network::shutdown`], which also waits for every task) stops the accept
+//! loop, the liveness loops and every connection. For failure drills,
+//! [`Network::set_isolated`] cuts every link and [`Network::set_frozen`] stops all traffic
+//! while keeping links open, like a stopped process.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use voldisefs_net::{Handler, NetConfig, Network, Payload};
+//! use voldisefs_net::{CancellationToken, Handler, NetConfig, Network, Payload};
 //! use voldisefs_proto::{ErrorCode, Message, NodeId};
 //!
 //! /// A node that stores nothing.
@@ -29,24 +57,33 @@
 //! }
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! // The node's root token: cancelling it stops both networks.
+//! let root = CancellationToken::new();
 //! let start = || async {
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//!     Network::start(listener, None, Arc::new(Refuse), NetConfig::default()).unwrap()
+//!     let config = NetConfig::default();
+//!     Network::start(listener, None, Arc::new(Refuse), config, root.child_token()).unwrap()
 //! };
 //! let (a, b) = (start().await, start().await);
-//! b.bootstrap(&[a.local().addr]).await.unwrap();
+//! // `join` retries until a seed answers; `bootstrap` would try once.
+//! b.join(&[a.local().addr]).await.unwrap();
+//! assert!(!b.is_joining());
 //! assert_eq!(a.membership().live_peers(), vec![b.local()]);
 //! assert_eq!(b.membership().live_peers(), vec![a.local()]);
 //! let pong = b.request(a.local(), Payload::new(Message::Ping)).await.unwrap();
 //! assert_eq!(pong.message, Message::Pong);
+//! root.cancel();
 //! a.shutdown().await;
 //! b.shutdown().await;
+//! assert!(a.is_shut_down() && b.is_shut_down());
 //! # });
 //! ```
 
+mod bootstrap;
 mod config;
 mod conn;
 mod error;
+mod freeze;
 mod link;
 mod liveness;
 mod membership;
@@ -55,10 +92,12 @@ mod noise;
 mod server;
 mod stats;
 
+pub use bootstrap::BootstrapReport;
 pub use config::NetConfig;
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
-pub use network::{BootstrapReport, Handler, Network, Payload};
+pub use network::{Handler, Network, Payload};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use stats::{RequestStat, TrafficStats};
+pub use tokio_util::sync::CancellationToken;
 pub use voldisefs_proto::PROTOCOL_VERSION;

@@ -4,6 +4,8 @@
 //! Both are shaped `loop { select!{ sleep(interval), cancelled } ; work }` and end with the
 //! network's token.
 
+use std::time::Instant;
+
 use tokio::task::JoinSet;
 use voldisefs_proto::{Message, PeerInfo};
 
@@ -11,17 +13,28 @@ use crate::{Network, Payload, PeerState};
 
 /// Pings every known peer once per `probe_interval` and records the outcomes. Peers that
 /// announced their leave are not probed; dead peers are probed every `dead_probe_every`
-/// rounds so a healed partition is noticed.
+/// rounds so a healed partition is noticed. Each round first forgets the dead and left peers
+/// older than `forget_after` ([`Membership::prune`](crate::Membership::prune)). A frozen node
+/// starts no round until it is thawed.
 pub(crate) async fn probe_loop(net: Network) {
     let config = net.config().clone();
     let token = net.shared_token();
+    let mut freeze = net.shared.freeze_watch();
     let mut round: u64 = 0;
     loop {
         tokio::select! {
             () = token.cancelled() => return,
             () = tokio::time::sleep(config.probe_interval) => {}
         }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = freeze.thawed() => {}
+        }
         round += 1;
+        let forgotten = net.membership().prune(Instant::now());
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot dead and left peers");
+        }
         let mut probes = JoinSet::new();
         for entry in net.membership().snapshot() {
             let due = match entry.state {
@@ -68,16 +81,23 @@ async fn probe(net: &Network, peer: PeerInfo) -> bool {
 }
 
 /// Every `discovery_interval`, asks the next live peer (round robin) for its peers and says
-/// `hello` to any this node does not know, so nodes that joined at the same moment through
-/// different peers still find each other.
+/// `hello` to at most `discovery_fanout` of those this node does not know (nor knows to have
+/// left), so nodes that joined at the same moment through different peers still find each
+/// other. A frozen node starts no round until it is thawed.
 pub(crate) async fn discovery_loop(net: Network) {
     let interval = net.config().discovery_interval;
+    let fanout = net.config().discovery_fanout;
     let token = net.shared_token();
+    let mut freeze = net.shared.freeze_watch();
     let mut round: usize = 0;
     loop {
         tokio::select! {
             () = token.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = freeze.thawed() => {}
         }
         let live = net.membership().live_peers();
         if live.is_empty() {
@@ -89,15 +109,18 @@ pub(crate) async fn discovery_loop(net: Network) {
             let Ok((_, peers)) = net.discover(peer.addr).await else {
                 return;
             };
-            let local = net.local().id;
-            for candidate in peers {
-                if candidate.id != local && net.membership().get(&candidate.id).is_none() {
-                    // Connecting says hello both ways: each side learns the other.
-                    match net.conn(candidate.addr).await {
-                        Ok(_) => tracing::info!(peer = %candidate.id, "discovered peer"),
-                        Err(e) => {
-                            tracing::debug!(peer = %candidate.id, error = %e, "discovered peer unreachable")
-                        }
+            // `discover` dropped invalid entries (this node among them).
+            let membership = net.membership();
+            let new = peers
+                .into_iter()
+                .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id));
+            // At most `fanout` introductions per round; later rounds reach the rest.
+            for candidate in new.take(fanout) {
+                // Connecting says hello both ways: each side learns the other.
+                match net.conn(candidate.addr).await {
+                    Ok(_) => tracing::info!(peer = %candidate.id, "discovered peer"),
+                    Err(e) => {
+                        tracing::debug!(peer = %candidate.id, error = %e, "discovered peer unreachable")
                     }
                 }
             }

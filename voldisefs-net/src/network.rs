@@ -1,9 +1,10 @@
 //! [`Network`]: the handle a node holds: its server, its connection pool, its membership table.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use voldisefs_proto::{Message, NodeId, PeerInfo};
 
 use crate::conn::Conn;
+use crate::freeze::{Freeze, FreezeWatch};
 use crate::noise::{Identity, NetworkKey};
 use crate::stats::{Counters, CountingCodec, RequestStat, TrafficStats};
 use crate::{Membership, NetConfig, NetError, PeerState};
@@ -76,6 +78,10 @@ pub(crate) struct Shared {
     isolated: AtomicBool,
     /// Parent of every connection's token; replaced (and cancelled) on isolation.
     generation: Mutex<CancellationToken>,
+    /// The freeze drill switch (see [`Network::set_frozen`]).
+    freeze: Freeze,
+    /// Whether [`Network::join`] runs and has not succeeded yet.
+    pub(crate) joining: AtomicBool,
 }
 
 /// What keyed mode needs: the shared network key and this node's own key pair.
@@ -104,6 +110,11 @@ impl Shared {
             .clone()
     }
 
+    /// A handle to wait for the end (or the start) of a freeze.
+    pub(crate) fn freeze_watch(&self) -> FreezeWatch {
+        self.freeze.watch()
+    }
+
     fn clear_pool(&self) {
         self.pool
             .lock()
@@ -112,23 +123,18 @@ impl Shared {
     }
 }
 
-/// What a bootstrap found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootstrapReport {
-    /// Peers reached and now in the membership table.
-    pub reached: Vec<PeerInfo>,
-    /// Addresses that could not be reached, with the reason.
-    pub unreachable: Vec<(SocketAddr, String)>,
-}
-
 /// A running network endpoint: server, client pool and membership. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Network {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Network {
     /// Starts serving peers on `listener`, passing requests to `handler`.
+    ///
+    /// `token` is the root of the network's lifecycle (give a child of the node's own root):
+    /// cancelling it stops the accept loop, the liveness loops and every connection, as
+    /// [`Network::shutdown`] does (which cancels it and then waits for every task).
     ///
     /// The node's id is random in open mode; in keyed mode (`config.network_key`) a static key
     /// pair is generated for the node's lifetime and the id is derived from it
@@ -140,6 +146,7 @@ impl Network {
         advertise: Option<SocketAddr>,
         handler: Arc<H>,
         config: NetConfig,
+        token: CancellationToken,
     ) -> Result<Network, NetError> {
         let addr = match advertise {
             Some(addr) => addr,
@@ -156,10 +163,11 @@ impl Network {
             Some(keyed) => keyed.identity.node_id(),
             None => NodeId::random(),
         };
-        let token = CancellationToken::new();
+        let membership =
+            Membership::with_limits(PeerInfo { id, addr }, config.max_peers, config.forget_after);
         let shared = Arc::new(Shared {
             config,
-            membership: Membership::new(PeerInfo { id, addr }),
+            membership,
             generation: Mutex::new(token.child_token()),
             token,
             tracker: TaskTracker::new(),
@@ -167,6 +175,8 @@ impl Network {
             counters: Arc::default(),
             keyed,
             isolated: AtomicBool::new(false),
+            freeze: Freeze::new(),
+            joining: AtomicBool::new(false),
         });
         shared.tracker.spawn(crate::server::accept_loop(
             listener,
@@ -216,6 +226,22 @@ impl Network {
         tracing::warn!(isolated, "peer links administratively changed");
     }
 
+    /// Freezes this node (`true`) or thaws it (`false`), as `SIGSTOP`/`SIGCONT` would: while
+    /// frozen, open connections stay open but no inbound frame is read or answered (a peer's
+    /// request waits until the thaw or its own timeout), no new connection is accepted, and
+    /// this node's own requests, probes and discovery wait until the thaw (or their timeout;
+    /// a request still frozen at its timeout fails with [`NetError::Frozen`]). Unlike
+    /// [`Network::set_isolated`] no link is closed. For failure drills and tests.
+    pub fn set_frozen(&self, frozen: bool) {
+        self.shared.freeze.set(frozen);
+        tracing::warn!(frozen, "peer traffic administratively frozen or thawed");
+    }
+
+    /// Whether the node is frozen (see [`Network::set_frozen`]).
+    pub fn is_frozen(&self) -> bool {
+        self.shared.freeze.is_frozen()
+    }
+
     /// This node's id and advertised address.
     pub fn local(&self) -> PeerInfo {
         self.shared.membership.local()
@@ -244,6 +270,8 @@ impl Network {
         if self.shared.is_isolated() {
             return Err(NetError::Isolated);
         }
+        let wait = self.shared.config.request_timeout;
+        wait_thawed(self.shared.freeze_watch(), wait).await?;
         let slot = {
             let mut pool = self
                 .shared
@@ -324,76 +352,6 @@ impl Network {
         self.request(peer, request).await
     }
 
-    /// Joins the network through `seeds`: asks each for its peers, then every newly learned
-    /// peer in turn, until no new peer appears. Every contacted node learns this one from its
-    /// `hello`. Peers are contacted in parallel with timeouts, so an unreachable one does not
-    /// stall the rest. Fails only if seeds were given and none of the contacted peers answered.
-    pub async fn bootstrap(&self, seeds: &[SocketAddr]) -> Result<BootstrapReport, NetError> {
-        let local = self.local();
-        let mut queue: VecDeque<SocketAddr> = seeds.iter().copied().collect();
-        let mut asked: HashSet<SocketAddr> = HashSet::from([local.addr]);
-        let mut report = BootstrapReport::default();
-        let mut running = JoinSet::new();
-        let parallelism = self.shared.config.bootstrap_parallelism.max(1);
-        loop {
-            while running.len() < parallelism {
-                let Some(addr) = queue.pop_front() else { break };
-                if !asked.insert(addr) {
-                    continue;
-                }
-                let net = self.clone();
-                running.spawn(async move { (addr, net.discover(addr).await) });
-            }
-            let Some(done) = running.join_next().await else {
-                break;
-            };
-            match done {
-                Ok((_, Ok((peer, peers)))) => {
-                    report.reached.push(peer);
-                    asked.insert(peer.addr);
-                    queue.extend(
-                        peers
-                            .into_iter()
-                            .filter(|p| p.id != local.id && !asked.contains(&p.addr))
-                            .map(|p| p.addr),
-                    );
-                }
-                Ok((addr, Err(e))) => {
-                    tracing::warn!(%addr, error = %e, "bootstrap: peer unreachable");
-                    report.unreachable.push((addr, e.to_string()));
-                }
-                Err(e) => tracing::error!(error = %e, "bootstrap task failed"),
-            }
-        }
-        if !seeds.is_empty() && report.reached.is_empty() {
-            return Err(NetError::BootstrapFailed {
-                tried: asked.len() - 1,
-            });
-        }
-        tracing::info!(
-            reached = report.reached.len(),
-            unreachable = report.unreachable.len(),
-            "bootstrap complete"
-        );
-        Ok(report)
-    }
-
-    /// Handshakes with `addr` and asks it for its peers.
-    pub(crate) async fn discover(
-        &self,
-        addr: SocketAddr,
-    ) -> Result<(PeerInfo, Vec<PeerInfo>), NetError> {
-        let conn = self.conn(addr).await?;
-        match conn.request(Payload::new(Message::GetPeers)).await?.message {
-            Message::Peers { peers } => Ok((conn.remote(), peers)),
-            other => Err(NetError::UnexpectedResponse {
-                addr,
-                request: "get_peers",
-                got: other.kind(),
-            }),
-        }
-    }
-
     /// Tells every live peer that this node leaves, best effort, in parallel.
     pub async fn announce_leave(&self) {
         let local = self.local();
@@ -421,8 +379,16 @@ impl Network {
         self.shared.clear_pool();
     }
 
-    /// Whether [`Network::shutdown`] has begun.
+    /// Whether [`Network::shutdown`] has begun (or the token given to [`Network::start`] was
+    /// cancelled).
     pub fn is_shut_down(&self) -> bool {
         self.shared.token.is_cancelled()
     }
+}
+
+/// Waits until the node is not frozen, for at most `limit`; [`NetError::Frozen`] if it still is.
+pub(crate) async fn wait_thawed(mut freeze: FreezeWatch, limit: Duration) -> Result<(), NetError> {
+    tokio::time::timeout(limit, freeze.thawed())
+        .await
+        .map_err(|_| NetError::Frozen)
 }

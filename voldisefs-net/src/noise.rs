@@ -372,7 +372,9 @@ mod tests {
             network_key: Some(key.clone()),
             ..NetConfig::default()
         };
-        let server = Network::start(listener, None, std::sync::Arc::new(Nothing), config).unwrap();
+        let token = crate::CancellationToken::new();
+        let server =
+            Network::start(listener, None, std::sync::Arc::new(Nothing), config, token).unwrap();
         // Speaking for some other node (here: the server itself, and a random id) fails.
         for claimed in [server.local().id, NodeId::random()] {
             match hello_as(&server, &key, Some(claimed)).await {

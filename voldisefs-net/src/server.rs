@@ -14,12 +14,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
-use voldisefs_proto::{ErrorCode, Frame, Message, NodeId, PROTOCOL_VERSION, PeerInfo};
+use voldisefs_proto::{
+    ErrorCode, Frame, MAX_PEERS_PER_ANSWER, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
+};
 
 use crate::link::LinkCodec;
 use crate::network::Shared;
 use crate::noise::{self, NoiseCodec};
-use crate::{Handler, Payload, PeerState};
+use crate::{Handler, Payload};
 
 /// Accepts connections until the network's token is cancelled.
 pub(crate) async fn accept_loop<H: Handler>(
@@ -30,7 +32,13 @@ pub(crate) async fn accept_loop<H: Handler>(
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let per_ip = PerIp::default();
     let mut backoff = Duration::from_millis(10);
+    let mut freeze = shared.freeze_watch();
     loop {
+        // A frozen node accepts nothing: connections wait in the listen backlog.
+        tokio::select! {
+            () = shared.token.cancelled() => return,
+            () = freeze.thawed() => {}
+        }
         let permit = tokio::select! {
             () = shared.token.cancelled() => return,
             permit = limit.clone().acquire_owned() => match permit {
@@ -40,6 +48,7 @@ pub(crate) async fn accept_loop<H: Handler>(
         };
         let accepted = tokio::select! {
             () = shared.token.cancelled() => return,
+            () = freeze.frozen() => continue,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -131,6 +140,7 @@ async fn serve_connection<H: Handler>(
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     // Isolation (see `Network::set_isolated`) cancels this generation's connections.
     let generation = shared.generation();
+    let mut freeze = shared.freeze_watch();
     let setup = async {
         let mut stream = stream;
         let (codec, expected) = match &shared.keyed {
@@ -147,6 +157,10 @@ async fn serve_connection<H: Handler>(
         let peer = handshake(&mut framed, shared, expected).await?;
         Ok::<_, CloseReason>((framed, peer))
     };
+    tokio::select! {
+        () = generation.cancelled() => return Ok(()),
+        () = freeze.thawed() => {}
+    }
     let (framed, peer) = tokio::select! {
         () = generation.cancelled() => return Ok(()),
         setup = tokio::time::timeout(shared.config.handshake_timeout, setup) =>
@@ -172,8 +186,15 @@ async fn serve_connection<H: Handler>(
                 .acquire_owned()
                 .await
                 .map_err(|_| "closing".to_string())?;
+            // Frozen: read nothing; the peer's requests wait here or time out on its side.
+            tokio::select! {
+                () = generation.cancelled() => return Ok(()),
+                () = freeze.thawed() => {}
+            }
             let frame = tokio::select! {
                 () = generation.cancelled() => return Ok(()),
+                // Reading is cancel-safe: a partly read frame stays buffered.
+                () = freeze.frozen() => continue,
                 frame = stream.next() => match frame {
                     None => return Ok(()),
                     Some(Err(e)) => return Err(format!("bad frame: {e}")),
@@ -205,6 +226,7 @@ async fn serve_connection<H: Handler>(
             let tx = tx.clone();
             let handler = handler.clone();
             let counters = shared.counters.clone();
+            let mut task_freeze = freeze.clone();
             let response = answer_membership(shared, peer, &request.message);
             tasks.spawn(async move {
                 let kind = request.message.kind();
@@ -222,6 +244,8 @@ async fn serve_connection<H: Handler>(
                     envelope: voldisefs_proto::Envelope::new(id, response.message),
                     body: response.body,
                 };
+                // Read before a freeze: the answer still waits for the thaw.
+                task_freeze.thawed().await;
                 // A closed writer means the connection is going away: nothing to answer to.
                 let _ = tx.send(frame).await;
                 drop(permit);
@@ -308,16 +332,14 @@ async fn handshake(
 fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Option<Payload> {
     let message = match message {
         Message::Ping => Message::Pong,
+        // Live peers only, at most what a receiver accepts.
         Message::GetPeers => Message::Peers {
             peers: shared
                 .membership
-                .live_peers()
-                .into_iter()
-                .filter(|p| p.id != from.id)
-                .collect(),
+                .peers_answer(from.id, MAX_PEERS_PER_ANSWER),
         },
         Message::Leave { node_id } if *node_id == from.id => {
-            shared.membership.set_state(from.id, PeerState::Left);
+            shared.membership.mark_left(from.id);
             Message::Ack
         }
         Message::Leave { .. } => Message::error(

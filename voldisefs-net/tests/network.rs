@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use voldisefs_net::{Handler, NetConfig, NetError, Network, Payload, PeerState};
+use voldisefs_net::{CancellationToken, Handler, NetConfig, NetError, Network, Payload, PeerState};
 use voldisefs_proto::{ChunkId, ErrorCode, Message, NodeId, PROTOCOL_VERSION};
 
 /// Echoes `put_chunk` bodies back as `chunk`, after an optional delay given in the first byte
@@ -32,7 +32,14 @@ impl Handler for Echo {
 
 async fn start_with(config: NetConfig) -> Network {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Network::start(listener, None, Arc::new(Echo), config).unwrap()
+    Network::start(
+        listener,
+        None,
+        Arc::new(Echo),
+        config,
+        CancellationToken::new(),
+    )
+    .unwrap()
 }
 
 async fn start() -> Network {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use voldisefs_net::{Handler, NetConfig, NetError, Network, NetworkKey, Payload, node_id_for};
+use voldisefs_net::{
+    CancellationToken, Handler, NetConfig, NetError, Network, NetworkKey, Payload, node_id_for,
+};
 use voldisefs_proto::{ChunkId, ErrorCode, Message, NodeId};
 
 /// Echoes `put_chunk` bodies back.
@@ -38,7 +40,14 @@ async fn start_with(key: Option<&NetworkKey>, config: NetConfig) -> Network {
         connect_timeout: Duration::from_millis(500),
         ..config
     };
-    Network::start(listener, None, Arc::new(Echo), config).unwrap()
+    Network::start(
+        listener,
+        None,
+        Arc::new(Echo),
+        config,
+        CancellationToken::new(),
+    )
+    .unwrap()
 }
 
 /// A loopback TCP relay to `target` that records every byte, per direction.

@@ -1,0 +1,346 @@
+//! Unit tests of the membership rules, on an injected clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use voldisefs_proto::{MAX_PEERS_PER_ANSWER, NodeId, PeerInfo};
+
+use super::left::LeftIds;
+use super::peer_list::{PeerListTooLong, validate_peer_list, window};
+use super::{Membership, PeerState};
+
+fn peer(port: u16) -> PeerInfo {
+    PeerInfo {
+        id: NodeId::random(),
+        addr: ([127, 0, 0, 1], port).into(),
+    }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[test]
+fn observe_adds_and_revives() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    let rx = m.subscribe();
+    assert!(m.observe(p));
+    assert!(!m.observe(p), "seeing a live peer again changes nothing");
+    assert!(rx.has_changed().unwrap());
+    assert!(m.set_state(p.id, PeerState::Dead));
+    assert!(m.live_peers().is_empty());
+    assert!(m.observe(p), "a dead peer heard from again is alive");
+    assert_eq!(m.live_peers(), vec![p]);
+}
+
+#[test]
+fn local_node_is_never_a_peer() {
+    let local = peer(1);
+    let m = Membership::new(local);
+    assert!(!m.observe(local));
+    assert!(m.is_empty());
+}
+
+#[test]
+fn restarted_node_at_same_address_replaces_old_one() {
+    let m = Membership::new(peer(1));
+    let old = peer(2);
+    let new = PeerInfo {
+        id: NodeId::random(),
+        addr: old.addr,
+    };
+    m.observe(old);
+    m.observe(new);
+    assert_eq!(m.live_peers(), vec![new]);
+    assert_eq!(m.get(&old.id).unwrap().state, PeerState::Dead);
+    assert_eq!(m.len(), 2);
+}
+
+#[test]
+fn probes_make_peers_suspect_then_dead_then_alive_again() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    m.observe(p);
+    let rx = m.subscribe();
+    assert_eq!(m.record_probe(p.id, false, 3), Some(PeerState::Suspect));
+    assert_eq!(m.record_probe(p.id, false, 3), None);
+    assert!(
+        !rx.has_changed().unwrap(),
+        "suspect peers stay in placement"
+    );
+    assert_eq!(m.record_probe(p.id, false, 3), Some(PeerState::Dead));
+    assert!(rx.has_changed().unwrap());
+    assert!(m.live_peers().is_empty());
+    assert_eq!(m.record_probe(p.id, true, 3), Some(PeerState::Alive));
+    assert_eq!(m.get(&p.id).unwrap().failures, 0);
+    assert_eq!(m.live_peers(), vec![p]);
+    // A success resets the count: two more failures do not kill it.
+    m.record_probe(p.id, false, 3);
+    m.record_probe(p.id, true, 3);
+    m.record_probe(p.id, false, 3);
+    m.record_probe(p.id, false, 3);
+    assert_eq!(m.get(&p.id).unwrap().state, PeerState::Suspect);
+}
+
+#[test]
+fn left_peers_are_never_revived() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    m.observe(p);
+    let rx = m.subscribe();
+    assert!(
+        m.set_state(p.id, PeerState::Left),
+        "leaving drops it from placement"
+    );
+    let mut rx2 = rx.clone();
+    rx2.mark_unchanged();
+    assert_eq!(m.record_probe(p.id, true, 3), None, "a probe success");
+    assert!(!m.observe(p), "its own hello (hand-off traffic)");
+    let moved = PeerInfo {
+        id: p.id,
+        addr: ([127, 0, 0, 1], 9).into(),
+    };
+    assert!(!m.observe(moved), "its hello from another address");
+    assert!(
+        !m.set_state(p.id, PeerState::Alive),
+        "an explicit state change"
+    );
+    assert!(!m.set_state(p.id, PeerState::Suspect));
+    assert!(!m.set_state(p.id, PeerState::Dead));
+    let entry = m.get(&p.id).unwrap();
+    assert_eq!(entry.state, PeerState::Left);
+    assert_eq!(entry.info, p, "the left entry is not updated either");
+    assert!(m.live_peers().is_empty());
+    assert!(!rx2.has_changed().unwrap(), "no live-set change announced");
+    assert!(m.has_left(&p.id));
+    assert_eq!(
+        m.record_probe(NodeId::random(), true, 3),
+        None,
+        "unknown ids are ignored"
+    );
+}
+
+#[test]
+fn a_leave_from_an_unknown_node_is_remembered() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    assert!(!m.mark_left(p.id), "nothing live changed");
+    assert!(m.is_empty());
+    assert!(
+        !m.observe(p),
+        "a node that announced its leave is not added later"
+    );
+    assert!(m.is_empty());
+}
+
+#[test]
+fn left_ids_outlive_their_expired_entries() {
+    let m = Membership::with_limits(peer(1), 16, MINUTE);
+    let t0 = Instant::now();
+    let p = peer(2);
+    m.observe_at(p, t0);
+    m.mark_left_at(p.id, t0);
+    assert_eq!(m.prune(t0 + MINUTE / 2), 0, "not yet");
+    assert_eq!(m.prune(t0 + MINUTE), 1);
+    assert!(m.get(&p.id).is_none(), "the entry is forgotten");
+    assert!(!m.observe_at(p, t0 + 2 * MINUTE), "but the node stays left");
+    assert!(m.is_empty());
+    assert!(m.has_left(&p.id));
+}
+
+#[test]
+fn dead_entries_expire_unless_heard_from_first() {
+    let m = Membership::with_limits(peer(1), 16, MINUTE);
+    let t0 = Instant::now();
+    let (a, b, c) = (peer(2), peer(3), peer(4));
+    for p in [a, b, c] {
+        m.observe_at(p, t0);
+    }
+    // a dies at t0, b at t0 + 30 s; c stays alive.
+    for _ in 0..3 {
+        m.record_probe_at(a.id, false, 3, t0);
+    }
+    for _ in 0..3 {
+        m.record_probe_at(b.id, false, 3, t0 + MINUTE / 2);
+    }
+    assert_eq!(m.get(&a.id).unwrap().state, PeerState::Dead);
+    assert_eq!(m.get(&b.id).unwrap().since, t0 + MINUTE / 2);
+    // Failed probes of a dead peer do not postpone its expiry.
+    m.record_probe_at(a.id, false, 3, t0 + MINUTE / 2);
+    assert_eq!(m.get(&a.id).unwrap().since, t0);
+    assert_eq!(m.prune(t0 + MINUTE - Duration::from_millis(1)), 0);
+    assert_eq!(m.prune(t0 + MINUTE), 1, "a expired");
+    assert!(m.get(&a.id).is_none());
+    // b is heard from before its expiry: alive again, and no longer expires.
+    assert!(m.observe_at(b, t0 + MINUTE));
+    assert_eq!(m.prune(t0 + 10 * MINUTE), 0, "live peers never expire");
+    assert_eq!(m.len(), 2);
+    // A forgotten dead peer that comes back is simply new again.
+    assert!(m.observe_at(a, t0 + 11 * MINUTE));
+    assert_eq!(m.get(&a.id).unwrap().state, PeerState::Alive);
+}
+
+#[test]
+fn suspect_peers_do_not_expire() {
+    let m = Membership::with_limits(peer(1), 16, MINUTE);
+    let t0 = Instant::now();
+    let p = peer(2);
+    m.observe_at(p, t0);
+    m.record_probe_at(p.id, false, 3, t0);
+    assert_eq!(m.prune(t0 + 10 * MINUTE), 0);
+    assert_eq!(m.get(&p.id).unwrap().state, PeerState::Suspect);
+}
+
+#[test]
+fn full_table_evicts_oldest_dead_or_left_then_refuses() {
+    let m = Membership::with_limits(peer(1), 3, MINUTE);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let (a, b, c) = (peer(2), peer(3), peer(4));
+    for p in [a, b, c] {
+        assert!(m.observe_at(p, t0));
+    }
+    assert_eq!(m.len(), 3);
+    // Full of live peers: a newcomer is refused, nobody is evicted.
+    let d = peer(5);
+    assert!(!m.observe_at(d, at(1)));
+    assert!(m.get(&d.id).is_none());
+    assert_eq!(m.len(), 3);
+    // b leaves at 2 s, a dies at 3 s: b has been out longest, so it goes first.
+    m.mark_left_at(b.id, at(2));
+    for _ in 0..3 {
+        m.record_probe_at(a.id, false, 3, at(3));
+    }
+    assert!(m.observe_at(d, at(4)));
+    assert!(
+        m.get(&b.id).is_none(),
+        "the oldest left/dead entry is evicted"
+    );
+    assert!(m.get(&a.id).is_some());
+    assert!(m.has_left(&b.id), "an evicted left node stays left");
+    let e = peer(6);
+    assert!(m.observe_at(e, at(5)));
+    assert!(m.get(&a.id).is_none(), "then the dead one");
+    assert_eq!(m.len(), 3);
+    // Full of live peers again.
+    assert!(!m.observe_at(peer(7), at(6)));
+    assert_eq!(m.len(), 3);
+    // A known peer is still updated when the table is full.
+    let c_moved = PeerInfo {
+        id: c.id,
+        addr: ([127, 0, 0, 1], 40).into(),
+    };
+    assert!(m.observe_at(c_moved, at(7)));
+    assert_eq!(m.get(&c.id).unwrap().info, c_moved);
+}
+
+#[test]
+fn left_id_set_is_bounded_oldest_first() {
+    let mut left = LeftIds::new(3);
+    let ids: Vec<NodeId> = (0..5).map(|_| NodeId::random()).collect();
+    for id in &ids {
+        left.insert(*id);
+        left.insert(*id);
+    }
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&ids[0]) && !left.contains(&ids[1]));
+    assert!(ids[2..].iter().all(|id| left.contains(id)));
+
+    // Through the table: the left set follows max_peers.
+    let m = Membership::with_limits(peer(1), 2, MINUTE);
+    let first = NodeId::random();
+    m.mark_left(first);
+    m.mark_left(NodeId::random());
+    assert!(m.has_left(&first));
+    m.mark_left(NodeId::random());
+    assert!(!m.has_left(&first), "the oldest left id is forgotten first");
+}
+
+#[test]
+fn suspect_stays_live() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    m.observe(p);
+    assert!(!m.set_state(p.id, PeerState::Suspect));
+    assert_eq!(m.live_peers(), vec![p]);
+    assert!(m.set_state(p.id, PeerState::Left));
+    assert!(m.live_peers().is_empty());
+}
+
+fn at(addr: &str) -> PeerInfo {
+    PeerInfo {
+        id: NodeId::random(),
+        addr: addr.parse::<SocketAddr>().unwrap(),
+    }
+}
+
+#[test]
+fn peer_lists_drop_invalid_entries() {
+    let local = NodeId::random();
+    let good = at("127.0.0.1:7000");
+    let good6 = at("[::1]:7001");
+    let list = vec![
+        good,
+        at("0.0.0.0:7000"),
+        at("[::]:7000"),
+        at("[::ffff:0.0.0.0]:7000"),
+        at("224.0.0.1:7000"),
+        at("[ff02::1]:7000"),
+        at("255.255.255.255:7000"),
+        at("127.0.0.1:0"),
+        PeerInfo {
+            id: local,
+            addr: good.addr,
+        },
+        PeerInfo {
+            id: good.id,
+            addr: "127.0.0.1:7002".parse().unwrap(),
+        },
+        good6,
+    ];
+    assert_eq!(validate_peer_list(local, list), Ok(vec![good, good6]));
+    assert_eq!(validate_peer_list(local, vec![]), Ok(vec![]));
+}
+
+#[test]
+fn peer_lists_over_the_cap_are_refused_whole() {
+    let local = NodeId::random();
+    let list = |n: usize| (0..n).map(|_| at("127.0.0.1:7000")).collect::<Vec<_>>();
+    assert_eq!(
+        validate_peer_list(local, list(MAX_PEERS_PER_ANSWER)).map(|v| v.len()),
+        Ok(MAX_PEERS_PER_ANSWER)
+    );
+    assert_eq!(
+        validate_peer_list(local, list(MAX_PEERS_PER_ANSWER + 1)),
+        Err(PeerListTooLong {
+            len: MAX_PEERS_PER_ANSWER + 1
+        })
+    );
+}
+
+#[test]
+fn answers_are_capped_windows_over_live_peers() {
+    let mut peers: Vec<PeerInfo> = (0..10).map(|i| peer(100 + i)).collect();
+    peers.sort_by_key(|p| p.id);
+    assert_eq!(window(peers.clone(), 10, NodeId::random()), peers);
+    // A pivot just above the 8th id: ids 8, 9, then wrap to 0.
+    let pivot = peers[7].id;
+    let got = window(peers.clone(), 3, pivot);
+    assert_eq!(got, vec![peers[7], peers[8], peers[9]]);
+    let got = window(peers.clone(), 4, pivot);
+    assert_eq!(got, vec![peers[7], peers[8], peers[9], peers[0]]);
+    assert_eq!(window(peers.clone(), 0, pivot), vec![]);
+
+    let m = Membership::new(peer(1));
+    for p in &peers {
+        m.observe(*p);
+    }
+    m.set_state(peers[0].id, PeerState::Dead);
+    m.mark_left(peers[1].id);
+    let answer = m.peers_answer(peers[2].id, 100);
+    assert_eq!(
+        answer,
+        peers[3..].to_vec(),
+        "live peers only, not the asker"
+    );
+    assert_eq!(m.peers_answer(peers[2].id, 4).len(), 4);
+}
