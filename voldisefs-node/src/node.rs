@@ -231,10 +231,6 @@ impl Drop for TransferGuard {
 const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wait after an upload before its holders are checked by proof.
 const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
-/// First wait between two bootstrap attempts.
-const JOIN_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_millis(500);
-/// Longest wait between two bootstrap attempts.
-const JOIN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running node: peer server, chunk store, pipelines and (optionally) the HTTP API.
 /// Cheap to clone; every clone is the same node. Dropping every handle without
@@ -294,7 +290,13 @@ impl Node {
         let handler = Arc::new(StoreHandler {
             local: local.clone(),
         });
-        let net = Network::start(peer_listener, config.advertise, handler, config.net.clone())?;
+        let net = Network::start(
+            peer_listener,
+            config.advertise,
+            handler,
+            config.net.clone(),
+            root.child_token(),
+        )?;
         // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
         let _ = local.id.set(net.local().id);
         let cluster = Cluster::new(
@@ -372,8 +374,9 @@ impl Node {
     }
 
     /// Joins through the bootstrap peers: one attempt now; if no peer answers (they may not be
-    /// up yet), keeps retrying in the background with capped backoff while the node serves,
-    /// and reports itself as joining until one answers.
+    /// up yet), keeps retrying in the background with capped backoff
+    /// ([`Network::join`], `NetConfig::join_retry_*`) while the node serves, and reports
+    /// itself as joining until one answers.
     async fn join(&self) {
         let seeds = self.inner.config.bootstrap.clone();
         let net = self.network().clone();
@@ -384,23 +387,15 @@ impl Node {
                 let node = self.internal();
                 let token = self.inner.work.clone();
                 self.inner.tracker.spawn(async move {
-                    let mut wait = JOIN_RETRY_INITIAL;
-                    loop {
-                        tokio::select! {
-                            () = token.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                        match net.bootstrap(&seeds).await {
+                    tokio::select! {
+                        () = token.cancelled() => {}
+                        joined = net.join(&seeds) => match joined {
                             Ok(report) => {
                                 node.inner.joining.store(false, Ordering::Relaxed);
                                 tracing::info!(peers = report.reached.len(), "joined the network");
-                                return;
                             }
-                            Err(e) => {
-                                wait = (wait * 2).min(JOIN_RETRY_MAX);
-                                tracing::warn!(error = %e, retry_in = ?wait, "bootstrap peers still not reachable");
-                            }
-                        }
+                            Err(e) => tracing::warn!(error = %e, "gave up joining"),
+                        },
                     }
                 });
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{CHUNK, data, eventually, pw, shutdown};
-use voldisefs_node::net::{Handler, NetConfig, Network, Payload};
+use voldisefs_node::net::{CancellationToken, Handler, NetConfig, Network, Payload};
 use voldisefs_node::proto::{ChunkProof, Message, NodeId, ProofDigest};
 use voldisefs_node::{Node, NodeConfig};
 
@@ -63,7 +63,14 @@ fn fast(c: NodeConfig) -> NodeConfig {
 /// Starts a lying member and has it join through `seed`.
 async fn liar(seed: std::net::SocketAddr) -> Network {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let net = Network::start(listener, None, Arc::new(Liar), NetConfig::default()).unwrap();
+    let net = Network::start(
+        listener,
+        None,
+        Arc::new(Liar),
+        NetConfig::default(),
+        CancellationToken::new(),
+    )
+    .unwrap();
     net.bootstrap(&[seed]).await.unwrap();
     net
 }
