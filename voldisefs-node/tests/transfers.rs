@@ -191,7 +191,12 @@ async fn file_whose_only_holders_are_gone_is_reported_unavailable_quickly() {
         .upload_bytes("lost", pw("pw"), Bytes::from(bytes))
         .await
         .unwrap();
-    // With 30 chunks on 3 nodes and one copy each, some chunks live on nodes[2] only.
+    // With 30 chunks on 3 nodes and one copy each, some chunks live on nodes[2] only (once the
+    // gateway dropped the extra copies it keeps until the holders proved theirs).
+    eventually("one copy of everything", || {
+        nodes.iter().map(|n| n.status().store.chunks).sum::<u64>() == r.chunks + 1
+    })
+    .await;
     let victim = nodes.remove(2);
     assert!(victim.status().store.chunks > 0);
     victim.crash().await;

@@ -390,44 +390,87 @@ impl Cluster {
         Ok(run.ok.into_iter().next().map(|(_, value)| value))
     }
 
-    /// For each of `ids`, the nodes that say they hold it. Asks only the ranked holders of each
-    /// chunk (the first `replicas` live nodes, one batched request per node) and stops waiting
-    /// as soon as every chunk has a holder, so a hung node costs nothing when others answered;
-    /// chunks no ranked holder has are then looked for on every other live peer.
+    /// For each of `ids`, the nodes that say they hold it (empty: no reachable node has it).
+    ///
+    /// Asks the best-ranked holder of each chunk first (one batched `has_chunks` per node);
+    /// a chunk that holder does not confirm, whether it says no, fails, or has not answered
+    /// within the hedging delay, is asked of its next-ranked holder, up to `replicas` of them.
+    /// So a download costs about one such question per chunk however large the network, and a
+    /// hung node costs one hedging delay. Chunks none of their ranked holders confirms are then
+    /// looked for on every other live peer.
     pub(crate) async fn locate(&self, ids: &[ChunkId]) -> Vec<Vec<NodeId>> {
         let nodes = self.nodes();
         let r = self.replicas();
-        let mut asks: HashMap<Holder, Vec<usize>> = HashMap::new();
-        for (i, id) in ids.iter().enumerate() {
-            for holder in self.rank(id, &nodes).into_iter().take(r) {
-                asks.entry(holder).or_default().push(i);
-            }
-        }
-        let mut found: Vec<Vec<NodeId>> = vec![Vec::new(); ids.len()];
-        let mut unanswered = ids.len();
-        let mut running: FuturesUnordered<_> = asks
-            .into_iter()
-            .map(|(holder, indices)| async move {
-                let batch: Vec<ChunkId> = indices.iter().map(|&i| ids[i]).collect();
-                (holder, indices, self.has_on(holder, &batch).await)
+        let ranked: Vec<Vec<Holder>> = ids
+            .iter()
+            .map(|id| {
+                let mut ranked = self.rank(id, &nodes);
+                ranked.truncate(r);
+                ranked
             })
             .collect();
-        while unanswered > 0 {
-            let Some((holder, indices, answer)) = running.next().await else {
-                break;
-            };
-            match answer {
-                Ok(present) => {
-                    for (&i, here) in indices.iter().zip(present) {
-                        if here {
-                            if found[i].is_empty() {
-                                unanswered -= 1;
-                            }
-                            found[i].push(holder.id());
-                        }
+        let mut found: Vec<Vec<NodeId>> = vec![Vec::new(); ids.len()];
+        // Per chunk: how many of its ranked holders were asked so far.
+        let mut asked = vec![0usize; ids.len()];
+        let mut running = FuturesUnordered::new();
+        let ask =
+            |wanted: Vec<usize>, asked: &mut Vec<usize>, running: &mut FuturesUnordered<_>| {
+                let mut batches: HashMap<Holder, Vec<usize>> = HashMap::new();
+                for i in wanted {
+                    if let Some(holder) = ranked[i].get(asked[i]) {
+                        asked[i] += 1;
+                        batches.entry(*holder).or_default().push(i);
                     }
                 }
-                Err(e) => tracing::debug!(peer = %holder.id(), error = %e, "has_chunks failed"),
+                for (holder, indices) in batches {
+                    running.push(async move {
+                        let batch: Vec<ChunkId> = indices.iter().map(|&i| ids[i]).collect();
+                        (holder, indices, self.has_on(holder, &batch).await)
+                    });
+                }
+            };
+        // What this node holds needs no question.
+        let here = self.inner.local.has(ids);
+        let local = self.local().id;
+        for (i, held) in here.iter().enumerate() {
+            if *held {
+                found[i].push(local);
+            }
+        }
+        let wanted = (0..ids.len()).filter(|&i| found[i].is_empty()).collect();
+        ask(wanted, &mut asked, &mut running);
+        let hedge = self.hedge_delay(Failure::Get);
+        let mut next_hedge = Instant::now() + hedge;
+        while !running.is_empty() {
+            tokio::select! {
+                done = running.next() => {
+                    let Some((holder, indices, answer)) = done else { break };
+                    let present = match answer {
+                        Ok(present) => present,
+                        Err(e) => {
+                            tracing::debug!(peer = %holder.id(), error = %e, "has_chunks failed");
+                            vec![false; indices.len()]
+                        }
+                    };
+                    let mut again = Vec::new();
+                    for (&i, here) in indices.iter().zip(present) {
+                        if here {
+                            found[i].push(holder.id());
+                        } else if found[i].is_empty() {
+                            again.push(i);
+                        }
+                    }
+                    ask(again, &mut asked, &mut running);
+                }
+                () = tokio::time::sleep_until(next_hedge) => {
+                    // Slow answers: ask the next holder of every chunk still unconfirmed.
+                    let slow: Vec<usize> = (0..ids.len()).filter(|&i| found[i].is_empty()).collect();
+                    ask(slow, &mut asked, &mut running);
+                    next_hedge = Instant::now() + hedge;
+                }
+            }
+            if found.iter().all(|f| !f.is_empty()) {
+                break;
             }
         }
         drop(running);
