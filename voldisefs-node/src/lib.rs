@@ -1,18 +1,30 @@
 //! A Voldisefs node: composes the proto, crypto, store and net crates.
 //!
 //! [`Node::start`] binds a peer server and (optionally) an HTTP API, joins the network through
-//! bootstrap peers, and serves until [`Node::shutdown`]. The node a user talks to is the
-//! *gateway*: it does all cryptography, so every other peer only ever holds opaque,
-//! content-addressed ciphertext.
+//! bootstrap peers (retrying in the background while they are not up yet), and serves until
+//! [`Node::shutdown`]. The node a user talks to is the *gateway*: it does all cryptography, so
+//! every other peer only ever holds opaque, content-addressed ciphertext.
+//!
+//! Layout: `replication/` is the one layer that knows where chunks live (placement, holders,
+//! hedged reads and writes, proofs of possession, repair and hand-off, tombstones, peer
+//! health); `transfer/` holds the upload and download pipelines, which talk only to it;
+//! `http.rs` the API and page; `node.rs` the lifecycle.
 //!
 //! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
-//!   highest rendezvous weight for its id, so every node computes the same holders.
-//! * Upload ([`Node::upload`]): body -> chunks -> sealed on the blocking pool in parallel ->
-//!   stored on their holders concurrently, with bounded chunks in flight -> the sealed manifest
-//!   record stored like a chunk -> an entry in this node's local index.
+//!   highest rendezvous weight for its id, so every node computes the same holders; peers that
+//!   recently failed a get, put or proof of possession, and suspect peers, are asked last.
+//! * Upload ([`Node::upload`], a task the node owns): body -> chunks -> sealed on the blocking
+//!   pool in parallel -> stored on their holders concurrently (a hung holder is hedged past and
+//!   replaced), with bounded chunks in flight -> the sealed manifest record stored like a chunk
+//!   -> an entry in this node's local index. A failed or cancelled upload deletes what it
+//!   stored.
 //! * Download ([`Node::download`]): the record by FileId, hash-checked -> opened with the
-//!   password -> every chunk located -> streamed in order with parallel read-ahead, each chunk
-//!   verified against its id (another holder on any failure) and decrypted.
+//!   password -> every chunk located on its ranked holders -> streamed in order with parallel
+//!   read-ahead, each chunk fetched with hedging (no single slow holder stalls it), verified
+//!   against its id (another holder on any failure) and decrypted.
+//! * Repair keeps `replicas` *proven* copies: a copy is dropped only after better-ranked
+//!   holders answered a fresh proof-of-possession challenge; deletes leave tombstones so a
+//!   holder that missed one cannot bring the file back.
 //! * HTTP API: DESIGN section 7 (`/api/v1/files`, `/api/v1/network`, `/healthz`, `/`).
 //!
 //! ```
