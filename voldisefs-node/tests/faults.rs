@@ -283,3 +283,35 @@ async fn a_node_started_before_its_seed_joins_once_the_seed_is_up() {
     assert_eq!(early.status().state, "running");
     shutdown(vec![early, seed]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_upload_leaves_nothing_behind() {
+    use tokio::io::AsyncWriteExt;
+    let nodes = common::network_with(3, fast).await;
+    let http = nodes[0].http_addr().unwrap();
+    let mut client = tokio::net::TcpStream::connect(http).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Voldisefs-Password: pw\r\n\
+         Content-Length: {}\r\n\r\n",
+        64 * CHUNK
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    // Five chunks' worth of the promised sixty-four, then the client goes away.
+    client.write_all(&data(5 * CHUNK, 1)).await.unwrap();
+    eventually("the upload stored something", || total(&nodes) > 0).await;
+    drop(client);
+    eventually("nothing stored after the client hung up", || {
+        total(&nodes) == 0
+    })
+    .await;
+    // The node keeps serving.
+    let r = nodes[0]
+        .upload_bytes("after", pw("pw"), Bytes::from(data(CHUNK, 2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[1].download_bytes(r.id, pw("pw")).await.unwrap().1,
+        data(CHUNK, 2)
+    );
+    shutdown(nodes).await;
+}
