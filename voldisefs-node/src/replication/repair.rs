@@ -132,9 +132,9 @@ impl Repairer {
         }
     }
 
-    /// Settles freshly uploaded chunks at once, rather than at the next sweep: checks their
-    /// holders by proof, pushes to better holders where proofs fail, and drops the gateway's
-    /// own extra copies once `replicas` holders proved theirs.
+    /// Settles the gateway's extra copies of freshly uploaded chunks at once, rather than at
+    /// the next sweep: checks their holders by proof, pushes to better holders where proofs
+    /// fail, and drops the extra copies once `replicas` holders proved theirs.
     pub(crate) async fn settle(&self, ids: &[ChunkId]) {
         let nodes = self.cluster.nodes();
         let mut throttle = Throttle {
@@ -142,9 +142,17 @@ impl Repairer {
         };
         let mut outcome = Outcome::default();
         for batch in ids.chunks(BATCH) {
+            // Only the gateway's extra copies need settling now; chunks this node holds as one
+            // of their ranked holders wait for the next sweep like any other.
+            let local = self.cluster.local().id;
             let held: Vec<ChunkId> = batch
                 .iter()
                 .filter(|id| self.cluster.inner.local.store.contains(id))
+                .filter(|id| {
+                    !placement::holders(id, &nodes, self.cluster.replicas())
+                        .iter()
+                        .any(|p| p.id == local)
+                })
                 .copied()
                 .collect();
             self.repair_batch(&held, &nodes, None, &mut throttle, &mut outcome)
