@@ -45,6 +45,9 @@ struct NetworkView {
     /// `keyed` or `open`, if reported.
     #[serde(default)]
     security: Option<String>,
+    /// `joining`, `running` or `stopping`, if reported.
+    #[serde(default)]
+    state: Option<String>,
 }
 
 /// A node's repair activity.
@@ -66,6 +69,12 @@ struct PeerEntry {
     /// `alive`, `suspect`, `dead` or `left` (absent for the node itself).
     #[serde(default)]
     state: Option<String>,
+    /// Ranked last for now after failing a get, put or proof (absent for the node itself).
+    #[serde(default)]
+    demoted: bool,
+    /// Gets, puts and proofs it failed so far.
+    #[serde(default)]
+    failures: u64,
 }
 
 /// A node's store usage.
@@ -134,6 +143,16 @@ fn files_table(list: &FileList) -> String {
 /// The `network` text: this node, its store, then its peers.
 fn network_text(view: &NetworkView) -> String {
     let mut out = format!("node   {}  {}\n", view.node.id, view.node.addr);
+    if let Some(state) = view.state.as_deref().filter(|s| *s != "running") {
+        out.push_str(&format!(
+            "state  {state}{}\n",
+            if state == "joining" {
+                ": no bootstrap peer answered yet; retrying"
+            } else {
+                ""
+            }
+        ));
+    }
     match view.security.as_deref() {
         Some("open") => out.push_str(
             "links  OPEN: not encrypted or authenticated; anyone who can reach the peer port can join\n",
@@ -168,14 +187,14 @@ fn network_text(view: &NetworkView) -> String {
         .peers
         .iter()
         .map(|p| {
-            vec![
-                p.id.clone(),
-                p.addr.clone(),
-                p.state.clone().unwrap_or_else(|| "?".to_owned()),
-            ]
+            let mut state = p.state.clone().unwrap_or_else(|| "?".to_owned());
+            if p.demoted {
+                state.push_str(", demoted");
+            }
+            vec![p.id.clone(), p.addr.clone(), state, p.failures.to_string()]
         })
         .collect();
-    out.push_str(&render(&["PEER", "ADDRESS", "STATE"], &rows));
+    out.push_str(&render(&["PEER", "ADDRESS", "STATE", "FAILURES"], &rows));
     out
 }
 
@@ -203,7 +222,9 @@ mod tests {
     fn network_text_shows_node_store_and_peers() {
         let view: NetworkView = serde_json::from_str(
             r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
-                "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive"}],
+                "state":"joining",
+                "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive"},
+                         {"id":"n3","addr":"127.0.0.1:4102","state":"alive","demoted":true,"failures":4}],
                 "store":{"chunks":1,"bytes":1024,"capacity":1073741824},
                 "repair":{"backlog":2,"pushed":1,"dropped":0,"failed":0,"sweeps":3}}"#,
         )
@@ -215,6 +236,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("n2    127.0.0.1:4101  alive"), "{text}");
+        assert!(text.contains("alive, demoted  4"), "{text}");
+        assert!(
+            text.contains("state  joining: no bootstrap peer answered yet"),
+            "{text}"
+        );
         assert!(
             text.contains("repair 2 chunks waiting, 1 copy made so far"),
             "{text}"
