@@ -19,8 +19,8 @@ use super::tombstones::Tombstones;
 /// chunk never pins a larger buffer (longer ones arrive in buffers of their own).
 const KEEP_AS_IS_MIN: usize = 64 << 10;
 
-/// Most chunks one `prove_chunks` request may ask about: each answer hashes a whole chunk,
-/// so this bounds the CPU one request can cost (256 chunks of at most 16 MiB).
+/// Most chunks one `prove_chunks` request may ask about: each answer hashes at most 64 KiB of
+/// the chunk (see [`proof`]), so one request costs at most 16 MiB of hashing.
 pub(crate) const MAX_PROVE_BATCH: usize = 256;
 
 /// A node that may hold chunks: this one or a peer.
