@@ -167,22 +167,23 @@ impl Cluster {
     /// `nodes` as holders of `id`, best first: rendezvous order, with demoted and then suspect
     /// peers moved last (stable, so every class keeps rendezvous order).
     fn rank(&self, id: &ChunkId, nodes: &[PeerInfo]) -> Vec<Holder> {
-        let membership = self.inner.net.membership();
-        let local = self.local().id;
-        let mut ranked: Vec<(u8, Holder)> = placement::rank(id, nodes)
+        let mut ranked: Vec<Holder> = placement::rank(id, nodes)
             .into_iter()
-            .map(|p| {
-                let c = if p.id == local {
-                    0
-                } else {
-                    let state = membership.get(&p.id).map(|e| e.state);
-                    class(state, self.inner.health.is_demoted(&p.id))
-                };
-                (c, self.holder(p))
-            })
+            .map(|p| self.holder(p))
             .collect();
-        ranked.sort_by_key(|(c, _)| *c);
-        ranked.into_iter().map(|(_, h)| h).collect()
+        ranked.sort_by_cached_key(|h| self.class_of(h));
+        ranked
+    }
+
+    /// A holder's rank class now: 0 healthy (or this node), 1 demoted, 2 suspect.
+    fn class_of(&self, holder: &Holder) -> u8 {
+        match holder {
+            Holder::Local(_) => 0,
+            Holder::Remote(p) => {
+                let state = self.inner.net.membership().get(&p.id).map(|e| e.state);
+                class(state, self.inner.health.is_demoted(&p.id))
+            }
+        }
     }
 
     fn note<T>(&self, holder: Holder, what: Failure, result: &Result<T, HolderError>) {
@@ -309,7 +310,8 @@ impl Cluster {
     /// when all of those miss are the other live peers asked. Bytes `open` rejects as corrupt
     /// demote their holder and the next one is tried.
     ///
-    /// `Ok(None)`: no node had the chunk; `Deleted` answers are counted in the miss.
+    /// [`Fetched::Deleted`] when holders answered that the chunk was deleted and none served
+    /// it, [`Fetched::Missing`] when no reachable node has it.
     pub(crate) async fn fetch<T, F>(
         &self,
         id: ChunkId,
@@ -322,11 +324,12 @@ impl Cluster {
     {
         let nodes = self.nodes();
         let mut ranked = self.rank(&id, &nodes);
-        // Within the ranking, known holders first; this node first of all when it holds it.
+        // Within each class of the ranking, known holders first; this node first of all when
+        // it holds the chunk.
         let here = self.inner.local.store.contains(&id);
-        ranked.sort_by_key(|h| match h {
-            Holder::Local(_) => !here,
-            Holder::Remote(p) => !claimed.contains(&p.id),
+        ranked.sort_by_cached_key(|h| match h {
+            Holder::Local(_) => (0, !here),
+            Holder::Remote(p) => (self.class_of(h), !claimed.contains(&p.id)),
         });
         let window = self.replicas() + 2;
         let (first, rest): (Vec<Holder>, Vec<Holder>) = {
