@@ -315,3 +315,49 @@ async fn a_client_that_hangs_up_mid_upload_leaves_nothing_behind() {
     );
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_lying_identities_cannot_erase_a_file() {
+    // Open mode lets anyone join under as many identities as they like: ten liars against
+    // three honest nodes, so most chunks rank liars first.
+    let nodes = common::network_with(3, fast).await;
+    let mut liars = Vec::new();
+    for _ in 0..10 {
+        liars.push(liar(nodes[0].peer_addr()).await);
+    }
+    eventually("every liar is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 13)
+    })
+    .await;
+    let bytes = data(8 * CHUNK, 77);
+    let r = nodes[0]
+        .upload_bytes("target", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    // The liars' acknowledgements are not trusted: the honest nodes end up with a proven copy
+    // each of every chunk and of the record, and keep them through repair.
+    let expected = r.chunks + 1;
+    eventually("every honest node holds everything", || {
+        held(&nodes) == vec![expected; 3]
+    })
+    .await;
+    let sweeps = |n: &Node| n.status().repair.sweeps;
+    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
+    eventually("three more sweeps on each node", || {
+        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 3)
+    })
+    .await;
+    assert_eq!(held(&nodes), vec![expected; 3]);
+    for node in &nodes {
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
+                .await
+                .expect("a read stalled behind the liars")
+                .unwrap();
+        assert_eq!(read.1, bytes);
+    }
+    for liar in liars {
+        liar.shutdown().await;
+    }
+    shutdown(nodes).await;
+}

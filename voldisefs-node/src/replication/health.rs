@@ -35,6 +35,9 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Every kind, in counter order.
+    const ALL: [Failure; 3] = [Failure::Get, Failure::Put, Failure::Proof];
+
     /// Stable lowercase name for metrics.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -77,12 +80,7 @@ impl Health {
     /// row).
     pub(crate) fn failure(&self, peer: NodeId, what: Failure) {
         let now = Instant::now();
-        let index = match what {
-            Failure::Get => 0,
-            Failure::Put => 1,
-            Failure::Proof => 2,
-        };
-        self.failures[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.failures[what as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         if records.len() >= MAX_RECORDS && !records.contains_key(&peer) {
             let oldest = records
@@ -134,12 +132,12 @@ impl Health {
 
     /// Failures so far by kind (`get`, `put`, `proof`).
     pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
-        let load = |i: usize| self.failures[i].load(std::sync::atomic::Ordering::Relaxed);
-        [
-            (Failure::Get, load(0)),
-            (Failure::Put, load(1)),
-            (Failure::Proof, load(2)),
-        ]
+        Failure::ALL.map(|f| {
+            (
+                f,
+                self.failures[f as usize].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     /// Forgets peers for which `keep` is false (no longer in the membership table).
