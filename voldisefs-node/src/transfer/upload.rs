@@ -50,6 +50,8 @@ pub(crate) struct UploadSettings {
 /// Chunks sealed and stored concurrently, their ids collected in file order.
 struct InFlight {
     running: FuturesOrdered<AbortOnDropHandle<Result<ChunkId, NodeError>>>,
+    /// Handles to stop the tasks in `running` without giving them up.
+    aborts: Vec<tokio::task::AbortHandle>,
     ids: Vec<ChunkId>,
     max: usize,
 }
@@ -63,9 +65,21 @@ impl InFlight {
         while self.running.len() >= self.max {
             self.next().await?;
         }
-        self.running
-            .push_back(AbortOnDropHandle::new(tokio::spawn(work)));
+        let task = tokio::spawn(work);
+        self.aborts.retain(|a| !a.is_finished());
+        self.aborts.push(task.abort_handle());
+        self.running.push_back(AbortOnDropHandle::new(task));
         Ok(())
+    }
+
+    /// Stops every chunk still in flight and waits until each has really stopped, so none
+    /// can store anything after this returns (a task being polled on another thread when it
+    /// is aborted finishes that poll first).
+    async fn cancel(&mut self) {
+        for abort in self.aborts.drain(..) {
+            abort.abort();
+        }
+        while self.running.next().await.is_some() {}
     }
 
     async fn next(&mut self) -> Result<(), NodeError> {
@@ -155,6 +169,7 @@ where
 {
     let mut in_flight = InFlight {
         running: FuturesOrdered::new(),
+        aborts: Vec::new(),
         ids: Vec::new(),
         max: settings.parallelism.max(1),
     };
@@ -163,9 +178,9 @@ where
         result = run(cluster, settings, name, password, body, &mut in_flight, &sealed) => result,
         () = token.cancelled() => Err(NodeError::Cancelled),
     };
-    // Stop the chunks still in flight (after a failure); a put already on the wire meets a
-    // tombstone.
-    drop(in_flight);
+    // Stop the chunks still in flight (after a failure) before reading what they stored; a put
+    // already on the wire meets a tombstone.
+    in_flight.cancel().await;
     let Stored { ids, holders } = std::mem::take(&mut *lock(&sealed));
     match result {
         Ok(receipt) => Ok((receipt, ids)),
