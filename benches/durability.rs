@@ -9,6 +9,8 @@
 //! `--gib X` to change the amount the lost node holds, `--seconds S` for the probe window).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,21 +26,7 @@ fn config() -> NodeConfig {
 }
 
 async fn network(n: usize) -> Vec<Node> {
-    let first = Node::start(config()).await.unwrap();
-    let mut nodes = vec![first.clone()];
-    for _ in 1..n {
-        let c = NodeConfig {
-            bootstrap: vec![first.peer_addr()],
-            ..config()
-        };
-        nodes.push(Node::start(c).await.unwrap());
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !nodes.iter().all(|x| x.live_nodes().len() == n) {
-        assert!(Instant::now() < deadline, "membership did not converge");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    nodes
+    support::network(n, config).await
 }
 
 async fn probe_traffic(n: usize, window: Duration) {

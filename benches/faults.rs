@@ -9,7 +9,10 @@
 //!
 //! The fast test KDF is used so the numbers show the data path, not Argon2id.
 //! Run with `cargo bench --bench faults` (`-- --latency` or `-- --requests` for one part).
+//! Without `--bench` (as `cargo test --benches` runs it) it does a small smoke run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -27,21 +30,7 @@ fn config() -> NodeConfig {
 }
 
 async fn network(n: usize) -> Vec<Node> {
-    let first = Node::start(config()).await.unwrap();
-    let mut nodes = vec![first.clone()];
-    for _ in 1..n {
-        let c = NodeConfig {
-            bootstrap: vec![first.peer_addr()],
-            ..config()
-        };
-        nodes.push(Node::start(c).await.unwrap());
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !nodes.iter().all(|x| x.live_nodes().len() == n) {
-        assert!(Instant::now() < deadline, "membership did not converge");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    nodes
+    support::network(n, config).await
 }
 
 fn bytes(len: usize, seed: u64) -> Bytes {
@@ -77,6 +66,12 @@ fn summary(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     (at(50), at(99), samples[samples.len() - 1])
 }
 
+/// How many reads per phase, and which network sizes to count requests on.
+struct Scale {
+    reads: usize,
+    sizes: &'static [usize],
+}
+
 async fn reads(gateways: &[Node], ids: &[FileId], n: usize) -> Vec<Duration> {
     let mut took = Vec::with_capacity(n);
     for i in 0..n {
@@ -90,14 +85,14 @@ async fn reads(gateways: &[Node], ids: &[FileId], n: usize) -> Vec<Duration> {
     took
 }
 
-async fn latency() {
+async fn latency(scale: &Scale) {
     let nodes = network(7).await;
     let ids = upload(&nodes[0], 30, 2 << 20).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // upload settling done
     let gateways = [nodes[0].clone(), nodes[1].clone()];
-    let mut healthy = reads(&gateways, &ids, 200).await;
+    let mut healthy = reads(&gateways, &ids, scale.reads).await;
     nodes[2].network().set_frozen(true);
-    let mut frozen = reads(&gateways, &ids, 200).await;
+    let mut frozen = reads(&gateways, &ids, scale.reads).await;
     nodes[2].network().set_frozen(false);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for (what, samples) in [
@@ -161,16 +156,27 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let only = |flag: &str| args.iter().any(|a| a == flag);
     let all = !only("--latency") && !only("--requests");
+    let scale = if only("--bench") {
+        Scale {
+            reads: 200,
+            sizes: &[5, 20, 50],
+        }
+    } else {
+        Scale {
+            reads: 10,
+            sizes: &[5],
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         if all || only("--latency") {
-            latency().await;
+            latency(&scale).await;
         }
         if all || only("--requests") {
-            for n in [5, 20, 50] {
+            for &n in scale.sizes {
                 requests(n).await;
             }
         }

@@ -204,12 +204,7 @@ async fn files_survive_freezes_crashes_and_replacements_and_deletes_stick() {
         }
     }
     // The file deleted while a holder was frozen stays deleted through its return and repair.
-    let sweeps = |n: &Node| n.status().repair.sweeps;
-    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
-    eventually("two more sweeps everywhere", || {
-        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 2)
-    })
-    .await;
+    common::more_sweeps(&nodes, 2).await;
     for node in &nodes {
         let err = node.download_bytes(doomed, pw("pw")).await.unwrap_err();
         assert!(matches!(err, NodeError::NotFound(_)), "{err}");

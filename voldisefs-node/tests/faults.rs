@@ -104,12 +104,7 @@ async fn a_lying_member_neither_erases_copies_nor_stalls_reads() {
     })
     .await;
     // Several repair sweeps later, no honest copy was dropped for the liar's claims.
-    let sweeps = |n: &Node| n.status().repair.sweeps;
-    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
-    eventually("three more sweeps on each node", || {
-        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 3)
-    })
-    .await;
+    common::more_sweeps(&nodes, 3).await;
     assert_eq!(held(&nodes), vec![expected, expected]);
     // The liar is found out and reported.
     for node in &nodes {
@@ -183,12 +178,7 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
         total(&nodes) == 0
     })
     .await;
-    let sweeps = |n: &Node| n.status().repair.sweeps;
-    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
-    eventually("two more sweeps everywhere", || {
-        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 2)
-    })
-    .await;
+    common::more_sweeps(&nodes, 2).await;
     assert_eq!(
         total(&nodes),
         0,
@@ -341,12 +331,7 @@ async fn many_lying_identities_cannot_erase_a_file() {
         held(&nodes) == vec![expected; 3]
     })
     .await;
-    let sweeps = |n: &Node| n.status().repair.sweeps;
-    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
-    eventually("three more sweeps on each node", || {
-        nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 3)
-    })
-    .await;
+    common::more_sweeps(&nodes, 3).await;
     assert_eq!(held(&nodes), vec![expected; 3]);
     for node in &nodes {
         let read =

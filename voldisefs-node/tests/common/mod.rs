@@ -53,6 +53,19 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits until every node in `nodes` completed `n` more repair sweeps.
+pub async fn more_sweeps(nodes: &[Node], n: u64) {
+    let sweeps = |node: &Node| node.status().repair.sweeps;
+    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
+    eventually(&format!("{n} more repair sweeps on every node"), || {
+        nodes
+            .iter()
+            .zip(&start)
+            .all(|(node, s)| sweeps(node) >= s + n)
+    })
+    .await;
+}
+
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
