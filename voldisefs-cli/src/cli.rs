@@ -93,6 +93,12 @@ pub(crate) struct NodeStartArgs {
     /// is not a loopback address.
     #[arg(long, value_name = "FILE")]
     pub(crate) api_token_file: Option<PathBuf>,
+    /// A host name the HTTP API answers to (repeatable; e.g. the name of a proxy in front of
+    /// it). IP addresses, `localhost` and the name given to `--http` always work; requests
+    /// naming any other host are refused, so a web page cannot reach the node through a
+    /// DNS-rebinding domain.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub(crate) http_hosts: Vec<String>,
     /// Log format on stderr: human-readable text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,

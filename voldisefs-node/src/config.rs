@@ -53,6 +53,17 @@ pub struct NodeConfig {
     /// Token every `/api/...` request must carry (`Authorization: Bearer <token>`). Required
     /// when `http` is not a loopback address.
     pub api_token: Option<ApiToken>,
+    /// Host names the HTTP API answers to besides IP addresses and `localhost` (DNS-rebinding
+    /// guard): requests whose `Host` is any other name are refused with 403.
+    pub http_hosts: Vec<String>,
+    /// HTTP connections served at once; further ones are closed at once.
+    pub http_max_connections: usize,
+    /// Time a client has to send a request's headers (also bounds an idle keep-alive
+    /// connection); a connection that takes longer is closed.
+    pub http_header_timeout: Duration,
+    /// Longest pause in an upload's body; an upload whose client sends nothing for this long
+    /// fails (and removes what it stored).
+    pub http_body_idle_timeout: Duration,
     /// Peer networking: the network key (keyed mode), timeouts, limits, failure detection.
     pub net: NetConfig,
 }
@@ -110,6 +121,10 @@ impl Default for NodeConfig {
             tombstone_ttl: Duration::from_secs(24 * 3600),
             max_tombstones: 262_144,
             api_token: None,
+            http_hosts: Vec::new(),
+            http_max_connections: 256,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_idle_timeout: Duration::from_secs(30),
             net: NetConfig::default(),
         }
     }

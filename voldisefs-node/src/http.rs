@@ -3,6 +3,9 @@
 //! File bytes stream in both directions; everything else is JSON. Errors are JSON objects with
 //! a stable `error` code and a human `message`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -53,25 +56,126 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves `node`'s HTTP API and page on `listener` until `token` is cancelled; requests in
 /// progress then get a few seconds to finish.
+///
+/// Bounds: at most `http_max_connections` connections (more are closed on accept), request
+/// headers within `http_header_timeout` (which also closes idle keep-alive connections), upload
+/// bodies never idle longer than `http_body_idle_timeout`.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
     token: tokio_util::sync::CancellationToken,
 ) {
-    let served =
-        axum::serve(listener, router(node)).with_graceful_shutdown(token.clone().cancelled_owned());
-    let cut_off = async {
-        token.cancelled().await;
-        tokio::time::sleep(GRACE).await;
-    };
+    let config = node.config();
+    let limit = Arc::new(tokio::sync::Semaphore::new(
+        config.http_max_connections.max(1),
+    ));
+    let header_timeout = config.http_header_timeout;
+    let service = hyper_util::service::TowerToHyperService::new(router(node.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            () = token.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(10);
+                stream
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::debug!("HTTP connection limit reached; closing a new connection");
+            continue;
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = served => {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "HTTP server failed");
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(GRACE) => {
+            tracing::warn!("HTTP transfers still running after {GRACE:?}; cutting them off");
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Whether `host` (a `Host` header's name, without port) is one this node answers to: an IP
+/// address, `localhost`, or a name configured with `http_hosts`. A DNS-rebinding page always
+/// comes with a name of its own, which is none of these.
+fn allowed_host(host: &str, names: &[String]) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || bare.eq_ignore_ascii_case("localhost")
+        || names.iter().any(|n| n.eq_ignore_ascii_case(bare))
+}
+
+/// The name part of a `Host` value (`name`, `name:port`, `[v6]:port`).
+fn host_name(value: &str) -> &str {
+    if value.starts_with('[') {
+        return value.split_once(']').map_or(value, |(name, _)| &name[1..]);
+    }
+    value.rsplit_once(':').map_or(value, |(name, _)| name)
+}
+
+/// DNS-rebinding and cross-site guard: the `Host` must be one of this node's names, and a
+/// state-changing request that carries an `Origin` must come from the page's own origin.
+async fn check_host(State(node): State<Node>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let Some(host) = host {
+        if !allowed_host(host_name(host), &node.config().http_hosts) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "this node does not answer to that host name; start it with --http-host NAME to add one",
+            )
+            .into_response();
+        }
+    }
+    let changes_state = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if changes_state {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let same = match (origin.to_str().ok(), host) {
+                (Some(origin), Some(host)) => origin
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host)),
+                _ => false,
+            };
+            if !same {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden_origin",
+                    "requests that change state must come from this node's own page",
+                )
+                .into_response();
             }
         }
-        () = cut_off => tracing::warn!("HTTP transfers still running after {GRACE:?}; cutting them off"),
     }
+    next.run(request).await
 }
 
 /// The routes of one node. Everything under `/api/` is behind the token check.
@@ -85,7 +189,9 @@ pub(crate) fn router(node: Node) -> Router {
         };
         router = router.route(path, handler);
     }
-    router.with_state(node)
+    router
+        .layer(middleware::from_fn_with_state(node.clone(), check_host))
+        .with_state(node)
 }
 
 /// With an API token configured, every `/api/...` request must carry
@@ -240,10 +346,35 @@ async fn upload(
             .into_owned(),
         None => String::new(),
     };
+    let idle = node.config().http_body_idle_timeout;
     let receipt = node
-        .upload(&name, password, body.into_data_stream())
+        .upload(&name, password, idle_limited(body.into_data_stream(), idle))
         .await?;
     Ok((StatusCode::CREATED, Json(receipt)).into_response())
+}
+
+/// `body`, failing with an error once it sends nothing for `idle` (a client that stalls an
+/// upload cannot hold its buffers and chunks in flight forever).
+fn idle_limited(
+    body: axum::body::BodyDataStream,
+    idle: Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, String>> + Send + Unpin + 'static {
+    use futures_util::StreamExt;
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(Ok(piece))) => Some((Ok(piece), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(format!("the client sent nothing for {} s", idle.as_secs())),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 async fn download(

@@ -65,9 +65,14 @@ async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
         )?)?),
         None => None,
     };
+    let mut http_hosts = args.http_hosts.clone();
+    if args.http.host.parse::<std::net::IpAddr>().is_err() {
+        http_hosts.push(args.http.host.clone());
+    }
     Ok(NodeConfig {
         listen: resolve(&args.listen).await?,
         api_token,
+        http_hosts,
         net: NetConfig {
             network_key,
             ..defaults.net.clone()
