@@ -97,6 +97,22 @@ impl KdfParams {
         self.p
     }
 
+    /// Whether a reader whose ceiling is `self` accepts a record made with `other`: no more
+    /// memory, passes or lanes than `self` in any of the three.
+    pub fn allows(&self, other: &KdfParams) -> bool {
+        other.m_kib <= self.m_kib && other.t <= self.t && other.p <= self.p
+    }
+
+    /// The larger of `self` and `other` in each parameter (a ceiling that allows both).
+    pub fn max(&self, other: &KdfParams) -> KdfParams {
+        KdfParams {
+            m_kib: self.m_kib.max(other.m_kib),
+            t: self.t.max(other.t),
+            p: self.p.max(other.p),
+            insecure_test: false,
+        }
+    }
+
     /// Whether this is the insecure test parameter set.
     pub fn is_insecure_test(&self) -> bool {
         self.insecure_test

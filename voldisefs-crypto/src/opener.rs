@@ -40,7 +40,20 @@ impl FileOpener {
     /// constant time; DEK unwrap; manifest open and consistency checks. A wrong password and
     /// any forgery both give [`Error::Decrypt`].
     pub fn open(expected_id: &[u8; 32], record: &[u8], password: &Password) -> Result<Self> {
-        Self::open_with(expected_id, record, password, ALLOW_INSECURE)
+        Self::open_with(expected_id, record, password, ALLOW_INSECURE, None)
+    }
+
+    /// Like [`FileOpener::open`], but refuses with [`Error::KdfParamsTooExpensive`], before
+    /// running anything, a record whose KDF parameters exceed `ceiling` in memory, passes or
+    /// lanes ([`KdfParams::allows`]): a reader's own, lower bound on the work a record (which
+    /// any peer can plant) may make it do.
+    pub fn open_limited(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        password: &Password,
+        ceiling: &KdfParams,
+    ) -> Result<Self> {
+        Self::open_with(expected_id, record, password, ALLOW_INSECURE, Some(ceiling))
     }
 
     pub(crate) fn open_with(
@@ -48,6 +61,7 @@ impl FileOpener {
         record: &[u8],
         password: &Password,
         allow_insecure: bool,
+        ceiling: Option<&KdfParams>,
     ) -> Result<Self> {
         if content_id(record) != *expected_id {
             return Err(Error::IdMismatch);
@@ -60,6 +74,16 @@ impl FileOpener {
         }
         let (header_bytes, sealed_manifest) = record.split_at(HEADER_LEN);
         let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
+        if let Some(ceiling) = ceiling {
+            let k = &header.kdf;
+            if !ceiling.allows(k) {
+                return Err(Error::KdfParamsTooExpensive {
+                    m_kib: k.m_kib(),
+                    t: k.t(),
+                    p: k.p(),
+                });
+            }
+        }
         let kek = header.kdf.derive_kek(password, &header.salt)?;
         let password_keys = PasswordKeys::derive(&kek[..])?;
         if !password_keys.commitment_matches(&header.commitment) {

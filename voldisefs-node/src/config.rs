@@ -26,6 +26,16 @@ pub struct NodeConfig {
     pub chunk_size: ChunkSize,
     /// Argon2id cost for files uploaded through this node.
     pub kdf: KdfParams,
+    /// The costliest Argon2id parameters this node runs for a record it reads (any peer can
+    /// plant a record asking for more): records above it are refused before any work. Default:
+    /// what this version writes (64 MiB, 3 passes, 1 lane); raised to `kdf` if that is higher.
+    pub kdf_max: KdfParams,
+    /// Key derivations run at once (each takes up to `kdf_max`'s memory); default: the number
+    /// of cores.
+    pub kdf_concurrency: usize,
+    /// Longest wait of a request for a free key-derivation slot; it is then refused as busy
+    /// (HTTP 503 with `Retry-After`).
+    pub kdf_queue_timeout: Duration,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
@@ -111,6 +121,9 @@ impl Default for NodeConfig {
             capacity: 1 << 30,
             chunk_size: ChunkSize::default(),
             kdf: KdfParams::default(),
+            kdf_max: KdfParams::default(),
+            kdf_concurrency: cores,
+            kdf_queue_timeout: Duration::from_secs(10),
             transfer_parallelism: (2 * cores).clamp(4, 16),
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,

@@ -55,6 +55,10 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The node is too busy to take this request now (its key derivations are all in use);
+    /// try again shortly.
+    #[error("node busy: {0}")]
+    Busy(String),
     /// The operation was cancelled (the client went away) before it finished.
     #[error("cancelled before it finished")]
     Cancelled,

@@ -225,6 +225,8 @@ struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -233,6 +235,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -240,7 +243,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code, "message": self.message}));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -254,6 +263,12 @@ impl From<NodeError> for ApiError {
             }
             NodeError::ShuttingDown | NodeError::Cancelled => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            NodeError::Busy(_) => {
+                let mut busy =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                busy.retry_after = Some(1);
+                return busy;
             }
             NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
             NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use voldisefs_net::PeerState;
 
 use crate::replication::Cluster;
+use crate::transfer::kdf_gate::KdfGate;
 
 /// Label set of the duration histograms: `outcome` = `ok`, `error` or `aborted`.
 type OutcomeLabel = [(&'static str, &'static str); 1];
@@ -37,7 +38,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(cluster: Cluster, repair: Arc<RepairCounters>) -> Self {
+    pub(crate) fn new(cluster: Cluster, repair: Arc<RepairCounters>, kdf: Arc<KdfGate>) -> Self {
         let mut registry = Registry::with_prefix("voldisefs");
         let uploads: Durations = Family::new_with_constructor(duration_histogram);
         let downloads: Durations = Family::new_with_constructor(duration_histogram);
@@ -51,7 +52,11 @@ impl Metrics {
             "Time to download a file through this node, until its last byte was handed out",
             downloads.clone(),
         );
-        registry.register_collector(Box::new(StateCollector { cluster, repair }));
+        registry.register_collector(Box::new(StateCollector {
+            cluster,
+            repair,
+            kdf,
+        }));
         Self {
             registry,
             uploads,
@@ -86,6 +91,7 @@ impl Metrics {
 struct StateCollector {
     cluster: Cluster,
     repair: Arc<RepairCounters>,
+    kdf: Arc<KdfGate>,
 }
 
 /// Writes one unlabeled metric.
@@ -190,6 +196,19 @@ impl Collector for StateCollector {
             ];
             ConstCounter::new(s.count).encode(requests.encode_family(&labels)?)?;
         }
+
+        single(
+            e,
+            "kdf_running",
+            "Argon2id key derivations running now",
+            ConstGauge::new(self.kdf.running() as i64),
+        )?;
+        single(
+            e,
+            "kdf_busy",
+            "Requests refused because every key-derivation slot stayed taken",
+            ConstCounter::new(self.kdf.refused()),
+        )?;
 
         let r = &self.repair;
         single(

@@ -20,6 +20,7 @@ use crate::replication::{
     Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
 };
 use crate::transfer::download::{self, ByteStream, Download};
+use crate::transfer::kdf_gate::KdfGate;
 use crate::transfer::upload::{self, UploadReceipt, UploadSettings};
 use crate::{NodeConfig, NodeError};
 
@@ -137,6 +138,7 @@ struct Inner {
     tracker: TaskTracker,
     repairer: Repairer,
     metrics: Metrics,
+    kdf: Arc<KdfGate>,
     joining: AtomicBool,
     stopping: AtomicBool,
 }
@@ -315,13 +317,19 @@ impl Node {
             active_transfers: Arc::default(),
             bandwidth: config.repair_bandwidth,
         };
-        let metrics = Metrics::new(cluster.clone(), repairer.counters.clone());
+        let kdf = Arc::new(KdfGate::new(
+            config.kdf_concurrency,
+            config.kdf_queue_timeout,
+            config.kdf_max.max(&config.kdf),
+        ));
+        let metrics = Metrics::new(cluster.clone(), repairer.counters.clone(), kdf.clone());
         let work = root.child_token();
         let node = Node {
             inner: Arc::new(Inner {
                 metrics,
                 cluster,
                 repairer,
+                kdf,
                 index: Mutex::new(Vec::new()),
                 http_addr,
                 root: root.clone(),
@@ -479,6 +487,7 @@ impl Node {
     {
         let _transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let settings = UploadSettings {
+            gate: &self.inner.kdf,
             kdf: self.inner.config.kdf,
             chunk_size: self.inner.config.chunk_size,
             parallelism: self.inner.config.transfer_parallelism,
@@ -551,6 +560,7 @@ impl Node {
         let started = std::time::Instant::now();
         let opened = download::download(
             &self.inner.cluster,
+            &self.inner.kdf,
             id,
             password,
             config.transfer_parallelism,
@@ -609,7 +619,7 @@ impl Node {
     pub async fn delete(&self, id: FileId, password: Password) -> Result<u64, NodeError> {
         self.check_running()?;
         let cluster = &self.inner.cluster;
-        let opened = download::open_record(cluster, id, password).await?;
+        let opened = download::open_record(cluster, &self.inner.kdf, id, password).await?;
         // The record first: once it is gone the file cannot be read, whatever happens next.
         cluster.delete(&[id.record_chunk()], &[], true).await;
         cluster.delete(&opened.chunk_ids, &[], false).await;

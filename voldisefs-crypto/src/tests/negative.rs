@@ -147,14 +147,14 @@ fn insecure_test_kdf_refused_by_default_builds() {
     let (id, rec, pw) = (&s.record.id, &s.record.bytes, Password::new("pw"));
     assert_eq!(rec[6], KDF_ARGON2ID_INSECURE_TEST);
     assert!(matches!(
-        FileOpener::open_with(id, rec, &pw, false),
+        FileOpener::open_with(id, rec, &pw, false, None),
         Err(Error::InsecureTestKdf)
     ));
     assert!(matches!(
         RecordHeader::parse_with(&rec[..HEADER_LEN], false),
         Err(Error::InsecureTestKdf)
     ));
-    assert!(FileOpener::open_with(id, rec, &pw, true).is_ok());
+    assert!(FileOpener::open_with(id, rec, &pw, true, None).is_ok());
 }
 
 #[test]
@@ -371,4 +371,25 @@ proptest! {
         prop_assert!(opener.open_chunk(index, bytes.clone()).is_err());
         prop_assert!(opener.chunk_cipher().open_raw(index, true, Zeroizing::new(bytes)).is_err());
     }
+}
+
+#[test]
+fn a_reader_ceiling_refuses_costlier_records_before_any_kdf_run() {
+    // A record at the floor's memory but one pass more than the reader allows.
+    let params = KdfParams::new(crate::kdf::MIN_M_KIB, 3, 1).unwrap();
+    let s = super::seal_with(&Password::new("pw"), params, CS, &data(10, 3));
+    let (id, rec, pw) = (&s.record.id, &s.record.bytes, Password::new("pw"));
+    let low = KdfParams::new(crate::kdf::MIN_M_KIB, 2, 1).unwrap();
+    let started = Instant::now();
+    let refused = FileOpener::open_limited(id, rec, &pw, &low);
+    assert!(
+        matches!(refused, Err(Error::KdfParamsTooExpensive { t: 3, .. })),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "no KDF ran");
+    assert!(!low.allows(&params) && params.allows(&low));
+    assert!(low.max(&params).allows(&params));
+    // The default ceiling (what this version writes) and a raised one both open it.
+    assert!(FileOpener::open_limited(id, rec, &pw, &KdfParams::default()).is_ok());
+    assert!(FileOpener::open_limited(id, rec, &pw, &low.max(&params)).is_ok());
 }

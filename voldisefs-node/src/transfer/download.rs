@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::NodeError;
 use crate::replication::{AttemptError, Cluster, Fetched, HolderError};
+use crate::transfer::kdf_gate::KdfGate;
 
 /// A stream of plaintext pieces of a file, in order.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
@@ -62,6 +63,7 @@ pub(crate) struct OpenedFile {
 /// was deleted), [`NodeError::WrongPassword`] if the password does not open it.
 pub(crate) async fn open_record(
     cluster: &Cluster,
+    gate: &KdfGate,
     id: FileId,
     password: Password,
 ) -> Result<OpenedFile, NodeError> {
@@ -80,9 +82,10 @@ pub(crate) async fn open_record(
     let Fetched::Found(record) = fetched else {
         return Err(NodeError::NotFound(id));
     };
-    let opener =
-        tokio::task::spawn_blocking(move || FileOpener::open(id.as_bytes(), &record, &password))
-            .await??;
+    let ceiling = gate.ceiling();
+    let opener = gate
+        .run(move || FileOpener::open_limited(id.as_bytes(), &record, &password, &ceiling))
+        .await??;
     let chunk_ids = opener
         .manifest()
         .chunks()
@@ -100,12 +103,13 @@ pub(crate) async fn open_record(
 /// fetched from its ranked holders with hedging (see [`Cluster::fetch`]) within `deadline`.
 pub(crate) async fn download(
     cluster: &Cluster,
+    gate: &KdfGate,
     id: FileId,
     password: Password,
     read_ahead: usize,
     deadline: Duration,
 ) -> Result<Download, NodeError> {
-    let OpenedFile { opener, chunk_ids } = open_record(cluster, id, password).await?;
+    let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, password).await?;
     let holders = cluster.locate(&chunk_ids).await;
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     let total = chunk_ids.len() as u64;

@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::NodeError;
 use crate::replication::Cluster;
+use crate::transfer::kdf_gate::KdfGate;
 
 /// What an upload produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -41,7 +42,8 @@ pub struct UploadReceipt {
 
 /// Upload settings taken from the node's configuration.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct UploadSettings {
+pub(crate) struct UploadSettings<'a> {
+    pub(crate) gate: &'a KdfGate,
     pub(crate) kdf: KdfParams,
     pub(crate) chunk_size: ChunkSize,
     pub(crate) parallelism: usize,
@@ -157,7 +159,7 @@ async fn seal_and_store(
 /// upload leaves no garbage.
 pub(crate) async fn upload<S, E>(
     cluster: &Cluster,
-    settings: UploadSettings,
+    settings: UploadSettings<'_>,
     name: String,
     password: Password,
     body: S,
@@ -200,7 +202,7 @@ where
 
 async fn run<S, E>(
     cluster: &Cluster,
-    settings: UploadSettings,
+    settings: UploadSettings<'_>,
     name: String,
     password: Password,
     mut body: S,
@@ -220,10 +222,14 @@ where
         return Err(NodeError::InvalidRequest("empty password".into()));
     }
     let UploadSettings {
-        kdf, chunk_size, ..
+        kdf,
+        chunk_size,
+        gate,
+        ..
     } = settings;
     let sealer = Arc::new(
-        tokio::task::spawn_blocking(move || FileSealer::new(&password, kdf, chunk_size)).await??,
+        gate.run(move || FileSealer::new(&password, kdf, chunk_size))
+            .await??,
     );
     let chunk_len = chunk_size.bytes();
     let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + TAG_LEN));
