@@ -20,7 +20,9 @@ pub struct NodeConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// Copies kept of every chunk and manifest record (fewer only while the network is smaller).
     pub replicas: usize,
-    /// Bytes this node's store may hold.
+    /// Bytes this node's store may hold, each chunk charged
+    /// [`ENTRY_OVERHEAD`](voldisefs_store::ENTRY_OVERHEAD) bytes on top of its length so the
+    /// bound holds for memory whatever the chunk sizes.
     pub capacity: u64,
     /// Chunk size for files uploaded through this node.
     pub chunk_size: ChunkSize,

@@ -346,3 +346,39 @@ async fn many_lying_identities_cannot_erase_a_file() {
     }
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_chunks_cannot_hold_more_memory_than_the_capacity() {
+    let capacity = 64 * 1024u64;
+    let node = Node::start(fast(NodeConfig {
+        capacity,
+        ..common::config()
+    }))
+    .await
+    .unwrap();
+    // A peer floods the node with 4-byte chunks.
+    let attacker = liar(node.peer_addr()).await;
+    let target = node.network().local();
+    let (mut stored, mut full) = (0u64, 0u64);
+    for i in 0..2000u32 {
+        let body = Bytes::from(i.to_be_bytes().to_vec());
+        let chunk = voldisefs_node::proto::ChunkId::digest(&body);
+        let put = Payload::with_body(Message::PutChunk { chunk }, body);
+        match attacker.request(target, put).await {
+            Ok(_) => stored += 1,
+            Err(e) if e.remote_code() == Some(voldisefs_node::proto::ErrorCode::Full) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let per_entry = voldisefs_node::store::ENTRY_OVERHEAD + 4;
+    assert_eq!(
+        stored,
+        capacity / per_entry,
+        "every chunk charged its entry overhead"
+    );
+    assert_eq!(stored + full, 2000);
+    let stats = node.status().store;
+    assert!(stats.bytes <= capacity && stats.chunks == stored);
+    attacker.shutdown().await;
+    node.shutdown().await;
+}

@@ -41,5 +41,5 @@ mod memory;
 
 pub use chunk_store::{ChunkStore, PutOutcome, StoreStats};
 pub use error::StoreError;
-pub use memory::MemoryStore;
+pub use memory::{ENTRY_OVERHEAD, MemoryStore};
 pub use voldisefs_proto::ChunkId;

@@ -10,6 +10,10 @@ use voldisefs_proto::ChunkId;
 
 use crate::{ChunkStore, PutOutcome, StoreError, StoreStats};
 
+/// What one stored chunk costs beyond its bytes, about: its map entry (id, `Bytes` handle,
+/// control byte, with the table's spare room) and its allocation's header and rounding.
+pub const ENTRY_OVERHEAD: u64 = 160;
+
 /// Chunks at least this long may be kept without a copy by [`MemoryStore::put_owned`].
 const KEEP_AS_IS_MIN: usize = 64 * 1024;
 
@@ -53,7 +57,10 @@ struct Inner {
     shards: [Mutex<Shard>; SHARDS],
     capacity: u64,
     max_chunk_len: u64,
-    /// Sum of stored chunk lengths; only changed under the affected chunk's shard lock.
+    /// Bytes charged per stored chunk on top of its length.
+    entry_overhead: u64,
+    /// Sum of stored chunk lengths (plus the per-entry charge); only changed under the
+    /// affected chunk's shard lock.
     used: AtomicU64,
     /// Number of stored chunks; only changed under the affected chunk's shard lock.
     chunks: AtomicU64,
@@ -74,11 +81,25 @@ impl MemoryStore {
     /// A store that holds at most `capacity_bytes` bytes and refuses any single chunk longer
     /// than `max_chunk_len` bytes with [`StoreError::ChunkTooLarge`].
     pub fn with_limits(capacity_bytes: u64, max_chunk_len: u64) -> Self {
+        Self::with_entry_overhead(capacity_bytes, max_chunk_len, 0)
+    }
+
+    /// Like [`with_limits`](Self::with_limits), but every stored chunk is charged
+    /// `entry_overhead` bytes on top of its length (and [`StoreStats::bytes`] counts them), so
+    /// the capacity bounds the memory the store really takes however small the chunks:
+    /// the map entry, the allocation and its rounding cost about [`ENTRY_OVERHEAD`] bytes per
+    /// chunk, which is what a node passes. With 0 the store counts data bytes only.
+    pub fn with_entry_overhead(
+        capacity_bytes: u64,
+        max_chunk_len: u64,
+        entry_overhead: u64,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: std::array::from_fn(|_| Mutex::new(Shard::new())),
                 capacity: capacity_bytes,
                 max_chunk_len,
+                entry_overhead,
                 used: AtomicU64::new(0),
                 chunks: AtomicU64::new(0),
             }),
@@ -182,15 +203,16 @@ impl MemoryStore {
             // Already stored (possibly by a concurrent put that won the race).
             return Ok(PutOutcome::AlreadyPresent);
         }
-        self.reserve(len_u64(&data))?;
+        self.reserve(len_u64(&data).saturating_add(self.inner.entry_overhead))?;
         shard.insert(id, data);
         self.inner.chunks.fetch_add(1, Ordering::AcqRel);
         Ok(PutOutcome::Stored)
     }
 
-    /// Accounts for removed chunks. Call with the shard lock held.
+    /// Accounts for removed chunks holding `bytes` of data. Call with the shard lock held.
     fn release(&self, chunks: u64, bytes: u64) {
-        self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
+        let charged = bytes.saturating_add(chunks.saturating_mul(self.inner.entry_overhead));
+        self.inner.used.fetch_sub(charged, Ordering::AcqRel);
         self.inner.chunks.fetch_sub(chunks, Ordering::AcqRel);
     }
 }
@@ -266,6 +288,37 @@ impl fmt::Debug for MemoryStore {
             .field("capacity", &stats.capacity)
             .field("max_chunk_len", &self.max_chunk_len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod overhead_tests {
+    use super::*;
+
+    #[test]
+    fn tiny_chunks_are_charged_their_entry_overhead() {
+        let store = MemoryStore::with_entry_overhead(10 * ENTRY_OVERHEAD, u64::MAX, ENTRY_OVERHEAD);
+        let mut stored = 0u32;
+        for i in 0..1000u32 {
+            let data = Bytes::from(i.to_be_bytes().to_vec());
+            match store.put(ChunkId::digest(&data), data) {
+                Ok(_) => stored += 1,
+                Err(StoreError::Full { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // 4-byte chunks: without the charge 400 of them would fit in 1,600 bytes.
+        assert_eq!(
+            stored, 9,
+            "10 entries' worth of capacity, 4 data bytes each on top"
+        );
+        let stats = store.stats();
+        assert_eq!(stats.bytes, 9 * (ENTRY_OVERHEAD + 4));
+        let first = Bytes::from(0u32.to_be_bytes().to_vec());
+        assert!(store.remove(&ChunkId::digest(&first)));
+        assert_eq!(store.stats().bytes, 8 * (ENTRY_OVERHEAD + 4));
+        store.clear();
+        assert_eq!(store.stats().bytes, 0);
     }
 }
 

@@ -111,7 +111,13 @@ impl LocalHolder {
     pub(crate) fn new(capacity: u64, tombstones: Tombstones) -> Self {
         Self {
             id: std::sync::OnceLock::new(),
-            store: MemoryStore::new(capacity),
+            // Small chunks are charged what their entries cost, so `capacity` bounds the
+            // memory of any mix of chunk sizes, not just their bytes.
+            store: MemoryStore::with_entry_overhead(
+                capacity,
+                u64::MAX,
+                voldisefs_store::ENTRY_OVERHEAD,
+            ),
             tombstones,
         }
     }
