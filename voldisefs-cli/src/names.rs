@@ -99,13 +99,17 @@ fn decode_ext_value(raw: &str) -> Option<String> {
 
 /// Turns a name received from the network into a single safe file name component.
 ///
-/// Keeps only what follows the last `/` or `\`, removes control characters, leading dots and
-/// surrounding whitespace, and caps the length at 255 bytes. A name with nothing left (or
+/// Keeps only what follows the last `/` or `\`, removes control characters, bidirectional
+/// formatting characters (which can make `evil\u{202e}txt.exe` display as `evilexe.txt`),
+/// leading dots and surrounding whitespace, and caps the length at 255 bytes. A name with nothing left (or
 /// none at all) becomes `fallback`, the file id.
 pub(crate) fn safe_file_name(name: Option<&str>, fallback: &str) -> String {
     let name = name.unwrap_or_default();
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim_start();
     let mut end = cleaned.len().min(MAX_NAME_BYTES);
     while !cleaned.is_char_boundary(end) {
@@ -119,9 +123,30 @@ pub(crate) fn safe_file_name(name: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// Unicode's bidirectional formatting characters: embeddings, overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_names_strip_bidirectional_overrides() {
+        assert_eq!(
+            safe_file_name(Some("invoice\u{202e}fdp.exe"), ID),
+            "invoicefdp.exe"
+        );
+        assert_eq!(
+            safe_file_name(Some("\u{2066}a\u{2069}\u{200f}b\u{061c}"), ID),
+            "ab"
+        );
+        assert_eq!(safe_file_name(Some("\u{202d}"), ID), ID);
+    }
 
     const ID: &str = "ab12";
 

@@ -104,10 +104,13 @@ impl ApiToken {
         Ok(Self(Zeroizing::new(token.to_string())))
     }
 
-    /// Whether `candidate` is this token (constant time in the token's content).
+    /// Whether `candidate` is this token, in time independent of both the token's content and
+    /// its length (the SHA-256 digests of both are compared in constant time).
     pub fn matches(&self, candidate: &[u8]) -> bool {
         use subtle::ConstantTimeEq;
-        self.0.as_bytes().ct_eq(candidate).into()
+        let digest = |bytes: &[u8]| ring::digest::digest(&ring::digest::SHA256, bytes);
+        let (ours, theirs) = (digest(self.0.as_bytes()), digest(candidate));
+        ours.as_ref().ct_eq(theirs.as_ref()).into()
     }
 }
 
@@ -159,5 +162,21 @@ impl NodeConfig {
     /// unavailable.
     pub(crate) fn fetch_deadline(&self) -> Duration {
         self.net.request_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_themselves_whatever_the_length() {
+        let token = ApiToken::new("s3cret-token").unwrap();
+        assert!(token.matches(b"s3cret-token"));
+        for wrong in [&b""[..], b"s3cret", b"s3cret-token ", b"s3cret-tokeN", b"x"] {
+            assert!(!token.matches(wrong));
+        }
+        assert!(ApiToken::new("  ").is_err());
+        assert!(ApiToken::new("a b").is_err());
     }
 }
