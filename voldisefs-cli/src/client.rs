@@ -36,6 +36,12 @@ pub(crate) struct UploadReceipt {
     pub(crate) size: u64,
     /// How many chunks the file was cut into.
     pub(crate) chunks: u64,
+    /// Copies of each chunk the node wants (absent from older nodes).
+    #[serde(default)]
+    pub(crate) replicas: Option<u64>,
+    /// Copies confirmed for the least-copied chunk (absent from older nodes).
+    #[serde(default)]
+    pub(crate) copies: Option<u64>,
 }
 
 /// The JSON error body of a node.

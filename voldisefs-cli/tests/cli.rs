@@ -686,3 +686,26 @@ fn keygen_keyed_node_and_api_token() {
     assert_eq!(json["security"], "keyed");
     assert_eq!(node.stop(), Some(0));
 }
+
+#[test]
+fn put_warns_when_the_network_is_too_small_for_the_copies_wanted() {
+    let net = Network::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lonely.txt");
+    std::fs::write(&path, b"one node, three copies wanted").unwrap();
+    let output = run(voldisefs()
+        .args([
+            "put",
+            path.to_str().unwrap(),
+            "--node",
+            &net.url(0),
+            "--quiet",
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert!(
+        stderr(&output).contains("warning: stored with 1 copy of each chunk instead of 3"),
+        "{}",
+        stderr(&output)
+    );
+}

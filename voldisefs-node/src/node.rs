@@ -504,7 +504,10 @@ impl Node {
         match &result {
             Ok(receipt) => {
                 self.inner.metrics.upload("ok", elapsed.as_secs_f64());
-                tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, duration_ms, outcome = "ok", "upload");
+                tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, copies = receipt.copies, duration_ms, outcome = "ok", "upload");
+                if receipt.copies < receipt.replicas {
+                    tracing::warn!(file = %receipt.id, copies = receipt.copies, replicas = receipt.replicas, "file stored with fewer copies than wanted: too few live nodes; repair adds copies as nodes join");
+                }
                 self.lock_index().push(IndexEntry {
                     id: receipt.id,
                     size: receipt.size,

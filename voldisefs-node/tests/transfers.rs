@@ -32,6 +32,8 @@ async fn lone_node_stores_on_itself() {
             .unwrap();
         assert_eq!(receipt.size, size as u64);
         assert_eq!(receipt.chunks, (size.max(1)).div_ceil(CHUNK) as u64);
+        // One node cannot hold three copies: the receipt says so.
+        assert_eq!((receipt.copies, receipt.replicas), (1, 3));
         let (name, got) = node.download_bytes(receipt.id, pw("pw")).await.unwrap();
         assert_eq!(name, "f.bin");
         assert_eq!(got, bytes, "size {size}");
@@ -73,6 +75,7 @@ async fn five_nodes_keep_exactly_three_copies_and_serve_from_anywhere() {
         .upload_bytes("big", pw("pw"), Bytes::from(bytes.clone()))
         .await
         .unwrap();
+    assert_eq!((receipt.copies, receipt.replicas), (3, 3));
     let copies = || nodes.iter().map(|n| n.status().store.chunks).sum::<u64>();
     // The gateway keeps its own copy until the holders proved theirs; then exactly 3 remain.
     assert!(copies() >= 3 * (receipt.chunks + 1));

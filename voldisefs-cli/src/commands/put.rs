@@ -42,6 +42,16 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
 
     let chunks = receipt.chunks;
+    if let (Some(copies), Some(replicas)) = (receipt.copies, receipt.replicas) {
+        if copies < replicas {
+            // Said even with --quiet: the file is less safe than the user asked for.
+            eprintln!(
+                "warning: stored with {copies} cop{} of each chunk instead of {replicas}: the \
+                 network has too few live nodes; repair adds copies as nodes join",
+                if copies == 1 { "y" } else { "ies" }
+            );
+        }
+    }
     if !args.quiet {
         eprintln!(
             "stored {name} ({}, {chunks} chunk{}); fetch it with: voldisefs get {}",

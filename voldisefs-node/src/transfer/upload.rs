@@ -38,6 +38,12 @@ pub struct UploadReceipt {
     pub chunks: u64,
     /// Upload time recorded in the manifest, seconds since the Unix epoch.
     pub created: u64,
+    /// Copies of each chunk wanted (the node's `replicas`).
+    pub replicas: u64,
+    /// Copies confirmed for the least-copied chunk (or record): below `replicas` when fewer
+    /// nodes were live (or took the chunk) than copies wanted. Repair adds the missing copies
+    /// when nodes join.
+    pub copies: u64,
 }
 
 /// Upload settings taken from the node's configuration.
@@ -106,6 +112,8 @@ struct Stored {
     ids: Vec<ChunkId>,
     /// Every node that confirmed one of them.
     holders: Vec<NodeId>,
+    /// The fewest holders that confirmed any one chunk so far.
+    min_copies: Option<usize>,
 }
 
 type Sealed = Arc<Mutex<Stored>>;
@@ -124,6 +132,11 @@ async fn store(
     lock(sealed).ids.push(id);
     let holders = cluster.put(id, bytes).await?;
     let mut stored = lock(sealed);
+    stored.min_copies = Some(
+        stored
+            .min_copies
+            .map_or(holders.len(), |m| m.min(holders.len())),
+    );
     for holder in holders {
         if !stored.holders.contains(&holder) {
             stored.holders.push(holder);
@@ -183,9 +196,17 @@ where
     // Stop the chunks still in flight (after a failure) before reading what they stored; a put
     // already on the wire meets a tombstone.
     in_flight.cancel().await;
-    let Stored { ids, holders } = std::mem::take(&mut *lock(&sealed));
+    let Stored {
+        ids,
+        holders,
+        min_copies,
+    } = std::mem::take(&mut *lock(&sealed));
     match result {
-        Ok(receipt) => Ok((receipt, ids)),
+        Ok(mut receipt) => {
+            receipt.copies = min_copies.unwrap_or(0) as u64;
+            receipt.replicas = cluster.replicas() as u64;
+            Ok((receipt, ids))
+        }
         Err(e) => {
             if !ids.is_empty() {
                 let confirmed = cluster.delete(&ids, &holders, false).await;
@@ -299,5 +320,8 @@ where
         size,
         chunks: ids.len() as u64,
         created,
+        // Filled in by `upload` from what every chunk's store confirmed.
+        replicas: 0,
+        copies: 0,
     })
 }
