@@ -2,7 +2,9 @@
 //!
 //! A [`Conn`] owns a writer task fed by a channel and a reader task that routes each response
 //! to the waiting request by its id. When either side fails, every waiting request gets
-//! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use.
+//! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use (also when
+//! the peer closed it, e.g. after its idle timeout). A frame that does not arrive whole within
+//! the frame timeout of its first byte closes the connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
 use crate::freeze::FreezeWatch;
-use crate::link::LinkCodec;
+use crate::link::{LinkCodec, next_frame};
 use crate::network::{Shared, wait_thawed};
 use crate::noise::{self, NoiseCodec};
 use crate::{NetError, Payload};
@@ -39,6 +41,8 @@ pub(crate) struct Conn {
     tx: mpsc::Sender<Frame>,
     closed: CancellationToken,
     request_timeout: Duration,
+    /// Time allowed for a started frame to arrive whole.
+    frame_timeout: Duration,
     counters: std::sync::Arc<crate::stats::Counters>,
     /// While the node is frozen, no request is sent and no answer is read.
     freeze: FreezeWatch,
@@ -126,6 +130,7 @@ impl Conn {
             tx,
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
+            frame_timeout: config.frame_timeout,
             counters: shared.counters.clone(),
             freeze: shared.freeze_watch(),
         });
@@ -321,15 +326,15 @@ async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadH
             () = conn.closed.cancelled() => break,
             // Reading is cancel-safe: a partly read frame stays buffered.
             () = freeze.frozen() => continue,
-            next = reader.next() => next,
+            next = next_frame(&mut reader, conn.frame_timeout, None) => next,
         };
         match next {
-            None => break,
-            Some(Err(e)) => {
-                tracing::warn!(%addr, error = %e, "bad frame from peer; closing connection");
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(%addr, reason = %e, "closing connection to peer");
                 break;
             }
-            Some(Ok(frame)) => {
+            Ok(Some(frame)) => {
                 let waiter = conn
                     .lock()
                     .as_mut()

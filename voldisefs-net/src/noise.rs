@@ -35,6 +35,8 @@ const MAX_MESSAGE: usize = 65_535;
 const TAG: usize = 16;
 /// Plaintext bytes per transport message.
 const MAX_PLAIN: usize = MAX_MESSAGE - TAG;
+// The frame codec's growth room must hold one whole message (see `NoiseCodec::decode`).
+const _: () = assert!(voldisefs_proto::codec::GROWTH_STEP >= MAX_PLAIN);
 /// Handshake messages are small; anything larger is hostile.
 const MAX_HANDSHAKE_MESSAGE: usize = 1024;
 /// Prologue binding the handshake to this protocol.
@@ -251,6 +253,11 @@ impl NoiseCodec {
         }
     }
 
+    /// Whether decrypted bytes of an incomplete frame are waiting.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.plain_in.is_empty()
+    }
+
     /// Decrypts the next whole transport message in `src` into `plain_in`; false if `src`
     /// does not hold one yet.
     fn decrypt_one(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
@@ -285,8 +292,11 @@ impl Decoder for NoiseCodec {
     type Error = CodecError;
 
     /// Decrypts one message at a time and offers the plaintext to the frame codec in
-    /// between: the encoder never lets a message span two frames, so a frame's plaintext
-    /// fills the exact-size buffer the frame codec gives large frames, and nothing more.
+    /// between: the encoder never lets a message span two frames, and the frame codec always
+    /// leaves room for one more message of the frame it waits for (its
+    /// [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP) is at least [`MAX_PLAIN`]), so
+    /// appending never reallocates behind the frame codec's back: the buffer grows with the
+    /// bytes that arrive and a large frame ends in the frame codec's exact-size buffer.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         loop {
             if let Some(frame) = self.inner.decode(&mut self.plain_in)? {
