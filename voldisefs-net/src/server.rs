@@ -433,3 +433,29 @@ fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Opti
     };
     Some(Payload::new(message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_slots_are_capped_per_address_and_freed_on_drop() {
+        let table = PerIp::default();
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        let honest: IpAddr = "198.51.100.7".parse().unwrap();
+        let held: Vec<IpSlot> = (0..8).map(|_| table.admit(attacker, 8).unwrap()).collect();
+        assert!(
+            table.admit(attacker, 8).is_none(),
+            "the ninth from one address"
+        );
+        // Another address is not affected by the first one's slots.
+        let other = table.admit(honest, 8).unwrap();
+        drop(held);
+        assert!(table.admit(attacker, 8).is_some(), "freed on drop");
+        drop(other);
+        assert!(
+            table.lock().is_empty(),
+            "no entry left once every slot is freed"
+        );
+    }
+}
