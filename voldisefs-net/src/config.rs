@@ -50,7 +50,8 @@ pub(crate) const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
 /// - once the first byte of a frame has arrived, the whole frame must arrive within
 ///   `frame_timeout`, on inbound and outbound connections, in open and keyed mode;
 /// - an inbound connection with no request in flight that receives no frame for
-///   `idle_timeout` is closed (the dialing side re-dials on its next request);
+///   `idle_timeout` is closed; the dialing side re-dials on its next request, and does so
+///   already once its pooled connection has been unused for `idle_timeout / 2`;
 /// - a frame is at most `max_frame_len` bytes, and its buffer grows with the bytes that arrive,
 ///   never with what its length prefix announces (see
 ///   [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP)).
@@ -83,7 +84,9 @@ pub struct NetConfig {
     /// exceeds it is closed. Applies to inbound and outbound connections. Default 10 s.
     pub frame_timeout: Duration,
     /// Time after which an inbound connection with no request in flight and no frame received
-    /// is closed. Default 60 s.
+    /// is closed. The dialing side does not reuse a pooled connection unused for half this
+    /// time (it dials afresh), so a request is not sent just as the peer closes the link; give
+    /// every node of a network the same value. Default 60 s.
     pub idle_timeout: Duration,
     /// Requests of one inbound connection handled at once; the connection stops reading beyond.
     pub max_in_flight_per_connection: usize,

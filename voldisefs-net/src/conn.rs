@@ -46,6 +46,8 @@ pub(crate) struct Conn {
     counters: std::sync::Arc<crate::stats::Counters>,
     /// While the node is frozen, no request is sent and no answer is read.
     freeze: FreezeWatch,
+    /// When the last request was sent or the last answer received.
+    last_used: Mutex<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -133,6 +135,7 @@ impl Conn {
             frame_timeout: config.frame_timeout,
             counters: shared.counters.clone(),
             freeze: shared.freeze_watch(),
+            last_used: Mutex::new(tokio::time::Instant::now()),
         });
         shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
         shared.tracker.spawn(read_loop(conn.clone(), reader));
@@ -147,6 +150,27 @@ impl Conn {
     /// Whether the connection can still carry requests.
     pub(crate) fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
+    }
+
+    /// How long the connection has carried nothing: zero while a request waits for its
+    /// answer, else the time since the last request or answer.
+    pub(crate) fn idle_for(&self) -> Duration {
+        let waiting = self.lock().as_ref().is_some_and(|p| !p.is_empty());
+        if waiting {
+            return Duration::ZERO;
+        }
+        self.last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    /// Records a use now (a request sent, an answer received, or a caller taking it).
+    pub(crate) fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tokio::time::Instant::now();
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Pending>> {
@@ -171,6 +195,7 @@ impl Conn {
         let kind = request.message.kind();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        self.touch();
         match self.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
             None => return Err(NetError::ConnectionClosed { addr }),
@@ -232,7 +257,7 @@ impl Conn {
     }
 
     /// Marks the connection closed and fails every waiting request.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.cancel();
         // Dropping the senders wakes every waiter with an error.
         self.lock().take();
@@ -335,6 +360,7 @@ async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadH
                 break;
             }
             Ok(Some(frame)) => {
+                conn.touch();
                 let waiter = conn
                     .lock()
                     .as_mut()

@@ -340,3 +340,63 @@ async fn pre_handshake_junk_does_not_keep_members_out() {
         n.shutdown().await;
     }
 }
+
+/// A peer on raw TCP that answers `hello` and every `ping`; counts the connections it accepted.
+async fn counting_peer() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.split();
+                let mut frames = FramedRead::new(read, FrameCodec::new());
+                while let Some(Ok(frame)) = frames.next().await {
+                    let answer = match frame.envelope.message {
+                        Message::Hello { .. } => hello(),
+                        _ => wire(Frame::new(frame.envelope.id, Message::Pong)),
+                    };
+                    if write.write_all(&answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The pool reuses a recently used connection, but dials afresh once it has been unused for half the
+/// idle timeout, so no request is sent on a link the peer is closing as idle.
+#[tokio::test]
+async fn pooled_connections_unused_for_half_the_idle_timeout_are_redialed() {
+    use std::sync::atomic::Ordering;
+    let (addr, accepted) = counting_peer().await;
+    let idle_timeout = Duration::from_millis(600);
+    let client = start_with(NetConfig {
+        idle_timeout,
+        ..quiet()
+    })
+    .await;
+    for _ in 0..3 {
+        let pong = client.request_addr(addr, ping()).await.unwrap();
+        assert_eq!(pong.message, Message::Pong);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "reused while recently used"
+    );
+    tokio::time::sleep(idle_timeout / 2 + Duration::from_millis(50)).await;
+    let pong = client.request_addr(addr, ping()).await.unwrap();
+    assert_eq!(pong.message, Message::Pong);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "dialed afresh after idling"
+    );
+    client.shutdown().await;
+}
