@@ -43,8 +43,8 @@
 //!   request is in flight;
 //! - frames: at most [`NetConfig::max_frame_len`] (16 MiB + 64 KiB); once a frame's first byte
 //!   has arrived the whole frame must arrive within [`NetConfig::frame_timeout`] (10 s), on
-//!   inbound and outbound connections alike; its buffer grows with the bytes received (about
-//!   twice those at most), never with the announced length.
+//!   inbound and outbound connections alike; its buffer grows with the bytes received (at most
+//!   twice those, or those + 128 KiB), never with the announced length.
 //!
 //! Lifecycle: [`Network::start`] takes a [`CancellationToken`] as the network's root;
 //! cancelling it (or [`Network::shutdown`], which also waits for every task) stops the accept
