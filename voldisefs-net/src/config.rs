@@ -34,6 +34,27 @@ pub(crate) const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
 ///   most that many live peers;
 /// - one bootstrap contacts at most `max_peers` addresses besides its seeds;
 /// - one discovery round introduces this node to at most `discovery_fanout` new peers.
+///
+/// Connections are bounded too, so that neither stalled frames, idle sockets nor junk that
+/// never finishes its handshake can hold the node's memory or keep peers out:
+///
+/// - a connection that has not finished its handshake (the Noise handshake in keyed mode, and
+///   the `hello` exchange) holds one of `max_handshaking` pre-handshake slots, at most
+///   `max_handshaking_per_ip` of them per address; a connection accepted beyond either is
+///   closed at once; the handshake must finish within `handshake_timeout`;
+/// - an established inbound connection holds one of `max_connections` slots (a peer whose
+///   `hello` arrives when they are all taken is answered with an `unavailable` error and
+///   closed); pre-handshake connections never take these slots, so junk cannot keep members
+///   out; all inbound connections from one address, in either phase, are capped by
+///   `max_connections_per_ip`;
+/// - once the first byte of a frame has arrived, the whole frame must arrive within
+///   `frame_timeout`, on inbound and outbound connections, in open and keyed mode;
+/// - an inbound connection with no request in flight that receives no frame for
+///   `idle_timeout` is closed; the dialing side re-dials on its next request, and does so
+///   already once its pooled connection has been unused for `idle_timeout / 2`;
+/// - a frame is at most `max_frame_len` bytes, and its buffer grows with the bytes that arrive,
+///   never with what its length prefix announces (see
+///   [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP)).
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Time allowed to open a TCP connection.
@@ -46,10 +67,27 @@ pub struct NetConfig {
     /// it and only nodes holding it can join. `None`: open mode, as the seed was (anyone who
     /// can reach the port can join); keyed and open nodes never talk to each other.
     pub network_key: Option<NetworkKey>,
-    /// Inbound connections served at once; further ones wait in the accept queue.
+    /// Established inbound connections (handshake and `hello` done) served at once; a peer
+    /// whose `hello` arrives when all are taken is refused with an `unavailable` error.
+    /// Default 1024.
     pub max_connections: usize,
-    /// Inbound connections served at once from one IP address; further ones are refused.
+    /// Inbound connections from one IP address, before and after their handshake; further ones
+    /// are closed on accept. Default 256.
     pub max_connections_per_ip: usize,
+    /// Inbound connections still in their handshake (Noise and `hello`) at once; further ones
+    /// are closed on accept. They do not count against `max_connections`. Default 64.
+    pub max_handshaking: usize,
+    /// Inbound connections from one IP address still in their handshake; further ones are
+    /// closed on accept, so one address cannot take every pre-handshake slot. Default 8.
+    pub max_handshaking_per_ip: usize,
+    /// Time allowed for a whole frame to arrive once its first byte has; a connection that
+    /// exceeds it is closed. Applies to inbound and outbound connections. Default 10 s.
+    pub frame_timeout: Duration,
+    /// Time after which an inbound connection with no request in flight and no frame received
+    /// is closed. The dialing side does not reuse a pooled connection unused for half this
+    /// time (it dials afresh), so a request is not sent just as the peer closes the link; give
+    /// every node of a network the same value. Default 60 s.
+    pub idle_timeout: Duration,
     /// Requests of one inbound connection handled at once; the connection stops reading beyond.
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted or sent.
@@ -95,6 +133,10 @@ impl Default for NetConfig {
             network_key: None,
             max_connections: 1024,
             max_connections_per_ip: 256,
+            max_handshaking: 64,
+            max_handshaking_per_ip: 8,
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             bootstrap_parallelism: 16,

@@ -2,7 +2,9 @@
 //!
 //! A [`Conn`] owns a writer task fed by a channel and a reader task that routes each response
 //! to the waiting request by its id. When either side fails, every waiting request gets
-//! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use.
+//! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use (also when
+//! the peer closed it, e.g. after its idle timeout). A frame that does not arrive whole within
+//! the frame timeout of its first byte closes the connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
 use crate::freeze::FreezeWatch;
-use crate::link::LinkCodec;
+use crate::link::{LinkCodec, next_frame};
 use crate::network::{Shared, wait_thawed};
 use crate::noise::{self, NoiseCodec};
 use crate::{NetError, Payload};
@@ -39,9 +41,13 @@ pub(crate) struct Conn {
     tx: mpsc::Sender<Frame>,
     closed: CancellationToken,
     request_timeout: Duration,
+    /// Time allowed for a started frame to arrive whole.
+    frame_timeout: Duration,
     counters: std::sync::Arc<crate::stats::Counters>,
     /// While the node is frozen, no request is sent and no answer is read.
     freeze: FreezeWatch,
+    /// When the last request was sent or the last answer received.
+    last_used: Mutex<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -126,8 +132,10 @@ impl Conn {
             tx,
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
+            frame_timeout: config.frame_timeout,
             counters: shared.counters.clone(),
             freeze: shared.freeze_watch(),
+            last_used: Mutex::new(tokio::time::Instant::now()),
         });
         shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
         shared.tracker.spawn(read_loop(conn.clone(), reader));
@@ -142,6 +150,27 @@ impl Conn {
     /// Whether the connection can still carry requests.
     pub(crate) fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
+    }
+
+    /// How long the connection has carried nothing: zero while a request waits for its
+    /// answer, else the time since the last request or answer.
+    pub(crate) fn idle_for(&self) -> Duration {
+        let waiting = self.lock().as_ref().is_some_and(|p| !p.is_empty());
+        if waiting {
+            return Duration::ZERO;
+        }
+        self.last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    /// Records a use now (a request sent, an answer received, or a caller taking it).
+    pub(crate) fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tokio::time::Instant::now();
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Pending>> {
@@ -166,6 +195,7 @@ impl Conn {
         let kind = request.message.kind();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        self.touch();
         match self.lock().as_mut() {
             Some(pending) => pending.insert(id, tx),
             None => return Err(NetError::ConnectionClosed { addr }),
@@ -227,7 +257,7 @@ impl Conn {
     }
 
     /// Marks the connection closed and fails every waiting request.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.cancel();
         // Dropping the senders wakes every waiter with an error.
         self.lock().take();
@@ -321,15 +351,16 @@ async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadH
             () = conn.closed.cancelled() => break,
             // Reading is cancel-safe: a partly read frame stays buffered.
             () = freeze.frozen() => continue,
-            next = reader.next() => next,
+            next = next_frame(&mut reader, conn.frame_timeout, None) => next,
         };
         match next {
-            None => break,
-            Some(Err(e)) => {
-                tracing::warn!(%addr, error = %e, "bad frame from peer; closing connection");
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(%addr, reason = %e, "closing connection to peer");
                 break;
             }
-            Some(Ok(frame)) => {
+            Ok(Some(frame)) => {
+                conn.touch();
                 let waiter = conn
                     .lock()
                     .as_mut()

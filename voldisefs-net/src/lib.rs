@@ -32,10 +32,19 @@
 //!   many live peers;
 //! - bootstrap contacts at most `max_peers` learned addresses; a discovery round introduces
 //!   this node to at most [`NetConfig::discovery_fanout`] (16) new peers;
-//! - inbound connections: [`NetConfig::max_connections`] in all,
-//!   [`NetConfig::max_connections_per_ip`] per address, each with at most
-//!   [`NetConfig::max_in_flight_per_connection`] requests in flight; frames at most
-//!   [`NetConfig::max_frame_len`].
+//! - inbound connections before their handshake (Noise and `hello`):
+//!   [`NetConfig::max_handshaking`] (64) in all, [`NetConfig::max_handshaking_per_ip`] (8) per
+//!   address, each for at most [`NetConfig::handshake_timeout`] (5 s); more are closed on
+//!   accept, and they never take an established slot;
+//! - established inbound connections: [`NetConfig::max_connections`] (1024) in all (a `hello`
+//!   beyond is refused); [`NetConfig::max_connections_per_ip`] (256) per address in either
+//!   phase; each with at most [`NetConfig::max_in_flight_per_connection`] (64) requests in
+//!   flight, and closed after [`NetConfig::idle_timeout`] (60 s) without a frame while no
+//!   request is in flight;
+//! - frames: at most [`NetConfig::max_frame_len`] (16 MiB + 64 KiB); once a frame's first byte
+//!   has arrived the whole frame must arrive within [`NetConfig::frame_timeout`] (10 s), on
+//!   inbound and outbound connections alike; its buffer grows with the bytes received (at most
+//!   twice those, or those + 128 KiB), never with the announced length.
 //!
 //! Lifecycle: [`Network::start`] takes a [`CancellationToken`] as the network's root;
 //! cancelling it (or [`Network::shutdown`], which also waits for every task) stops the accept

@@ -1,8 +1,18 @@
 //! The codec of one peer link: plain frames (open mode) or frames inside Noise transport
-//! messages (keyed mode).
+//! messages (keyed mode), and reading frames under the frame and idle timeouts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder};
+use futures_util::StreamExt;
+use tokio::io::AsyncRead;
+use tokio::time::{Instant, Sleep};
+use tokio_util::codec::{Decoder, Encoder, FramedRead};
 use voldisefs_proto::{CodecError, Frame};
 
 use crate::noise::NoiseCodec;
@@ -45,4 +55,123 @@ impl Encoder<Frame> for LinkCodec {
             LinkCodec::Noise(c) => c.encode(frame, dst),
         }
     }
+}
+
+impl LinkCodec {
+    /// Whether the codec holds part of a frame itself (decrypted bytes, keyed mode).
+    fn has_partial(&self) -> bool {
+        match self {
+            LinkCodec::Open(_) => false,
+            LinkCodec::Noise(c) => c.has_partial(),
+        }
+    }
+}
+
+/// Why [`next_frame`] gave up on a connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The bytes received are not a valid frame, or reading failed.
+    #[error("bad frame: {0}")]
+    Codec(#[from] CodecError),
+    /// A frame started but did not arrive whole within the frame timeout.
+    #[error("frame not complete within {0:?} of its first byte")]
+    FrameTimeout(Duration),
+    /// No request in flight and no frame for the idle timeout.
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+}
+
+/// What keeps an inbound connection from being idle: requests in flight (from the moment their
+/// frame is read until their answer is written) and the time of the last frame or answer.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    busy: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+/// One request in flight; ends (and counts as activity) when dropped.
+#[derive(Debug)]
+pub(crate) struct Busy(Arc<Activity>);
+
+impl Activity {
+    /// A connection that was active just now.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            busy: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Records a frame received or sent now.
+    pub(crate) fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Marks one request in flight until the guard is dropped.
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    /// The earliest time the connection may be closed as idle, as things stand: `idle` after
+    /// the last activity, or `idle` from now while a request is in flight.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            Instant::now() + idle
+        } else {
+            *self.last.lock().unwrap_or_else(PoisonError::into_inner) + idle
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads the next frame (`None`: the peer closed the connection cleanly).
+///
+/// Once part of a frame is buffered, the whole frame must arrive within `frame_timeout`
+/// ([`ReadError::FrameTimeout`]). With `idle`, waiting between frames ends with
+/// [`ReadError::Idle`] once the [`Activity`] shows nothing in flight and nothing received or
+/// answered for that long. Cancel-safe (a partly read frame stays buffered; its timer starts
+/// again on the next call).
+pub(crate) async fn next_frame<R: AsyncRead + Unpin>(
+    reader: &mut FramedRead<R, LinkCodec>,
+    frame_timeout: Duration,
+    idle: Option<(&Activity, Duration)>,
+) -> Result<Option<Frame>, ReadError> {
+    let mut frame_timer: Option<Pin<Box<Sleep>>> = None;
+    let mut idle_timer = idle.map(|(activity, limit)| {
+        (
+            activity,
+            limit,
+            Box::pin(tokio::time::sleep_until(activity.idle_deadline(limit))),
+        )
+    });
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(next) = reader.poll_next_unpin(cx) {
+            return Poll::Ready(next.transpose().map_err(ReadError::from));
+        }
+        if !reader.read_buffer().is_empty() || reader.decoder().has_partial() {
+            let timer =
+                frame_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(frame_timeout)));
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(ReadError::FrameTimeout(frame_timeout)));
+            }
+        } else if let Some((activity, limit, timer)) = idle_timer.as_mut() {
+            // Bounded: each round moves the deadline into the future or returns.
+            while timer.as_mut().poll(cx).is_ready() {
+                let deadline = activity.idle_deadline(*limit);
+                if deadline <= Instant::now() {
+                    return Poll::Ready(Err(ReadError::Idle(*limit)));
+                }
+                timer.as_mut().reset(deadline);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }

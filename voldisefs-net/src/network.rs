@@ -262,7 +262,9 @@ impl Network {
         &self.shared.config
     }
 
-    /// Returns an open connection to `addr`, dialing (and handshaking) if needed.
+    /// Returns an open connection to `addr`, dialing (and handshaking) if needed: when there is
+    /// none, when it was closed (by either side), or when it has been unused for half of
+    /// [`NetConfig::idle_timeout`].
     pub(crate) async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, NetError> {
         if self.shared.token.is_cancelled() {
             return Err(NetError::Shutdown);
@@ -281,8 +283,15 @@ impl Network {
             pool.entry(addr).or_default().clone()
         };
         let mut slot = slot.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| c.is_open()) {
-            return Ok(conn.clone());
+        // A connection unused for half the idle timeout is not reused: the peer (with the same
+        // idle timeout) may be closing it right now, which would fail the request.
+        let stale_after = self.shared.config.idle_timeout / 2;
+        if let Some(conn) = slot.as_ref() {
+            if conn.is_open() && conn.idle_for() < stale_after {
+                conn.touch();
+                return Ok(conn.clone());
+            }
+            conn.close();
         }
         let conn = Conn::connect(addr, &self.shared).await?;
         self.shared.membership.observe(conn.remote());

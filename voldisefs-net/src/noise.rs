@@ -35,6 +35,8 @@ const MAX_MESSAGE: usize = 65_535;
 const TAG: usize = 16;
 /// Plaintext bytes per transport message.
 const MAX_PLAIN: usize = MAX_MESSAGE - TAG;
+// The frame codec's growth room must hold one whole message (see `NoiseCodec::decode`).
+const _: () = assert!(voldisefs_proto::codec::GROWTH_STEP >= MAX_PLAIN);
 /// Handshake messages are small; anything larger is hostile.
 const MAX_HANDSHAKE_MESSAGE: usize = 1024;
 /// Prologue binding the handshake to this protocol.
@@ -251,6 +253,11 @@ impl NoiseCodec {
         }
     }
 
+    /// Whether decrypted bytes of an incomplete frame are waiting.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.plain_in.is_empty()
+    }
+
     /// Decrypts the next whole transport message in `src` into `plain_in`; false if `src`
     /// does not hold one yet.
     fn decrypt_one(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
@@ -285,8 +292,11 @@ impl Decoder for NoiseCodec {
     type Error = CodecError;
 
     /// Decrypts one message at a time and offers the plaintext to the frame codec in
-    /// between: the encoder never lets a message span two frames, so a frame's plaintext
-    /// fills the exact-size buffer the frame codec gives large frames, and nothing more.
+    /// between: the encoder never lets a message span two frames, and the frame codec always
+    /// leaves room for one more message of the frame it waits for (its
+    /// [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP) is at least [`MAX_PLAIN`]), so
+    /// appending never reallocates behind the frame codec's back: the buffer grows with the
+    /// bytes that arrive and a large frame ends in the frame codec's exact-size buffer.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         loop {
             if let Some(frame) = self.inner.decode(&mut self.plain_in)? {
@@ -392,6 +402,61 @@ mod tests {
             Message::Hello { .. }
         ));
         assert_eq!(server.membership().len(), 1);
+        server.shutdown().await;
+    }
+
+    /// Keyed mode: once decrypted bytes of a frame have arrived, the rest must come within the
+    /// frame timeout; a quiet member (no frame started) is not affected.
+    #[tokio::test]
+    async fn a_stalled_frame_inside_noise_closes_the_link() {
+        use tokio::io::AsyncReadExt;
+        let key = NetworkKey::generate().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let frame_timeout = std::time::Duration::from_millis(500);
+        let config = NetConfig {
+            network_key: Some(key.clone()),
+            frame_timeout,
+            ..NetConfig::default()
+        };
+        let token = crate::CancellationToken::new();
+        let server =
+            Network::start(listener, None, std::sync::Arc::new(Nothing), config, token).unwrap();
+        let mut links = Vec::new();
+        for _ in 0..2 {
+            let identity = Identity::generate().unwrap();
+            let mut stream = TcpStream::connect(server.local().addr).await.unwrap();
+            let session = handshake(&mut stream, &key, &identity, true).await.unwrap();
+            let inner = CountingCodec::new(voldisefs_proto::MAX_FRAME_LEN, Default::default());
+            let mut framed = Framed::new(stream, NoiseCodec::new(session, inner));
+            let hello = Message::Hello {
+                version: PROTOCOL_VERSION,
+                node_id: identity.node_id(),
+                listen_addr: "127.0.0.1:9".parse().unwrap(),
+            };
+            framed.send(Frame::new(0, hello)).await.unwrap();
+            let answer = framed.next().await.unwrap().unwrap();
+            assert!(matches!(answer.envelope.message, Message::Hello { .. }));
+            links.push(framed);
+        }
+        let mut quiet = links.pop().unwrap().into_inner();
+        let mut stalled = links.pop().unwrap();
+        // One whole Noise message and a bit of the next of a 1 MiB frame, then nothing.
+        let body = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+        let chunk = voldisefs_proto::ChunkId::digest(&body);
+        let mut wire = BytesMut::new();
+        let put = Frame::with_body(1, Message::PutChunk { chunk }, body);
+        stalled.codec_mut().encode(put, &mut wire).unwrap();
+        let mut stalled = stalled.into_inner();
+        stalled.write_all(&wire[..MAX_MESSAGE + 100]).await.unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(frame_timeout * 6, stalled.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");
+        assert!(start.elapsed() >= frame_timeout.mul_f32(0.9));
+        // Control: the quiet member's link is still open.
+        let quiet_read =
+            tokio::time::timeout(std::time::Duration::from_millis(100), quiet.read(&mut buf)).await;
+        assert!(quiet_read.is_err(), "{quiet_read:?}");
         server.shutdown().await;
     }
 

@@ -2,7 +2,12 @@
 //!
 //! A connection must open with `hello`; membership messages (`get_peers`, `ping`, `leave`) are
 //! answered here, everything else goes to the node's [`Handler`]. A malformed, unknown,
-//! oversized or out-of-order frame closes that one connection with a logged reason.
+//! oversized or out-of-order frame closes that one connection with a logged reason, and so do
+//! a frame that does not arrive whole within the frame timeout and an idle timeout.
+//!
+//! Until its handshake is done a connection holds a pre-handshake slot (bounded in all and per
+//! address; beyond, connections are closed on accept); its `hello` then takes an established
+//! slot or is refused, and frees the pre-handshake one.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,15 +15,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite};
 use voldisefs_proto::{
     ErrorCode, Frame, MAX_PEERS_PER_ANSWER, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
 };
 
-use crate::link::LinkCodec;
+use crate::link::{Activity, Busy, LinkCodec, next_frame};
 use crate::network::Shared;
 use crate::noise::{self, NoiseCodec};
 use crate::{Handler, Payload};
@@ -29,8 +35,13 @@ pub(crate) async fn accept_loop<H: Handler>(
     shared: Arc<Shared>,
     handler: Arc<H>,
 ) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let config = &shared.config;
+    let limits = Limits {
+        established: Arc::new(Semaphore::new(config.max_connections)),
+        handshaking: Arc::new(Semaphore::new(config.max_handshaking)),
+    };
     let per_ip = PerIp::default();
+    let handshaking_per_ip = PerIp::default();
     let mut backoff = Duration::from_millis(10);
     let mut freeze = shared.freeze_watch();
     loop {
@@ -39,13 +50,6 @@ pub(crate) async fn accept_loop<H: Handler>(
             () = shared.token.cancelled() => return,
             () = freeze.thawed() => {}
         }
-        let permit = tokio::select! {
-            () = shared.token.cancelled() => return,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             () = shared.token.cancelled() => return,
             () = freeze.frozen() => continue,
@@ -54,23 +58,41 @@ pub(crate) async fn accept_loop<H: Handler>(
         match accepted {
             Ok((stream, from)) if shared.is_isolated() => {
                 tracing::trace!(%from, "isolated: dropping inbound connection");
-                drop((stream, permit));
+                drop(stream);
             }
             Ok((stream, from)) => {
                 backoff = Duration::from_millis(10);
-                let Some(slot) = per_ip.admit(from.ip(), shared.config.max_connections_per_ip)
-                else {
+                let Some(slot) = per_ip.admit(from.ip(), config.max_connections_per_ip) else {
                     tracing::warn!(%from, "too many connections from this address; refusing");
-                    drop((stream, permit));
                     continue;
                 };
+                // Pre-handshake slots: bounded in all and per address, never the established
+                // ones, so junk that never finishes its handshake cannot keep members out.
+                let Some(ip_handshake) =
+                    handshaking_per_ip.admit(from.ip(), config.max_handshaking_per_ip)
+                else {
+                    tracing::warn!(%from, "too many handshakes from this address; refusing");
+                    continue;
+                };
+                let Ok(handshake_permit) = limits.handshaking.clone().try_acquire_owned() else {
+                    tracing::warn!(%from, "too many connections in their handshake; refusing");
+                    continue;
+                };
+                let handshaking = (ip_handshake, handshake_permit);
                 let shared2 = shared.clone();
                 let handler = handler.clone();
+                let established = limits.established.clone();
                 shared.tracker.spawn(async move {
-                    if let Err(reason) = serve_connection(stream, from, &shared2, handler).await {
+                    let admission = Admission {
+                        established,
+                        handshaking,
+                    };
+                    if let Err(reason) =
+                        serve_connection(stream, from, &shared2, handler, admission).await
+                    {
                         tracing::warn!(%from, %reason, "closing peer connection");
                     }
-                    drop((slot, permit));
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -88,6 +110,21 @@ pub(crate) async fn accept_loop<H: Handler>(
 
 /// Why a connection was closed by us.
 type CloseReason = String;
+
+/// The node-wide connection caps of the accept loop.
+struct Limits {
+    /// Established connections ([`NetConfig::max_connections`](crate::NetConfig)).
+    established: Arc<Semaphore>,
+    /// Connections in their handshake ([`NetConfig::max_handshaking`](crate::NetConfig)).
+    handshaking: Arc<Semaphore>,
+}
+
+/// What one accepted connection holds: a pre-handshake slot (freed when the handshake ends)
+/// and the cap it must take an established slot from.
+struct Admission {
+    established: Arc<Semaphore>,
+    handshaking: (IpSlot, OwnedSemaphorePermit),
+}
 
 /// Open inbound connections per remote IP address.
 #[derive(Debug, Clone, Default)]
@@ -136,11 +173,17 @@ async fn serve_connection<H: Handler>(
     from: SocketAddr,
     shared: &Shared,
     handler: Arc<H>,
+    admission: Admission,
 ) -> Result<(), CloseReason> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let config = &shared.config;
     // Isolation (see `Network::set_isolated`) cancels this generation's connections.
     let generation = shared.generation();
     let mut freeze = shared.freeze_watch();
+    let Admission {
+        established,
+        handshaking,
+    } = admission;
     let setup = async {
         let mut stream = stream;
         let (codec, expected) = match &shared.keyed {
@@ -153,31 +196,43 @@ async fn serve_connection<H: Handler>(
                 (LinkCodec::Noise(Box::new(codec)), Some(expected))
             }
         };
-        let mut framed = Framed::new(stream, codec);
-        let peer = handshake(&mut framed, shared, expected).await?;
-        Ok::<_, CloseReason>((framed, peer))
+        let (read, write) = stream.into_split();
+        let mut link = Link {
+            reader: FramedRead::new(read, codec.clone()),
+            writer: FramedWrite::new(write, codec),
+        };
+        let (peer, permit) = handshake(&mut link, shared, expected, &established).await?;
+        Ok::<_, CloseReason>((link, peer, permit))
     };
     tokio::select! {
         () = generation.cancelled() => return Ok(()),
         () = freeze.thawed() => {}
     }
-    let (framed, peer) = tokio::select! {
+    let (link, peer, _established) = tokio::select! {
         () = generation.cancelled() => return Ok(()),
-        setup = tokio::time::timeout(shared.config.handshake_timeout, setup) =>
+        setup = tokio::time::timeout(config.handshake_timeout, setup) =>
             setup.map_err(|_| "handshake timed out".to_string())??,
     };
+    // Established: the pre-handshake slot is free for the next newcomer.
+    drop(handshaking);
     shared.membership.observe(peer);
     tracing::debug!(%from, peer = %peer.id, "peer connected");
 
-    let (mut sink, mut stream) = framed.split();
-    let (tx, mut rx) = mpsc::channel::<Frame>(shared.config.max_in_flight_per_connection);
-    let writer = async move {
-        while let Some(frame) = rx.recv().await {
+    let Link {
+        reader: mut stream,
+        writer: mut sink,
+    } = link;
+    let activity = Activity::new();
+    let (tx, mut rx) = mpsc::channel::<(Frame, Option<Busy>)>(config.max_in_flight_per_connection);
+    let writer = async {
+        while let Some((frame, busy)) = rx.recv().await {
             sink.send(frame).await?;
+            // The request ends (and counts as activity) once its answer is written.
+            drop(busy);
         }
         Ok::<(), voldisefs_proto::CodecError>(())
     };
-    let in_flight = Arc::new(Semaphore::new(shared.config.max_in_flight_per_connection));
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight_per_connection));
     let mut tasks = JoinSet::new();
     let reader = async {
         loop {
@@ -191,16 +246,18 @@ async fn serve_connection<H: Handler>(
                 () = generation.cancelled() => return Ok(()),
                 () = freeze.thawed() => {}
             }
+            let idle = Some((&*activity, config.idle_timeout));
             let frame = tokio::select! {
                 () = generation.cancelled() => return Ok(()),
                 // Reading is cancel-safe: a partly read frame stays buffered.
                 () = freeze.frozen() => continue,
-                frame = stream.next() => match frame {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(format!("bad frame: {e}")),
-                    Some(Ok(frame)) => frame,
+                frame = next_frame(&mut stream, config.frame_timeout, idle) => match frame {
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(e.to_string()),
+                    Ok(Some(frame)) => frame,
                 },
             };
+            activity.touch();
             // Reap finished request tasks so the set stays small.
             while let Some(done) = tasks.try_join_next() {
                 if let Err(e) = done {
@@ -216,9 +273,15 @@ async fn serve_connection<H: Handler>(
                 let kind = request.message.kind();
                 // Tell the peer why before closing; it may be gone already.
                 let _ = tx
-                    .send(Frame::new(
-                        id,
-                        Message::error(ErrorCode::UnexpectedMessage, format!("unexpected {kind}")),
+                    .send((
+                        Frame::new(
+                            id,
+                            Message::error(
+                                ErrorCode::UnexpectedMessage,
+                                format!("unexpected {kind}"),
+                            ),
+                        ),
+                        None,
                     ))
                     .await;
                 return Err(format!("unexpected {kind} message"));
@@ -228,6 +291,7 @@ async fn serve_connection<H: Handler>(
             let counters = shared.counters.clone();
             let mut task_freeze = freeze.clone();
             let response = answer_membership(shared, peer, &request.message);
+            let busy = activity.busy();
             tasks.spawn(async move {
                 let kind = request.message.kind();
                 let response = match response {
@@ -247,7 +311,7 @@ async fn serve_connection<H: Handler>(
                 // Read before a freeze: the answer still waits for the thaw.
                 task_freeze.thawed().await;
                 // A closed writer means the connection is going away: nothing to answer to.
-                let _ = tx.send(frame).await;
+                let _ = tx.send((frame, Some(busy))).await;
                 drop(permit);
             });
         }
@@ -260,18 +324,27 @@ async fn serve_connection<H: Handler>(
     result
 }
 
-/// Reads the peer's `hello`, checks it and answers with ours.
+/// Both halves of one inbound connection.
+struct Link {
+    reader: FramedRead<OwnedReadHalf, LinkCodec>,
+    writer: FramedWrite<OwnedWriteHalf, LinkCodec>,
+}
+
+/// Reads the peer's `hello`, checks it, takes an established slot and answers with ours.
 async fn handshake(
-    framed: &mut Framed<TcpStream, LinkCodec>,
+    link: &mut Link,
     shared: &Shared,
     expected: Option<NodeId>,
-) -> Result<PeerInfo, CloseReason> {
-    let first = framed
+    established: &Arc<Semaphore>,
+) -> Result<(PeerInfo, OwnedSemaphorePermit), CloseReason> {
+    let first = link
+        .reader
         .next()
         .await
         .ok_or_else(|| "closed before hello".to_string())?
         .map_err(|e| format!("bad frame: {e}"))?;
     let id = first.envelope.id;
+    let framed = &mut link.writer;
     let refuse = |code, message: String| Frame::new(id, Message::error(code, message));
     match first.envelope.message {
         Message::Hello {
@@ -302,6 +375,13 @@ async fn handshake(
                     .await;
                 return Err(reason);
             }
+            let Ok(permit) = established.clone().try_acquire_owned() else {
+                let reason = "too many established peer connections".to_string();
+                let _ = framed
+                    .send(refuse(ErrorCode::Unavailable, reason.clone()))
+                    .await;
+                return Err(reason);
+            };
             framed
                 .send(Frame::new(
                     id,
@@ -313,10 +393,13 @@ async fn handshake(
                 ))
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
-            Ok(PeerInfo {
-                id: node_id,
-                addr: listen_addr,
-            })
+            Ok((
+                PeerInfo {
+                    id: node_id,
+                    addr: listen_addr,
+                },
+                permit,
+            ))
         }
         other => {
             let reason = format!("expected hello, got {}", other.kind());
@@ -349,4 +432,30 @@ fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Opti
         _ => return None,
     };
     Some(Payload::new(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_slots_are_capped_per_address_and_freed_on_drop() {
+        let table = PerIp::default();
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        let honest: IpAddr = "198.51.100.7".parse().unwrap();
+        let held: Vec<IpSlot> = (0..8).map(|_| table.admit(attacker, 8).unwrap()).collect();
+        assert!(
+            table.admit(attacker, 8).is_none(),
+            "the ninth from one address"
+        );
+        // Another address is not affected by the first one's slots.
+        let other = table.admit(honest, 8).unwrap();
+        drop(held);
+        assert!(table.admit(attacker, 8).is_some(), "freed on drop");
+        drop(other);
+        assert!(
+            table.lock().is_empty(),
+            "no entry left once every slot is freed"
+        );
+    }
 }

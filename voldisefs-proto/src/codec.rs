@@ -9,7 +9,16 @@
 //! ```
 //!
 //! `len` counts every byte after itself and is checked against the codec's cap *before* any
-//! buffer is reserved for the frame, so a hostile length prefix cannot make us allocate. The
+//! buffer is reserved for the frame, so a hostile length prefix cannot make us allocate.
+//!
+//! Memory grows with the bytes that arrive, never with what a length prefix announces: a frame
+//! shorter than 64 KiB gets room for its rest at once; a larger one is read into a buffer that
+//! grows in steps (to at most twice the bytes received, or received + 128 KiB); the first step
+//! taken once half the frame has arrived (at the latest its last step) allocates a buffer of
+//! the frame's exact size (see [`GROWTH_STEP`]). The
+//! large body is then kept as one slice of that exact buffer, without a copy at the end and
+//! without pinning unrelated bytes. A peer that announces 16 MiB and sends 10 bytes holds about
+//! 128 KiB, not 16 MiB. The
 //! body is present exactly when [`Message::carries_body`] says so; a body on any other message
 //! is invalid. The decoder tells "need more bytes" (`Ok(None)`), "too large"
 //! ([`CodecError::TooLarge`]) and "invalid" ([`CodecError::Malformed`], [`CodecError::Json`])
@@ -34,8 +43,22 @@ pub const MAX_JSON_LEN: usize = 4 * 1024 * 1024;
 /// Bytes before the JSON: `len` and `json_len`.
 const HEADER_LEN: usize = 8;
 
-/// Frames at least this long are read into a buffer of their own exact size.
+/// Frames at least this long are read into a buffer of their own (exact size at the end).
 const EXACT_BUFFER_MIN: usize = 64 * 1024;
+
+/// Growth step of the buffer of an incomplete large frame.
+///
+/// While a frame of at least 64 KiB is incomplete, [`FrameCodec::decode`] leaves room in the
+/// buffer for at least `min(GROWTH_STEP, rest of the frame)` more bytes; when there is less, it
+/// moves the received bytes to a buffer of `min(frame, max(2 × received, received + 2 ×
+/// GROWTH_STEP))` bytes. So the buffer is at most about twice what arrived, it is reallocated
+/// only after at least `GROWTH_STEP` more bytes arrived (copies add up to about one frame), and
+/// the first reallocation once half the frame has arrived (at the latest the one when less than
+/// `GROWTH_STEP` is missing) gives it exactly the frame's size. Callers that append to the
+/// buffer themselves (the Noise link appends one decrypted message of at most 65 519 bytes
+/// between two `decode` calls) can rely on that room and never trigger a reallocation of their
+/// own.
+pub const GROWTH_STEP: usize = 64 * 1024;
 
 /// One decoded frame: a message and, for chunk-carrying messages, its raw body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,16 +171,20 @@ impl Decoder for FrameCodec {
         if len < HEADER_LEN - 4 {
             return Err(CodecError::Malformed("frame shorter than its header"));
         }
-        if src.len() < 4 + len {
-            // The cap was checked above, so these allocations are bounded.
-            if len >= EXACT_BUFFER_MIN && src.capacity() < 4 + len {
-                // Read a large frame into a buffer of exactly its size: its body can then be
-                // kept (stored) without a copy and without pinning unrelated bytes.
-                let mut exact = BytesMut::with_capacity(4 + len);
-                exact.extend_from_slice(src);
-                *src = exact;
-            } else {
-                src.reserve(4 + len - src.len());
+        let want = 4 + len;
+        if src.len() < want {
+            if len < EXACT_BUFFER_MIN {
+                // Below the growth step: room for the rest at once (bounded by the step).
+                src.reserve(want - src.len());
+            } else if src.capacity() < want.min(src.len() + GROWTH_STEP) {
+                // Grow with the bytes received, never to what the prefix announced: at most
+                // twice what arrived, and exactly the frame from half of it on, so the
+                // body is kept without a final copy and without pinning unrelated bytes.
+                let received = src.len();
+                let capacity = want.min((2 * received).max(received + 2 * GROWTH_STEP));
+                let mut grown = BytesMut::with_capacity(capacity);
+                grown.extend_from_slice(src);
+                *src = grown;
             }
             return Ok(None);
         }

@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
+use voldisefs_proto::codec::GROWTH_STEP;
 use voldisefs_proto::{
     ChunkId, ChunkProof, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN,
     Message, NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
@@ -349,25 +350,61 @@ fn request_and_response_kinds() {
 }
 
 #[test]
-fn large_frames_are_read_into_an_exact_buffer() {
-    let body = Bytes::from(vec![9u8; 200 * 1024]);
+fn large_frames_grow_with_the_bytes_and_end_in_an_exact_buffer() {
+    let body = Bytes::from(vec![9u8; 2 * 1024 * 1024]);
     let chunk = ChunkId::digest(&body);
     let wire = encode(Frame::with_body(5, Message::Chunk { chunk }, body.clone()));
     let mut codec = FrameCodec::new();
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    buf.extend_from_slice(&wire[..8 * 1024]);
-    assert!(codec.decode(&mut buf).unwrap().is_none());
-    assert_eq!(
-        buf.capacity(),
-        wire.len(),
-        "one allocation of exactly the frame"
-    );
     let mut frame = None;
-    for piece in wire[8 * 1024..].chunks(1000) {
+    let mut fed = 0;
+    for piece in wire.chunks(1000) {
         assert!(frame.is_none());
         buf.extend_from_slice(piece);
+        fed += piece.len();
         frame = codec.decode(&mut buf).unwrap();
+        if frame.is_none() {
+            // Never more than twice what arrived (plus two growth steps at the start) ...
+            assert!(
+                buf.capacity() <= (2 * fed).max(fed + 2 * GROWTH_STEP),
+                "{} bytes reserved after {fed}",
+                buf.capacity()
+            );
+            // ... always room for the next step (what the Noise link relies on) ...
+            assert!(buf.capacity() - buf.len() >= GROWTH_STEP.min(wire.len() - fed));
+            // ... and exactly the frame by its last step.
+            if fed + GROWTH_STEP >= wire.len() {
+                assert_eq!(
+                    buf.capacity(),
+                    wire.len(),
+                    "one buffer of exactly the frame"
+                );
+            }
+        }
     }
     assert_eq!(frame.unwrap().body, Some(body));
     assert!(buf.is_empty());
+}
+
+#[test]
+fn an_announced_16_mib_frame_reserves_little_until_its_bytes_arrive() {
+    let mut codec = FrameCodec::new();
+    let mut buf = BytesMut::new();
+    buf.put_u32(16 * 1024 * 1024);
+    // Ten bytes of the frame: its JSON length and six bytes.
+    buf.put_u32(6);
+    buf.extend_from_slice(b"{\"id\":");
+    assert_eq!(buf.len(), 4 + 10);
+    for _ in 0..3 {
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+    }
+    assert!(
+        buf.capacity() < 1024 * 1024,
+        "{} bytes reserved for 14 received",
+        buf.capacity()
+    );
+    assert!(matches!(
+        codec.decode_eof(&mut buf),
+        Err(CodecError::Truncated)
+    ));
 }
