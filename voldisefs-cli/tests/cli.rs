@@ -693,19 +693,21 @@ fn put_warns_when_the_network_is_too_small_for_the_copies_wanted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lonely.txt");
     std::fs::write(&path, b"one node, three copies wanted").unwrap();
-    let output = run(voldisefs()
-        .args([
-            "put",
-            path.to_str().unwrap(),
-            "--node",
-            &net.url(0),
-            "--quiet",
-        ])
-        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    let put = |extra: &[&str]| {
+        run(voldisefs()
+            .args(["put", path.to_str().unwrap(), "--node", &net.url(0)])
+            .args(extra)
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+    let output = put(&[]);
     assert_code(&output, 0);
     assert!(
         stderr(&output).contains("warning: stored with 1 copy of each chunk instead of 3"),
         "{}",
         stderr(&output)
     );
+    // --quiet keeps stderr empty for scripts.
+    let output = put(&["--quiet"]);
+    assert_code(&output, 0);
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }

@@ -42,9 +42,8 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
 
     let chunks = receipt.chunks;
-    if let (Some(copies), Some(replicas)) = (receipt.copies, receipt.replicas) {
+    if let (Some(copies), Some(replicas), false) = (receipt.copies, receipt.replicas, args.quiet) {
         if copies < replicas {
-            // Said even with --quiet: the file is less safe than the user asked for.
             eprintln!(
                 "warning: stored with {copies} cop{} of each chunk instead of {replicas}: the \
                  network has too few live nodes; repair adds copies as nodes join",
