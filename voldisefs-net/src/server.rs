@@ -290,7 +290,7 @@ async fn serve_connection<H: Handler>(
             let handler = handler.clone();
             let counters = shared.counters.clone();
             let mut task_freeze = freeze.clone();
-            let response = answer_membership(shared, peer, &request.message);
+            let response = answer_membership(shared, peer, from.ip(), &request.message);
             let busy = activity.busy();
             tasks.spawn(async move {
                 let kind = request.message.kind();
@@ -368,6 +368,24 @@ async fn handshake(
                     .await;
                 return Err(reason);
             }
+            if expected.is_none() {
+                // Open mode: a hello proves nothing, so an id that is live at one address cannot
+                // be claimed from another (a node keeps its address for its whole run).
+                let taken = shared
+                    .membership
+                    .get(&node_id)
+                    .filter(|e| e.state.is_live() && e.info.addr != listen_addr);
+                if let Some(entry) = taken {
+                    let reason = format!(
+                        "node id {node_id} is live at {}, not at {listen_addr}",
+                        entry.info.addr
+                    );
+                    let _ = framed
+                        .send(refuse(ErrorCode::BadRequest, reason.clone()))
+                        .await;
+                    return Err(reason);
+                }
+            }
             if node_id == local.id {
                 let reason = "peer claims this node's own id".to_string();
                 let _ = framed
@@ -412,7 +430,13 @@ async fn handshake(
 }
 
 /// Answers the membership requests the network layer owns; `None` for everything else.
-fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Option<Payload> {
+/// `source` is the IP address the connection comes from.
+fn answer_membership(
+    shared: &Shared,
+    from: PeerInfo,
+    source: std::net::IpAddr,
+    message: &Message,
+) -> Option<Payload> {
     let message = match message {
         Message::Ping => Message::Pong,
         // Live peers only, at most what a receiver accepts.
@@ -422,6 +446,15 @@ fn answer_membership(shared: &Shared, from: PeerInfo, message: &Message) -> Opti
                 .peers_answer(from.id, MAX_PEERS_PER_ANSWER),
         },
         Message::Leave { node_id } if *node_id == from.id => {
+            // Open mode: the hello proved nothing, so the leave must at least come from the
+            // address the node is known at (keyed mode: the id is bound to the link's key).
+            let known_ip = shared.membership.get(&from.id).map(|e| e.info.addr.ip());
+            if shared.keyed.is_none() && known_ip.is_some_and(|ip| ip != source) {
+                return Some(Payload::new(Message::error(
+                    ErrorCode::BadRequest,
+                    "a leave must come from the leaving node's own address",
+                )));
+            }
             shared.membership.mark_left(from.id);
             Message::Ack
         }
