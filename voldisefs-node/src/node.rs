@@ -381,17 +381,31 @@ impl Node {
         }
     }
 
-    /// Joins through the bootstrap peers: one attempt now; if no peer answers (they may not be
-    /// up yet), keeps retrying in the background with capped backoff
+    /// Joins through the bootstrap peers: one attempt now, for at most one dial and handshake's
+    /// worth of time; if no peer answered by then (they may not be up yet, or a seed listed
+    /// peers that hang), keeps going in the background with capped backoff
     /// ([`Network::join`], `NetConfig::join_retry_*`) while the node serves, and reports
     /// itself as joining until one answers.
     async fn join(&self) {
         let seeds = self.inner.config.bootstrap.clone();
         let net = self.network().clone();
-        match net.bootstrap(&seeds).await {
-            Ok(_) => self.inner.joining.store(false, Ordering::Relaxed),
-            Err(e) => {
-                tracing::warn!(error = %e, "bootstrap peers not reachable yet; retrying in the background");
+        // A seed that answers with peers that hang must not hold up the start: the first
+        // attempt gets one dial and handshake's worth of time, the rest goes on in the
+        // background.
+        let budget = net.config().connect_timeout + net.config().handshake_timeout;
+        let first = tokio::time::timeout(budget, net.bootstrap(&seeds)).await;
+        match first {
+            Ok(Ok(_)) => self.inner.joining.store(false, Ordering::Relaxed),
+            failed => {
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "bootstrap peers not reachable yet; retrying in the background")
+                    }
+                    _ => tracing::warn!(
+                        ?budget,
+                        "bootstrap still running; going on in the background"
+                    ),
+                }
                 let node = self.internal();
                 let token = self.inner.work.clone();
                 self.inner.tracker.spawn(async move {

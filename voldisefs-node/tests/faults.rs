@@ -382,3 +382,79 @@ async fn tiny_chunks_cannot_hold_more_memory_than_the_capacity() {
     attacker.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_listing_peers_that_hang_does_not_hold_up_the_start() {
+    use futures_util::{SinkExt, StreamExt};
+    use voldisefs_node::proto::{Frame, FrameCodec, PROTOCOL_VERSION, PeerInfo};
+    // 100 "peers" that accept TCP (in the kernel's backlog) and never say a word.
+    let hanging: Vec<std::net::TcpListener> = (0..100)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let listed: Vec<PeerInfo> = hanging
+        .iter()
+        .map(|l| PeerInfo {
+            id: NodeId::random(),
+            addr: l.local_addr().unwrap(),
+        })
+        .collect();
+    // A seed that answers its hello and lists them all.
+    let seed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let seed_addr = seed.local_addr().unwrap();
+    let seed_task = tokio::spawn(async move {
+        let seed_id = NodeId::random();
+        // Bounded: the node under test connects a few times at most.
+        for _ in 0..8 {
+            let Ok((stream, _)) = seed.accept().await else {
+                return;
+            };
+            let mut framed = tokio_util::codec::Framed::new(stream, FrameCodec::new());
+            let listed = listed.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = framed.next().await {
+                    let answer = match frame.envelope.message {
+                        Message::Hello { .. } => Message::Hello {
+                            version: PROTOCOL_VERSION,
+                            node_id: seed_id,
+                            listen_addr: seed_addr,
+                        },
+                        Message::GetPeers => Message::Peers {
+                            peers: listed.clone(),
+                        },
+                        _ => Message::Pong,
+                    };
+                    if framed
+                        .send(Frame::new(frame.envelope.id, answer))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let config = NodeConfig {
+        bootstrap: vec![seed_addr],
+        net: NetConfig {
+            connect_timeout: Duration::from_millis(300),
+            handshake_timeout: Duration::from_millis(500),
+            bootstrap_parallelism: 4,
+            ..NetConfig::default()
+        },
+        ..common::config()
+    };
+    let started = std::time::Instant::now();
+    let node = Node::start(config).await.unwrap();
+    // 100 hanging peers, 4 at a time, 0.5 s each, would take 12.5 s; the start waits for one
+    // dial and handshake (0.8 s) and leaves the rest to the background.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(node.status().node.id, node.id());
+    node.shutdown().await;
+    seed_task.abort();
+    drop(hanging);
+}
