@@ -55,13 +55,15 @@ mod http;
 mod metrics;
 mod node;
 mod replication;
+mod status;
 mod transfer;
 
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
-pub use node::{IndexEntry, NetworkStatus, Node, PeerStatus, RepairStatus, StoreStatus};
+pub use node::Node;
 pub use replication::placement;
+pub use status::{IndexEntry, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
 pub use transfer::download::{ByteStream, Download};
 pub use transfer::upload::UploadReceipt;
 

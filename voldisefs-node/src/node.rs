@@ -6,110 +6,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use voldisefs_crypto::Password;
 use voldisefs_net::Network;
-use voldisefs_proto::{FileId, NodeId, PeerInfo};
-use voldisefs_store::StoreStats;
+use voldisefs_proto::{FileId, NodeId};
 
 use crate::metrics::Metrics;
 use crate::replication::{
     Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
 };
+use crate::status::{IndexEntry, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
 use crate::transfer::download::{self, ByteStream, Download};
 use crate::transfer::kdf_gate::KdfGate;
 use crate::transfer::upload::{self, UploadReceipt, UploadSettings};
 use crate::{NodeConfig, NodeError};
-
-/// One entry of the node's local index of files uploaded through it. No names: the index
-/// holds nothing a password protects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct IndexEntry {
-    /// The file's id.
-    pub id: FileId,
-    /// Plaintext size in bytes.
-    pub size: u64,
-    /// Number of chunks.
-    pub chunks: u64,
-    /// Upload time, seconds since the Unix epoch.
-    pub created: u64,
-}
-
-/// What a node reports about itself and its peers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NetworkStatus {
-    /// This node.
-    pub node: PeerInfo,
-    /// `joining` while no bootstrap peer has answered yet (the node keeps retrying), then
-    /// `running`; `stopping` during a graceful shutdown.
-    pub state: &'static str,
-    /// Every known peer with its state.
-    pub peers: Vec<PeerStatus>,
-    /// `keyed` (peer links encrypted and authenticated with the network key) or `open`.
-    pub security: &'static str,
-    /// This node's store usage.
-    pub store: StoreStatus,
-    /// This node's repair activity.
-    pub repair: RepairStatus,
-}
-
-/// One peer in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PeerStatus {
-    /// The peer's id.
-    pub id: NodeId,
-    /// Its peer address.
-    pub addr: SocketAddr,
-    /// `alive`, `suspect`, `dead` or `left`.
-    pub state: &'static str,
-    /// Ranked last for reads, writes and repair for now, because it recently failed to
-    /// serve, store or prove a chunk.
-    pub demoted: bool,
-    /// Gets, puts and proofs of possession it failed so far.
-    pub failures: u64,
-}
-
-/// Repair activity in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RepairStatus {
-    /// Chunks this node still has to copy to a holder (as of its last sweep).
-    pub backlog: u64,
-    /// Copies made by repair and hand-off so far.
-    pub pushed: u64,
-    /// Extra copies dropped after their holders confirmed theirs.
-    pub dropped: u64,
-    /// Copies that failed and were retried.
-    pub failed: u64,
-    /// Sweeps completed.
-    pub sweeps: u64,
-}
-
-/// Store usage in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct StoreStatus {
-    /// Chunks held.
-    pub chunks: u64,
-    /// Bytes held.
-    pub bytes: u64,
-    /// Byte capacity.
-    pub capacity: u64,
-    /// Ids of deleted chunks this node refuses to store again (tombstones).
-    pub tombstones: u64,
-}
-
-impl StoreStatus {
-    fn new(s: StoreStats, tombstones: usize) -> Self {
-        Self {
-            chunks: s.chunks,
-            bytes: s.bytes,
-            capacity: s.capacity,
-            tombstones: tombstones as u64,
-        }
-    }
-}
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
