@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{CHUNK, data, eventually, pw, shutdown};
+use common::{CHUNK, data, eventually, pw, shutdown, total_chunks};
 use voldisefs_node::net::{CancellationToken, Handler, NetConfig, Network, Payload};
 use voldisefs_node::proto::{ChunkProof, Message, NodeId, ProofDigest};
 use voldisefs_node::{Node, NodeConfig};
@@ -135,11 +135,6 @@ async fn a_lying_member_neither_erases_copies_nor_stalls_reads() {
     shutdown(nodes).await;
 }
 
-/// Total chunks held across `nodes`.
-fn total(nodes: &[Node]) -> u64 {
-    held(nodes).iter().sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
     let nodes = common::network_with(4, fast).await;
@@ -149,7 +144,7 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
         .await
         .unwrap();
     eventually("three copies of everything", || {
-        total(&nodes) == 3 * (r.chunks + 1)
+        total_chunks(&nodes) == 3 * (r.chunks + 1)
     })
     .await;
     // A holder other than the gateway is cut off and misses the delete.
@@ -166,7 +161,10 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
         .filter(|n| n.id() != away.id())
         .cloned()
         .collect();
-    eventually("the others dropped every copy", || total(&others) == 0).await;
+    eventually("the others dropped every copy", || {
+        total_chunks(&others) == 0
+    })
+    .await;
     assert_eq!(
         away.status().store.chunks,
         kept,
@@ -175,12 +173,12 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
     // It comes back; repair must not push the file home again, and it drops its own copies.
     away.network().set_isolated(false);
     eventually("the returning holder dropped the deleted chunks", || {
-        total(&nodes) == 0
+        total_chunks(&nodes) == 0
     })
     .await;
     common::more_sweeps(&nodes, 2).await;
     assert_eq!(
-        total(&nodes),
+        total_chunks(&nodes),
         0,
         "a repair round brought deleted chunks back"
     );
@@ -212,7 +210,7 @@ async fn cancelled_and_failed_uploads_leave_nothing_behind() {
     let waited = tokio::time::timeout(Duration::from_millis(500), upload).await;
     assert!(waited.is_err(), "the upload cannot finish");
     eventually("nothing stored after a cancelled upload", || {
-        total(&nodes) == 0
+        total_chunks(&nodes) == 0
     })
     .await;
     // The body breaks mid-upload.
@@ -226,7 +224,7 @@ async fn cancelled_and_failed_uploads_leave_nothing_behind() {
         .unwrap_err();
     assert!(matches!(err, voldisefs_node::NodeError::Body(_)), "{err}");
     eventually("nothing stored after a failed upload", || {
-        total(&nodes) == 0
+        total_chunks(&nodes) == 0
     })
     .await;
     // A node shutting down cancels its uploads, which clean up on the other nodes too.
@@ -234,12 +232,12 @@ async fn cancelled_and_failed_uploads_leave_nothing_behind() {
         let node = nodes[2].clone();
         async move { node.upload("cut", pw("pw"), endless_body(5)).await }
     });
-    eventually("the upload stored something", || total(&nodes) > 0).await;
+    eventually("the upload stored something", || total_chunks(&nodes) > 0).await;
     nodes[2].shutdown().await;
     let result = in_progress.await.unwrap();
     assert!(result.is_err());
     eventually("nothing stored after shutdown cancelled an upload", || {
-        total(&nodes[..2]) == 0
+        total_chunks(&nodes[..2]) == 0
     })
     .await;
     shutdown(nodes).await;
@@ -276,22 +274,13 @@ async fn a_node_started_before_its_seed_joins_once_the_seed_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_upload_leaves_nothing_behind() {
-    use tokio::io::AsyncWriteExt;
     let nodes = common::network_with(3, fast).await;
-    let http = nodes[0].http_addr().unwrap();
-    let mut client = tokio::net::TcpStream::connect(http).await.unwrap();
-    let head = format!(
-        "POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Voldisefs-Password: pw\r\n\
-         Content-Length: {}\r\n\r\n",
-        64 * CHUNK
-    );
-    client.write_all(head.as_bytes()).await.unwrap();
     // Five chunks' worth of the promised sixty-four, then the client goes away.
-    client.write_all(&data(5 * CHUNK, 1)).await.unwrap();
-    eventually("the upload stored something", || total(&nodes) > 0).await;
+    let client = common::partial_upload(nodes[0].http_addr().unwrap(), 64 * CHUNK, 5 * CHUNK).await;
+    eventually("the upload stored something", || total_chunks(&nodes) > 0).await;
     drop(client);
     eventually("nothing stored after the client hung up", || {
-        total(&nodes) == 0
+        total_chunks(&nodes) == 0
     })
     .await;
     // The node keeps serving.

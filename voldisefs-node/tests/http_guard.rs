@@ -149,15 +149,8 @@ async fn a_stalled_upload_body_fails_and_leaves_nothing() {
         ..c
     })
     .await;
-    let addr = nodes[0].http_addr().unwrap();
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Voldisefs-Password: pw\r\n\
-         Content-Length: {}\r\n\r\n",
-        10 * CHUNK
-    );
-    client.write_all(head.as_bytes()).await.unwrap();
-    client.write_all(&data(3 * CHUNK, 5)).await.unwrap();
+    let mut client =
+        common::partial_upload(nodes[0].http_addr().unwrap(), 10 * CHUNK, 3 * CHUNK).await;
     // The client keeps the connection open and sends nothing more: the node gives up on it.
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut answer))
@@ -166,8 +159,10 @@ async fn a_stalled_upload_body_fails_and_leaves_nothing() {
         .unwrap();
     let text = String::from_utf8_lossy(&answer[..n]);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    let total = || nodes.iter().map(|n| n.status().store.chunks).sum::<u64>();
-    eventually("nothing stored after the stalled upload", || total() == 0).await;
+    eventually("nothing stored after the stalled upload", || {
+        common::total_chunks(&nodes) == 0
+    })
+    .await;
     // And the node keeps serving.
     let r = nodes[0]
         .upload_bytes("ok", pw("pw"), bytes::Bytes::from(data(100, 1)))

@@ -76,7 +76,7 @@ async fn five_nodes_keep_exactly_three_copies_and_serve_from_anywhere() {
         .await
         .unwrap();
     assert_eq!((receipt.copies, receipt.replicas), (3, 3));
-    let copies = || nodes.iter().map(|n| n.status().store.chunks).sum::<u64>();
+    let copies = || common::total_chunks(&nodes);
     // The gateway keeps its own copy until the holders proved theirs; then exactly 3 remain.
     assert!(copies() >= 3 * (receipt.chunks + 1));
     eventually("3 copies of every chunk and of the record", || {
@@ -197,7 +197,7 @@ async fn file_whose_only_holders_are_gone_is_reported_unavailable_quickly() {
     // With 30 chunks on 3 nodes and one copy each, some chunks live on nodes[2] only (once the
     // gateway dropped the extra copies it keeps until the holders proved theirs).
     eventually("one copy of everything", || {
-        nodes.iter().map(|n| n.status().store.chunks).sum::<u64>() == r.chunks + 1
+        common::total_chunks(&nodes) == r.chunks + 1
     })
     .await;
     let victim = nodes.remove(2);

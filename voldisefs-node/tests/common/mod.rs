@@ -53,6 +53,29 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Chunks (and records) held by all of `nodes` together.
+pub fn total_chunks(nodes: &[Node]) -> u64 {
+    nodes.iter().map(|n| n.status().store.chunks).sum()
+}
+
+/// Opens a raw HTTP upload to `http` that announces `announced` body bytes and sends only the
+/// first `sent` of them; returns the connection, still open.
+pub async fn partial_upload(
+    http: std::net::SocketAddr,
+    announced: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut client = tokio::net::TcpStream::connect(http).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Voldisefs-Password: pw\r\n\
+         Content-Length: {announced}\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&data(sent, 1)).await.unwrap();
+    client
+}
+
 /// Waits until every node in `nodes` completed `n` more repair sweeps.
 pub async fn more_sweeps(nodes: &[Node], n: u64) {
     let sweeps = |node: &Node| node.status().repair.sweeps;
