@@ -25,6 +25,13 @@ use clap::Parser as _;
 
 use crate::cli::Cli;
 
+/// Every heap block is zeroed before it is freed (1Password's `zeroizing-alloc`), so the
+/// plaintext, names and passwords that pass through buffers the node does not own (HTTP
+/// request and response buffers, header maps, JSON) do not linger in freed memory.
+#[global_allocator]
+static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 fn main() -> ExitCode {
     // Usage errors print clap's message and exit with 2; --help and --version exit with 0.
     let cli = Cli::parse();

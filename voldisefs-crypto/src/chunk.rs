@@ -3,8 +3,9 @@
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN};
 use crate::error::{Error, Result};
-use crate::{FORMAT_VERSION, MAGIC, TAG_LEN, content_id};
+use crate::{FORMAT_VERSION, MAGIC, content_id};
 
 /// Largest file the format accepts: 256 GiB (AES-GCM data limits per key).
 pub const MAX_FILE_SIZE: u64 = 256 << 30;
@@ -101,12 +102,12 @@ pub(crate) fn chunk_plain_len(size: u64, chunk_size: ChunkSize, index: u64) -> O
     usize::try_from(len).ok()
 }
 
-/// One sealed chunk: its content id and its bytes (`ciphertext || tag`).
+/// One sealed chunk: its content id and its bytes (`ciphertext || tag || delete check`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedChunk {
     /// ChunkId: SHA-256 of `bytes`.
     pub id: [u8; 32],
-    /// `ciphertext || 16-byte GCM tag`, to be stored under `id`.
+    /// `ciphertext || 16-byte GCM tag || 32-byte delete check`, to be stored under `id`.
     pub bytes: Vec<u8>,
 }
 
@@ -141,20 +142,33 @@ pub(crate) fn chunk_aad(file_nonce: &[u8; 16], index: u64, is_final: bool) -> [u
     aad
 }
 
-/// The chunk key of one file plus what its nonces and AAD are built from.
+/// The chunk key of one file plus what its nonces and AAD are built from, and the delete
+/// check every chunk ends with.
 pub(crate) struct ChunkCipher {
     key: LessSafeKey,
     file_nonce: [u8; 16],
     chunk_size: ChunkSize,
+    check: [u8; DELETE_CHECK_LEN],
 }
 
 impl ChunkCipher {
-    pub(crate) fn new(key: LessSafeKey, file_nonce: [u8; 16], chunk_size: ChunkSize) -> Self {
+    pub(crate) fn new(
+        key: LessSafeKey,
+        file_nonce: [u8; 16],
+        chunk_size: ChunkSize,
+        check: [u8; DELETE_CHECK_LEN],
+    ) -> Self {
         ChunkCipher {
             key,
             file_nonce,
             chunk_size,
+            check,
         }
+    }
+
+    /// The delete check this file's chunks end with.
+    pub(crate) fn check(&self) -> &[u8; DELETE_CHECK_LEN] {
+        &self.check
     }
 
     /// Checks the writer-side rules: index within the caps, non-final chunks full, the final
@@ -179,11 +193,11 @@ impl ChunkCipher {
         Err(Error::InvalidChunk { index, reason })
     }
 
-    /// Seals a plaintext chunk: one output allocation (`len + 16`), one copy, AES-256-GCM in
-    /// place, SHA-256 over the result.
+    /// Seals a plaintext chunk: one output allocation (`len + 48`), one copy, AES-256-GCM in
+    /// place, the delete check appended, SHA-256 over the result.
     pub(crate) fn seal(&self, index: u64, is_final: bool, plaintext: &[u8]) -> Result<SealedChunk> {
         self.check_plaintext(index, is_final, plaintext.len())?;
-        let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
+        let mut buf = Vec::with_capacity(plaintext.len() + CHUNK_OVERHEAD);
         buf.extend_from_slice(plaintext);
         self.seal_raw(index, is_final, &mut buf)?;
         Ok(SealedChunk {
@@ -193,7 +207,7 @@ impl ChunkCipher {
     }
 
     /// Seals a plaintext chunk held in `plaintext`, reusing its allocation when it has room for
-    /// the tag (otherwise moving it once and wiping the old allocation).
+    /// the tag and the delete check (otherwise moving it once and wiping the old allocation).
     pub(crate) fn seal_owned(
         &self,
         index: u64,
@@ -202,10 +216,10 @@ impl ChunkCipher {
     ) -> Result<SealedChunk> {
         let mut plaintext = Zeroizing::new(plaintext);
         self.check_plaintext(index, is_final, plaintext.len())?;
-        let mut buf = if plaintext.capacity() - plaintext.len() >= TAG_LEN {
+        let mut buf = if plaintext.capacity() - plaintext.len() >= CHUNK_OVERHEAD {
             std::mem::take(&mut *plaintext)
         } else {
-            let mut bigger = Vec::with_capacity(plaintext.len() + TAG_LEN);
+            let mut bigger = Vec::with_capacity(plaintext.len() + CHUNK_OVERHEAD);
             bigger.extend_from_slice(&plaintext);
             plaintext.zeroize();
             bigger
@@ -220,23 +234,30 @@ impl ChunkCipher {
         })
     }
 
-    /// AES-256-GCM seal in place, no policy checks.
+    /// AES-256-GCM seal in place and the delete check appended, no policy checks.
     pub(crate) fn seal_raw(&self, index: u64, is_final: bool, buf: &mut Vec<u8>) -> Result<()> {
         let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, is_final));
         let aad = chunk_aad(&self.file_nonce, index, is_final);
         self.key
             .seal_in_place_append_tag(nonce, Aad::from(aad), buf)
-            .map_err(|_| Error::Decrypt)
+            .map_err(|_| Error::Decrypt)?;
+        buf.extend_from_slice(&self.check);
+        Ok(())
     }
 
-    /// AES-256-GCM open in place, reusing the ciphertext's buffer for the plaintext. No id or
-    /// length policy: the caller ([`crate::FileOpener::open_chunk`]) checks those first.
+    /// Drops the trailing delete check, then AES-256-GCM open in place, reusing the stored
+    /// chunk's buffer for the plaintext. No id, length or check policy: the caller
+    /// ([`crate::FileOpener::open_chunk`]) checks those first.
     pub(crate) fn open_raw(
         &self,
         index: u64,
         is_final: bool,
         mut buf: Zeroizing<Vec<u8>>,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        let Some(sealed_len) = buf.len().checked_sub(DELETE_CHECK_LEN) else {
+            return Err(Error::Decrypt);
+        };
+        buf.truncate(sealed_len);
         let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, is_final));
         let aad = chunk_aad(&self.file_nonce, index, is_final);
         let plain_len = self
@@ -256,7 +277,7 @@ mod tests {
 
     fn cipher(key: u8, file_nonce: u8) -> ChunkCipher {
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[key; 32]).unwrap());
-        ChunkCipher::new(key, [file_nonce; 16], ChunkSize::MIN)
+        ChunkCipher::new(key, [file_nonce; 16], ChunkSize::MIN, [0xcc; 32])
     }
 
     #[test]
@@ -333,7 +354,7 @@ mod tests {
         );
         assert_eq!(chunk_nonce(0, false), [0; 12]);
         let aad = chunk_aad(&[9; 16], 5, true);
-        assert_eq!(&aad[..6], b"VDFS\x00\x01");
+        assert_eq!(&aad[..6], b"VDFS\x00\x02");
         assert_eq!(&aad[6..22], &[9; 16]);
         assert_eq!(&aad[22..30], &5u64.to_be_bytes());
         assert_eq!(aad[30], 1);
@@ -344,9 +365,14 @@ mod tests {
         let c = cipher(1, 2);
         let full = vec![0xAB; ChunkSize::MIN.bytes()];
         let a = c.seal(3, false, &full).unwrap();
-        assert_eq!(a.bytes.len(), full.len() + TAG_LEN);
+        assert_eq!(a.bytes.len(), full.len() + CHUNK_OVERHEAD);
+        assert_eq!(
+            a.bytes[full.len() + 16..],
+            [0xcc; 32],
+            "ends with the delete check"
+        );
         assert_eq!(a.id, content_id(&a.bytes));
-        let mut roomy = Vec::with_capacity(full.len() + TAG_LEN);
+        let mut roomy = Vec::with_capacity(full.len() + CHUNK_OVERHEAD);
         roomy.extend_from_slice(&full);
         assert_eq!(c.seal_owned(3, false, roomy).unwrap(), a);
         assert_eq!(c.seal_owned(3, false, full.clone()).unwrap(), a);
@@ -392,7 +418,7 @@ mod tests {
         }
         // Same key, other file nonce (AAD): refused.
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[1; 32]).unwrap());
-        let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN);
+        let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN, [0xcc; 32]);
         assert!(
             other_file
                 .open_raw(1, true, Zeroizing::new(sealed.bytes.clone()))
@@ -404,8 +430,8 @@ mod tests {
                 .open_raw(1, true, Zeroizing::new(sealed.bytes.clone()))
                 .is_err()
         );
-        // Too short to hold a tag: refused, no panic.
-        for len in 0..TAG_LEN {
+        // Too short to hold a tag and a check: refused, no panic.
+        for len in 0..CHUNK_OVERHEAD {
             assert!(
                 c.open_raw(1, true, Zeroizing::new(sealed.bytes[..len].to_vec()))
                     .is_err()

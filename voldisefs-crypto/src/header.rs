@@ -3,7 +3,7 @@
 //! | offset | size | field                                             |
 //! |-------:|-----:|---------------------------------------------------|
 //! |      0 |    4 | magic `"VDFS"`                                    |
-//! |      4 |    2 | format version, u16 BE (= 1)                      |
+//! |      4 |    2 | format version, u16 BE (= 2)                      |
 //! |      6 |    1 | KDF id (0x01 Argon2id v1.3, 0xFE insecure test)   |
 //! |      7 |    4 | Argon2 memory m in KiB, u32 BE                    |
 //! |     11 |    4 | Argon2 passes t, u32 BE                           |
@@ -16,6 +16,7 @@
 //! |    132 |      | end (`HEADER_LEN`)                                |
 
 use crate::chunk::ChunkSize;
+use crate::delete::DELETE_CHECK_LEN;
 use crate::error::{Error, Result};
 use crate::kdf::{ALLOW_INSECURE, KdfParams, check_params};
 use crate::keys::{COMMITMENT_LEN, WRAPPED_DEK_LEN};
@@ -68,7 +69,7 @@ impl RecordHeader {
 
     /// Parses the header at the start of a whole record (header + sealed manifest).
     pub fn from_record(record: &[u8]) -> Result<Self> {
-        if record.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN {
+        if record.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN + DELETE_CHECK_LEN {
             return Err(Error::MalformedHeader("record too short"));
         }
         Self::parse(&record[..HEADER_LEN])
@@ -133,7 +134,7 @@ impl RecordHeader {
         out[OFF_COMMITMENT..OFF_WRAPPED_DEK].copy_from_slice(&self.commitment);
     }
 
-    /// The format version (always 1 in this build).
+    /// The format version (always 2 in this build).
     pub fn format_version(&self) -> u16 {
         FORMAT_VERSION
     }
@@ -170,7 +171,7 @@ mod tests {
         let h = sample();
         let b = h.to_bytes();
         assert_eq!(&b[..4], b"VDFS");
-        assert_eq!(&b[4..6], &[0, 1]);
+        assert_eq!(&b[4..6], &[0, 2]);
         assert_eq!(b[6], KDF_ARGON2ID);
         assert_eq!(&b[7..11], &65536u32.to_be_bytes());
         assert_eq!(&b[11..15], &3u32.to_be_bytes());
@@ -181,7 +182,7 @@ mod tests {
         assert_eq!(&b[52..84], &[3; 32]);
         assert_eq!(&b[84..132], &[4; 48]);
         assert_eq!(RecordHeader::parse(&b).unwrap(), h);
-        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 1);
+        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 2);
     }
 
     #[test]
@@ -211,7 +212,7 @@ mod tests {
             RecordHeader::parse(&bad),
             Err(Error::Unsupported { field: "magic", .. })
         ));
-        for v in [0u16, 2, 0x0100, u16::MAX] {
+        for v in [0u16, 1, 3, 0x0200, u16::MAX] {
             let mut bad = b;
             bad[4..6].copy_from_slice(&v.to_be_bytes());
             assert!(matches!(

@@ -8,6 +8,7 @@
 //! PRK2 = HKDF-Extract(salt = file nonce, IKM = DEK)
 //! manifest key = HKDF-Expand(PRK2, "voldisefs v1 manifest key", 32)
 //! chunk key    = HKDF-Expand(PRK2, "voldisefs v1 chunk key", 32)
+//! delete key   = HKDF-Expand(PRK2, "voldisefs v2 delete key", 32)
 //! ```
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -16,6 +17,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::TAG_LEN;
+use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
 
 /// HKDF info label of the DEK-wrapping key.
@@ -26,6 +28,8 @@ pub(crate) const INFO_COMMITMENT: &[u8] = b"voldisefs v1 key commitment";
 pub(crate) const INFO_MANIFEST: &[u8] = b"voldisefs v1 manifest key";
 /// HKDF info label of the chunk key.
 pub(crate) const INFO_CHUNK: &[u8] = b"voldisefs v1 chunk key";
+/// HKDF info label of the delete key (new in format version 2).
+pub(crate) const INFO_DELETE: &[u8] = b"voldisefs v2 delete key";
 
 /// Length of the data key.
 pub(crate) const DEK_LEN: usize = 32;
@@ -121,25 +125,32 @@ impl PasswordKeys {
     }
 }
 
-/// What the DEK gives: the manifest key and the chunk key, derived straight into ring keys.
+/// What the DEK gives: the manifest key and the chunk key, derived straight into ring keys,
+/// and the delete key.
 pub(crate) struct DataKeys {
     pub(crate) manifest: LessSafeKey,
     pub(crate) chunk: LessSafeKey,
+    pub(crate) delete: DeleteKey,
 }
 
 impl DataKeys {
     pub(crate) fn derive(dek: &Dek, file_nonce: &[u8; 16]) -> Result<Self> {
         let prk = Salt::new(HKDF_SHA256, file_nonce).extract(&dek[..]);
+        let mut delete = Zeroizing::new([0u8; 32]);
+        prk.expand(&[INFO_DELETE], Len32)
+            .and_then(|okm| okm.fill(&mut delete[..]))
+            .map_err(|_| Error::Internal("HKDF expand"))?;
         Ok(DataKeys {
             manifest: aes_key(&prk, INFO_MANIFEST)?,
             chunk: aes_key(&prk, INFO_CHUNK)?,
+            delete: DeleteKey::from_bytes(*delete),
         })
     }
 }
 
 /// Test helper: the raw bytes of every subkey, for the documented test vector.
 #[cfg(test)]
-pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 4] {
+pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 5] {
     let expand = |prk: &Prk, info: &'static [u8]| {
         let mut out = [0u8; 32];
         prk.expand(&[info], Len32).unwrap().fill(&mut out).unwrap();
@@ -152,6 +163,7 @@ pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u
         expand(&prk1, INFO_COMMITMENT),
         expand(&prk2, INFO_MANIFEST),
         expand(&prk2, INFO_CHUNK),
+        expand(&prk2, INFO_DELETE),
     ]
 }
 

@@ -72,6 +72,7 @@
 //!   with [`Error::InsecureTestKdf`]. Enable it only from `[dev-dependencies]`.
 
 mod chunk;
+mod delete;
 mod error;
 mod header;
 mod kdf;
@@ -84,6 +85,9 @@ mod sealer;
 mod tests;
 
 pub use chunk::{ChunkSize, MAX_CHUNKS, MAX_FILE_SIZE, SealedChunk, chunk_count_for};
+pub use delete::{
+    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, MIN_STORED_LEN, delete_check, stored_delete_check,
+};
 pub use error::{Error, Result};
 pub use header::{HEADER_LEN, RecordHeader};
 pub use kdf::{
@@ -99,16 +103,30 @@ pub use sealer::{FileSealer, SealedRecord};
 
 /// Magic bytes at the start of every record (also the format tag in chunk AAD).
 pub const MAGIC: [u8; 4] = *b"VDFS";
-/// Format version written and accepted by this build.
-pub const FORMAT_VERSION: u16 = 1;
+/// Format version written and accepted by this build (2: every stored object ends with the
+/// file's delete check).
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes a sealed chunk is longer than its plaintext (the AES-GCM tag).
 pub const TAG_LEN: usize = 16;
 /// Length of the sealed manifest's random nonce.
 pub(crate) const MANIFEST_NONCE_LEN: usize = 12;
-/// Longest record [`FileOpener::open`] accepts: a header and a manifest with a maximal name and
-/// [`MAX_CHUNKS`] ids (about 8 MiB).
+/// Longest record [`FileOpener::open`] accepts: a header, a manifest with a maximal name and
+/// [`MAX_CHUNKS`] ids, and the delete check (about 8 MiB).
 pub const MAX_RECORD_LEN: usize =
-    HEADER_LEN + MANIFEST_NONCE_LEN + manifest::MAX_MANIFEST_LEN + TAG_LEN;
+    HEADER_LEN + MANIFEST_NONCE_LEN + manifest::MAX_MANIFEST_LEN + TAG_LEN + DELETE_CHECK_LEN;
+
+/// Overwrites the 32 KiB of stack below the caller's frame with zeros: where the key schedule
+/// functions that just returned (HKDF states, AES and GHASH key tables built before they were
+/// moved into place) left copies of key material. Called at the end of every constructor that
+/// derives keys; heap copies are the allocator's business (the `voldisefs` binary zeroes every
+/// block it frees).
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    use zeroize::Zeroize;
+    let mut scratch = [0u8; 32 << 10];
+    scratch.zeroize();
+    std::hint::black_box(&scratch);
+}
 
 /// SHA-256 of `bytes`: the id of a sealed chunk (ChunkId) or of a sealed record (FileId).
 pub fn content_id(bytes: &[u8]) -> [u8; 32] {

@@ -15,6 +15,7 @@ use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len};
+use crate::delete::DELETE_CHECK_LEN;
 use crate::error::{Error, Result};
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
@@ -206,8 +207,11 @@ pub(crate) fn seal_record(
     nonce: [u8; NONCE_LEN],
     header: &[u8],
     plaintext: &[u8],
+    check: &[u8; DELETE_CHECK_LEN],
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(header.len() + MANIFEST_NONCE_LEN + plaintext.len() + TAG_LEN);
+    let mut out = Vec::with_capacity(
+        header.len() + MANIFEST_NONCE_LEN + plaintext.len() + TAG_LEN + DELETE_CHECK_LEN,
+    );
     out.extend_from_slice(header);
     out.extend_from_slice(&nonce);
     let body = out.len();
@@ -220,6 +224,7 @@ pub(crate) fn seal_record(
         )
         .map_err(|_| Error::Internal("AES-GCM seal"))?;
     out.extend_from_slice(tag.as_ref());
+    out.extend_from_slice(check);
     Ok(out)
 }
 

@@ -4,8 +4,10 @@
 use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
+use crate::MAX_RECORD_LEN;
 use crate::chunk::{ChunkCipher, ChunkSize};
 use crate::content_id;
+use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey};
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{ALLOW_INSECURE, KdfParams};
@@ -13,7 +15,6 @@ use crate::keys::{DataKeys, Dek, PasswordKeys};
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::sealer::{FileSealer, SealedRecord, random};
-use crate::{MAX_RECORD_LEN, TAG_LEN};
 
 /// An opened file: the checked manifest and the key to open its chunks.
 ///
@@ -22,6 +23,7 @@ pub struct FileOpener {
     header: RecordHeader,
     manifest: Manifest,
     chunks: ChunkCipher,
+    delete: DeleteKey,
     dek: Dek,
 }
 
@@ -37,8 +39,9 @@ impl FileOpener {
     /// Opens the record fetched for `expected_id`, in this order: SHA-256 of the record against
     /// the id ([`Error::IdMismatch`]); header parse and KDF parameter checks, before anything
     /// expensive; Argon2id (slow: call from a blocking thread); key commitment, compared in
-    /// constant time; DEK unwrap; manifest open and consistency checks. A wrong password and
-    /// any forgery both give [`Error::Decrypt`].
+    /// constant time; DEK unwrap; manifest open and consistency checks; the record's trailing
+    /// delete check against the one the data key gives. A wrong password and any forgery both
+    /// give [`Error::Decrypt`].
     pub fn open(expected_id: &[u8; 32], record: &[u8], password: &Password) -> Result<Self> {
         Self::open_with(expected_id, record, password, ALLOW_INSECURE, None)
     }
@@ -63,16 +66,29 @@ impl FileOpener {
         allow_insecure: bool,
         ceiling: Option<&KdfParams>,
     ) -> Result<Self> {
+        let opened = Self::open_unscrubbed(expected_id, record, password, allow_insecure, ceiling);
+        crate::scrub_stack();
+        opened
+    }
+
+    fn open_unscrubbed(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        password: &Password,
+        allow_insecure: bool,
+        ceiling: Option<&KdfParams>,
+    ) -> Result<Self> {
         if content_id(record) != *expected_id {
             return Err(Error::IdMismatch);
         }
         if record.len() > MAX_RECORD_LEN {
             return Err(Error::InvalidManifest("record too long"));
         }
-        if record.len() < HEADER_LEN {
+        if record.len() < HEADER_LEN + DELETE_CHECK_LEN {
             return Err(Error::MalformedHeader("record shorter than its header"));
         }
-        let (header_bytes, sealed_manifest) = record.split_at(HEADER_LEN);
+        let (sealed, stored_check) = record.split_at(record.len() - DELETE_CHECK_LEN);
+        let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
         let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
         if let Some(ceiling) = ceiling {
             let k = &header.kdf;
@@ -94,13 +110,26 @@ impl FileOpener {
         let keys = DataKeys::derive(&dek, &header.file_nonce)?;
         let plaintext = manifest::open(&keys.manifest, header_bytes, sealed_manifest)?;
         let manifest = manifest::decode(&plaintext, header.chunk_size)?;
-        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size);
+        let check = keys.delete.check();
+        // Public data, so no constant time needed: a record with someone else's check would
+        // let that someone delete it, or nobody.
+        if stored_check != check {
+            return Err(Error::Decrypt);
+        }
+        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size, check);
         Ok(FileOpener {
             header,
             manifest,
             chunks,
+            delete: keys.delete,
             dek,
         })
+    }
+
+    /// The file's delete key: what a delete request must present so holders erase its
+    /// chunks and record (see [`DeleteKey`]).
+    pub fn delete_key(&self) -> &DeleteKey {
+        &self.delete
     }
 
     /// The record's header.
@@ -120,7 +149,8 @@ impl FileOpener {
 
     /// Checks a fetched chunk against the manifest without decrypting it: its SHA-256 must be
     /// the listed id ([`Error::ChunkIdMismatch`]: try another replica), then its length must
-    /// be the one the file size implies ([`Error::InvalidChunk`]).
+    /// be the one the file size implies and it must end with the file's delete check
+    /// ([`Error::InvalidChunk`]).
     pub fn verify_chunk(&self, index: u64, ciphertext: &[u8]) -> Result<()> {
         let expected = self.manifest.chunk_id(index).ok_or(Error::InvalidChunk {
             index,
@@ -130,10 +160,16 @@ impl FileOpener {
             return Err(Error::ChunkIdMismatch { index });
         }
         let plain_len = self.manifest.chunk_len(index);
-        if plain_len.map(|len| len + TAG_LEN) != Some(ciphertext.len()) {
+        if plain_len.map(|len| len + CHUNK_OVERHEAD) != Some(ciphertext.len()) {
             return Err(Error::InvalidChunk {
                 index,
                 reason: "length does not match the file size",
+            });
+        }
+        if !ciphertext.ends_with(self.chunks.check()) {
+            return Err(Error::InvalidChunk {
+                index,
+                reason: "the delete check is not this file's",
             });
         }
         Ok(())

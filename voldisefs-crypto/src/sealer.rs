@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, ChunkSize, SealedChunk};
 use crate::content_id;
+use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::KdfParams;
@@ -14,7 +15,8 @@ use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
 
-/// A sealed manifest record: its [FileId](crate#ids) and its bytes (header + sealed manifest).
+/// A sealed manifest record: its [FileId](crate#ids) and its bytes (header, sealed manifest,
+/// delete check).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedRecord {
     /// FileId: SHA-256 of `bytes`.
@@ -58,6 +60,7 @@ pub struct FileSealer {
     chunk_size: ChunkSize,
     manifest_key: LessSafeKey,
     chunks: ChunkCipher,
+    delete: DeleteKey,
     fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
 }
 
@@ -119,6 +122,22 @@ impl FileSealer {
         dek: &Dek,
         fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
     ) -> Result<Self> {
+        let sealer = Self::derive(password, params, chunk_size, salt, file_nonce, dek);
+        crate::scrub_stack();
+        Ok(Self {
+            fixed_manifest_nonce,
+            ..sealer?
+        })
+    }
+
+    fn derive(
+        password: &Password,
+        params: KdfParams,
+        chunk_size: ChunkSize,
+        salt: [u8; 16],
+        file_nonce: [u8; 16],
+        dek: &Dek,
+    ) -> Result<Self> {
         let kek = params.derive_kek(password, &salt)?;
         let password_keys = PasswordKeys::derive(&kek[..])?;
         let mut header = RecordHeader {
@@ -137,9 +156,16 @@ impl FileSealer {
             header: header.to_bytes(),
             chunk_size,
             manifest_key: keys.manifest,
-            chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size),
-            fixed_manifest_nonce,
+            chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size, keys.delete.check()),
+            delete: keys.delete,
+            fixed_manifest_nonce: None,
         })
+    }
+
+    /// The file's delete key: what a delete request must present so holders erase its
+    /// chunks and record (see [`DeleteKey`]).
+    pub fn delete_key(&self) -> &DeleteKey {
+        &self.delete
     }
 
     /// The file's chunk size.
@@ -149,15 +175,16 @@ impl FileSealer {
 
     /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
     /// [`chunk_size`](Self::chunk_size) bytes; the final one 1..=chunk size bytes, or empty
-    /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 16`
-    /// long and `id` is their SHA-256.
+    /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 48`
+    /// ([`CHUNK_OVERHEAD`](crate::CHUNK_OVERHEAD)) long and `id` is their SHA-256.
     pub fn seal_chunk(&self, index: u64, is_final: bool, plaintext: &[u8]) -> Result<SealedChunk> {
         self.chunks.seal(index, is_final, plaintext)
     }
 
     /// Like [`seal_chunk`](Self::seal_chunk), but encrypts `plaintext`'s buffer in place and
-    /// returns it as the sealed bytes: no copy when it has 16 bytes of spare capacity (e.g.
-    /// `Vec::with_capacity(chunk_size + 16)`); otherwise one move, and the old buffer is wiped.
+    /// returns it as the sealed bytes: no copy when it has 48 bytes of spare capacity (e.g.
+    /// `Vec::with_capacity(chunk_size + CHUNK_OVERHEAD)`); otherwise one move, and the old
+    /// buffer is wiped.
     pub fn seal_chunk_owned(
         &self,
         index: u64,
@@ -176,7 +203,13 @@ impl FileSealer {
             Some(nonce) => nonce,
             None => random(&SystemRandom::new())?,
         };
-        let bytes = manifest::seal_record(&self.manifest_key, nonce, &self.header, &plaintext)?;
+        let bytes = manifest::seal_record(
+            &self.manifest_key,
+            nonce,
+            &self.header,
+            &plaintext,
+            self.chunks.check(),
+        )?;
         Ok(SealedRecord {
             id: content_id(&bytes),
             bytes,
@@ -189,7 +222,13 @@ impl FileSealer {
     /// Seals an arbitrary manifest plaintext (bypassing the writer checks) into a record.
     pub(crate) fn seal_manifest_plaintext(&self, plaintext: &[u8]) -> Result<SealedRecord> {
         let nonce = random(&SystemRandom::new())?;
-        let bytes = manifest::seal_record(&self.manifest_key, nonce, &self.header, plaintext)?;
+        let bytes = manifest::seal_record(
+            &self.manifest_key,
+            nonce,
+            &self.header,
+            plaintext,
+            self.chunks.check(),
+        )?;
         Ok(SealedRecord {
             id: content_id(&bytes),
             bytes,

@@ -4,19 +4,19 @@
 
 use voldisefs_crypto::{
     ChunkSize, Error, FileOpener, FileSealer, HEADER_LEN, KdfParams, ManifestInfo, Password,
-    RecordHeader, TAG_LEN, chunk_count_for, content_id,
+    RecordHeader, chunk_count_for, content_id,
 };
 
 /// A record whose header names the insecure test KDF (m = 8, t = 1, p = 1) and whose other
 /// fields are zeros: well-formed up to the KDF check, garbage after it.
 fn insecure_kdf_record() -> Vec<u8> {
-    let mut r = b"VDFS\x00\x01\xFE".to_vec();
+    let mut r = b"VDFS\x00\x02\xFE".to_vec();
     for v in [8u32, 1, 1] {
         r.extend_from_slice(&v.to_be_bytes());
     }
     r.resize(51, 0);
     r.push(16); // chunk size log2
-    r.resize(HEADER_LEN + 12 + 16, 0);
+    r.resize(HEADER_LEN + 12 + 16 + 32, 0);
     r
 }
 
@@ -74,7 +74,7 @@ fn default_params_round_trip_and_errors() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(chunks[2].bytes.len(), 5 + TAG_LEN);
+    assert_eq!(chunks[2].bytes.len(), 5 + voldisefs_crypto::CHUNK_OVERHEAD);
     let record = sealer
         .finish(&ManifestInfo {
             name: "data.bin".into(),
@@ -87,7 +87,7 @@ fn default_params_round_trip_and_errors() {
     let header = RecordHeader::from_record(&record.bytes).unwrap();
     assert_eq!(header.kdf_params(), KdfParams::default());
     assert_eq!(header.chunk_size(), cs);
-    assert_eq!(header.format_version(), 1);
+    assert_eq!(header.format_version(), 2);
 
     let opener = FileOpener::open(&record.id, &record.bytes, &pw).unwrap();
     let mut out = Vec::new();

@@ -550,8 +550,9 @@ impl Node {
         let cluster = &self.inner.cluster;
         let opened = download::open_record(cluster, &self.inner.kdf, id, password).await?;
         // The record first: once it is gone the file cannot be read, whatever happens next.
-        cluster.delete(&[id.record_chunk()], &[], true).await;
-        cluster.delete(&opened.chunk_ids, &[], false).await;
+        let key = opened.opener.delete_key();
+        cluster.delete(key, &[id.record_chunk()], &[], true).await;
+        cluster.delete(key, &opened.chunk_ids, &[], false).await;
         self.lock_index().retain(|e| e.id != id);
         let deleted = opened.chunk_ids.len() as u64 + 1;
         tracing::info!(file = %id, deleted, "file deleted");

@@ -40,6 +40,19 @@ impl Handler for Liar {
     }
 }
 
+/// A [`Liar`] that also writes down the id of every chunk it is sent.
+#[derive(Default)]
+struct Snoop(std::sync::Mutex<Vec<voldisefs_node::proto::ChunkId>>);
+
+impl Handler for Snoop {
+    async fn handle(&self, from: NodeId, request: Payload) -> Payload {
+        if let Message::PutChunk { chunk } = &request.message {
+            self.0.lock().unwrap().push(*chunk);
+        }
+        Liar.handle(from, request).await
+    }
+}
+
 /// Fast repair and failure detection; a long request timeout, so a read that waited for a hung
 /// holder's timeout would show.
 fn fast(c: NodeConfig) -> NodeConfig {
@@ -62,11 +75,16 @@ fn fast(c: NodeConfig) -> NodeConfig {
 
 /// Starts a lying member and has it join through `seed`.
 async fn liar(seed: std::net::SocketAddr) -> Network {
+    member(seed, Arc::new(Liar)).await
+}
+
+/// Starts a member answering with `handler` and has it join through `seed`.
+async fn member<H: Handler>(seed: std::net::SocketAddr, handler: Arc<H>) -> Network {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let net = Network::start(
         listener,
         None,
-        Arc::new(Liar),
+        handler,
         NetConfig::default(),
         CancellationToken::new(),
     )
@@ -190,6 +208,63 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
         );
     }
     assert!(nodes.iter().all(|n| n.status().store.tombstones > 0));
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_cannot_read_a_file_cannot_delete_it() {
+    use voldisefs_node::proto::DeleteKey;
+    let nodes = common::network_with(2, fast).await;
+    let snoop = Arc::new(Snoop::default());
+    let attacker = member(nodes[0].peer_addr(), snoop.clone()).await;
+    eventually("the attacker is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 3)
+    })
+    .await;
+    let bytes = data(3 * CHUNK + 7, 77);
+    let r = nodes[0]
+        .upload_bytes("precious", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let expected = r.chunks + 1;
+    eventually("both honest nodes hold everything", || {
+        held(&nodes) == vec![expected, expected]
+    })
+    .await;
+    // The attacker knows every id it was sent, and the file id; it asks every node, with a key
+    // of its own making, to delete them all (twice: planting tombstones where it can).
+    let mut ids = snoop.0.lock().unwrap().clone();
+    ids.push(r.id.record_chunk());
+    assert!(ids.len() > 1, "the attacker was sent chunks");
+    for round in 0..2u8 {
+        for node in &nodes {
+            let ask = Message::DeleteChunks {
+                key: DeleteKey::from_bytes([round; 32]),
+                chunks: ids.clone(),
+            };
+            attacker
+                .request(node.network().local(), Payload::new(ask))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(held(&nodes), vec![expected, expected], "nothing was erased");
+    common::more_sweeps(&nodes, 3).await;
+    assert_eq!(
+        held(&nodes),
+        vec![expected, expected],
+        "repair did not follow the made-up deletes"
+    );
+    for node in &nodes {
+        let read = node.download_bytes(r.id, pw("pw")).await.unwrap();
+        assert_eq!(read.1, bytes);
+    }
+    // The owner's delete still works, and sticks, whatever tombstones the attacker planted.
+    nodes[1].delete(r.id, pw("pw")).await.unwrap();
+    eventually("every honest copy is gone", || total_chunks(&nodes) == 0).await;
+    common::more_sweeps(&nodes, 2).await;
+    assert_eq!(total_chunks(&nodes), 0);
+    attacker.shutdown().await;
     shutdown(nodes).await;
 }
 
@@ -345,21 +420,40 @@ async fn tiny_chunks_cannot_hold_more_memory_than_the_capacity() {
     }))
     .await
     .unwrap();
-    // A peer floods the node with 4-byte chunks.
+    use voldisefs_node::proto::{ChunkId, ErrorCode};
     let attacker = liar(node.peer_addr()).await;
     let target = node.network().local();
+    let put = |body: Vec<u8>| {
+        let body = Bytes::from(body);
+        let chunk = ChunkId::digest(&body);
+        attacker.request(
+            target,
+            Payload::with_body(Message::PutChunk { chunk }, body),
+        )
+    };
+    // A peer floods the node with 4-byte chunks: no object of the format is that short.
+    for i in 0..200u32 {
+        let refused = put(i.to_be_bytes().to_vec()).await.unwrap_err();
+        assert_eq!(
+            refused.remote_code(),
+            Some(ErrorCode::BadRequest),
+            "{refused}"
+        );
+    }
+    assert_eq!(node.status().store.chunks, 0);
+    // Then with the shortest objects there are (an empty chunk: tag and delete check).
+    let min = voldisefs_node::crypto::MIN_STORED_LEN;
     let (mut stored, mut full) = (0u64, 0u64);
     for i in 0..2000u32 {
-        let body = Bytes::from(i.to_be_bytes().to_vec());
-        let chunk = voldisefs_node::proto::ChunkId::digest(&body);
-        let put = Payload::with_body(Message::PutChunk { chunk }, body);
-        match attacker.request(target, put).await {
+        let mut body = vec![0u8; min];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        match put(body).await {
             Ok(_) => stored += 1,
-            Err(e) if e.remote_code() == Some(voldisefs_node::proto::ErrorCode::Full) => full += 1,
+            Err(e) if e.remote_code() == Some(ErrorCode::Full) => full += 1,
             Err(e) => panic!("{e}"),
         }
     }
-    let per_entry = voldisefs_node::store::ENTRY_OVERHEAD + 4;
+    let per_entry = voldisefs_node::store::ENTRY_OVERHEAD + min as u64;
     assert_eq!(
         stored,
         capacity / per_entry,

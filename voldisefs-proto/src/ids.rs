@@ -195,6 +195,50 @@ digest_id!(
     "proof digest"
 );
 
+/// A file's delete key as it travels in `delete_chunks` (64 hex digits): the capability to
+/// erase the file's stored objects. A holder erases an object only if the key's check equals
+/// the object's last 32 bytes (`voldisefs_crypto::DeleteKey::authorizes`). `Debug` does not
+/// show it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeleteKey([u8; 32]);
+
+impl DeleteKey {
+    /// Wraps raw key bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DeleteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeleteKey(..)")
+    }
+}
+
+impl Serialize for DeleteKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        if s.len() != 64 || hex::decode_to_slice(s.as_bytes(), &mut out).is_err() {
+            return Err(serde::de::Error::custom(IdError::InvalidDigest {
+                kind: "delete key",
+            }));
+        }
+        Ok(Self(out))
+    }
+}
+
 impl FileId {
     /// The chunk id under which the file's manifest record is stored (the same digest).
     pub const fn record_chunk(&self) -> ChunkId {
@@ -206,6 +250,17 @@ impl FileId {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn delete_keys_travel_as_hex_and_never_debug() {
+        let key = DeleteKey::from_bytes([0xab; 32]);
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<DeleteKey>(&json).unwrap(), key);
+        assert!(serde_json::from_str::<DeleteKey>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<DeleteKey>(&format!("\"{}\"", "zz".repeat(32))).is_err());
+        assert_eq!(format!("{key:?}"), "DeleteKey(..)");
+    }
 
     #[test]
     fn sha256_known_answer() {

@@ -32,7 +32,7 @@ mod message;
 pub mod proof;
 
 pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN};
-pub use ids::{ChunkId, FileId, IdError, NodeId, ProofDigest, ProofNonce};
+pub use ids::{ChunkId, DeleteKey, FileId, IdError, NodeId, ProofDigest, ProofNonce};
 pub use message::{
     ChunkProof, Envelope, ErrorCode, MAX_BATCH, MAX_PEERS_PER_ANSWER, Message, PROTOCOL_VERSION,
     PeerInfo, RequestId,

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChunkId, NodeId, ProofDigest, ProofNonce};
+use crate::{ChunkId, DeleteKey, NodeId, ProofDigest, ProofNonce};
 
 /// Version of the peer protocol spoken by this build. The handshake refuses any other version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Most chunk ids one batched request (`has_chunks`, `prove_chunks`, `delete_chunks`) may
 /// carry; receivers refuse larger batches with `bad_request`.
@@ -138,9 +138,13 @@ pub enum Message {
         /// One answer per asked chunk, in request order.
         proofs: Vec<ChunkProof>,
     },
-    /// Asks the receiver to drop these chunks and remember them as deleted (tombstones), so a
-    /// late or repeated put of them is refused; at most [`MAX_BATCH`] ids.
+    /// Asks the receiver to drop these chunks of one file and remember them as deleted
+    /// (tombstones), so a late or repeated put of them is refused; at most [`MAX_BATCH`] ids.
+    /// A held chunk is dropped only if `key` authorizes it (its check is the chunk's last 32
+    /// bytes); a tombstone for a chunk not held refuses only puts of bytes the key authorizes.
     DeleteChunks {
+        /// The file's delete key.
+        key: DeleteKey,
         /// The chunks to drop.
         chunks: Vec<ChunkId>,
     },
@@ -217,7 +221,7 @@ impl Message {
 /// One holder's answer about one chunk in [`Message::Proofs`].
 ///
 /// On the wire: `{"state":"held","proof":"ab12…"}`, `{"state":"missing"}` or
-/// `{"state":"deleted"}`.
+/// `{"state":"deleted","key":"cd34…"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ChunkProof {
@@ -229,7 +233,11 @@ pub enum ChunkProof {
     /// Not held.
     Missing,
     /// Not held, and remembered as deleted (a tombstone): it must not be stored again.
-    Deleted,
+    Deleted {
+        /// The delete key the deletion presented, so that a holder of the chunk can check
+        /// that the deletion was authorized before it follows it.
+        key: DeleteKey,
+    },
 }
 
 /// Machine-readable error reasons carried by [`Message::Error`].

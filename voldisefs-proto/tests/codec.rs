@@ -9,8 +9,8 @@ use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
 use voldisefs_proto::codec::GROWTH_STEP;
 use voldisefs_proto::{
-    ChunkId, ChunkProof, CodecError, Envelope, ErrorCode, Frame, FrameCodec, MAX_FRAME_LEN,
-    Message, NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
+    ChunkId, ChunkProof, CodecError, DeleteKey, Envelope, ErrorCode, Frame, FrameCodec,
+    MAX_FRAME_LEN, Message, NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
 };
 
 fn node_id() -> impl Strategy<Value = NodeId> {
@@ -47,7 +47,9 @@ fn chunk_proof() -> impl Strategy<Value = ChunkProof> {
             proof: ProofDigest::from_bytes(p)
         }),
         Just(ChunkProof::Missing),
-        Just(ChunkProof::Deleted),
+        any::<[u8; 32]>().prop_map(|k| ChunkProof::Deleted {
+            key: DeleteKey::from_bytes(k)
+        }),
     ]
 }
 
@@ -81,8 +83,12 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         prop::collection::vec(chunk_proof(), 0..50).prop_map(|proofs| Message::Proofs { proofs }),
-        prop::collection::vec(chunk_id(), 0..50)
-            .prop_map(|chunks| Message::DeleteChunks { chunks }),
+        (any::<[u8; 32]>(), prop::collection::vec(chunk_id(), 0..50)).prop_map(|(key, chunks)| {
+            Message::DeleteChunks {
+                key: DeleteKey::from_bytes(key),
+                chunks,
+            }
+        }),
         node_id().prop_map(|node_id| Message::Leave { node_id }),
         Just(Message::Ack),
         (error_code(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),

@@ -165,10 +165,11 @@ fn flipped_chunk_ciphertext_and_tag() {
         let index = index as u64;
         let is_final = index == 1;
         let len = chunk.bytes.len();
-        // First, middle and last ciphertext bytes, and every tag bit.
-        let bits = [0, len / 2 * 8, (len - 17) * 8 + 7]
+        // First, middle and last ciphertext bytes, and every tag bit (the delete check
+        // follows the tag; see `flipped_delete_check`).
+        let bits = [0, len / 2 * 8, (len - 49) * 8 + 7]
             .into_iter()
-            .chain((len - 16) * 8..len * 8);
+            .chain((len - 48) * 8..(len - 32) * 8);
         for bit in bits {
             let mut bad = chunk.bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -185,6 +186,38 @@ fn flipped_chunk_ciphertext_and_tag() {
             ));
         }
     }
+}
+
+#[test]
+fn flipped_delete_check() {
+    let s = seal("pw", &data(100, 3));
+    let opener = open_record(&s.record.bytes, "pw").unwrap();
+    let chunk = &s.chunks[0].bytes;
+    assert!(opener.delete_key().authorizes(chunk));
+    assert!(opener.delete_key().authorizes(&s.record.bytes));
+    for bit in (chunk.len() - 32) * 8..chunk.len() * 8 {
+        let mut bad = chunk.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(!opener.delete_key().authorizes(&bad));
+        assert!(matches!(
+            opener.open_chunk(0, bad),
+            Err(Error::ChunkIdMismatch { .. })
+        ));
+    }
+    // A record whose check is not its file's does not open, even under its own id.
+    let mut record = s.record.bytes.clone();
+    let last = record.len() - 1;
+    record[last] ^= 1;
+    let id = crate::content_id(&record);
+    assert!(matches!(
+        FileOpener::open(&id, &record, &Password::new("pw")),
+        Err(Error::Decrypt)
+    ));
+    // Another file's key authorizes nothing of this one.
+    let other = seal("pw", &data(100, 3));
+    let other = open_record(&other.record.bytes, "pw").unwrap();
+    assert!(!other.delete_key().authorizes(chunk));
+    assert!(!other.delete_key().authorizes(&s.record.bytes));
 }
 
 #[test]

@@ -5,8 +5,8 @@ use zeroize::Zeroizing;
 
 use super::{C, CS, data, open, seal, seal_with};
 use crate::{
-    ChunkSize, FileOpener, FileSealer, KdfParams, MAX_CHUNKS, Password, TAG_LEN, chunk_count_for,
-    content_id, rewrap,
+    CHUNK_OVERHEAD, ChunkSize, FileOpener, FileSealer, KdfParams, MAX_CHUNKS, Password,
+    chunk_count_for, content_id, rewrap,
 };
 
 fn round_trip(len: usize, seed: u64) {
@@ -22,7 +22,7 @@ fn round_trip(len: usize, seed: u64) {
         } else {
             C
         };
-        assert_eq!(c.bytes.len(), expect + TAG_LEN);
+        assert_eq!(c.bytes.len(), expect + CHUNK_OVERHEAD);
     }
     let opener = FileOpener::open(
         &sealed.record.id,
@@ -61,7 +61,7 @@ fn boundary_sizes() {
 fn empty_file_is_one_empty_final_chunk() {
     let sealed = seal("pw", &[]);
     assert_eq!(sealed.chunks.len(), 1);
-    assert_eq!(sealed.chunks[0].bytes.len(), TAG_LEN);
+    assert_eq!(sealed.chunks[0].bytes.len(), CHUNK_OVERHEAD);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn owned_sealing_matches_borrowed_sealing() {
     let sealer = FileSealer::new(&Password::new("pw"), KdfParams::insecure_test(), CS).unwrap();
     let plain = data(C, 1);
     let a = sealer.seal_chunk(4, false, &plain).unwrap();
-    let mut roomy = Vec::with_capacity(C + TAG_LEN);
+    let mut roomy = Vec::with_capacity(C + CHUNK_OVERHEAD);
     roomy.extend_from_slice(&plain);
     let ptr = roomy.as_ptr();
     let b = sealer.seal_chunk_owned(4, false, roomy).unwrap();

@@ -49,7 +49,9 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
     };
     let record = sealer.finish(&info).unwrap();
     let kek = params.derive_kek(&password, &f.salt).unwrap();
-    let [wrap, commitment, manifest_key, chunk_key] = subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
+    let [wrap, commitment, manifest_key, chunk_key, delete_key] =
+        subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
+    assert_eq!(sealer.delete_key().as_bytes(), &delete_key);
     let manifest: Zeroizing<Vec<u8>> = encode(&info, chunk_size).unwrap();
     vec![
         ("salt", f.salt.to_vec()),
@@ -61,6 +63,8 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         ("commitment", commitment.to_vec()),
         ("manifest_key", manifest_key.to_vec()),
         ("chunk_key", chunk_key.to_vec()),
+        ("delete_key", delete_key.to_vec()),
+        ("delete_check", crate::delete_check(&delete_key).to_vec()),
         ("chunk0_plaintext", PLAINTEXT.to_vec()),
         ("chunk0_nonce", chunk_nonce(0, true).to_vec()),
         ("chunk0_aad", chunk_aad(&f.file_nonce, 0, true).to_vec()),

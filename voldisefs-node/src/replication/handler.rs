@@ -21,6 +21,7 @@ fn error(e: &HolderError) -> Message {
         HolderError::Deleted => ErrorCode::Deleted,
         HolderError::Full(_) => ErrorCode::Full,
         HolderError::Refused(_) => ErrorCode::IntegrityMismatch,
+        HolderError::TooShort(_) => ErrorCode::BadRequest,
         HolderError::Failed(_) => ErrorCode::Internal,
     };
     Message::error(code, e.to_string())
@@ -66,12 +67,15 @@ impl Handler for StoreHandler {
                 Ok(proofs) => Message::Proofs { proofs },
                 Err(e) => error(&e),
             },
-            Message::DeleteChunks { chunks } if chunks.len() > MAX_BATCH => {
+            Message::DeleteChunks { chunks, .. } if chunks.len() > MAX_BATCH => {
                 too_many("delete_chunks", chunks.len(), MAX_BATCH)
             }
-            Message::DeleteChunks { chunks } => {
-                let dropped = local.delete(&chunks);
-                tracing::debug!(peer = %from, asked = chunks.len(), dropped, "chunks deleted");
+            Message::DeleteChunks { key, chunks } => {
+                let done = local.delete(key, &chunks);
+                if done.refused > 0 {
+                    tracing::warn!(peer = %from, refused = done.refused, "refused to delete chunks: the delete key does not fit them");
+                }
+                tracing::debug!(peer = %from, asked = chunks.len(), dropped = done.dropped, "chunks deleted");
                 Message::Ack
             }
             other => Message::error(

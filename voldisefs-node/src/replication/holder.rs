@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use voldisefs_net::{NetError, Network, Payload};
 use voldisefs_proto::{
-    ChunkId, ChunkProof, ErrorCode, MAX_BATCH, Message, NodeId, PeerInfo, ProofNonce, proof,
+    ChunkId, ChunkProof, DeleteKey, ErrorCode, MAX_BATCH, Message, NodeId, PeerInfo, ProofNonce,
+    proof,
 };
 use voldisefs_store::{ChunkStore, MemoryStore, StoreError};
 
@@ -22,6 +23,22 @@ const KEEP_AS_IS_MIN: usize = 64 << 10;
 /// Most chunks one `prove_chunks` request may ask about: each answer hashes at most 64 KiB of
 /// the chunk (see [`proof`]), so one request costs at most 16 MiB of hashing.
 pub(crate) const MAX_PROVE_BATCH: usize = 256;
+
+/// Whether `key` may erase `object`: the object (a stored chunk or record) ends with the key's
+/// delete check (`voldisefs-crypto`'s `FORMAT.md`, section 2).
+pub(crate) fn authorizes(key: &DeleteKey, object: &[u8]) -> bool {
+    voldisefs_crypto::stored_delete_check(object)
+        .is_some_and(|stored| *stored == voldisefs_crypto::delete_check(key.as_bytes()))
+}
+
+/// What a delete did on one holder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Deleted {
+    /// Held chunks the key authorized, now dropped.
+    pub(crate) dropped: usize,
+    /// Held chunks the key did not authorize, kept.
+    pub(crate) refused: usize,
+}
 
 /// A node that may hold chunks: this one or a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +83,10 @@ pub(crate) enum HolderError {
     /// It refused the request as invalid (a bug on our side, or bytes not matching the id).
     #[error("refused: {0}")]
     Refused(String),
+    /// The bytes are shorter than any object of the format (an empty chunk's tag and delete
+    /// check), so they cannot be a chunk or a record.
+    #[error("{0} bytes is shorter than any stored object ({min} bytes)", min = voldisefs_crypto::MIN_STORED_LEN)]
+    TooShort(usize),
     /// It could not be reached, did not answer in time, or answered nonsense.
     #[error("{0}")]
     Failed(String),
@@ -122,12 +143,21 @@ impl LocalHolder {
         }
     }
 
-    /// Stores bytes whose id the caller computed from them (the gateway sealed them). A
-    /// tombstoned id is refused.
+    /// Stores bytes whose id the caller computed from them (the gateway sealed them). Bytes
+    /// shorter than any object of the format are refused, and so are bytes a tombstone's key
+    /// authorizes (a tombstone whose key does not is forgotten: whoever made it could not
+    /// read the file).
     pub(crate) fn put_sealed(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
-        let tombstones = self.tombstones.lock();
-        if tombstones.contains(&id) {
-            return Err(HolderError::Deleted);
+        if bytes.len() < voldisefs_crypto::MIN_STORED_LEN {
+            return Err(HolderError::TooShort(bytes.len()));
+        }
+        let mut tombstones = self.tombstones.lock();
+        if let Some(key) = tombstones.key(&id) {
+            if authorizes(&key, &bytes) {
+                return Err(HolderError::Deleted);
+            }
+            tracing::debug!(chunk = %id, "forgetting a tombstone whose key does not fit the chunk");
+            tombstones.remove(&id);
         }
         self.store
             .put_verified(id, bytes)
@@ -138,7 +168,11 @@ impl LocalHolder {
     /// Stores bytes received from a peer: checks them against `id` on the blocking pool, then
     /// stores them unless the id is tombstoned.
     pub(crate) async fn put_received(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
-        if self.tombstones.contains(&id) {
+        if self
+            .tombstones
+            .key(&id)
+            .is_some_and(|key| authorizes(&key, &bytes))
+        {
             return Err(HolderError::Deleted);
         }
         let (matches, bytes) = tokio::task::spawn_blocking(move || (id.matches(&bytes), bytes))
@@ -162,7 +196,7 @@ impl LocalHolder {
     pub(crate) fn get(&self, id: &ChunkId) -> Result<Bytes, HolderError> {
         match self.store.get(id) {
             Some(bytes) => Ok(bytes),
-            None if self.tombstones.contains(id) => Err(HolderError::Deleted),
+            None if self.tombstones.key(id).is_some() => Err(HolderError::Deleted),
             None => Err(HolderError::NotFound),
         }
     }
@@ -178,11 +212,13 @@ impl LocalHolder {
         nonce: ProofNonce,
         ids: Vec<ChunkId>,
     ) -> Result<Vec<ChunkProof>, HolderError> {
-        let held: Vec<(ChunkId, Option<Bytes>, bool)> = ids
+        let held: Vec<(ChunkId, Option<Bytes>, Option<DeleteKey>)> = ids
             .into_iter()
             .map(|id| {
                 let bytes = self.store.get(&id);
-                let deleted = bytes.is_none() && self.tombstones.contains(&id);
+                let deleted = bytes
+                    .as_ref()
+                    .map_or_else(|| self.tombstones.key(&id), |_| None);
                 (id, bytes, deleted)
             })
             .collect();
@@ -195,8 +231,10 @@ impl LocalHolder {
                     Some(bytes) => ChunkProof::Held {
                         proof: proof::prove(&nonce, me, &id, &bytes),
                     },
-                    None if deleted => ChunkProof::Deleted,
-                    None => ChunkProof::Missing,
+                    None => match deleted {
+                        Some(key) => ChunkProof::Deleted { key },
+                        None => ChunkProof::Missing,
+                    },
                 })
                 .collect()
         })
@@ -204,11 +242,24 @@ impl LocalHolder {
         .map_err(|e| HolderError::Failed(e.to_string()))
     }
 
-    /// Drops `ids` and remembers them as deleted. Returns how many were held.
-    pub(crate) fn delete(&self, ids: &[ChunkId]) -> usize {
+    /// Drops the held chunks of `ids` that `key` authorizes and keeps verified tombstones for
+    /// them; a held chunk the key does not authorize is kept (and gets no tombstone). Ids not
+    /// held get unverified tombstones, which refuse only bytes the key authorizes.
+    pub(crate) fn delete(&self, key: DeleteKey, ids: &[ChunkId]) -> Deleted {
         let mut tombstones = self.tombstones.lock();
-        tombstones.insert(ids);
-        ids.iter().filter(|id| self.store.remove(id)).count()
+        let mut done = Deleted::default();
+        for id in ids {
+            match self.store.get(id) {
+                Some(bytes) if authorizes(&key, &bytes) => {
+                    self.store.remove(id);
+                    tombstones.insert(key, true, &[*id]);
+                    done.dropped += 1;
+                }
+                Some(_) => done.refused += 1,
+                None => tombstones.insert(key, false, &[*id]),
+            }
+        }
+        done
     }
 }
 
@@ -302,10 +353,12 @@ impl RemoteHolder<'_> {
         }
     }
 
-    /// Asks the peer to drop `ids` and keep tombstones for them.
-    pub(crate) async fn delete(&self, ids: &[ChunkId]) -> Result<(), HolderError> {
+    /// Asks the peer to drop `ids` (chunks of the file whose delete key is `key`) and keep
+    /// tombstones for them.
+    pub(crate) async fn delete(&self, key: DeleteKey, ids: &[ChunkId]) -> Result<(), HolderError> {
         for batch in ids.chunks(MAX_BATCH) {
             let ask = Payload::new(Message::DeleteChunks {
+                key,
                 chunks: batch.to_vec(),
             });
             match self.ask(ask).await?.message {
@@ -327,13 +380,39 @@ mod tests {
         h
     }
 
+    /// A stored object of the file with delete key `key`: `body` then the key's check.
+    fn object(key: &DeleteKey, body: &[u8]) -> Bytes {
+        let mut bytes = body.to_vec();
+        bytes.resize(body.len().max(16), 0);
+        bytes.extend_from_slice(&voldisefs_crypto::delete_check(key.as_bytes()));
+        Bytes::from(bytes)
+    }
+
+    const KEY: DeleteKey = DeleteKey::from_bytes([5; 32]);
+    const WRONG: DeleteKey = DeleteKey::from_bytes([6; 32]);
+
     #[tokio::test]
     async fn a_deleted_chunk_is_never_stored_again() {
         let h = local();
-        let bytes = Bytes::from_static(b"ciphertext");
+        let bytes = object(&KEY, b"ciphertext");
         let id = ChunkId::digest(&bytes);
         h.put_received(id, bytes.clone()).await.unwrap();
-        assert_eq!(h.delete(&[id]), 1);
+        assert_eq!(
+            h.delete(WRONG, &[id]),
+            Deleted {
+                dropped: 0,
+                refused: 1
+            },
+            "a key that does not fit erases nothing"
+        );
+        assert_eq!(h.get(&id), Ok(bytes.clone()));
+        assert_eq!(
+            h.delete(KEY, &[id]),
+            Deleted {
+                dropped: 1,
+                refused: 0
+            }
+        );
         assert_eq!(h.get(&id), Err(HolderError::Deleted));
         assert_eq!(
             h.put_received(id, bytes.clone()).await,
@@ -344,16 +423,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tombstone_with_a_made_up_key_refuses_nothing() {
+        let h = local();
+        let bytes = object(&KEY, b"not held yet");
+        let id = ChunkId::digest(&bytes);
+        // Someone who cannot read the file plants a tombstone before the chunk arrives.
+        h.delete(WRONG, &[id]);
+        assert_eq!(h.get(&id), Err(HolderError::Deleted));
+        h.put_received(id, bytes.clone()).await.unwrap();
+        assert_eq!(h.get(&id), Ok(bytes.clone()));
+        // The real key, presented for a chunk not held, does refuse it.
+        let other = object(&KEY, b"another chunk of the file");
+        let other_id = ChunkId::digest(&other);
+        h.delete(KEY, &[other_id]);
+        assert_eq!(
+            h.put_received(other_id, other).await,
+            Err(HolderError::Deleted)
+        );
+    }
+
+    #[tokio::test]
+    async fn objects_shorter_than_the_format_allows_are_refused() {
+        let h = local();
+        let tiny = Bytes::from_static(b"4 b.");
+        let err = h
+            .put_received(ChunkId::digest(&tiny), tiny)
+            .await
+            .unwrap_err();
+        assert_eq!(err, HolderError::TooShort(4));
+        assert_eq!(h.store.stats().chunks, 0);
+    }
+
+    #[tokio::test]
     async fn proofs_answer_held_missing_and_deleted() {
         let h = local();
-        let bytes = Bytes::from_static(b"abc");
+        let bytes = object(&KEY, b"abc");
         let (held, missing, gone) = (
             ChunkId::digest(&bytes),
             ChunkId::digest(b"x"),
             ChunkId::digest(b"y"),
         );
         h.put_received(held, bytes.clone()).await.unwrap();
-        h.delete(&[gone]);
+        h.delete(KEY, &[gone]);
         let nonce = ProofNonce::from_bytes([7; 32]);
         let proofs = h.prove(nonce, vec![held, missing, gone]).await.unwrap();
         assert_eq!(
@@ -363,7 +474,7 @@ mod tests {
                     proof: proof::prove(&nonce, *h.id.get().unwrap(), &held, &bytes)
                 },
                 ChunkProof::Missing,
-                ChunkProof::Deleted
+                ChunkProof::Deleted { key: KEY }
             ]
         );
     }
@@ -372,7 +483,7 @@ mod tests {
     async fn wrong_bytes_are_refused() {
         let h = local();
         let err = h
-            .put_received(ChunkId::digest(b"a"), Bytes::from_static(b"b"))
+            .put_received(ChunkId::digest(b"a"), object(&KEY, b"b"))
             .await
             .unwrap_err();
         assert!(matches!(err, HolderError::Refused(_)), "{err:?}");

@@ -36,7 +36,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 use voldisefs_net::{Network, PeerState};
-use voldisefs_proto::{ChunkId, NodeId, PeerInfo};
+use voldisefs_proto::{ChunkId, DeleteKey, NodeId, PeerInfo};
 use voldisefs_store::{ChunkStore, StoreStats};
 
 pub(crate) use handler::StoreHandler;
@@ -236,14 +236,19 @@ impl Cluster {
         }
     }
 
-    /// Drops `ids` on `holder` and leaves tombstones there.
-    async fn delete_on(&self, holder: Holder, ids: &[ChunkId]) -> Result<(), HolderError> {
+    /// Drops `ids` (authorized by `key`) on `holder` and leaves tombstones there.
+    async fn delete_on(
+        &self,
+        holder: Holder,
+        key: DeleteKey,
+        ids: &[ChunkId],
+    ) -> Result<(), HolderError> {
         match holder {
             Holder::Local(_) => {
-                self.inner.local.delete(ids);
+                self.inner.local.delete(key, ids);
                 Ok(())
             }
-            Holder::Remote(peer) => self.remote(peer).delete(ids).await,
+            Holder::Remote(peer) => self.remote(peer).delete(key, ids).await,
         }
     }
 
@@ -516,11 +521,19 @@ impl Cluster {
         found
     }
 
-    /// Deletes `ids` for good: drops them here and on their ranked holders (the first
-    /// `2 * replicas` live nodes for each, plus `also`, plus every live node when `everywhere`),
-    /// all of which keep tombstones so that a late put or a repair push of them is refused.
+    /// Deletes `ids`, objects of the file whose delete key is `key`, for good: drops them here
+    /// and on their ranked holders (the first `2 * replicas` live nodes for each, plus `also`,
+    /// plus every live node when `everywhere`), all of which keep tombstones so that a late put
+    /// or a repair push of them is refused. Holders drop only objects the key authorizes.
     /// Returns how many nodes confirmed.
-    pub(crate) async fn delete(&self, ids: &[ChunkId], also: &[NodeId], everywhere: bool) -> usize {
+    pub(crate) async fn delete(
+        &self,
+        key: &voldisefs_crypto::DeleteKey,
+        ids: &[ChunkId],
+        also: &[NodeId],
+        everywhere: bool,
+    ) -> usize {
+        let key = DeleteKey::from_bytes(*key.as_bytes());
         let nodes = self.nodes();
         let window = 2 * self.replicas();
         let mut targets: HashMap<Holder, Vec<ChunkId>> = HashMap::new();
@@ -536,10 +549,13 @@ impl Cluster {
                 }
             }
         }
-        let mut running: FuturesUnordered<_> = targets
-            .into_iter()
-            .map(|(holder, batch)| async move { (holder, self.delete_on(holder, &batch).await) })
-            .collect();
+        let mut running: FuturesUnordered<_> =
+            targets
+                .into_iter()
+                .map(|(holder, batch)| async move {
+                    (holder, self.delete_on(holder, key, &batch).await)
+                })
+                .collect();
         let mut confirmed = 0;
         while let Some((holder, result)) = running.next().await {
             match result {

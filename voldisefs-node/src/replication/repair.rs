@@ -21,10 +21,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voldisefs_net::PeerState;
-use voldisefs_proto::{ChunkId, ChunkProof, PeerInfo, proof};
+use voldisefs_proto::{ChunkId, ChunkProof, DeleteKey, PeerInfo, proof};
 use voldisefs_store::ChunkStore;
 
-use super::holder::{Holder, HolderError, MAX_PROVE_BATCH};
+use super::holder::{Holder, HolderError, MAX_PROVE_BATCH, authorizes};
 use super::plan::{Plan, Status, plan};
 use super::{Cluster, Failure, placement};
 
@@ -249,6 +249,7 @@ impl Repairer {
                     id: *id,
                     ranked,
                     statuses,
+                    deleted_key: None,
                     settled: false,
                 }
             })
@@ -278,7 +279,16 @@ impl Repairer {
                     }
                     Plan::DropDeleted => {
                         chunk.settled = true;
-                        cluster.inner.local.delete(&[chunk.id]);
+                        // With the key a holder proved the deletion with, this node keeps a
+                        // tombstone too; without (a put was refused as deleted), just the drop.
+                        match chunk.deleted_key {
+                            Some(key) => {
+                                cluster.inner.local.delete(key, &[chunk.id]);
+                            }
+                            None => {
+                                cluster.inner.local.store.remove(&chunk.id);
+                            }
+                        }
                         outcome.dropped += 1;
                         tracing::debug!(chunk = %chunk.id, "dropped a copy of a deleted chunk");
                     }
@@ -332,7 +342,7 @@ impl Repairer {
     /// at once, each with a fresh nonce) and records the verified answers.
     async fn ask_proofs(&self, asks: HashMap<PeerInfo, Asked>, work: &mut [ChunkWork]) {
         let cluster = &self.cluster;
-        let answers: Vec<(PeerInfo, Asked, Vec<Status>)> =
+        let answers: Vec<(PeerInfo, Asked, Vec<Proved>)> =
             futures_util::future::join_all(asks.into_iter().map(|(peer, asked)| {
                 let ids: Vec<ChunkId> = asked.iter().map(|(w, _)| work[*w].id).collect();
                 async move {
@@ -343,17 +353,23 @@ impl Repairer {
             .await;
         for (peer, asked, statuses) in answers {
             let demoted = cluster.inner.health.is_demoted(&peer.id);
-            for ((w, n), status) in asked.into_iter().zip(statuses) {
+            for ((w, n), (status, key)) in asked.into_iter().zip(statuses) {
                 // A peer that failed lately is not trusted with new copies.
                 let status = match status {
                     Status::Missing if demoted => Status::Failed,
                     other => other,
                 };
                 work[w].statuses[n] = status;
+                if key.is_some() {
+                    work[w].deleted_key = key;
+                }
             }
         }
     }
 }
+
+/// One answer of a proof round: the status and, for "deleted", the delete key that proved it.
+pub(crate) type Proved = (Status, Option<DeleteKey>);
 
 /// What one peer is asked about: (chunk in the batch, the peer's place in its ranking).
 type Asked = Vec<(usize, usize)>;
@@ -363,14 +379,18 @@ struct ChunkWork {
     id: ChunkId,
     ranked: Vec<PeerInfo>,
     statuses: Vec<Status>,
+    /// The delete key a holder answered "deleted" with, once checked against the local copy.
+    deleted_key: Option<DeleteKey>,
     settled: bool,
 }
 
 impl Cluster {
     /// Asks `peer` to prove it holds `ids` (against the local copies) and returns one status
     /// per id: proven, missing, deleted, or failed (no answer, or a wrong proof, which
-    /// demotes the peer).
-    pub(crate) async fn prove_on(&self, peer: PeerInfo, ids: Vec<ChunkId>) -> Vec<Status> {
+    /// demotes the peer). "Deleted" counts only with a delete key that fits the local copy
+    /// (returned beside it); an answer "deleted" with a key that does not fit means the peer
+    /// was told to delete by someone who cannot read the file, and counts as missing.
+    pub(crate) async fn prove_on(&self, peer: PeerInfo, ids: Vec<ChunkId>) -> Vec<Proved> {
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(MAX_PROVE_BATCH) {
             out.extend(self.prove_batch(peer, batch).await);
@@ -378,8 +398,8 @@ impl Cluster {
         out
     }
 
-    async fn prove_batch(&self, peer: PeerInfo, ids: &[ChunkId]) -> Vec<Status> {
-        let failed = vec![Status::Failed; ids.len()];
+    async fn prove_batch(&self, peer: PeerInfo, ids: &[ChunkId]) -> Vec<Proved> {
+        let failed = vec![(Status::Failed, None); ids.len()];
         let Ok(nonce) = proof::fresh_nonce() else {
             tracing::error!("no randomness for a proof challenge");
             return failed;
@@ -404,22 +424,30 @@ impl Cluster {
                 .map(|((id, answer), bytes)| match (answer, bytes) {
                     (ChunkProof::Held { proof: p }, Some(bytes)) => {
                         if proof::prove(&nonce, peer.id, id, &bytes) == p {
-                            Status::Proven
+                            (Status::Proven, None)
                         } else {
-                            Status::Failed
+                            (Status::Failed, None)
                         }
                     }
                     // Gone locally meanwhile: nothing to check against.
-                    (ChunkProof::Held { .. }, None) => Status::Unknown,
-                    (ChunkProof::Missing, _) => Status::Missing,
-                    (ChunkProof::Deleted, _) => Status::Deleted,
+                    (ChunkProof::Held { .. }, None) => (Status::Unknown, None),
+                    (ChunkProof::Missing, _) => (Status::Missing, None),
+                    (ChunkProof::Deleted { key }, Some(bytes)) => {
+                        if authorizes(&key, &bytes) {
+                            (Status::Deleted, Some(key))
+                        } else {
+                            tracing::debug!(peer = %peer.id, chunk = %id, "a peer's tombstone has a key that does not fit the chunk");
+                            (Status::Missing, None)
+                        }
+                    }
+                    (ChunkProof::Deleted { key }, None) => (Status::Deleted, Some(key)),
                 })
                 .collect::<Vec<_>>()
         })
         .await;
         match checked {
             Ok(statuses) => {
-                if statuses.contains(&Status::Failed) {
+                if statuses.iter().any(|(s, _)| *s == Status::Failed) {
                     tracing::warn!(peer = %peer.id, "peer failed a proof of possession");
                     self.inner.health.failure(peer.id, Failure::Proof);
                 } else {

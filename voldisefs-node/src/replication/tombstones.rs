@@ -1,15 +1,22 @@
-//! Tombstones: ids of deleted chunks and records, remembered for a while so that a late or
-//! repeated put of them is refused and repair never pushes them home again.
+//! Tombstones: ids of deleted chunks and records, with the delete key the deletion presented,
+//! remembered for a while so that a late or repeated put of them is refused and repair never
+//! pushes them home again.
+//!
+//! A tombstone refuses only bytes its key authorizes (their last 32 bytes are the key's
+//! check), so a tombstone planted with a made-up key refuses nothing. One made by a node that
+//! held the chunk and checked the key against it is *verified*: nothing replaces it. One made
+//! for a chunk this node does not hold keeps the first key presented (a later, different key
+//! is ignored until it expires).
 //!
 //! Bounds: at most `cap` ids (the oldest is forgotten first when full) and each for at most
-//! `ttl`; an entry costs about 80 bytes, so the default 262,144 ids take about 20 MiB at most.
+//! `ttl`; an entry costs about 120 bytes, so the default 262,144 ids take about 30 MiB at most.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use voldisefs_proto::ChunkId;
+use voldisefs_proto::{ChunkId, DeleteKey};
 
 /// The ids this node must not store again, with their expiry.
 #[derive(Debug)]
@@ -19,10 +26,21 @@ pub(crate) struct Tombstones {
     cap: usize,
 }
 
+/// One tombstone.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// When it was (last) recorded.
+    at: Instant,
+    /// The key the deletion presented.
+    key: DeleteKey,
+    /// Whether this node checked the key against its copy of the chunk.
+    verified: bool,
+}
+
 #[derive(Debug, Default)]
 struct Table {
-    /// Id -> when it was (last) deleted.
-    since: HashMap<ChunkId, Instant>,
+    /// Id -> its tombstone.
+    since: HashMap<ChunkId, Entry>,
     /// Ids in deletion order; an entry whose time differs from `since` is stale (re-deleted).
     order: VecDeque<(Instant, ChunkId)>,
 }
@@ -31,7 +49,7 @@ impl Table {
     /// Drops expired entries and, while over `cap`, the oldest ones.
     fn trim(&mut self, now: Instant, ttl: Duration, cap: usize) {
         while let Some(&(at, id)) = self.order.front() {
-            let stale = self.since.get(&id) != Some(&at);
+            let stale = self.since.get(&id).map(|e| e.at) != Some(at);
             let expired = now.saturating_duration_since(at) >= ttl;
             if !(stale || expired || self.since.len() > cap) {
                 break;
@@ -54,22 +72,48 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    /// Records `ids` as deleted now.
-    pub(crate) fn insert(&mut self, ids: &[ChunkId]) {
+    /// Records `ids` as deleted now with `key`; `verified` when this node checked the key
+    /// against its copy. The same key again renews a tombstone; another key replaces a live
+    /// one only when it is verified and the old one is not.
+    pub(crate) fn insert(&mut self, key: DeleteKey, verified: bool, ids: &[ChunkId]) {
         let now = self.now;
         for id in ids {
-            self.table.since.insert(*id, now);
+            let mut verified = verified;
+            if let Some(old) = self.live(id) {
+                if old.key != key && (old.verified || !verified) {
+                    continue;
+                }
+                verified |= old.verified;
+            }
+            self.table.since.insert(
+                *id,
+                Entry {
+                    at: now,
+                    key,
+                    verified,
+                },
+            );
             self.table.order.push_back((now, *id));
         }
         self.table.trim(now, self.ttl, self.cap);
     }
 
-    /// Whether `id` is a live tombstone.
-    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
+    fn live(&self, id: &ChunkId) -> Option<Entry> {
         self.table
             .since
             .get(id)
-            .is_some_and(|at| self.now.saturating_duration_since(*at) < self.ttl)
+            .filter(|e| self.now.saturating_duration_since(e.at) < self.ttl)
+            .copied()
+    }
+
+    /// The key of `id`'s live tombstone, if any.
+    pub(crate) fn key(&self, id: &ChunkId) -> Option<DeleteKey> {
+        self.live(id).map(|e| e.key)
+    }
+
+    /// Forgets `id`'s tombstone (its key turned out not to authorize the real bytes).
+    pub(crate) fn remove(&mut self, id: &ChunkId) {
+        self.table.since.remove(id);
     }
 }
 
@@ -96,15 +140,22 @@ impl Tombstones {
         }
     }
 
-    /// Whether `id` was deleted within the last `ttl`.
-    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
-        self.lock().contains(id)
+    /// The key of `id`'s live tombstone (deleted within the last `ttl`), if any.
+    pub(crate) fn key(&self, id: &ChunkId) -> Option<DeleteKey> {
+        self.lock().key(id)
     }
 
-    /// Records `ids` as deleted now.
+    /// Whether `id` has a live tombstone.
+    #[cfg(test)]
+    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
+        self.key(id).is_some()
+    }
+
+    /// Records `ids` as deleted now (unverified, with a fixed test key).
     #[cfg(test)]
     pub(crate) fn insert(&self, ids: &[ChunkId]) {
-        self.lock().insert(ids);
+        self.lock()
+            .insert(DeleteKey::from_bytes([1; 32]), false, ids);
     }
 
     /// Number of live tombstones.
@@ -150,6 +201,31 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert!(!t.contains(&id(0)) && !t.contains(&id(1)));
         assert!(t.contains(&id(2)) && t.contains(&id(4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_key_stays_unless_a_verified_one_comes() {
+        let t = Tombstones::new(Duration::from_secs(60), 100);
+        let (a, b, c) = (
+            DeleteKey::from_bytes([1; 32]),
+            DeleteKey::from_bytes([2; 32]),
+            DeleteKey::from_bytes([3; 32]),
+        );
+        t.lock().insert(a, false, &[id(1)]);
+        t.lock().insert(b, false, &[id(1)]);
+        assert_eq!(t.key(&id(1)), Some(a), "first come");
+        t.lock().insert(c, true, &[id(1)]);
+        assert_eq!(t.key(&id(1)), Some(c), "a verified key replaces a guess");
+        t.lock().insert(a, false, &[id(1)]);
+        t.lock().insert(b, true, &[id(1)]);
+        assert_eq!(t.key(&id(1)), Some(c), "nothing replaces a verified key");
+        t.lock().remove(&id(1));
+        assert_eq!(t.key(&id(1)), None);
+        assert_eq!(t.len(), 0);
+        // The stale order entry of the removed id is trimmed without harm.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        t.lock().insert(a, false, &[id(2)]);
+        assert_eq!(t.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

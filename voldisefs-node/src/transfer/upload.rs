@@ -18,7 +18,8 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{
-    ChunkSize, FileSealer, KdfParams, MAX_FILE_SIZE, MAX_NAME_LEN, ManifestInfo, Password, TAG_LEN,
+    CHUNK_OVERHEAD, ChunkSize, DeleteKey, FileSealer, KdfParams, MAX_FILE_SIZE, MAX_NAME_LEN,
+    ManifestInfo, Password,
 };
 use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
@@ -114,6 +115,8 @@ struct Stored {
     holders: Vec<NodeId>,
     /// The fewest holders that confirmed any one chunk so far.
     min_copies: Option<usize>,
+    /// The file's delete key, once the sealer exists (to delete what a failed upload stored).
+    key: Option<DeleteKey>,
 }
 
 type Sealed = Arc<Mutex<Stored>>;
@@ -200,6 +203,7 @@ where
         ids,
         holders,
         min_copies,
+        key,
     } = std::mem::take(&mut *lock(&sealed));
     match result {
         Ok(mut receipt) => {
@@ -208,8 +212,8 @@ where
             Ok((receipt, ids))
         }
         Err(e) => {
-            if !ids.is_empty() {
-                let confirmed = cluster.delete(&ids, &holders, false).await;
+            if let (Some(key), false) = (key, ids.is_empty()) {
+                let confirmed = cluster.delete(&key, &ids, &holders, false).await;
                 tracing::info!(
                     chunks = ids.len(),
                     nodes = confirmed,
@@ -252,8 +256,9 @@ where
         gate.run(move || FileSealer::new(&password, kdf, chunk_size))
             .await??,
     );
+    lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
-    let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + TAG_LEN));
+    let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + CHUNK_OVERHEAD));
     let mut current = new_buffer();
     let (mut index, mut size) = (0u64, 0u64);
     while let Some(piece) = body.next().await {

@@ -1,0 +1,111 @@
+//! Delete keys: the capability to erase a file's stored objects, derived from its data key.
+//!
+//! Every stored object of a file (each sealed chunk and the record) ends with the file's
+//! 32-byte **delete check**, `SHA-256("voldisefs v2 delete check" || delete key)`. The check
+//! is part of the bytes the object's content id covers, so nobody can change it without
+//! changing the id. Holders need no keys to apply the rule: a delete request presents the
+//! delete key, and a holder erases an object only if the key hashes to the object's last 32
+//! bytes ([`DeleteKey::authorizes`]). The key itself comes from the file's data key (see
+//! `FORMAT.md`), so only a reader of the file (someone with its password) can present it.
+
+use zeroize::Zeroizing;
+
+use crate::TAG_LEN;
+
+/// Length of a delete key and of a delete check.
+pub const DELETE_CHECK_LEN: usize = 32;
+
+/// Bytes a stored chunk is longer than its plaintext: the GCM tag and the delete check.
+pub const CHUNK_OVERHEAD: usize = TAG_LEN + DELETE_CHECK_LEN;
+
+/// Shortest object a writer of this format ever stores (an empty chunk: tag and check). A
+/// holder may refuse anything shorter.
+pub const MIN_STORED_LEN: usize = CHUNK_OVERHEAD;
+
+/// Domain label hashed in front of the key to give the check.
+pub(crate) const CHECK_LABEL: &[u8] = b"voldisefs v2 delete check";
+
+/// The delete check of `key`: `SHA-256("voldisefs v2 delete check" || key)`.
+pub fn delete_check(key: &[u8; DELETE_CHECK_LEN]) -> [u8; DELETE_CHECK_LEN] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(CHECK_LABEL);
+    ctx.update(key);
+    let mut out = [0u8; DELETE_CHECK_LEN];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The delete check a stored object ends with, or `None` when it is shorter than
+/// [`MIN_STORED_LEN`] (no object of this format is).
+pub fn stored_delete_check(object: &[u8]) -> Option<&[u8; DELETE_CHECK_LEN]> {
+    if object.len() < MIN_STORED_LEN {
+        return None;
+    }
+    object[object.len() - DELETE_CHECK_LEN..].try_into().ok()
+}
+
+/// A file's delete key: proof, to a holder that knows nothing else, that a request to erase
+/// the file's objects comes from someone who can read the file. Wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeleteKey(Zeroizing<[u8; DELETE_CHECK_LEN]>);
+
+impl DeleteKey {
+    /// Wraps the raw key bytes (as received in a delete request).
+    pub fn from_bytes(bytes: [u8; DELETE_CHECK_LEN]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8; DELETE_CHECK_LEN] {
+        &self.0
+    }
+
+    /// The check stored objects of this key's file end with.
+    pub fn check(&self) -> [u8; DELETE_CHECK_LEN] {
+        delete_check(&self.0)
+    }
+
+    /// Whether this key may erase `object` (a stored chunk or record): its last 32 bytes are
+    /// this key's check.
+    pub fn authorizes(&self, object: &[u8]) -> bool {
+        stored_delete_check(object).is_some_and(|stored| *stored == self.check())
+    }
+}
+
+impl std::fmt::Debug for DeleteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteKey(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_authorizes_only_objects_ending_with_its_check() {
+        let key = DeleteKey::from_bytes([9; 32]);
+        let mut object = b"ciphertext and a tag....".to_vec();
+        object.extend_from_slice(&key.check());
+        assert!(key.authorizes(&object));
+        assert!(!DeleteKey::from_bytes([8; 32]).authorizes(&object));
+        let last = object.len() - 1;
+        object[last] ^= 1;
+        assert!(!key.authorizes(&object));
+        assert!(
+            !key.authorizes(&key.check()),
+            "shorter than any stored object"
+        );
+        assert_eq!(stored_delete_check(&[0; MIN_STORED_LEN - 1]), None);
+        assert_eq!(format!("{key:?}"), "DeleteKey(..)");
+    }
+
+    #[test]
+    fn the_check_is_a_labelled_hash() {
+        let key = [1u8; 32];
+        let mut input = CHECK_LABEL.to_vec();
+        input.extend_from_slice(&key);
+        assert_eq!(delete_check(&key), crate::content_id(&input));
+        assert_ne!(delete_check(&key), crate::content_id(&key));
+    }
+}
