@@ -27,7 +27,7 @@ use voldisefs_proto::{
 use crate::link::{Activity, Busy, LinkCodec, next_frame};
 use crate::network::Shared;
 use crate::noise::{self, NoiseCodec};
-use crate::{Handler, Payload};
+use crate::{Handler, Network, Payload};
 
 /// Accepts connections until the network's token is cancelled.
 pub(crate) async fn accept_loop<H: Handler>(
@@ -171,7 +171,7 @@ impl Drop for IpSlot {
 async fn serve_connection<H: Handler>(
     stream: TcpStream,
     from: SocketAddr,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     handler: Arc<H>,
     admission: Admission,
 ) -> Result<(), CloseReason> {
@@ -215,7 +215,13 @@ async fn serve_connection<H: Handler>(
     };
     // Established: the pre-handshake slot is free for the next newcomer.
     drop(handshaking);
-    shared.membership.observe(peer);
+    // The address in a hello is only a claim: it counts once this node has dialled it.
+    if shared.membership.claim(peer) {
+        Network {
+            shared: shared.clone(),
+        }
+        .verify_claim(peer.addr);
+    }
     tracing::debug!(%from, peer = %peer.id, "peer connected");
 
     let Link {
