@@ -82,9 +82,14 @@
 //!     Network::start(listener, None, Arc::new(Refuse), config, root.child_token()).unwrap()
 //! };
 //! let (a, b) = (start().await, start().await);
+//! let mut changes = a.membership().subscribe();
 //! // `join` retries until a seed answers; `bootstrap` would try once.
 //! b.join(&[a.local().addr]).await.unwrap();
 //! assert!(!b.is_joining());
+//! // a counts b once it has dialled the address b's hello claimed, right after the hello.
+//! while a.membership().live_peers().is_empty() {
+//!     changes.changed().await.unwrap();
+//! }
 //! assert_eq!(a.membership().live_peers(), vec![b.local()]);
 //! assert_eq!(b.membership().live_peers(), vec![a.local()]);
 //! let pong = b.request(a.local(), Payload::new(Message::Ping)).await.unwrap();
