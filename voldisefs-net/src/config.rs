@@ -10,6 +10,8 @@ use crate::NetworkKey;
 pub(crate) const DEFAULT_MAX_PEERS: usize = 4096;
 /// Default of [`NetConfig::forget_after`].
 pub(crate) const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
+/// Default of [`NetConfig::unverified_forget_after`].
+pub(crate) const DEFAULT_UNVERIFIED_FORGET_AFTER: Duration = Duration::from_secs(30);
 
 /// Timeouts and limits of the network layer. `Default` gives values fit for a LAN.
 ///
@@ -23,9 +25,16 @@ pub(crate) const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Everything peers can make this node remember is bounded:
 ///
 /// - the membership table holds at most `max_peers` peers; when it is full, a new peer evicts
-///   the dead or left entry that has been in that state longest, and is refused (not added)
-///   if there is none;
+///   the unverified entry that has been in that state longest, else the dead or left one,
+///   and is refused (not added) if there is none;
 /// - dead and left entries are forgotten `forget_after` after they entered that state;
+/// - a peer known only from its inbound `hello` claims an address nobody checked: it is
+///   unverified (not live, in no placement nor peer list) until this node dials that address
+///   and finds the claimed id there, and is forgotten `unverified_forget_after` after it
+///   became unverified. The verification dials are bounded: at most `max_verifying` at once,
+///   each done within `probe_timeout`, and at most `max_verify_pending` addresses waiting for
+///   one (one dial per address however many ids claim it); claims beyond are not dialled
+///   (the probe loop retries unverified entries each round, within the same bounds);
 /// - the ids of nodes that announced their leave are remembered (so they are never revived)
 ///   even after their entry is forgotten, at most `max_peers` of them, oldest forgotten first;
 /// - a `peers` answer longer than [`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER)
@@ -117,6 +126,16 @@ pub struct NetConfig {
     /// loop). A dead peer heard from before that is alive again; a left one never is.
     /// Default 10 minutes.
     pub forget_after: Duration,
+    /// Time after which a peer still unverified (known only from its own inbound `hello`, its
+    /// address not yet found to hold it) is forgotten. Default 30 s.
+    pub unverified_forget_after: Duration,
+    /// Verification dials (of the address an inbound `hello` claims) running at once; each
+    /// ends within `probe_timeout`. Default 16.
+    pub max_verifying: usize,
+    /// Addresses waiting for a verification dial (running ones included); claims of further
+    /// addresses are not dialled until a place frees (the probe loop retries unverified
+    /// entries each round). Default 256.
+    pub max_verify_pending: usize,
     /// First pause of [`Network::join`](crate::Network::join) after a round in which no seed
     /// answered; each further failure doubles it up to `join_retry_max`. Default 500 ms.
     pub join_retry_initial: Duration,
@@ -148,6 +167,9 @@ impl Default for NetConfig {
             discovery_fanout: 16,
             max_peers: DEFAULT_MAX_PEERS,
             forget_after: DEFAULT_FORGET_AFTER,
+            unverified_forget_after: DEFAULT_UNVERIFIED_FORGET_AFTER,
+            max_verifying: 16,
+            max_verify_pending: 256,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(10),
         }

@@ -4,7 +4,8 @@
 //! connection per peer for its own requests (many requests in flight, matched by request id,
 //! each with a timeout). Every connection opens with a `hello` that checks the protocol version
 //! and tells each side the other's node id and listen address, which feeds the [`Membership`]
-//! table. The network layer answers membership requests itself (`get_peers`, `ping`, `leave`)
+//! table (the address a peer's `hello` claims counts once this node has dialled it and found that
+//! peer there). The network layer answers membership requests itself (`get_peers`, `ping`, `leave`)
 //! and hands every other request to the node's [`Handler`]: it knows nothing of storage.
 //!
 //! A malformed, unknown, oversized or out-of-order frame closes that one connection with a
@@ -25,6 +26,13 @@
 //! - membership table: at most [`NetConfig::max_peers`] (4096) entries; when full a new peer
 //!   evicts the oldest dead or left entry, or is refused if there is none; dead and left
 //!   entries are forgotten after [`NetConfig::forget_after`] (10 min);
+//! - a peer known only from its inbound `hello` is unverified (not live, in no placement nor
+//!   peer list) until this node dials the address it claims and finds it there; unverified
+//!   entries are evicted before dead and left ones and forgotten after
+//!   [`NetConfig::unverified_forget_after`] (30 s); verification dials: at most
+//!   [`NetConfig::max_verifying`] (16) at once, each within [`NetConfig::probe_timeout`], and
+//!   at most [`NetConfig::max_verify_pending`] (256) addresses waiting, further claims are not
+//!   dialled (the probe loop retries them each round);
 //! - ids of nodes that left: at most `max_peers`, oldest forgotten first;
 //! - peer lists: an answer longer than [`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER)
 //!   (1024) is refused whole, invalid entries (this node's id, unspecified, multicast or
@@ -74,9 +82,14 @@
 //!     Network::start(listener, None, Arc::new(Refuse), config, root.child_token()).unwrap()
 //! };
 //! let (a, b) = (start().await, start().await);
+//! let mut changes = a.membership().subscribe();
 //! // `join` retries until a seed answers; `bootstrap` would try once.
 //! b.join(&[a.local().addr]).await.unwrap();
 //! assert!(!b.is_joining());
+//! // a counts b once it has dialled the address b's hello claimed, right after the hello.
+//! while a.membership().live_peers().is_empty() {
+//!     changes.changed().await.unwrap();
+//! }
 //! assert_eq!(a.membership().live_peers(), vec![b.local()]);
 //! assert_eq!(b.membership().live_peers(), vec![a.local()]);
 //! let pong = b.request(a.local(), Payload::new(Message::Ping)).await.unwrap();
@@ -100,6 +113,7 @@ mod network;
 mod noise;
 mod server;
 mod stats;
+mod verify;
 
 pub use bootstrap::BootstrapReport;
 pub use config::NetConfig;

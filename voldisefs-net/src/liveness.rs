@@ -13,7 +13,8 @@ use crate::{Network, Payload, PeerState};
 
 /// Pings every known peer once per `probe_interval` and records the outcomes. Peers that
 /// announced their leave are not probed; dead peers are probed every `dead_probe_every`
-/// rounds so a healed partition is noticed. Each round first forgets the dead and left peers
+/// rounds so a healed partition is noticed; unverified peers get a verification dial of their
+/// claimed address instead, within its own bounds (see [`Network::verify_claim`]). Each round first forgets the dead and left peers
 /// older than `forget_after` ([`Membership::prune`](crate::Membership::prune)). A frozen node
 /// starts no round until it is thawed.
 pub(crate) async fn probe_loop(net: Network) {
@@ -39,6 +40,11 @@ pub(crate) async fn probe_loop(net: Network) {
         for entry in net.membership().snapshot() {
             let due = match entry.state {
                 PeerState::Left => false,
+                // Not a probe: a bounded verification dial of the claimed address.
+                PeerState::Unverified => {
+                    net.verify_claim(entry.info.addr);
+                    false
+                }
                 PeerState::Dead => round % u64::from(config.dead_probe_every.max(1)) == 0,
                 PeerState::Alive | PeerState::Suspect => true,
             };
@@ -111,9 +117,13 @@ pub(crate) async fn discovery_loop(net: Network) {
             };
             // `discover` dropped invalid entries (this node among them).
             let membership = net.membership();
-            let new = peers
-                .into_iter()
-                .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id));
+            // Unverified ones too: dialling them is their verification.
+            let new = peers.into_iter().filter(|p| {
+                membership
+                    .get(&p.id)
+                    .is_none_or(|e| e.state == PeerState::Unverified)
+                    && !membership.has_left(&p.id)
+            });
             // At most `fanout` introductions per round; later rounds reach the rest.
             for candidate in new.take(fanout) {
                 // Connecting says hello both ways: each side learns the other.

@@ -17,6 +17,7 @@ use crate::conn::Conn;
 use crate::freeze::{Freeze, FreezeWatch};
 use crate::noise::{Identity, NetworkKey};
 use crate::stats::{Counters, CountingCodec, RequestStat, TrafficStats};
+use crate::verify::Verifier;
 use crate::{Membership, NetConfig, NetError, PeerState};
 
 /// A message with its optional raw body: what a request or response consists of.
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     freeze: Freeze,
     /// Whether [`Network::join`] runs and has not succeeded yet.
     pub(crate) joining: AtomicBool,
+    /// Claimed addresses waiting for a verification dial (see [`crate::verify`]).
+    pub(crate) verifier: Verifier,
 }
 
 /// What keyed mode needs: the shared network key and this node's own key pair.
@@ -164,7 +167,9 @@ impl Network {
             None => NodeId::random(),
         };
         let membership =
-            Membership::with_limits(PeerInfo { id, addr }, config.max_peers, config.forget_after);
+            Membership::with_limits(PeerInfo { id, addr }, config.max_peers, config.forget_after)
+                .with_unverified_forget_after(config.unverified_forget_after);
+        let verifier = Verifier::new(config.max_verifying, config.max_verify_pending);
         let shared = Arc::new(Shared {
             config,
             membership,
@@ -177,6 +182,7 @@ impl Network {
             isolated: AtomicBool::new(false),
             freeze: Freeze::new(),
             joining: AtomicBool::new(false),
+            verifier,
         });
         shared.tracker.spawn(crate::server::accept_loop(
             listener,

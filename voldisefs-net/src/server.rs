@@ -27,7 +27,7 @@ use voldisefs_proto::{
 use crate::link::{Activity, Busy, LinkCodec, next_frame};
 use crate::network::Shared;
 use crate::noise::{self, NoiseCodec};
-use crate::{Handler, Payload};
+use crate::{Handler, Network, Payload};
 
 /// Accepts connections until the network's token is cancelled.
 pub(crate) async fn accept_loop<H: Handler>(
@@ -171,7 +171,7 @@ impl Drop for IpSlot {
 async fn serve_connection<H: Handler>(
     stream: TcpStream,
     from: SocketAddr,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     handler: Arc<H>,
     admission: Admission,
 ) -> Result<(), CloseReason> {
@@ -215,7 +215,7 @@ async fn serve_connection<H: Handler>(
     };
     // Established: the pre-handshake slot is free for the next newcomer.
     drop(handshaking);
-    shared.membership.observe(peer);
+    claim(shared, peer);
     tracing::debug!(%from, peer = %peer.id, "peer connected");
 
     let Link {
@@ -429,16 +429,35 @@ async fn handshake(
     }
 }
 
+/// Records `peer`, known from the `hello` of an inbound connection, as a claim, and starts the
+/// verification dial of its address if one is due: the address in a `hello` is only what the
+/// peer says, it counts once this node has dialled it and found the peer there.
+fn claim(shared: &Arc<Shared>, peer: PeerInfo) {
+    if shared.membership.claim(peer) {
+        Network {
+            shared: shared.clone(),
+        }
+        .verify_claim(peer.addr);
+    }
+}
+
 /// Answers the membership requests the network layer owns; `None` for everything else.
 /// `source` is the IP address the connection comes from.
+///
+/// A `ping` from a peer this node does not count as live renews its claim (see
+/// [`Membership::claim`](crate::Membership::claim)), so a peer whose first verification was
+/// not dialled (bounds full) or failed is verified again while it keeps probing this node.
 fn answer_membership(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     from: PeerInfo,
     source: std::net::IpAddr,
     message: &Message,
 ) -> Option<Payload> {
     let message = match message {
-        Message::Ping => Message::Pong,
+        Message::Ping => {
+            claim(shared, from);
+            Message::Pong
+        }
         // Live peers only, at most what a receiver accepts.
         Message::GetPeers => Message::Peers {
             peers: shared

@@ -110,6 +110,8 @@ async fn a_frozen_node_keeps_its_links_but_answers_nothing_until_thawed() {
     })
     .await;
     b.request(a.local(), ping()).await.unwrap();
+    // a verifies the address b's hello claimed (a dial and a ping): let that settle first.
+    eventually("a verified b", || pings_sent(&a) == 1).await;
     let served_before = a.traffic().frames_in;
 
     a.set_frozen(true);
@@ -188,6 +190,8 @@ async fn a_frozen_node_neither_reads_nor_sends_answers_in_flight() {
     };
     let (a, b) = (start_with(short()).await, start_with(short()).await);
     a.request(b.local(), ping()).await.unwrap();
+    // b verifies the address a's hello claimed (a dial and a ping): let that settle first.
+    eventually("b verified a", || pings_sent(&b) == 1).await;
     let heard = b.traffic().frames_in;
     let request = tokio::spawn({
         let (a, b) = (a.clone(), b.local());
@@ -259,6 +263,13 @@ async fn a_node_that_left_is_never_revived() {
     let (b, c) = (start_with(quiet()).await, start_with(fast()).await);
     b.bootstrap(&[a.local().addr]).await.unwrap();
     c.bootstrap(&[a.local().addr]).await.unwrap();
+    // a verifies b's claimed address (a dial and a ping): let that settle before counting.
+    eventually("a verified b", || {
+        b.request_stats()
+            .iter()
+            .any(|s| s.direction == "in" && s.kind == "ping" && s.outcome == "ok")
+    })
+    .await;
     b.announce_leave().await;
     assert_eq!(
         a.membership().get(&b.local().id).unwrap().state,

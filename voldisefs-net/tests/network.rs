@@ -497,6 +497,13 @@ async fn traffic_is_counted_both_ways() {
     )
     .await
     .unwrap();
+    // a verifies the address b's hello claimed: it dials b and pings it.
+    let verified = || {
+        a.request_stats()
+            .iter()
+            .any(|s| s.direction == "out" && s.kind == "ping" && s.outcome == "ok")
+    };
+    eventually("a verified b", verified).await;
     let (ta, tb) = (a.traffic(), b.traffic());
     assert!(
         tb.bytes_out > 10_000 && ta.bytes_in > 10_000,
@@ -506,7 +513,10 @@ async fn traffic_is_counted_both_ways() {
         ta.bytes_out > 10_000 && tb.bytes_in > 10_000,
         "the echo comes back"
     );
-    assert_eq!(tb.frames_out, 2, "hello and put_chunk");
+    assert_eq!(
+        tb.frames_out, 4,
+        "hello and put_chunk, then hello and pong to a's verification dial"
+    );
     assert_eq!(ta.frames_in, tb.frames_out);
     let sent = b.request_stats();
     assert!(

@@ -194,6 +194,19 @@ async fn a_replayed_recording_is_refused() {
     )
     .await
     .unwrap();
+    // a verifies the address b's hello claimed (a dial and a ping): let that settle first.
+    let verified = || {
+        a.request_stats()
+            .iter()
+            .any(|s| s.direction == "out" && s.kind == "ping" && s.outcome == "ok")
+    };
+    for _ in 0..500 {
+        if verified() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(verified(), "a verified b");
     b.shutdown().await;
     let recording = relay.to_server.lock().unwrap().clone();
     let frames_before = a.traffic().frames_in;

@@ -3,10 +3,11 @@
 //! The table is fed by peers (their `hello`s and, through bootstrap and discovery, their peer
 //! lists), so everything in it is bounded:
 //!
-//! - at most `max_peers` entries; a new peer evicts the dead or left entry that has been in
-//!   that state longest, or is refused when every entry is alive or suspect;
+//! - at most `max_peers` entries; a new peer evicts the unverified entry that has been in that
+//!   state longest, else the dead or left one, or is refused when every entry is alive or
+//!   suspect;
 //! - dead and left entries are removed by [`Membership::prune`] once they have been in that
-//!   state for `forget_after`;
+//!   state for `forget_after`, unverified ones after `unverified_forget_after`;
 //! - ids of nodes that announced their leave are kept in a set of at most `max_peers` ids,
 //!   oldest dropped first, so a left node is never revived even after its entry is gone.
 
@@ -22,13 +23,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use voldisefs_proto::{NodeId, PeerInfo};
 
-use crate::config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_PEERS};
+use crate::config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_PEERS, DEFAULT_UNVERIFIED_FORGET_AFTER};
 use left::LeftIds;
 pub(crate) use peer_list::validate_peer_list;
 
 /// What this node believes about a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerState {
+    /// Known only from its own `hello` (an inbound connection), whose listen address this node
+    /// has not dialled yet: not in placement nor in peer lists until a dial of that address
+    /// finds this id there. Evicted first, and forgotten soon.
+    Unverified,
     /// Answering.
     Alive,
     /// Recently failed to answer; still counted for placement.
@@ -40,9 +45,10 @@ pub enum PeerState {
 }
 
 impl PeerState {
-    /// Stable lowercase name (`alive`, `suspect`, `dead`, `left`).
+    /// Stable lowercase name (`unverified`, `alive`, `suspect`, `dead`, `left`).
     pub fn as_str(&self) -> &'static str {
         match self {
+            PeerState::Unverified => "unverified",
             PeerState::Alive => "alive",
             PeerState::Suspect => "suspect",
             PeerState::Dead => "dead",
@@ -55,9 +61,12 @@ impl PeerState {
         matches!(self, PeerState::Alive | PeerState::Suspect)
     }
 
-    /// Whether an entry in this state may be evicted or forgotten (dead or left).
+    /// Whether an entry in this state may be evicted or forgotten (unverified, dead or left).
     fn is_expendable(&self) -> bool {
-        matches!(self, PeerState::Dead | PeerState::Left)
+        matches!(
+            self,
+            PeerState::Unverified | PeerState::Dead | PeerState::Left
+        )
     }
 }
 
@@ -77,7 +86,7 @@ pub struct PeerEntry {
     /// When the peer was last heard from (or its state last changed).
     pub last_seen: Instant,
     /// When the peer entered its current state; dead and left entries are forgotten
-    /// `forget_after` later.
+    /// `forget_after` later, unverified ones `unverified_forget_after` later.
     pub since: Instant,
     /// Consecutive failed probes.
     pub failures: u32,
@@ -112,22 +121,24 @@ impl Table {
                 .is_some_and(|e| e.state == PeerState::Left)
     }
 
-    /// Frees one place if the table holds `max_peers` entries by evicting the dead or left
-    /// entry that has been in that state longest. Returns whether a place is free.
+    /// Frees one place if the table holds `max_peers` entries by evicting the unverified entry
+    /// that has been in that state longest or, if there is none, the dead or left one. Returns
+    /// whether a place is free.
     fn make_room(&mut self, max_peers: usize) -> bool {
         if self.peers.len() < max_peers {
             return true;
         }
+        // Unverified first (a claim nobody proved), then by age in the state.
         let oldest = self
             .peers
             .values()
             .filter(|e| e.state.is_expendable())
-            .min_by_key(|e| e.since)
-            .map(|e| e.info.id);
+            .min_by_key(|e| (e.state != PeerState::Unverified, e.since))
+            .map(|e| (e.info.id, e.state));
         match oldest {
-            Some(id) => {
+            Some((id, state)) => {
                 self.peers.remove(&id);
-                tracing::debug!(peer = %id, "membership table full: evicted oldest dead/left peer");
+                tracing::debug!(peer = %id, %state, "membership table full: evicted oldest expendable peer");
                 true
             }
             None => false,
@@ -141,40 +152,55 @@ impl Table {
 /// [`Membership::subscribe`], so placement and repair can react.
 ///
 /// Bounded, as it is fed by peers: at most `max_peers` entries (when full, a new peer evicts
-/// the oldest dead or left entry, or is refused if there is none); dead and left entries are
-/// forgotten by [`Membership::prune`] `forget_after` after entering that state; ids of nodes
-/// that left are remembered in a set of at most `max_peers` ids, oldest dropped first, so a
-/// node that left is never alive again. See [`NetConfig`](crate::NetConfig).
+/// the oldest unverified entry, else the oldest dead or left one, or is refused if there is
+/// none); dead and left entries are forgotten by [`Membership::prune`] `forget_after` after
+/// entering that state, unverified ones `unverified_forget_after` after; ids of nodes that
+/// left are remembered in a set of at most `max_peers` ids, oldest dropped first, so a node
+/// that left is never alive again. See [`NetConfig`](crate::NetConfig).
+///
+/// Two ways in: [`Membership::observe`] for a peer this node dialled itself (the address is
+/// verified: alive at once), [`Membership::claim`] for one that only said `hello` on an
+/// inbound connection (its address is what it claims: unverified until dialled).
 #[derive(Debug)]
 pub struct Membership {
     local: PeerInfo,
     max_peers: usize,
     forget_after: Duration,
+    unverified_forget_after: Duration,
     table: Mutex<Table>,
     version: watch::Sender<u64>,
 }
 
 impl Membership {
     /// An empty table for the node `local`, with the default bounds of
-    /// [`NetConfig`](crate::NetConfig) (4096 peers, dead and left peers forgotten after 10 min).
+    /// [`NetConfig`](crate::NetConfig) (4096 peers, dead and left peers forgotten after 10 min,
+    /// unverified ones after 30 s).
     pub fn new(local: PeerInfo) -> Self {
         Self::with_limits(local, DEFAULT_MAX_PEERS, DEFAULT_FORGET_AFTER)
     }
 
     /// An empty table for the node `local` holding at most `max_peers` peers (at least one),
-    /// whose dead and left entries are forgotten `forget_after` after entering that state.
+    /// whose dead and left entries are forgotten `forget_after` after entering that state
+    /// (unverified ones after 30 s; see [`Membership::with_unverified_forget_after`]).
     pub fn with_limits(local: PeerInfo, max_peers: usize, forget_after: Duration) -> Self {
         let max_peers = max_peers.max(1);
         Self {
             local,
             max_peers,
             forget_after,
+            unverified_forget_after: DEFAULT_UNVERIFIED_FORGET_AFTER,
             table: Mutex::new(Table {
                 peers: HashMap::new(),
                 left: LeftIds::new(max_peers),
             }),
             version: watch::Sender::new(0),
         }
+    }
+
+    /// The same table, whose unverified entries are forgotten `after` entering that state.
+    pub fn with_unverified_forget_after(mut self, after: Duration) -> Self {
+        self.unverified_forget_after = after;
+        self
     }
 
     /// This node.
@@ -191,10 +217,16 @@ impl Membership {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Records that `peer` was heard from: adds it, or marks it alive at its (new) address.
-    /// Another node previously known at the same address is marked dead (a restarted node is
-    /// a new node). A node that announced its leave is ignored: it stays left. A new peer is
-    /// refused when the table is full of live peers. Returns whether the live set changed.
+    /// Records that `peer` was found at an address this node dialled itself (the address is
+    /// verified): adds it, or marks it alive at its (new) address, also when it was unverified.
+    /// Another live node previously known at the same address is marked dead (a restarted node
+    /// is a new node), and unverified claims of other ids at that address are forgotten (the
+    /// address holds `peer`). A node that announced its leave is ignored: it stays left. A new
+    /// peer is refused when the table is full of live peers. Returns whether the live set
+    /// changed.
+    ///
+    /// Only for verified addresses: a peer known only from its inbound `hello` goes through
+    /// [`Membership::claim`].
     pub fn observe(&self, peer: PeerInfo) -> bool {
         self.observe_at(peer, Instant::now())
     }
@@ -217,6 +249,9 @@ impl Membership {
                     changed = true;
                 }
             }
+            table.peers.retain(|id, e| {
+                e.state != PeerState::Unverified || e.info.addr != peer.addr || *id == peer.id
+            });
             if let Some(entry) = table.peers.get_mut(&peer.id) {
                 changed |= !entry.state.is_live() || entry.info.addr != peer.addr;
                 entry.info = peer;
@@ -243,6 +278,67 @@ impl Membership {
             self.bump();
         }
         changed
+    }
+
+    /// Records that `peer` said `hello` on an inbound connection. Its address is only what it
+    /// claims, so the claim counts for nothing (not live, not in placement, not in peer lists)
+    /// until this node dials that address and finds `peer.id` there ([`Membership::observe`]
+    /// then makes it alive). Returns whether the address should be dialled to verify it.
+    ///
+    /// - this node's id, or a node that announced its leave: ignored;
+    /// - a live peer at its known address keeps its state, so a member reconnecting does not
+    ///   flap (a suspect one is worth a verification dial, an alive one is not);
+    /// - an unknown id, a known non-live id, or a known id at another address: unverified at
+    ///   the claimed address (a live peer claiming a new address leaves placement until the new
+    ///   address is verified); a repeated claim does not postpone its expiry. A new entry takes
+    ///   a place like [`Membership::observe`] (evicting the oldest unverified, else dead or
+    ///   left, entry) or is refused when the table is full of live peers.
+    ///
+    /// No other entry is touched: a claim of a live node's address does not mark it dead.
+    pub fn claim(&self, peer: PeerInfo) -> bool {
+        self.claim_at(peer, Instant::now())
+    }
+
+    fn claim_at(&self, peer: PeerInfo, now: Instant) -> bool {
+        if peer.id == self.local.id {
+            return false;
+        }
+        let (verify, live_changed) = {
+            let mut table = self.lock();
+            if table.has_left(&peer.id) {
+                tracing::trace!(peer = %peer.id, "ignoring a node that left");
+                return false;
+            }
+            if let Some(entry) = table.peers.get_mut(&peer.id) {
+                if entry.state.is_live() && entry.info.addr == peer.addr {
+                    (entry.state == PeerState::Suspect, false)
+                } else {
+                    let was_live = entry.state.is_live();
+                    entry.info = peer;
+                    entry.set_state(PeerState::Unverified, now);
+                    (true, was_live)
+                }
+            } else if table.make_room(self.max_peers) {
+                table.peers.insert(
+                    peer.id,
+                    PeerEntry {
+                        info: peer,
+                        state: PeerState::Unverified,
+                        last_seen: now,
+                        since: now,
+                        failures: 0,
+                    },
+                );
+                (true, false)
+            } else {
+                tracing::debug!(peer = %peer.id, max = self.max_peers, "membership table full of live peers: refusing a new claim");
+                (false, false)
+            }
+        };
+        if live_changed {
+            self.bump();
+        }
+        verify
     }
 
     /// Sets a known peer's state; returns whether the live set changed. Unknown ids are
@@ -341,14 +437,19 @@ impl Membership {
     }
 
     /// Forgets the dead and left peers that have been in that state for `forget_after` at
-    /// `now`; returns how many were removed. Called by the probe loop once per round. Left
-    /// ids stay remembered in the bounded left set.
+    /// `now`, and the unverified ones unverified for `unverified_forget_after`; returns how
+    /// many were removed. Called by the probe loop once per round. Left ids stay remembered in
+    /// the bounded left set.
     pub fn prune(&self, now: Instant) -> usize {
-        let forget_after = self.forget_after;
         let mut table = self.lock();
         let before = table.peers.len();
         table.peers.retain(|_, e| {
-            !(e.state.is_expendable() && now.saturating_duration_since(e.since) >= forget_after)
+            let after = if e.state == PeerState::Unverified {
+                self.unverified_forget_after
+            } else {
+                self.forget_after
+            };
+            !(e.state.is_expendable() && now.saturating_duration_since(e.since) >= after)
         });
         before - table.peers.len()
     }

@@ -344,3 +344,141 @@ fn answers_are_capped_windows_over_live_peers() {
     );
     assert_eq!(m.peers_answer(peers[2].id, 4).len(), 4);
 }
+
+#[test]
+fn claims_count_only_once_verified() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    let mut rx = m.subscribe();
+    rx.mark_unchanged();
+    assert!(m.claim(p), "an unknown id's address is to be verified");
+    let entry = m.get(&p.id).unwrap();
+    assert_eq!((entry.info, entry.state), (p, PeerState::Unverified));
+    assert_eq!(PeerState::Unverified.as_str(), "unverified");
+    assert!(!PeerState::Unverified.is_live());
+    assert!(m.live_peers().is_empty());
+    assert!(m.peers_answer(NodeId::random(), 100).is_empty());
+    assert!(!rx.has_changed().unwrap(), "the live set did not change");
+    assert!(m.claim(p), "still to be verified when claimed again");
+    assert_eq!(m.len(), 1);
+    // The dial of its address found it there.
+    assert!(m.observe(p));
+    assert_eq!(m.get(&p.id).unwrap().state, PeerState::Alive);
+    assert_eq!(m.live_peers(), vec![p]);
+    assert!(rx.has_changed().unwrap());
+}
+
+#[test]
+fn a_live_peer_saying_hello_again_keeps_its_state() {
+    let m = Membership::new(peer(1));
+    let p = peer(2);
+    m.observe(p);
+    let mut rx = m.subscribe();
+    rx.mark_unchanged();
+    assert!(!m.claim(p), "an alive peer at its address needs no dial");
+    assert_eq!(m.get(&p.id).unwrap().state, PeerState::Alive);
+    m.record_probe(p.id, false, 3);
+    assert!(
+        m.claim(p),
+        "a suspect one is dialled, to be alive again sooner"
+    );
+    assert_eq!(m.get(&p.id).unwrap().state, PeerState::Suspect);
+    assert_eq!(m.live_peers(), vec![p]);
+    assert!(!rx.has_changed().unwrap(), "no flapping");
+}
+
+#[test]
+fn claims_of_non_live_or_moved_ids_are_unverified() {
+    let m = Membership::new(peer(1));
+    let (dead, moving, left) = (peer(2), peer(3), peer(4));
+    for p in [dead, moving, left] {
+        m.observe(p);
+    }
+    m.set_state(dead.id, PeerState::Dead);
+    m.mark_left(left.id);
+    let mut rx = m.subscribe();
+    rx.mark_unchanged();
+
+    assert!(m.claim(dead));
+    assert_eq!(m.get(&dead.id).unwrap().state, PeerState::Unverified);
+    assert!(!rx.has_changed().unwrap());
+
+    let moved = PeerInfo {
+        id: moving.id,
+        addr: ([127, 0, 0, 1], 40).into(),
+    };
+    assert!(m.claim(moved));
+    let entry = m.get(&moving.id).unwrap();
+    assert_eq!((entry.info, entry.state), (moved, PeerState::Unverified));
+    assert!(rx.has_changed().unwrap(), "it left placement");
+    assert!(m.live_peers().is_empty());
+
+    assert!(!m.claim(left), "a node that left stays left");
+    assert_eq!(m.get(&left.id).unwrap().state, PeerState::Left);
+    assert!(!m.claim(m.local()), "this node's own id");
+}
+
+#[test]
+fn a_claim_of_a_live_nodes_address_does_not_displace_it() {
+    let m = Membership::new(peer(1));
+    let real = peer(2);
+    m.observe(real);
+    let fake = PeerInfo {
+        id: NodeId::random(),
+        addr: real.addr,
+    };
+    assert!(m.claim(fake));
+    assert_eq!(m.get(&real.id).unwrap().state, PeerState::Alive);
+    assert_eq!(m.live_peers(), vec![real]);
+    // The dial of that address finds the real node: the fake claim is disproved.
+    assert!(!m.observe(real));
+    assert!(m.get(&fake.id).is_none());
+    assert_eq!(m.len(), 1);
+}
+
+#[test]
+fn unverified_entries_are_evicted_first_and_forgotten_soon() {
+    let short = Duration::from_secs(10);
+    let m = Membership::with_limits(peer(1), 3, MINUTE).with_unverified_forget_after(short);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let (alive, dead, claimed) = (peer(2), peer(3), peer(4));
+    m.observe_at(alive, t0);
+    m.observe_at(dead, t0);
+    for _ in 0..3 {
+        m.record_probe_at(dead.id, false, 3, at(1));
+    }
+    assert!(m.claim_at(claimed, at(2)));
+    // Full: a newer claim evicts the unverified entry, though the dead one is older.
+    let newer = peer(5);
+    assert!(m.claim_at(newer, at(3)));
+    assert!(m.get(&claimed.id).is_none());
+    assert_eq!(m.get(&dead.id).unwrap().state, PeerState::Dead);
+    // Claiming again does not postpone the expiry.
+    assert!(m.claim_at(newer, at(8)));
+    assert_eq!(m.prune(at(12)), 0);
+    assert_eq!(m.prune(at(13)), 1, "unverified for 10 s");
+    assert!(m.get(&newer.id).is_none());
+    assert_eq!(
+        m.get(&dead.id).unwrap().state,
+        PeerState::Dead,
+        "dead: 1 min"
+    );
+    // A live newcomer evicts an unverified entry before a dead one too.
+    let p6 = peer(6);
+    assert!(m.claim_at(p6, at(14)));
+    let p7 = peer(7);
+    assert!(m.observe_at(p7, at(15)));
+    assert!(m.get(&p6.id).is_none());
+    assert_eq!(m.get(&dead.id).unwrap().state, PeerState::Dead);
+    // With no unverified entry left, a claim evicts the dead one.
+    assert!(m.claim_at(peer(8), at(16)));
+    assert!(m.get(&dead.id).is_none());
+    // Full of live peers (the last unverified one made room): a claim is refused.
+    assert!(m.observe_at(peer(9), at(17)));
+    assert_eq!(m.live_peers().len(), 3);
+    let refused = peer(10);
+    assert!(!m.claim_at(refused, at(18)));
+    assert!(m.get(&refused.id).is_none());
+    assert_eq!(m.len(), 3);
+}
