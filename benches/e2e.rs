@@ -25,6 +25,9 @@
 //! ```
 //! Without `--bench` (as `cargo test --benches` runs it) it does a one-size smoke run.
 //! Linux only (it reads `/proc`).
+//!
+//! Its node processes zero every heap block they free, like the `voldisefs` binary; build with
+//! `RUSTFLAGS="--cfg voldisefs_no_wipe"` to measure them without (the cost of the wiping).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -33,6 +36,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// The `voldisefs` binary's allocator: every heap block is zeroed before it is freed.
+#[cfg(not(voldisefs_no_wipe))]
+#[global_allocator]
+static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
 
 use bytes::Bytes;
 use futures_util::StreamExt;

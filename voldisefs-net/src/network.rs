@@ -270,7 +270,9 @@ impl Network {
 
     /// Returns an open connection to `addr`, dialing (and handshaking) if needed: when there is
     /// none, when it was closed (by either side), or when it has been unused for half of
-    /// [`NetConfig::idle_timeout`].
+    /// [`NetConfig::idle_timeout`]. The node found there is recorded alive when it advertises
+    /// the dialled address; another advertised address is only a claim, verified by a dial of
+    /// its own.
     pub(crate) async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, NetError> {
         if self.shared.token.is_cancelled() {
             return Err(NetError::Shutdown);
@@ -300,7 +302,14 @@ impl Network {
             conn.close();
         }
         let conn = Conn::connect(addr, &self.shared).await?;
-        self.shared.membership.observe(conn.remote());
+        let remote = conn.remote();
+        if remote.addr == addr {
+            self.shared.membership.observe(remote);
+        } else if self.shared.membership.claim(remote) {
+            // It advertises another address than the one dialled: that one counts only once a
+            // dial there finds the same node (a hostile node could name a black hole).
+            self.verify_claim(remote.addr);
+        }
         *slot = Some(conn.clone());
         Ok(conn)
     }

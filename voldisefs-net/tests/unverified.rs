@@ -219,3 +219,56 @@ async fn claimed_addresses_count_only_once_verified() {
         net.shutdown().await;
     }
 }
+
+/// A node reached by dialling it that advertises a different address (here: a black hole) is
+/// recorded alive only once a dial of the advertised address finds it there, which never
+/// happens; the dialled node stays out of placement and is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialled_node_advertising_another_address_counts_only_once_verified() {
+    let hole = black_hole().await;
+    let liar_id = NodeId::random();
+    // A "seed" that answers hello naming the black hole as its address, then any request.
+    let seed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let seed_addr = seed.local_addr().unwrap();
+    let advertised = hole.addr;
+    let seed_task = tokio::spawn(async move {
+        // Bounded: the node under test dials it a few times at most.
+        for _ in 0..16 {
+            let Ok((stream, _)) = seed.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, FrameCodec::new());
+                while let Some(Ok(frame)) = framed.next().await {
+                    let answer = match frame.envelope.message {
+                        Message::Hello { .. } => Message::Hello {
+                            version: PROTOCOL_VERSION,
+                            node_id: liar_id,
+                            listen_addr: advertised,
+                        },
+                        Message::GetPeers => Message::Peers { peers: Vec::new() },
+                        Message::Ping => Message::Pong,
+                        _ => Message::Ack,
+                    };
+                    let reply = Frame::new(frame.envelope.id, answer);
+                    if framed.send(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let node = start_with(config()).await;
+    node.bootstrap(&[seed_addr]).await.unwrap();
+    let state = |net: &Network| net.membership().get(&liar_id).map(|e| e.state);
+    assert_ne!(state(&node), Some(PeerState::Alive));
+    assert!(node.membership().live_peers().is_empty());
+    // The verification dial hits the black hole and times out; the claim is then forgotten.
+    eventually("the unverified claim is forgotten", || {
+        state(&node).is_none()
+    })
+    .await;
+    assert!(node.membership().live_peers().is_empty());
+    seed_task.abort();
+    node.shutdown().await;
+}

@@ -144,6 +144,7 @@ impl Collector for StateCollector {
         for state in [
             PeerState::Alive,
             PeerState::Suspect,
+            PeerState::Unverified,
             PeerState::Dead,
             PeerState::Left,
         ] {
