@@ -1,4 +1,5 @@
-//! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing (format v1).
+//! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing, delete keys
+//! (format v2).
 //!
 //! Argon2id turns a password into a key-encryption key (KEK); HKDF-SHA256 derives from it a
 //! wrap key and a key commitment. A random per-file data key (DEK), wrapped under the wrap key,
@@ -56,6 +57,11 @@
 //!     out.extend_from_slice(&opener.open_chunk(i as u64, chunk.bytes)?);
 //! }
 //! assert_eq!(out, data);
+//!
+//! // Every stored object ends with the file's delete check: only the file's delete key (which
+//! // a reader derives) lets a holder erase it.
+//! assert!(opener.delete_key().authorizes(&record.bytes));
+//! assert!(!voldisefs_crypto::DeleteKey::from_bytes([0; 32]).authorizes(&record.bytes));
 //!
 //! // A wrong password is indistinguishable from tampering.
 //! let wrong = FileOpener::open(&record.id, &record.bytes, &Password::new("guess"));

@@ -200,8 +200,9 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
     })
 }
 
-/// Builds a whole record: `header || nonce(12) || ciphertext || tag(16)`, the manifest sealed
-/// under `key` with AAD = the whole header. One allocation, sealed in place.
+/// Builds a whole record: `header || nonce(12) || ciphertext || tag(16) || check(32)`, the
+/// manifest sealed under `key` with AAD = the whole header, then the file's delete check. One
+/// allocation, sealed in place.
 pub(crate) fn seal_record(
     key: &LessSafeKey,
     nonce: [u8; NONCE_LEN],
