@@ -21,8 +21,8 @@ use voldisefs_fuzz::{
     push_noise_op,
 };
 use voldisefs_proto::{
-    ChunkId, ChunkProof, ErrorCode, Frame, FrameCodec, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
-    ProofDigest, ProofNonce,
+    ChunkId, ChunkProof, DeleteKey, ErrorCode, Frame, FrameCodec, Message, NodeId,
+    PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -130,7 +130,9 @@ fn sample_frames() -> Result<Vec<(&'static str, Vec<u8>)>> {
                             proof: ProofDigest::from_bytes([9; 32]),
                         },
                         ChunkProof::Missing,
-                        ChunkProof::Deleted,
+                        ChunkProof::Deleted {
+                            key: DeleteKey::from_bytes([10; 32]),
+                        },
                     ],
                 },
             ),
@@ -140,6 +142,7 @@ fn sample_frames() -> Result<Vec<(&'static str, Vec<u8>)>> {
             Frame::new(
                 8,
                 Message::DeleteChunks {
+                    key: DeleteKey::from_bytes([11; 32]),
                     chunks: vec![chunk],
                 },
             ),

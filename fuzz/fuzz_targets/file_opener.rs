@@ -86,7 +86,7 @@ fn open_chunk_checked(opener: &FileOpener, index: u64, chunk: &[u8]) {
             let m = opener.manifest();
             assert_eq!(m.chunk_id(index), Some(&content_id(chunk)));
             assert_eq!(Some(plain.len()), m.chunk_len(index));
-            assert_eq!(plain.len() + voldisefs_crypto::TAG_LEN, chunk.len());
+            assert_eq!(plain.len() + voldisefs_crypto::CHUNK_OVERHEAD, chunk.len());
         }
         Err(_) => {}
     }
