@@ -104,6 +104,8 @@
 mod bootstrap;
 mod config;
 mod conn;
+#[allow(dead_code)] // Wired in with the gossip driver (issue 11, in progress).
+mod datagram;
 mod error;
 mod freeze;
 mod link;

@@ -64,6 +64,11 @@ impl NetworkKey {
         Ok(Self(key))
     }
 
+    /// The raw key (to derive the membership datagram keys from).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0[..]
+    }
+
     /// Parses the text form: 64 hexadecimal digits, surrounding whitespace ignored.
     pub fn from_hex(text: &str) -> Result<Self, NetError> {
         let text = text.trim();
