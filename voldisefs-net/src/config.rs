@@ -141,6 +141,59 @@ pub struct NetConfig {
     pub join_retry_initial: Duration,
     /// Longest pause between two join attempts. Default 10 s.
     pub join_retry_max: Duration,
+    /// SWIM gossip membership (see [`GossipConfig`]) instead of pinging every peer every
+    /// `probe_interval`. `None` (the default for now): the all-to-all probe and discovery loops.
+    pub gossip: Option<GossipConfig>,
+}
+
+/// Settings of SWIM gossip membership ([`foca`] over UDP on the peer port): every
+/// `probe_period` a node probes one random member directly, then through
+/// `indirect_probes` others when no answer came within `probe_rtt`; a member that stays
+/// silent is suspect and, unless it refutes within `suspect_after` times
+/// `max(1, log10 N)`, down. News (joins, suspicions, deaths) ride on the probes and on a
+/// gossip round every `gossip_every` to `gossip_fanout` members, so each node sends a few
+/// small packets a second whatever the network's size. With the defaults a crashed node is
+/// marked down everywhere within about 5 s on a LAN.
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    /// Time between two probes of a random member. Default 1 s.
+    pub probe_period: Duration,
+    /// Time a direct probe may take before indirect probes are sent (less than
+    /// `probe_period`). Default 300 ms.
+    pub probe_rtt: Duration,
+    /// Members asked to probe a silent one on this node's behalf. Default 3.
+    pub indirect_probes: usize,
+    /// Base of the suspicion timeout, multiplied by `max(1, log10 N)` for N members. Default
+    /// 2.5 s.
+    pub suspect_after: Duration,
+    /// Time between two gossip rounds. Default 200 ms.
+    pub gossip_every: Duration,
+    /// Members one gossip round sends news to. Default 3.
+    pub gossip_fanout: usize,
+    /// Time between two announcements of this node to a random member (so two halves of a
+    /// network that were apart find each other). Default 10 s.
+    pub announce_every: Duration,
+    /// Largest membership datagram, envelope included. Default 1400 bytes.
+    pub max_packet: usize,
+    /// Time between two anti-entropy rounds: a `get_peers` to one random member over TCP, whose
+    /// answer fills in members gossip has not brought (after a mass join, say). Default 2 s.
+    pub sync_every: Duration,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            probe_period: Duration::from_secs(1),
+            probe_rtt: Duration::from_millis(300),
+            indirect_probes: 3,
+            suspect_after: Duration::from_millis(2500),
+            gossip_every: Duration::from_millis(200),
+            gossip_fanout: 3,
+            announce_every: Duration::from_secs(10),
+            max_packet: 1400,
+            sync_every: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for NetConfig {
@@ -172,6 +225,7 @@ impl Default for NetConfig {
             max_verify_pending: 256,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(10),
+            gossip: None,
         }
     }
 }

@@ -1,0 +1,379 @@
+//! SWIM gossip membership: [`foca`] (sans-IO) driven over a UDP socket on the peer port.
+//!
+//! foca decides whom to probe, when to suspect and when to declare a member down, and what
+//! news to piggyback; this module owns everything else: the socket, the sealing of every
+//! datagram ([`crate::datagram`]: encrypted and authenticated with the network key in keyed
+//! mode, replays refused), the timer queue (foca needs its timers delivered in order), and
+//! the translation of foca's notifications into the [`Membership`](crate::Membership) table
+//! that placement, repair and the status pages read:
+//!
+//! - a member up: alive in keyed mode (only holders of the network key can speak on the
+//!   socket); in open mode only a claim, verified by a TCP dial like an inbound `hello`;
+//! - a member down: dead (it leaves placement until it is heard from again).
+//!
+//! Identities are (node id, address, generation): a member wrongly declared down (after a
+//! partition, say) renews its identity with the next generation and rejoins by itself.
+
+pub(crate) mod identity;
+#[cfg(test)]
+mod sim;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::num::{NonZeroU8, NonZeroUsize};
+use std::time::Duration;
+
+use foca::{Config, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use voldisefs_proto::PeerInfo;
+
+pub(crate) use identity::GossipId;
+
+use crate::config::GossipConfig;
+use crate::datagram::Datagrams;
+use crate::{Network, PeerState};
+
+/// The foca instance this node runs.
+pub(crate) type Swim = Foca<GossipId, PostcardCodec, SmallRng, NoCustomBroadcast>;
+
+/// Requests to the gossip task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Announce this node to a member (a seed reached over TCP).
+    Announce(PeerInfo),
+    /// Members learned from a seed's peer list: taken as alive, to be probed.
+    Learned(Vec<PeerInfo>),
+    /// Tell the members this node leaves, then confirm.
+    Leave(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Most commands waiting for the gossip task.
+const COMMAND_QUEUE: usize = 64;
+
+/// The handle the network keeps: where to send commands.
+#[derive(Debug, Clone)]
+pub(crate) struct Gossip {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Gossip {
+    /// Queues `command` (dropped with a debug log when the queue is full or the task ended).
+    pub(crate) fn send(&self, command: Command) {
+        if let Err(e) = self.commands.try_send(command) {
+            tracing::debug!(error = %e, "gossip command dropped");
+        }
+    }
+}
+
+/// foca's configuration for `members` known members under `settings`: suspicion and
+/// retransmissions scale with `log10` of the network's size.
+pub(crate) fn foca_config(settings: &GossipConfig, members: usize, overhead: usize) -> Config {
+    let n = (members + 1) as f64;
+    let scale = n.log10().max(1.0);
+    // Each piece of news is sent about 4 log10(N) times, and at least as often as for a network
+    // of a hundred: a node that has just joined does not know yet how large its network is.
+    let transmissions = (4.0 * n.log10()).clamp(8.0, 255.0) as u8;
+    Config {
+        probe_period: settings.probe_period,
+        probe_rtt: settings.probe_rtt.min(
+            settings
+                .probe_period
+                .saturating_sub(Duration::from_millis(1)),
+        ),
+        num_indirect_probes: NonZeroUsize::new(settings.indirect_probes.max(1))
+            .unwrap_or(NonZeroUsize::MIN),
+        max_transmissions: NonZeroU8::new(transmissions).unwrap_or(NonZeroU8::MIN),
+        suspect_to_down_after: settings.suspect_after.mul_f64(scale),
+        remove_down_after: Some(Duration::from_secs(10 * 60)),
+        max_packet_size: NonZeroUsize::new(settings.max_packet.saturating_sub(overhead).max(256))
+            .unwrap_or(NonZeroUsize::MIN),
+        notify_down_members: true,
+        periodic_announce: Some(foca::PeriodicParams {
+            frequency: settings.announce_every,
+            num_members: NonZeroUsize::MIN,
+        }),
+        periodic_announce_to_down_members: Some(foca::PeriodicParams {
+            frequency: settings.announce_every.saturating_mul(3),
+            num_members: NonZeroUsize::MIN,
+        }),
+        periodic_gossip: Some(foca::PeriodicParams {
+            frequency: settings.gossip_every,
+            num_members: NonZeroUsize::new(settings.gossip_fanout.max(1))
+                .unwrap_or(NonZeroUsize::MIN),
+        }),
+    }
+}
+
+/// Whether foca's configuration, last scaled for `last` members, should be scaled again for
+/// `now`: when the count changed by more than a quarter (at least by one).
+pub(crate) fn needs_rescale(last: usize, now: usize) -> bool {
+    now.abs_diff(last) * 4 > last.max(3)
+}
+
+/// What one call into foca asked for.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) sends: Vec<(GossipId, Vec<u8>)>,
+    pub(crate) timers: Vec<(Timer<GossipId>, Duration)>,
+    pub(crate) notes: Vec<OwnedNotification<GossipId>>,
+}
+
+impl foca::Runtime<GossipId> for Effects {
+    fn notify(&mut self, notification: foca::Notification<'_, GossipId>) {
+        self.notes.push(notification.to_owned());
+    }
+
+    fn send_to(&mut self, to: GossipId, data: &[u8]) {
+        self.sends.push((to, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<GossipId>, after: Duration) {
+        self.timers.push((event, after));
+    }
+}
+
+/// foca's timers, delivered in due order (then in submission order).
+#[derive(Default)]
+pub(crate) struct Timers {
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    events: HashMap<u64, Timer<GossipId>>,
+    seq: u64,
+}
+
+impl Timers {
+    pub(crate) fn push(&mut self, at: Instant, timer: Timer<GossipId>) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, timer);
+    }
+
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The timers due at `now`, in order.
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Timer<GossipId>> {
+        let mut out = Vec::new();
+        while let Some(Reverse((at, seq))) = self.queue.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.queue.pop();
+            if let Some(timer) = self.events.remove(&seq) {
+                out.push(timer);
+            }
+        }
+        out
+    }
+}
+
+/// Binds the gossip socket beside the peer listener (same address, UDP) and starts the task.
+pub(crate) fn start(
+    net: &Network,
+    bind: SocketAddr,
+    settings: GossipConfig,
+) -> Result<Gossip, crate::NetError> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(socket)?;
+    let mut run = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut run)
+        .map_err(|_| crate::NetError::Key("the system random generator failed".into()))?;
+    let datagrams = match &net.shared.config.network_key {
+        Some(key) => Datagrams::keyed(key, run, net.shared.config.max_peers)
+            .ok_or_else(|| crate::NetError::Key("cannot derive the gossip key".into()))?,
+        None => Datagrams::open(),
+    };
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| crate::NetError::Key("the system random generator failed".into()))?;
+    let local = net.local();
+    let config = foca_config(&settings, 1, datagrams.overhead());
+    let swim = Foca::new(
+        GossipId::new(local, 0),
+        config,
+        SmallRng::from_seed(seed),
+        PostcardCodec,
+    );
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let driver = Driver {
+        net: net.clone(),
+        socket,
+        datagrams,
+        swim,
+        settings,
+        timers: Timers::default(),
+        members: 0,
+    };
+    net.shared.tracker.spawn(driver.run(rx));
+    Ok(Gossip { commands: tx })
+}
+
+struct Driver {
+    net: Network,
+    socket: UdpSocket,
+    datagrams: Datagrams,
+    swim: Swim,
+    settings: GossipConfig,
+    timers: Timers,
+    /// Members foca knew when its configuration was last scaled.
+    members: usize,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let token = self.net.shared_token();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut freeze = self.net.shared.freeze_watch();
+        loop {
+            let next = self.timers.next_due();
+            let mut fx = Effects::default();
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = freeze.frozen() => {
+                    // A frozen node does nothing, gossip included, until thawed.
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = freeze.thawed() => {}
+                    }
+                    continue;
+                }
+                received = self.socket.recv_from(&mut buf) => {
+                    let Ok((len, from)) = received else { continue };
+                    if self.net.shared.is_isolated() {
+                        continue;
+                    }
+                    match self.datagrams.open_packet(&mut buf[..len]) {
+                        Ok(payload) => {
+                            if let Err(e) = self.swim.handle_data(payload, &mut fx) {
+                                tracing::trace!(%from, error = %e, "gossip packet refused");
+                            }
+                        }
+                        Err(e) => tracing::trace!(%from, error = %e, "datagram dropped"),
+                    }
+                }
+                () = sleep_until(next) => {
+                    for timer in self.timers.due(Instant::now()) {
+                        if let Err(e) = self.swim.handle_timer(timer, &mut fx) {
+                            tracing::debug!(error = %e, "gossip timer failed");
+                        }
+                    }
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    self.command(command, &mut fx);
+                }
+            }
+            self.apply(fx).await;
+        }
+    }
+
+    fn command(&mut self, command: Command, fx: &mut Effects) {
+        match command {
+            Command::Announce(peer) => {
+                if let Err(e) = self.swim.announce(GossipId::new(peer, 0), &mut *fx) {
+                    tracing::debug!(peer = %peer.id, error = %e, "gossip announce failed");
+                }
+            }
+            Command::Learned(peers) => {
+                let members = peers
+                    .into_iter()
+                    .map(|p| Member::alive(GossipId::new(p, 0)));
+                if let Err(e) = self.swim.apply_many(members, false, &mut *fx) {
+                    tracing::debug!(error = %e, "learned members not applied");
+                }
+            }
+            Command::Leave(done) => {
+                if let Err(e) = self.swim.leave_cluster(&mut *fx) {
+                    tracing::debug!(error = %e, "gossip leave failed");
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Sends what foca asked to send, schedules its timers, and records its news.
+    async fn apply(&mut self, fx: Effects) {
+        let now = Instant::now();
+        for (timer, after) in fx.timers {
+            self.timers.push(now + after, timer);
+        }
+        let isolated = self.net.shared.is_isolated();
+        for (to, data) in fx.sends {
+            if isolated {
+                break;
+            }
+            let packet = self.datagrams.seal(&data);
+            if let Err(e) = self.socket.send_to(&packet, to.addr).await {
+                tracing::trace!(to = %to.addr, error = %e, "gossip send failed");
+            }
+        }
+        for note in fx.notes {
+            self.notice(note);
+        }
+        self.rescale();
+    }
+
+    fn notice(&mut self, note: OwnedNotification<GossipId>) {
+        let membership = self.net.membership();
+        match note {
+            OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id) => {
+                let peer = id.peer();
+                if self.net.shared.keyed.is_some() {
+                    // Only holders of the network key speak on the gossip socket.
+                    if membership.observe(peer) {
+                        tracing::info!(peer = %peer.id, addr = %peer.addr, "member up");
+                    }
+                } else if membership.claim(peer) {
+                    // Open mode: anyone can gossip; the address counts once dialled.
+                    self.net.verify_claim(peer.addr);
+                }
+            }
+            OwnedNotification::MemberDown(id) => {
+                let peer = id.peer();
+                let current = membership.get(&peer.id);
+                if current.is_some_and(|e| e.info.addr == peer.addr && e.state.is_live())
+                    && membership.set_state(peer.id, PeerState::Dead)
+                {
+                    tracing::info!(peer = %peer.id, addr = %peer.addr, "member down");
+                }
+            }
+            OwnedNotification::Rejoin(id) => {
+                tracing::info!(
+                    generation = id.generation,
+                    "rejoined the gossip under a new generation"
+                );
+            }
+            OwnedNotification::Active => tracing::debug!("gossip active"),
+            OwnedNotification::Idle => tracing::debug!("gossip idle: no other member"),
+            OwnedNotification::Defunct => {
+                tracing::warn!("gossip defunct: declared down and cannot rejoin")
+            }
+        }
+    }
+
+    /// Scales suspicion and retransmissions to the network's size when it changed enough.
+    fn rescale(&mut self) {
+        let n = self.swim.num_members();
+        if !needs_rescale(self.members, n) {
+            return;
+        }
+        let config = foca_config(&self.settings, n, self.datagrams.overhead());
+        match self.swim.set_config(config) {
+            Ok(()) => self.members = n,
+            Err(e) => tracing::debug!(error = %e, "gossip configuration not rescaled"),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
