@@ -115,6 +115,19 @@ pub(crate) fn needs_rescale(last: usize, now: usize) -> bool {
     now.abs_diff(last) * 4 > last.max(3)
 }
 
+/// The pause before the next anti-entropy round after one that paused `last`: `sync_every`
+/// again when it `learned` a member (the network is still settling), else twice as long, up to
+/// 30 times `sync_every`. So a node pulls member lists often while a network forms and rarely
+/// once it is stable.
+pub(crate) fn sync_pause(last: Duration, learned: bool, settings: &GossipConfig) -> Duration {
+    let base = settings.sync_every;
+    if learned || last.is_zero() {
+        base
+    } else {
+        last.saturating_mul(2).min(base.saturating_mul(30))
+    }
+}
+
 /// What one call into foca asked for.
 #[derive(Default)]
 pub(crate) struct Effects {

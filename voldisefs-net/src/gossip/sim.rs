@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use voldisefs_proto::{NodeId, PeerInfo};
 
-use super::{Effects, GossipId, Swim, foca_config, needs_rescale};
+use super::{Effects, GossipId, Swim, foca_config, needs_rescale, sync_pause};
 use crate::config::GossipConfig;
 
 /// Bytes the keyed envelope adds (so packets are as large as on the wire).
@@ -46,6 +46,8 @@ struct Sim {
     settings: GossipConfig,
     /// Per node: the member count its configuration was last scaled for.
     scaled: Vec<usize>,
+    /// Per node: the pause before its next anti-entropy round.
+    pause: Vec<Duration>,
     packets: u64,
     bytes: u64,
 }
@@ -61,6 +63,14 @@ fn peer(i: usize) -> PeerInfo {
 
 impl Sim {
     fn new(n: usize, seed: u64) -> Self {
+        let mut sim = Self::build(n, seed);
+        // The first node runs anti-entropy too (the others start it when they join).
+        let first = sim.settings.sync_every;
+        sim.push(first, 0, Event::Sync);
+        sim
+    }
+
+    fn build(n: usize, seed: u64) -> Self {
         let settings = GossipConfig::default();
         let ids: Vec<GossipId> = (0..n).map(|i| GossipId::new(peer(i), 0)).collect();
         let nodes = ids
@@ -90,6 +100,7 @@ impl Sim {
             downs: vec![BTreeMap::new(); n],
             settings,
             scaled: vec![0; n],
+            pause: vec![Duration::ZERO; n],
             packets: 0,
             bytes: 0,
         }
@@ -161,25 +172,32 @@ impl Sim {
     }
 
     /// One anti-entropy round of `node` (see [`Event::Sync`]); partitions and crashes apply.
-    fn sync(&mut self, node: usize, fx: &mut Effects) {
+    /// Returns whether it learned a member.
+    fn sync(&mut self, node: usize, fx: &mut Effects) -> bool {
         let members: Vec<GossipId> = self.nodes[node].iter_members().map(|m| *m.id()).collect();
         if members.is_empty() || self.cut[node] {
-            return;
+            return false;
         }
         let pick = members[self.net_rng.random_range(0..members.len())];
         let Some(&from) = self.by_addr.get(&pick.addr) else {
-            return;
+            return false;
         };
         if self.crashed[from] || self.cut[from] {
-            return;
+            return false;
         }
         let own = self.ids[node].addr;
+        let known: std::collections::HashSet<[u8; 16]> = self.nodes[node]
+            .iter_membership_state()
+            .map(|m| m.id().id)
+            .collect();
         let learned: Vec<_> = self.nodes[from]
             .iter_members()
-            .filter(|m| m.id().addr != own)
+            .filter(|m| m.id().addr != own && !known.contains(&m.id().id))
             .map(|m| foca::Member::alive(*m.id()))
             .collect();
+        let any = !learned.is_empty();
         let _ = self.nodes[node].apply_many(learned.into_iter(), false, fx);
+        any
     }
 
     /// Runs until `until` (virtual time), or until `done` holds (checked every 100 ms).
@@ -202,8 +220,9 @@ impl Sim {
                 Event::Data(data) => self.nodes[node].handle_data(&data, &mut fx),
                 Event::Timer(timer) => self.nodes[node].handle_timer(timer, &mut fx),
                 Event::Sync => {
-                    self.sync(node, &mut fx);
-                    let next = self.now + self.settings.sync_every;
+                    let learned = self.sync(node, &mut fx);
+                    self.pause[node] = sync_pause(self.pause[node], learned, &self.settings);
+                    let next = self.now + self.pause[node];
                     self.push(next, node, Event::Sync);
                     Ok(())
                 }
@@ -275,7 +294,8 @@ fn join_and_crash(n: usize, spread: Duration) -> (Duration, Duration, f64) {
     assert!(sim.converged(), "{n} nodes did not converge within 60 s");
     let converged = converged_at - last_join;
 
-    // Idle traffic over 10 s.
+    // Idle traffic over 10 s, once the news of the joins has died down.
+    sim.run(sim.now + Duration::from_secs(20), |_| false);
     let (p0, start) = (sim.packets, sim.now);
     sim.run(start + Duration::from_secs(10), |_| false);
     let idle = (sim.packets - p0) as f64 / n as f64 / 10.0;
