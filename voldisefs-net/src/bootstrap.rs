@@ -32,7 +32,9 @@ pub struct BootstrapReport {
 
 impl Network {
     /// Joins the network through `seeds`, once: asks each for its peers, then every newly
-    /// learned peer in turn, until no new peer appears. Every contacted node learns this one
+    /// learned peer in turn, until no new peer appears (with gossip, [`NetConfig::gossip`](crate::NetConfig::gossip),
+    /// only the seeds are asked: this node is announced to them and their members are handed
+    /// to the gossip, which probes them). Every contacted node learns this one
     /// from its `hello`. Peers are contacted in parallel with timeouts, so an unreachable one
     /// does not stall the rest. Fails only if seeds were given and none of the contacted peers
     /// answered; [`Network::join`] retries.
@@ -67,6 +69,15 @@ impl Network {
                 Ok((_, Ok((peer, peers)))) => {
                     report.reached.push(peer);
                     seen.insert(peer.addr);
+                    if let Some(gossip) = self.gossip() {
+                        // With gossip a seed is enough: announce this node to it, hand its
+                        // members to the gossip (which probes them), and dial nobody else.
+                        gossip.send(crate::gossip::Command::Announce(peer));
+                        let mut peers = peers;
+                        peers.truncate(config.max_peers);
+                        gossip.send(crate::gossip::Command::Learned(peers));
+                        continue;
+                    }
                     for p in peers {
                         if seen.contains(&p.addr) {
                             continue;

@@ -104,11 +104,9 @@
 mod bootstrap;
 mod config;
 mod conn;
-#[allow(dead_code)] // Wired in with the gossip driver (issue 11, in progress).
 mod datagram;
 mod error;
 mod freeze;
-#[allow(dead_code)] // Wired in with the gossip driver (issue 11, in progress).
 mod gossip;
 mod link;
 mod liveness;
@@ -120,7 +118,7 @@ mod stats;
 mod verify;
 
 pub use bootstrap::BootstrapReport;
-pub use config::NetConfig;
+pub use config::{GossipConfig, NetConfig};
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
 pub use network::{Handler, Network, Payload};

@@ -37,8 +37,11 @@ pub(crate) async fn probe_loop(net: Network) {
             tracing::debug!(forgotten, "forgot dead and left peers");
         }
         let mut probes = JoinSet::new();
+        let gossip = net.gossip().is_some();
         for entry in net.membership().snapshot() {
             let due = match entry.state {
+                // With gossip, SWIM probes the members (a few a second, whatever their number).
+                PeerState::Alive | PeerState::Suspect | PeerState::Dead if gossip => false,
                 PeerState::Left => false,
                 // Not a probe: a bounded verification dial of the claimed address.
                 PeerState::Unverified => {
@@ -91,6 +94,9 @@ async fn probe(net: &Network, peer: PeerInfo) -> bool {
 /// left), so nodes that joined at the same moment through different peers still find each
 /// other. A frozen node starts no round until it is thawed.
 pub(crate) async fn discovery_loop(net: Network) {
+    if let Some(settings) = net.config().gossip.clone() {
+        return anti_entropy_loop(net, settings).await;
+    }
     let interval = net.config().discovery_interval;
     let fanout = net.config().discovery_fanout;
     let token = net.shared_token();
@@ -138,6 +144,50 @@ pub(crate) async fn discovery_loop(net: Network) {
         tokio::select! {
             () = token.cancelled() => return,
             () = work => {}
+        }
+    }
+}
+
+/// With gossip: pulls the member list of one random live member over TCP (`get_peers`) and
+/// hands the members this node did not know to the gossip, which probes them like any other
+/// (and, in open mode, they count only once a dial verified their address). Every
+/// `sync_every` while rounds bring news, backing off to 30 times that once they stop
+/// ([`crate::gossip::sync_pause`]). A frozen node starts no round until it is thawed.
+async fn anti_entropy_loop(net: Network, settings: crate::config::GossipConfig) {
+    let token = net.shared_token();
+    let mut freeze = net.shared.freeze_watch();
+    let mut pause = std::time::Duration::ZERO;
+    loop {
+        pause = crate::gossip::sync_pause(pause, false, &settings);
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = freeze.thawed() => {}
+        }
+        let live = net.membership().live_peers();
+        if live.is_empty() {
+            continue;
+        }
+        let pick = usize::from(voldisefs_proto::NodeId::random().as_bytes()[0]) % live.len();
+        let Ok(Ok((_, peers))) =
+            tokio::time::timeout(net.config().request_timeout, net.discover(live[pick].addr)).await
+        else {
+            continue;
+        };
+        let membership = net.membership();
+        let new: Vec<PeerInfo> = peers
+            .into_iter()
+            .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id))
+            .collect();
+        if !new.is_empty() {
+            tracing::debug!(learned = new.len(), "anti-entropy learned members");
+            if let Some(gossip) = net.gossip() {
+                gossip.send(crate::gossip::Command::Learned(new));
+            }
+            pause = std::time::Duration::ZERO;
         }
     }
 }

@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) joining: AtomicBool,
     /// Claimed addresses waiting for a verification dial (see [`crate::verify`]).
     pub(crate) verifier: Verifier,
+    /// The gossip task, when membership runs on SWIM gossip ([`NetConfig::gossip`]).
+    pub(crate) gossip: std::sync::OnceLock<crate::gossip::Gossip>,
 }
 
 /// What keyed mode needs: the shared network key and this node's own key pair.
@@ -183,13 +185,19 @@ impl Network {
             freeze: Freeze::new(),
             joining: AtomicBool::new(false),
             verifier,
+            gossip: std::sync::OnceLock::new(),
         });
+        let gossip_bind = listener.local_addr()?;
         shared.tracker.spawn(crate::server::accept_loop(
             listener,
             shared.clone(),
             handler,
         ));
         let network = Network { shared };
+        if let Some(settings) = network.shared.config.gossip.clone() {
+            let gossip = crate::gossip::start(&network, gossip_bind, settings)?;
+            let _ = network.shared.gossip.set(gossip);
+        }
         let tracker = &network.shared.tracker;
         tracker.spawn(crate::liveness::probe_loop(network.clone()));
         tracker.spawn(crate::liveness::discovery_loop(network.clone()));
@@ -376,8 +384,19 @@ impl Network {
         self.request(peer, request).await
     }
 
-    /// Tells every live peer that this node leaves, best effort, in parallel.
+    /// The gossip task's handle, when membership runs on gossip.
+    pub(crate) fn gossip(&self) -> Option<&crate::gossip::Gossip> {
+        self.shared.gossip.get()
+    }
+
+    /// Tells every live peer that this node leaves, best effort, in parallel (and, with
+    /// gossip, the gossip too).
     pub async fn announce_leave(&self) {
+        if let Some(gossip) = self.gossip() {
+            let (done, confirmed) = tokio::sync::oneshot::channel();
+            gossip.send(crate::gossip::Command::Leave(done));
+            let _ = tokio::time::timeout(Duration::from_secs(1), confirmed).await;
+        }
         let local = self.local();
         let mut running = JoinSet::new();
         for peer in self.shared.membership.live_peers() {
