@@ -17,6 +17,16 @@
 //! full membership. A node that announced its leave is never revived, not by its own `hello`
 //! nor by a probe. See [`NetConfig`].
 //!
+//! **SWIM gossip** ([`NetConfig::gossip`], opt-in for now): membership runs on the `foca`
+//! crate over UDP on the peer port instead, so each node's cost stays the same whatever the
+//! network's size: one random member probed per period (indirectly through a few others when
+//! it does not answer), suspicion with refutation, news piggybacked on the probes and on small
+//! gossip rounds, and an anti-entropy `get_peers` to one random member that backs off once
+//! nothing new comes. In keyed mode every datagram is encrypted and authenticated under a key
+//! derived from the network key, with a replay window per sender; in open mode members learned
+//! from gossip count only once a dial verified their address. Bootstrap with gossip asks only
+//! the seeds and dials nobody else. See [`GossipConfig`].
+//!
 //! Joining: [`Network::bootstrap`] is one attempt; [`Network::join`] retries it with capped
 //! exponential backoff until a seed answers or the network's token is cancelled, and
 //! [`Network::is_joining`] tells whether it is still trying.
