@@ -313,6 +313,11 @@ impl Network {
         let remote = conn.remote();
         if remote.addr == addr {
             self.shared.membership.observe(remote);
+            if let Some(gossip) = self.gossip() {
+                // A member met over TCP is probed by the gossip too, or nothing would notice
+                // its death if the gossip had not heard of it yet.
+                gossip.send(crate::gossip::Command::Learned(vec![remote]));
+            }
         } else if self.shared.membership.claim(remote) {
             // It advertises another address than the one dialled: that one counts only once a
             // dial there finds the same node (a hostile node could name a black hole).

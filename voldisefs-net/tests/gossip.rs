@@ -115,3 +115,33 @@ async fn datagrams_without_the_key_change_nothing() {
         n.shutdown().await;
     }
 }
+
+/// A member known only over TCP (here: one that never speaks the gossip, as one that crashed
+/// before its announcement arrived) is not kept alive: the members that met it hand it to
+/// their gossip, which probes it and declares it dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_known_only_over_tcp_is_probed_by_the_gossip() {
+    for key in [None, Some(NetworkKey::generate().unwrap())] {
+        let nets = network(3, key.clone()).await;
+        let late = start_with(NetConfig {
+            gossip: None,
+            probe_interval: Duration::from_secs(600),
+            discovery_interval: Duration::from_secs(600),
+            ..gossip(key)
+        })
+        .await;
+        late.bootstrap(&[nets[0].local().addr]).await.unwrap();
+        late.shutdown().await;
+        eventually("nobody keeps the crashed member alive", || {
+            nets.iter().all(|n| {
+                n.membership()
+                    .get(&late.local().id)
+                    .is_none_or(|e| !e.state.is_live())
+            })
+        })
+        .await;
+        for n in nets {
+            n.shutdown().await;
+        }
+    }
+}
