@@ -52,6 +52,45 @@ pub(crate) enum Command {
     Leave(tokio::sync::oneshot::Sender<()>),
 }
 
+/// More members than one membership datagram can name (1,400 bytes at about 30 per member).
+const MAX_MEMBERS_PER_PACKET: usize = 64;
+
+/// Whether handling `payload` could take foca's table (every member it knows, down ones
+/// included) past `cap`: it names members foca does not know, more than the room left. foca
+/// itself has no bound, so the driver drops such packets: memory stays bounded whatever
+/// anyone gossips (news of members beyond the cap is dropped until down ones are forgotten).
+pub(crate) fn overflows(swim: &Swim, payload: &[u8], cap: usize) -> bool {
+    use bytes::Buf;
+    use foca::Codec;
+    let len = swim.iter_membership_state().len();
+    if len + MAX_MEMBERS_PER_PACKET <= cap {
+        return false;
+    }
+    let mut buf = payload;
+    let mut codec = PostcardCodec;
+    let Ok(header) = Codec::<GossipId>::decode_header(&mut codec, &mut buf) else {
+        return false; // foca refuses it anyway
+    };
+    let mut named = vec![header.src.id];
+    if buf.remaining() >= 2 {
+        let n = buf.get_u16();
+        for _ in 0..n {
+            match Codec::<GossipId>::decode_member(&mut codec, &mut buf) {
+                Ok(m) => named.push(m.id().id),
+                Err(_) => break,
+            }
+        }
+    }
+    let known: std::collections::HashSet<[u8; 16]> = swim
+        .iter_membership_state()
+        .map(|m| m.id().id)
+        .chain(std::iter::once(swim.identity().id))
+        .collect();
+    let new: std::collections::HashSet<&[u8; 16]> =
+        named.iter().filter(|id| !known.contains(*id)).collect();
+    len + new.len() > cap
+}
+
 /// Most commands waiting for the gossip task.
 const COMMAND_QUEUE: usize = 64;
 
@@ -262,6 +301,9 @@ impl Driver {
                         continue;
                     }
                     match self.datagrams.open_packet(&mut buf[..len]) {
+                        Ok(payload) if overflows(&self.swim, payload, self.net.shared.config.max_peers) => {
+                            tracing::debug!(%from, "gossip packet dropped: it would take the member table past its cap");
+                        }
                         Ok(payload) => {
                             if let Err(e) = self.swim.handle_data(payload, &mut fx) {
                                 tracing::trace!(%from, error = %e, "gossip packet refused");

@@ -403,3 +403,25 @@ fn a_short_partition_is_refuted_and_a_long_one_heals() {
         "the partitioned member did not rejoin ({healed:?})"
     );
 }
+
+#[test]
+fn packets_naming_members_beyond_the_cap_are_dropped() {
+    // A sender that knows 200 members gossips to a receiver with a cap of 100.
+    let mut sim = Sim::new(201, 9);
+    let mut fx = Effects::default();
+    let members: Vec<_> = (1..201).map(|i| foca::Member::alive(sim.ids[i])).collect();
+    sim.nodes[0]
+        .apply_many(members.into_iter(), true, &mut fx)
+        .unwrap();
+    let mut fx = Effects::default();
+    sim.nodes[0].gossip(&mut fx).unwrap();
+    let (to, packet) = fx.sends.first().cloned().unwrap();
+    let receiver = sim.by_addr[&to.addr];
+    assert!(!super::overflows(&sim.nodes[receiver], &packet, 4096));
+    assert!(super::overflows(&sim.nodes[receiver], &packet, 10));
+    // Handling it under a small cap would indeed grow the table past it.
+    let before = sim.nodes[receiver].iter_membership_state().len();
+    let mut fx = Effects::default();
+    sim.nodes[receiver].handle_data(&packet, &mut fx).unwrap();
+    assert!(sim.nodes[receiver].iter_membership_state().len() > before.max(10));
+}
