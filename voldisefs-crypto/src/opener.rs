@@ -71,6 +71,9 @@ impl FileOpener {
         opened
     }
 
+    /// The opening itself, in a frame of its own below `open_with`'s, so the stack scrub that
+    /// follows it covers everything it left behind (never inlined into `open_with`).
+    #[inline(never)]
     fn open_unscrubbed(
         expected_id: &[u8; 32],
         record: &[u8],

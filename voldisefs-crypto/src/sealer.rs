@@ -130,6 +130,9 @@ impl FileSealer {
         })
     }
 
+    /// The key schedule itself, in a frame of its own below `build`'s, so the stack scrub that
+    /// follows it covers everything it left behind (never inlined into `build`).
+    #[inline(never)]
     fn derive(
         password: &Password,
         params: KdfParams,

@@ -23,13 +23,8 @@ pub(crate) async fn probe_loop(net: Network) {
     let mut freeze = net.shared.freeze_watch();
     let mut round: u64 = 0;
     loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(config.probe_interval) => {}
-        }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = freeze.thawed() => {}
+        if !next_round(&token, &mut freeze, config.probe_interval).await {
+            return;
         }
         round += 1;
         let forgotten = net.membership().prune(Instant::now());
@@ -89,6 +84,23 @@ async fn probe(net: &Network, peer: PeerInfo) -> bool {
     )
 }
 
+/// Waits `pause`, then until the node is not frozen; false once the network's token is
+/// cancelled (the loop ends).
+async fn next_round(
+    token: &tokio_util::sync::CancellationToken,
+    freeze: &mut crate::freeze::FreezeWatch,
+    pause: std::time::Duration,
+) -> bool {
+    tokio::select! {
+        () = token.cancelled() => return false,
+        () = tokio::time::sleep(pause) => {}
+    }
+    tokio::select! {
+        () = token.cancelled() => false,
+        () = freeze.thawed() => true,
+    }
+}
+
 /// Every `discovery_interval`, asks the next live peer (round robin) for its peers and says
 /// `hello` to at most `discovery_fanout` of those this node does not know (nor knows to have
 /// left), so nodes that joined at the same moment through different peers still find each
@@ -103,13 +115,8 @@ pub(crate) async fn discovery_loop(net: Network) {
     let mut freeze = net.shared.freeze_watch();
     let mut round: usize = 0;
     loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = freeze.thawed() => {}
+        if !next_round(&token, &mut freeze, interval).await {
+            return;
         }
         let live = net.membership().live_peers();
         if live.is_empty() {
@@ -159,19 +166,18 @@ async fn anti_entropy_loop(net: Network, settings: crate::config::GossipConfig) 
     let mut pause = std::time::Duration::ZERO;
     loop {
         pause = crate::gossip::sync_pause(pause, false, &settings);
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = freeze.thawed() => {}
+        if !next_round(&token, &mut freeze, pause).await {
+            return;
         }
         let live = net.membership().live_peers();
         if live.is_empty() {
             continue;
         }
-        let pick = usize::from(voldisefs_proto::NodeId::random().as_bytes()[0]) % live.len();
+        // Any live member: four random bytes of a fresh UUID v4 (one byte would reach only 256).
+        let random = voldisefs_proto::NodeId::random();
+        let bytes = random.as_bytes();
+        let pick =
+            u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize % live.len();
         let Ok(Ok((_, peers))) =
             tokio::time::timeout(net.config().request_timeout, net.discover(live[pick].addr)).await
         else {
