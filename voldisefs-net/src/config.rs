@@ -225,7 +225,7 @@ impl Default for NetConfig {
             max_verify_pending: 256,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(10),
-            gossip: None,
+            gossip: Some(GossipConfig::default()),
         }
     }
 }
