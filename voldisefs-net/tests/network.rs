@@ -42,8 +42,14 @@ async fn start_with(config: NetConfig) -> Network {
     .unwrap()
 }
 
+/// The classic membership (all-to-all probes, recursive bootstrap), which these tests cover;
+/// tests/gossip.rs covers the gossip.
 async fn start() -> Network {
-    start_with(NetConfig::default()).await
+    start_with(NetConfig {
+        gossip: None,
+        ..NetConfig::default()
+    })
+    .await
 }
 
 /// Polls `cond` every 20 ms until it holds, failing after 10 s.
@@ -394,6 +400,7 @@ async fn leave_and_shutdown() {
 
 fn fast() -> NetConfig {
     NetConfig {
+        gossip: None,
         probe_interval: Duration::from_millis(50),
         probe_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_millis(300),

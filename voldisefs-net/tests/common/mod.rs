@@ -25,9 +25,11 @@ pub(crate) fn slow() -> Payload {
     Payload::new(Message::HasChunks { chunks: vec![] })
 }
 
-/// Probe and discovery loops slow enough to stay out of the way of a test's own traffic.
+/// Probe and discovery loops slow enough to stay out of the way of a test's own traffic, and
+/// no gossip (the classic membership, whose table changes only when the test acts).
 pub(crate) fn quiet() -> NetConfig {
     NetConfig {
+        gossip: None,
         probe_interval: Duration::from_secs(600),
         discovery_interval: Duration::from_secs(600),
         connect_timeout: Duration::from_millis(300),
@@ -77,9 +79,10 @@ pub(crate) fn ping() -> Payload {
     Payload::new(Message::Ping)
 }
 
-/// Liveness loops fast enough for tests to watch them work.
+/// Classic liveness loops (no gossip) fast enough for tests to watch them work.
 pub(crate) fn fast() -> NetConfig {
     NetConfig {
+        gossip: None,
         probe_interval: Duration::from_millis(50),
         probe_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_millis(300),
