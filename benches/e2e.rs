@@ -43,6 +43,8 @@ use std::time::{Duration, Instant};
 static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
     zeroizing_alloc::ZeroAlloc(std::alloc::System);
 
+mod support;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ring::digest::{Context, Digest, SHA256};
@@ -69,8 +71,6 @@ const REPLICAS: usize = 3;
 const PIECE: usize = 256 * 1024;
 /// Gateway memory growth allowed during a 1 GiB GET.
 const GROWTH_TARGET: u64 = 128 * MIB;
-/// Linux's fixed `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
-const TICKS_PER_SEC: f64 = 100.0;
 
 fn main() {
     let result = if std::env::var_os(NODE_ENV).is_some() {
@@ -274,26 +274,6 @@ fn reset_peak(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
-/// User + system CPU seconds the process (all its threads) has used so far.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
-}
-
 /// CPU seconds of every node and of this process, to attribute an operation's work.
 #[derive(Clone)]
 struct CpuSnapshot {
@@ -307,9 +287,9 @@ impl CpuSnapshot {
             nodes: network
                 .nodes
                 .iter()
-                .map(|n| cpu_seconds(Some(n.pid)))
+                .map(|n| support::cpu_seconds(Some(n.pid)))
                 .collect(),
-            client: cpu_seconds(None),
+            client: support::cpu_seconds(None),
         }
     }
 

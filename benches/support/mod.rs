@@ -1,4 +1,4 @@
-//! What the in-process benches share: starting a network of nodes on loopback.
+//! What the benches share: starting a network of nodes on loopback, reading CPU time.
 
 use std::time::{Duration, Instant};
 
@@ -6,6 +6,7 @@ use voldisefs::node::{Node, NodeConfig};
 
 /// Starts `n` nodes with `config()` (each later one bootstrapping from the first) and waits,
 /// at most two minutes, until every node knows every other.
+#[allow(dead_code, clippy::unwrap_used)] // The process benches start their own nodes.
 pub(crate) async fn network(n: usize, config: impl Fn() -> NodeConfig) -> Vec<Node> {
     let first = Node::start(config()).await.unwrap();
     let mut nodes = vec![first.clone()];
@@ -22,4 +23,29 @@ pub(crate) async fn network(n: usize, config: impl Fn() -> NodeConfig) -> Vec<No
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     nodes
+}
+
+/// Linux's fixed `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// User + system CPU seconds a process (all its threads; `None`: this one) has used so far,
+/// 0 when it cannot be read.
+#[allow(dead_code)] // Not every bench that includes this module reads CPU time.
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
 }

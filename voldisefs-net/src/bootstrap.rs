@@ -12,6 +12,11 @@ use voldisefs_proto::{MAX_PEERS_PER_ANSWER, Message, PeerInfo};
 use crate::membership::validate_peer_list;
 use crate::{NetError, Network, Payload};
 
+/// Longest a gossip bootstrap waits for the members its seeds named to be taken in (probed by
+/// the gossip and, in open mode, their addresses verified by a dial), so that a node that has
+/// just started already knows its network, as with the classic bootstrap.
+const GOSSIP_SETTLE: Duration = Duration::from_secs(5);
+
 /// Shortest pause between two join attempts, whatever the configuration says.
 const MIN_JOIN_PAUSE: Duration = Duration::from_millis(1);
 
@@ -52,6 +57,8 @@ impl Network {
         let mut queue: VecDeque<SocketAddr> =
             seeds.iter().copied().filter(|a| seen.insert(*a)).collect();
         let (mut learned, mut dropped, mut tried) = (0usize, 0usize, 0usize);
+        // With gossip: the members the seeds named, to wait for (at most `max_peers`).
+        let mut named: HashSet<voldisefs_proto::NodeId> = HashSet::new();
         let mut report = BootstrapReport::default();
         let mut running = JoinSet::new();
         let parallelism = config.bootstrap_parallelism.max(1);
@@ -75,6 +82,11 @@ impl Network {
                         gossip.send(crate::gossip::Command::Announce(peer));
                         let mut peers = peers;
                         peers.truncate(config.max_peers);
+                        for p in &peers {
+                            if named.len() < config.max_peers {
+                                named.insert(p.id);
+                            }
+                        }
                         gossip.send(crate::gossip::Command::Learned(peers));
                         continue;
                     }
@@ -108,12 +120,38 @@ impl Network {
         if !seeds.is_empty() && report.reached.is_empty() {
             return Err(NetError::BootstrapFailed { tried });
         }
+        if !named.is_empty() {
+            self.settle(named).await;
+        }
         tracing::info!(
             reached = report.reached.len(),
             unreachable = report.unreachable.len(),
             "bootstrap complete"
         );
         Ok(report)
+    }
+
+    /// Waits, at most [`GOSSIP_SETTLE`], until every member in `named` is live in the
+    /// membership table (a member that is dead by now only costs the wait).
+    async fn settle(&self, mut named: HashSet<voldisefs_proto::NodeId>) {
+        let membership = self.membership();
+        let mut changes = membership.subscribe();
+        let token = self.shared_token();
+        let deadline = tokio::time::Instant::now() + GOSSIP_SETTLE;
+        loop {
+            named.retain(|id| !membership.get(id).is_some_and(|e| e.state.is_live()));
+            if named.is_empty() {
+                return;
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::info!(missing = named.len(), "bootstrap: some members the seeds named are not answering");
+                    return;
+                }
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+        }
     }
 
     /// Joins the network through `seeds` like Consul's retry-join: runs

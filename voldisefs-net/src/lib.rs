@@ -57,7 +57,7 @@
 //! - established inbound connections: [`NetConfig::max_connections`] (1024) in all (a `hello`
 //!   beyond is refused); [`NetConfig::max_connections_per_ip`] (256) per address in either
 //!   phase; each with at most [`NetConfig::max_in_flight_per_connection`] (64) requests in
-//!   flight, and closed after [`NetConfig::idle_timeout`] (60 s) without a frame while no
+//!   flight, and closed after [`NetConfig::idle_timeout`] (15 s) without a frame while no
 //!   request is in flight;
 //! - frames: at most [`NetConfig::max_frame_len`] (16 MiB + 64 KiB); once a frame's first byte
 //!   has arrived the whole frame must arrive within [`NetConfig::frame_timeout`] (10 s), on

@@ -19,6 +19,14 @@ pub struct TrafficStats {
     pub frames_in: u64,
     /// Bytes received.
     pub bytes_in: u64,
+    /// Membership datagrams sent (gossip; 0 without it).
+    pub datagrams_out: u64,
+    /// Bytes of membership datagrams sent (envelope included, UDP/IP headers not).
+    pub datagram_bytes_out: u64,
+    /// Membership datagrams received (before they are opened: forged ones count too).
+    pub datagrams_in: u64,
+    /// Bytes of membership datagrams received.
+    pub datagram_bytes_in: u64,
 }
 
 /// How many requests of one kind ended one way, in one direction.
@@ -44,6 +52,10 @@ pub(crate) struct Counters {
     bytes_out: AtomicU64,
     frames_in: AtomicU64,
     bytes_in: AtomicU64,
+    datagrams_out: AtomicU64,
+    datagram_bytes_out: AtomicU64,
+    datagrams_in: AtomicU64,
+    datagram_bytes_in: AtomicU64,
     requests: Mutex<HashMap<RequestKey, u64>>,
 }
 
@@ -81,7 +93,25 @@ impl Counters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            datagrams_out: self.datagrams_out.load(Ordering::Relaxed),
+            datagram_bytes_out: self.datagram_bytes_out.load(Ordering::Relaxed),
+            datagrams_in: self.datagrams_in.load(Ordering::Relaxed),
+            datagram_bytes_in: self.datagram_bytes_in.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts one membership datagram of `len` bytes sent.
+    pub(crate) fn datagram_out(&self, len: usize) {
+        self.datagrams_out.fetch_add(1, Ordering::Relaxed);
+        self.datagram_bytes_out
+            .fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one membership datagram of `len` bytes received.
+    pub(crate) fn datagram_in(&self, len: usize) {
+        self.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        self.datagram_bytes_in
+            .fetch_add(len as u64, Ordering::Relaxed);
     }
 }
 

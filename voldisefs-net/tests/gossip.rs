@@ -145,3 +145,22 @@ async fn a_member_known_only_over_tcp_is_probed_by_the_gossip() {
         }
     }
 }
+
+/// A node whose bootstrap returned already knows every member its seed named, as live, in
+/// both modes (in open mode their addresses were verified by a dial on the way): a request
+/// right after start finds the whole network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_knows_the_network_once_its_bootstrap_returns() {
+    for key in [None, Some(NetworkKey::generate().unwrap())] {
+        let nets = network(5, key.clone()).await;
+        eventually("every member sees every other", || sees_all(&nets)).await;
+        let late = start_with(gossip(key)).await;
+        late.bootstrap(&[nets[0].local().addr]).await.unwrap();
+        let live = late.membership().live_peers();
+        assert_eq!(live.len(), nets.len(), "{live:?}");
+        late.shutdown().await;
+        for n in nets {
+            n.shutdown().await;
+        }
+    }
+}

@@ -183,6 +183,17 @@ impl Collector for StateCollector {
         ConstCounter::new(traffic.bytes_out)
             .encode(bytes.encode_family(&[("direction", "out")])?)?;
 
+        let mut gossip = e.encode_descriptor(
+            "gossip_traffic_bytes",
+            "Bytes of membership datagrams sent (out) and received (in)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(traffic.datagram_bytes_in)
+            .encode(gossip.encode_family(&[("direction", "in")])?)?;
+        ConstCounter::new(traffic.datagram_bytes_out)
+            .encode(gossip.encode_family(&[("direction", "out")])?)?;
+
         let mut requests = e.encode_descriptor(
             "peer_requests",
             "Peer requests served (in) and sent (out), by kind and outcome",

@@ -300,6 +300,7 @@ impl Driver {
                     if self.net.shared.is_isolated() {
                         continue;
                     }
+                    self.net.shared.counters.datagram_in(len);
                     match self.datagrams.open_packet(&mut buf[..len]) {
                         Ok(payload) if overflows(&self.swim, payload, self.net.shared.config.max_peers) => {
                             tracing::debug!(%from, "gossip packet dropped: it would take the member table past its cap");
@@ -364,8 +365,9 @@ impl Driver {
                 break;
             }
             let packet = self.datagrams.seal(&data);
-            if let Err(e) = self.socket.send_to(&packet, to.addr).await {
-                tracing::trace!(to = %to.addr, error = %e, "gossip send failed");
+            match self.socket.send_to(&packet, to.addr).await {
+                Ok(_) => self.net.shared.counters.datagram_out(packet.len()),
+                Err(e) => tracing::trace!(to = %to.addr, error = %e, "gossip send failed"),
             }
         }
         for note in fx.notes {
