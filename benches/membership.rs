@@ -129,7 +129,17 @@ fn node_child() -> Result<(), Error> {
         let _ = tokio::task::spawn_blocking(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                if line.trim() == "stats" {
+                if let Some(addr) = line.trim().strip_prefix("peer ") {
+                    // What this node believes about the member at `addr` (for stragglers).
+                    let state = reporter
+                        .network()
+                        .membership()
+                        .snapshot()
+                        .into_iter()
+                        .find(|e| e.info.addr.to_string() == addr)
+                        .map_or("unknown", |e| e.state.as_str());
+                    say(format_args!("P {addr} {state}"));
+                } else if line.trim() == "stats" {
                     let t = reporter.network().traffic();
                     say(format_args!(
                         "S {} {} {} {}",
@@ -296,6 +306,7 @@ impl Cluster {
                 }
             }
             (Some("S"), &[a, b, c, d]) => self.traffic[event.node] = Some([a, b, c, d]),
+            (Some("P"), _) => eprintln!("node {}: {}", event.node, event.line),
             _ => eprintln!("node {}: {}", event.node, event.line),
         }
     }
@@ -465,9 +476,15 @@ fn measure(n: usize, idle: Duration, classic: bool) -> Result<Row, Error> {
     let _ = cluster.nodes[victim].child.wait();
     let mut detected = cluster.wait_for(Duration::from_secs(15), |c| c.all_see(n - 2));
     if detected.is_none() {
-        for (i, _) in cluster.survivors() {
+        let late: Vec<usize> = cluster.survivors().map(|(i, _)| i).collect();
+        for i in late {
             if cluster.reached[i].is_none() {
                 eprintln!("straggler {i}: counts {:?}", cluster.counts[i]);
+                let victim_addr = cluster.nodes[victim].peer;
+                if let Some(stdin) = cluster.nodes[i].child.stdin.as_mut() {
+                    let _ = writeln!(stdin, "peer {victim_addr}");
+                    let _ = stdin.flush();
+                }
             }
         }
         detected = cluster.wait_for(PHASE_LIMIT, |c| c.all_see(n - 2));

@@ -143,8 +143,9 @@ pub struct NetConfig {
     pub join_retry_initial: Duration,
     /// Longest pause between two join attempts. Default 10 s.
     pub join_retry_max: Duration,
-    /// SWIM gossip membership (see [`GossipConfig`]) instead of pinging every peer every
-    /// `probe_interval`. `None` (the default for now): the all-to-all probe and discovery loops.
+    /// SWIM gossip membership (see [`GossipConfig`]), the default. `None`: the classic
+    /// all-to-all probe and discovery loops (every peer pinged every `probe_interval`), whose
+    /// cost grows with the square of the network's size.
     pub gossip: Option<GossipConfig>,
 }
 
@@ -168,7 +169,7 @@ pub struct GossipConfig {
     /// Base of the suspicion timeout, multiplied by `max(1, log10 N)` for N members. Default
     /// 2 s (4.6 s at 200 members, 6 s at 1,000).
     pub suspect_after: Duration,
-    /// Time between two gossip rounds. Default 200 ms.
+    /// Time between two gossip rounds (sent only while there is news). Default 100 ms.
     pub gossip_every: Duration,
     /// Members one gossip round sends news to. Default 3.
     pub gossip_fanout: usize,
@@ -189,7 +190,7 @@ impl Default for GossipConfig {
             probe_rtt: Duration::from_millis(300),
             indirect_probes: 3,
             suspect_after: Duration::from_secs(2),
-            gossip_every: Duration::from_millis(200),
+            gossip_every: Duration::from_millis(100),
             gossip_fanout: 3,
             announce_every: Duration::from_secs(10),
             max_packet: 1400,

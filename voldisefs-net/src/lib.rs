@@ -11,21 +11,41 @@
 //! A malformed, unknown, oversized or out-of-order frame closes that one connection with a
 //! logged reason; the node and its other connections keep working.
 //!
-//! Two background loops keep the table true: every peer is pinged each `probe_interval` (one
-//! failure: suspect; `dead_after` in a row: dead; any answer: alive again), and each
-//! `discovery_interval` one live peer is asked for its peers so concurrent joins still reach
-//! full membership. A node that announced its leave is never revived, not by its own `hello`
-//! nor by a probe. See [`NetConfig`].
+//! **Membership: SWIM gossip** ([`NetConfig::gossip`], the default) on the `foca` crate,
+//! over UDP on the peer port, so each node's cost stays the same whatever the network's size:
 //!
-//! **SWIM gossip** ([`NetConfig::gossip`], opt-in for now): membership runs on the `foca`
-//! crate over UDP on the peer port instead, so each node's cost stays the same whatever the
-//! network's size: one random member probed per period (indirectly through a few others when
-//! it does not answer), suspicion with refutation, news piggybacked on the probes and on small
-//! gossip rounds, and an anti-entropy `get_peers` to one random member that backs off once
-//! nothing new comes. In keyed mode every datagram is encrypted and authenticated under a key
-//! derived from the network key, with a replay window per sender; in open mode members learned
-//! from gossip count only once a dial verified their address. Bootstrap with gossip asks only
-//! the seeds and dials nobody else. See [`GossipConfig`].
+//! - each `probe_period` (1 s) one member is probed, in shuffled round-robin order; with no
+//!   answer within `probe_rtt` (300 ms), `indirect_probes` (3) others probe it too;
+//! - a member that answered none is suspect, and dead unless it refutes (gossips a higher
+//!   incarnation) within `suspect_after` (2 s) times `max(1, log10 N)` and, as a last check,
+//!   fails a direct ping over TCP (so a refutation lost on the way kills nobody); a member
+//!   that stays suspect longer than that at one node (the news of its death missed that node)
+//!   is pinged directly too, and declared dead there if it does not answer;
+//! - news (joins, suspicions, deaths) rides on the probes and on a gossip round every
+//!   `gossip_every` (100 ms, only while there is news) to `gossip_fanout` (3) members, each item sent `4 log10 N` times
+//!   (at least 8);
+//! - anti-entropy: a `get_peers` to one random live member every `sync_every` (2 s) while it
+//!   brings news, backing off to 30 times that; an announcement to a random member every
+//!   `announce_every` (10 s) reunites the halves of a healed partition.
+//!
+//! Guarantees, with the defaults: a crashed member is marked dead by every member within about
+//! 5 s in a small network and 10 s at 200 members (measured by `cargo bench --bench
+//! membership`); a live member that answers some probes is not declared dead under 10% packet
+//! loss, and a suspected one refutes (the simulation in the test suite checks both at 1,000
+//! members); a node that announced its leave is never revived, not by its own `hello`, a probe
+//! or gossip. In keyed mode every datagram is encrypted and authenticated under a per-sender
+//! key derived from the network key, with a replay window, so
+//! only key holders take part; in open mode a member named by gossip counts only once a dial
+//! verified its address. Bootstrap asks only the seeds, announces this node to them, and
+//! returns once the members they named are live (at most 5 s). See [`GossipConfig`].
+//!
+//! **Classic detector** (`NetConfig::gossip = None`): every peer is pinged each
+//! `probe_interval` (one failure: suspect; `dead_after` in a row: dead; any answer: alive
+//! again), and each `discovery_interval` one live peer is asked for its peers; simple, but its
+//! cost grows with the square of the network's size.
+//!
+//! Peer connections are opened on demand and closed after [`NetConfig::idle_timeout`] (15 s)
+//! unused, so with gossip a node holds links only to the peers it is exchanging with.
 //!
 //! Joining: [`Network::bootstrap`] is one attempt; [`Network::join`] retries it with capped
 //! exponential backoff until a seed answers or the network's token is cancelled, and
@@ -131,7 +151,7 @@ pub use bootstrap::BootstrapReport;
 pub use config::{GossipConfig, NetConfig};
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
-pub use network::{Handler, Network, Payload};
+pub use network::{Handler, LEAVE_PARALLELISM, Network, Payload};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use stats::{RequestStat, TrafficStats};
 pub use tokio_util::sync::CancellationToken;

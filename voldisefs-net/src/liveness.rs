@@ -67,7 +67,7 @@ pub(crate) async fn probe_loop(net: Network) {
 }
 
 /// One ping within `probe_timeout`; true if the node at the address is `peer` and answered.
-async fn probe(net: &Network, peer: PeerInfo) -> bool {
+pub(crate) async fn probe(net: &Network, peer: PeerInfo) -> bool {
     let ping = async {
         let conn = net.conn(peer.addr).await.ok()?;
         if conn.remote().id != peer.id {

@@ -20,6 +20,9 @@ use crate::stats::{Counters, CountingCodec, RequestStat, TrafficStats};
 use crate::verify::Verifier;
 use crate::{Membership, NetConfig, NetError, PeerState};
 
+/// Most `leave` messages [`Network::announce_leave`] has in flight at once.
+pub const LEAVE_PARALLELISM: usize = 32;
+
 /// A message with its optional raw body: what a request or response consists of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
@@ -394,8 +397,10 @@ impl Network {
         self.shared.gossip.get()
     }
 
-    /// Tells every live peer that this node leaves, best effort, in parallel (and, with
-    /// gossip, the gossip too).
+    /// Tells every live peer that this node leaves, best effort, [`LEAVE_PARALLELISM`] at a
+    /// time (and, with gossip, the gossip too, whose news of this node going down reaches
+    /// anyone the direct message missed). A peer that got the `leave` marks this node left, never
+    /// to be revived; one that only heard the gossip marks it dead.
     pub async fn announce_leave(&self) {
         if let Some(gossip) = self.gossip() {
             let (done, confirmed) = tokio::sync::oneshot::channel();
@@ -404,14 +409,20 @@ impl Network {
         }
         let local = self.local();
         let mut running = JoinSet::new();
-        for peer in self.shared.membership.live_peers() {
-            let net = self.clone();
-            running.spawn(async move {
-                let leave = Payload::new(Message::Leave { node_id: local.id });
-                (peer, net.request(peer, leave).await)
-            });
-        }
-        while let Some(done) = running.join_next().await {
+        let mut peers = self.shared.membership.live_peers().into_iter();
+        loop {
+            // At most `LEAVE_PARALLELISM` at once: one dial per member of a large network.
+            while running.len() < LEAVE_PARALLELISM {
+                let Some(peer) = peers.next() else { break };
+                let net = self.clone();
+                running.spawn(async move {
+                    let leave = Payload::new(Message::Leave { node_id: local.id });
+                    (peer, net.request(peer, leave).await)
+                });
+            }
+            let Some(done) = running.join_next().await else {
+                break;
+            };
             if let Ok((peer, Err(e))) = done {
                 tracing::debug!(peer = %peer.id, error = %e, "leave not delivered");
             }

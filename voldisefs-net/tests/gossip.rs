@@ -164,3 +164,26 @@ async fn a_node_knows_the_network_once_its_bootstrap_returns() {
         }
     }
 }
+
+/// A graceful leave reaches every member, also in a network larger than the leave messages
+/// sent at once: each marks the node left (never revived), none merely dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_marks_the_node_left_everywhere() {
+    let nets = network(voldisefs_net::LEAVE_PARALLELISM + 8, None).await;
+    eventually("every member sees every other", || sees_all(&nets)).await;
+    let leaver = nets[5].clone();
+    leaver.announce_leave().await;
+    leaver.shutdown().await;
+    let others: Vec<Network> = nets
+        .iter()
+        .filter(|n| n.local().id != leaver.local().id)
+        .cloned()
+        .collect();
+    for n in &others {
+        assert!(n.membership().has_left(&leaver.local().id));
+    }
+    eventually("the others keep seeing each other", || sees_all(&others)).await;
+    for n in others {
+        n.shutdown().await;
+    }
+}

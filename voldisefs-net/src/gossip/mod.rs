@@ -50,6 +50,15 @@ pub(crate) enum Command {
     Learned(Vec<PeerInfo>),
     /// Tell the members this node leaves, then confirm.
     Leave(tokio::sync::oneshot::Sender<()>),
+    /// The outcome of a direct check of a suspect member: before this node's own suspicion
+    /// timer declares it down (`then`: that timer, handed to foca only if the check failed),
+    /// or after it stayed suspect too long (see [`Suspicions`]).
+    Checked {
+        id: GossipId,
+        incarnation: foca::Incarnation,
+        answered: bool,
+        then: Option<Timer<GossipId>>,
+    },
 }
 
 /// More members than one membership datagram can name (1,400 bytes at about 30 per member).
@@ -91,6 +100,56 @@ pub(crate) fn overflows(swim: &Swim, payload: &[u8], cap: usize) -> bool {
     len + new.len() > cap
 }
 
+/// Members foca holds as suspect, with the incarnation and the time (on this node's clock) it
+/// first saw them so.
+///
+/// foca lets only the member whose probe failed declare a node down; everyone else waits for
+/// that news. A node that misses it (news is sent a bounded number of times) would keep a dead
+/// member suspect, and live for placement, until its own round-robin probe reaches it, which
+/// takes up to N probe periods. So the driver checks a member that stays suspect at the same
+/// incarnation for longer than the suspicion timeout plus a probe period with a direct ping
+/// over TCP, and declares it down (and spreads that) only if the ping fails too. A member that
+/// refuted, by a higher incarnation this node missed, answers the ping and stays.
+///
+/// Cap: one entry per member foca holds (at most `max_peers`).
+#[derive(Debug, Default)]
+pub(crate) struct Suspicions {
+    seen: HashMap<[u8; 16], (GossipId, foca::Incarnation, Duration)>,
+}
+
+impl Suspicions {
+    /// Takes in foca's table at `now` and returns the members suspect at one incarnation for at
+    /// least `timeout`; their clock restarts, so a member is returned at most once per `timeout`.
+    pub(crate) fn overdue(
+        &mut self,
+        swim: &Swim,
+        now: Duration,
+        timeout: Duration,
+    ) -> Vec<(GossipId, foca::Incarnation)> {
+        let mut suspect = HashMap::new();
+        for m in swim.iter_membership_state() {
+            if m.state() == foca::State::Suspect {
+                suspect.insert(m.id().id, (*m.id(), m.incarnation()));
+            }
+        }
+        self.seen
+            .retain(|key, (id, inc, _)| suspect.get(key).is_some_and(|(i, n)| i == id && n == inc));
+        let mut due = Vec::new();
+        for (key, (id, inc)) in suspect {
+            let since = &mut self.seen.entry(key).or_insert((id, inc, now)).2;
+            if now.saturating_sub(*since) >= timeout {
+                *since = now;
+                due.push((id, inc));
+            }
+        }
+        due
+    }
+}
+
+/// Most suspect members checked over TCP at once (see [`Suspicions`]); beyond, a suspicion
+/// timer goes to foca unchecked and a long suspicion waits for the next review.
+const MAX_CHECKS: usize = 8;
+
 /// Most commands waiting for the gossip task.
 const COMMAND_QUEUE: usize = 64;
 
@@ -107,13 +166,27 @@ impl Gossip {
             tracing::debug!(error = %e, "gossip command dropped");
         }
     }
+
+    /// Hands `command` to the gossip task, waiting for room in its queue (not past shutdown).
+    async fn send_waiting(&self, command: Command, token: &tokio_util::sync::CancellationToken) {
+        tokio::select! {
+            () = token.cancelled() => {}
+            _ = self.commands.send(command) => {}
+        }
+    }
+}
+
+/// How long a suspect member has to refute before it is down, for `members` members:
+/// `suspect_after` times `max(1, log10 N)`.
+pub(crate) fn suspect_timeout(settings: &GossipConfig, members: usize) -> Duration {
+    let n = (members + 1) as f64;
+    settings.suspect_after.mul_f64(n.log10().max(1.0))
 }
 
 /// foca's configuration for `members` known members under `settings`: suspicion and
 /// retransmissions scale with `log10` of the network's size.
 pub(crate) fn foca_config(settings: &GossipConfig, members: usize, overhead: usize) -> Config {
     let n = (members + 1) as f64;
-    let scale = n.log10().max(1.0);
     // Each piece of news is sent about 4 log10(N) times, and at least as often as for a network
     // of a hundred: a node that has just joined does not know yet how large its network is.
     let transmissions = (4.0 * n.log10()).clamp(8.0, 255.0) as u8;
@@ -127,7 +200,7 @@ pub(crate) fn foca_config(settings: &GossipConfig, members: usize, overhead: usi
         num_indirect_probes: NonZeroUsize::new(settings.indirect_probes.max(1))
             .unwrap_or(NonZeroUsize::MIN),
         max_transmissions: NonZeroU8::new(transmissions).unwrap_or(NonZeroU8::MIN),
-        suspect_to_down_after: settings.suspect_after.mul_f64(scale),
+        suspect_to_down_after: suspect_timeout(settings, members),
         remove_down_after: Some(Duration::from_secs(10 * 60)),
         max_packet_size: NonZeroUsize::new(settings.max_packet.saturating_sub(overhead).max(256))
             .unwrap_or(NonZeroUsize::MIN),
@@ -136,9 +209,13 @@ pub(crate) fn foca_config(settings: &GossipConfig, members: usize, overhead: usi
             frequency: settings.announce_every,
             num_members: NonZeroUsize::MIN,
         }),
+        // A member this node holds as down answers an announcement with a message that makes
+        // this node tell it "you are down", after which it rejoins under a renewed identity:
+        // so views that diverged during a partition (each side marked the other down) mend
+        // at a few members per round, whatever the network's size.
         periodic_announce_to_down_members: Some(foca::PeriodicParams {
-            frequency: settings.announce_every.saturating_mul(3),
-            num_members: NonZeroUsize::MIN,
+            frequency: settings.announce_every,
+            num_members: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         }),
         periodic_gossip: Some(foca::PeriodicParams {
             frequency: settings.gossip_every,
@@ -261,6 +338,9 @@ pub(crate) fn start(
         settings,
         timers: Timers::default(),
         members: 0,
+        suspicions: Suspicions::default(),
+        checking: std::collections::HashSet::new(),
+        started: Instant::now(),
     };
     net.shared.tracker.spawn(driver.run(rx));
     Ok(Gossip { commands: tx })
@@ -275,6 +355,11 @@ struct Driver {
     timers: Timers,
     /// Members foca knew when its configuration was last scaled.
     members: usize,
+    /// Members that stayed suspect too long, and the ones being checked now (at most
+    /// [`MAX_CHECKS`]).
+    suspicions: Suspicions,
+    checking: std::collections::HashSet<[u8; 16]>,
+    started: Instant,
 }
 
 impl Driver {
@@ -282,6 +367,8 @@ impl Driver {
         let token = self.net.shared_token();
         let mut buf = vec![0u8; 64 * 1024];
         let mut freeze = self.net.shared.freeze_watch();
+        let mut review = tokio::time::interval(self.settings.probe_period);
+        review.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.next_due();
             let mut fx = Effects::default();
@@ -315,6 +402,17 @@ impl Driver {
                 }
                 () = sleep_until(next) => {
                     for timer in self.timers.due(Instant::now()) {
+                        // Before a suspect is declared down, one direct check over TCP: a
+                        // member whose refutation was lost on the way is not killed.
+                        let timer = match timer {
+                            Timer::ChangeSuspectToDown { member_id, incarnation, .. } => {
+                                match self.check(member_id, incarnation, Some(timer)) {
+                                    Some(timer) => timer,
+                                    None => continue,
+                                }
+                            }
+                            other => other,
+                        };
                         if let Err(e) = self.swim.handle_timer(timer, &mut fx) {
                             tracing::debug!(error = %e, "gossip timer failed");
                         }
@@ -324,6 +422,7 @@ impl Driver {
                     let Some(command) = command else { return };
                     self.command(command, &mut fx);
                 }
+                _ = review.tick() => self.review_suspects(),
             }
             self.apply(fx).await;
         }
@@ -342,6 +441,29 @@ impl Driver {
                     .map(|p| Member::alive(GossipId::new(p, 0)));
                 if let Err(e) = self.swim.apply_many(members, false, &mut *fx) {
                     tracing::debug!(error = %e, "learned members not applied");
+                }
+            }
+            Command::Checked {
+                id,
+                incarnation,
+                answered,
+                then,
+            } => {
+                self.checking.remove(&id.id);
+                if answered {
+                    tracing::debug!(peer = %id.peer().id, "suspect member answered a direct check: not declared down");
+                } else if let Some(timer) = then {
+                    if let Err(e) = self.swim.handle_timer(timer, &mut *fx) {
+                        tracing::debug!(error = %e, "gossip timer failed");
+                    }
+                } else {
+                    let down = Member::new(id, incarnation, foca::State::Down);
+                    match self.swim.apply_many(std::iter::once(down), true, &mut *fx) {
+                        Ok(()) => {
+                            tracing::debug!(peer = %id.peer().id, "long-suspect member did not answer a direct check: down")
+                        }
+                        Err(e) => tracing::debug!(error = %e, "down not applied"),
+                    }
                 }
             }
             Command::Leave(done) => {
@@ -412,6 +534,48 @@ impl Driver {
                 tracing::warn!("gossip defunct: declared down and cannot rejoin")
             }
         }
+    }
+
+    /// Starts a direct check of every member suspect for longer than the suspicion timeout
+    /// plus a probe period (see [`Suspicions`]), at most [`MAX_CHECKS`] at once.
+    fn review_suspects(&mut self) {
+        let timeout = suspect_timeout(&self.settings, self.members)
+            .saturating_add(self.settings.probe_period);
+        let overdue = self
+            .suspicions
+            .overdue(&self.swim, self.started.elapsed(), timeout);
+        for (id, incarnation) in overdue {
+            let _ = self.check(id, incarnation, None);
+        }
+    }
+
+    /// Starts a direct check of suspect `id` (a ping over TCP, within `probe_timeout`) whose
+    /// outcome comes back as [`Command::Checked`] carrying `then`. Returns `then` instead when
+    /// no check can start ([`MAX_CHECKS`] running, or one of `id` already): the caller goes on
+    /// without it.
+    fn check(
+        &mut self,
+        id: GossipId,
+        incarnation: foca::Incarnation,
+        then: Option<Timer<GossipId>>,
+    ) -> Option<Timer<GossipId>> {
+        if self.checking.len() >= MAX_CHECKS || !self.checking.insert(id.id) {
+            return then;
+        }
+        let net = self.net.clone();
+        self.net.shared.tracker.spawn(async move {
+            let answered = crate::liveness::probe(&net, id.peer()).await;
+            if let Some(gossip) = net.gossip() {
+                let checked = Command::Checked {
+                    id,
+                    incarnation,
+                    answered,
+                    then,
+                };
+                gossip.send_waiting(checked, &net.shared_token()).await;
+            }
+        });
+        None
     }
 
     /// Scales suspicion and retransmissions to the network's size when it changed enough.
