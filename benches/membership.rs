@@ -5,7 +5,8 @@
 //!
 //! 1. **convergence**: time from the last node's start until every node sees every other alive;
 //! 2. **idle cost**: CPU of all node processes together (cores) and, per node and second,
-//!    membership datagrams and TCP frames sent (with their bytes) over a quiet window;
+//!    membership datagrams and TCP frames sent (with their bytes) over a quiet window that
+//!    starts 20 s after convergence (once the connections the joins opened have closed);
 //! 3. **detection**: time from a `SIGKILL` of one node until every survivor has marked it dead;
 //! 4. **false deaths**: how often a node reported fewer live peers than there were, while idle.
 //!
@@ -34,6 +35,9 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const NODE_ENV: &str = "VOLDISEFS_MEMBERSHIP_NODE";
 /// First line a child prints once its node serves: `READY <peer addr>`.
 const READY: &str = "READY";
+/// Pause between convergence and the idle window: longer than the 15 s idle timeout of peer
+/// connections, so the links the joins opened have closed.
+const SETTLE: Duration = Duration::from_secs(20);
 /// How long each phase may take before the bench reports it as not reached.
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 
@@ -448,8 +452,9 @@ fn measure(n: usize, idle: Duration, classic: bool) -> Result<Row, Error> {
         .map(|at| at.saturating_duration_since(last_start));
     let converged_median = cluster.median_reached(last_start);
 
-    // Let the joins' traffic die down, then measure a quiet window.
-    std::thread::sleep(Duration::from_secs(5));
+    // Let the joins' traffic die down (and the connections they opened, open mode's address
+    // checks included, close after the 15 s idle timeout), then measure a quiet window.
+    std::thread::sleep(SETTLE);
     cluster.drain();
     cluster.watching_drops = true;
     let traffic0 = cluster.traffic_sum()?;

@@ -169,7 +169,7 @@ pub struct GossipConfig {
     /// Base of the suspicion timeout, multiplied by `max(1, log10 N)` for N members. Default
     /// 2 s (4.6 s at 200 members, 6 s at 1,000).
     pub suspect_after: Duration,
-    /// Time between two gossip rounds (sent only while there is news). Default 100 ms.
+    /// Time between two gossip rounds (sent only while there is news). Default 200 ms.
     pub gossip_every: Duration,
     /// Members one gossip round sends news to. Default 3.
     pub gossip_fanout: usize,
@@ -190,7 +190,7 @@ impl Default for GossipConfig {
             probe_rtt: Duration::from_millis(300),
             indirect_probes: 3,
             suspect_after: Duration::from_secs(2),
-            gossip_every: Duration::from_millis(100),
+            gossip_every: Duration::from_millis(200),
             gossip_fanout: 3,
             announce_every: Duration::from_secs(10),
             max_packet: 1400,

@@ -22,7 +22,7 @@
 //!   that stays suspect longer than that at one node (the news of its death missed that node)
 //!   is pinged directly too, and declared dead there if it does not answer;
 //! - news (joins, suspicions, deaths) rides on the probes and on a gossip round every
-//!   `gossip_every` (100 ms, only while there is news) to `gossip_fanout` (3) members, each item sent `4 log10 N` times
+//!   `gossip_every` (200 ms, only while there is news) to `gossip_fanout` (3) members, each item sent `4 log10 N` times
 //!   (at least 8);
 //! - anti-entropy: a `get_peers` to one random live member every `sync_every` (2 s) while it
 //!   brings news, backing off to 30 times that; an announcement to a random member every

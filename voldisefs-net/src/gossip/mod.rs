@@ -341,6 +341,8 @@ pub(crate) fn start(
         suspicions: Suspicions::default(),
         checking: std::collections::HashSet::new(),
         started: Instant::now(),
+        last_review: Instant::now(),
+        parked_gossip: None,
     };
     net.shared.tracker.spawn(driver.run(rx));
     Ok(Gossip { commands: tx })
@@ -360,6 +362,9 @@ struct Driver {
     suspicions: Suspicions,
     checking: std::collections::HashSet<[u8; 16]>,
     started: Instant,
+    last_review: Instant,
+    /// foca's periodic gossip timer, held while there is no news (see `unpark_gossip`).
+    parked_gossip: Option<Timer<GossipId>>,
 }
 
 impl Driver {
@@ -367,8 +372,6 @@ impl Driver {
         let token = self.net.shared_token();
         let mut buf = vec![0u8; 64 * 1024];
         let mut freeze = self.net.shared.freeze_watch();
-        let mut review = tokio::time::interval(self.settings.probe_period);
-        review.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.next_due();
             let mut fx = Effects::default();
@@ -405,6 +408,12 @@ impl Driver {
                         // Before a suspect is declared down, one direct check over TCP: a
                         // member whose refutation was lost on the way is not killed.
                         let timer = match timer {
+                            // Nothing to gossip: the round waits until there is news, instead
+                            // of waking this task every `gossip_every` for nothing.
+                            Timer::PeriodicGossip(_) if self.swim.updates_backlog() == 0 => {
+                                self.parked_gossip = Some(timer);
+                                continue;
+                            }
                             Timer::ChangeSuspectToDown { member_id, incarnation, .. } => {
                                 match self.check(member_id, incarnation, Some(timer)) {
                                     Some(timer) => timer,
@@ -422,8 +431,14 @@ impl Driver {
                     let Some(command) = command else { return };
                     self.command(command, &mut fx);
                 }
-                _ = review.tick() => self.review_suspects(),
             }
+            // Piggybacked on whatever woke the task (a probe at least once a period), so
+            // neither costs a wake-up of its own.
+            if self.last_review.elapsed() >= self.settings.probe_period {
+                self.last_review = Instant::now();
+                self.review_suspects();
+            }
+            self.unpark_gossip(&mut fx);
             self.apply(fx).await;
         }
     }
@@ -533,6 +548,19 @@ impl Driver {
             OwnedNotification::Defunct => {
                 tracing::warn!("gossip defunct: declared down and cannot rejoin")
             }
+        }
+    }
+
+    /// Hands the parked periodic gossip timer back to foca as soon as there is news: that
+    /// round goes out at once and foca schedules the next one itself.
+    fn unpark_gossip(&mut self, fx: &mut Effects) {
+        if self.swim.updates_backlog() == 0 {
+            return;
+        }
+        if let Some(timer) = self.parked_gossip.take()
+            && let Err(e) = self.swim.handle_timer(timer, &mut *fx)
+        {
+            tracing::debug!(error = %e, "gossip timer failed");
         }
     }
 

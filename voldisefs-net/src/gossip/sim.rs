@@ -58,6 +58,8 @@ struct Sim {
     bytes: u64,
     /// Per node: members that stayed suspect too long (as the driver keeps them).
     suspicions: Vec<Suspicions>,
+    /// Per node: the periodic gossip timer, held while there is no news (as in the driver).
+    parked: Vec<Option<Timer<GossipId>>>,
 }
 
 fn peer(i: usize) -> PeerInfo {
@@ -115,6 +117,7 @@ impl Sim {
             pause: vec![Duration::ZERO; n],
             packets: 0,
             suspicions: (0..n).map(|_| Suspicions::default()).collect(),
+            parked: vec![None; n],
             bytes: 0,
         }
     }
@@ -237,6 +240,13 @@ impl Sim {
                 {
                     Ok(())
                 }
+                // As the driver: no gossip round without news; the round waits for it.
+                Event::Timer(timer @ Timer::PeriodicGossip(_))
+                    if self.nodes[node].updates_backlog() == 0 =>
+                {
+                    self.parked[node] = Some(timer);
+                    Ok(())
+                }
                 Event::Timer(timer) => self.nodes[node].handle_timer(timer, &mut fx),
                 Event::Review => {
                     self.review(node, &mut fx);
@@ -252,6 +262,11 @@ impl Sim {
                     Ok(())
                 }
             };
+            if self.nodes[node].updates_backlog() > 0
+                && let Some(timer) = self.parked[node].take()
+            {
+                let _ = self.nodes[node].handle_timer(timer, &mut fx);
+            }
             self.rescale(node);
             self.drain(node, fx);
             if self.now >= next_check {
