@@ -172,8 +172,13 @@ pub(crate) struct PasswordArg {
 /// Options of `voldisefs put`.
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
-    /// The file to upload.
+    /// The file to upload, or `-` for standard input (a pipe, FIFO or device works too: it is
+    /// streamed, whatever its length).
+    #[arg(value_name = "FILE|-")]
     pub(crate) file: PathBuf,
+    /// The name recorded with the file [default: the file's name; `stdin` for `-`].
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub(crate) name: Option<String>,
     /// Print nothing but the file id (no progress bar, no summary).
     #[arg(short, long)]
     pub(crate) quiet: bool,

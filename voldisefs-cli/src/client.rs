@@ -119,22 +119,26 @@ impl NodeClient {
             .with_context(|| format!("cannot build a URL from {} and {path}", self.base))
     }
 
-    /// Uploads `body` (`len` bytes) under `filename`, encrypted with `password`.
+    /// Uploads `body` (`len` bytes when known, else sent chunked) under `filename`, encrypted
+    /// with `password`.
     pub(crate) async fn upload(
         &self,
         body: Body,
-        len: u64,
+        len: Option<u64>,
         filename: &str,
         password: &Password,
     ) -> anyhow::Result<UploadReceipt> {
-        let request = self
+        let mut request = self
             .http
             .post(self.url("api/v1/files")?)
             .header(PASSWORD_HEADER, password_header(password)?)
             .header(FILENAME_HEADER, encode_filename(filename))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, len)
-            .body(body);
+            .header(CONTENT_TYPE, "application/octet-stream");
+        // Without a length (a pipe) the body goes chunked; the node streams it either way.
+        if let Some(len) = len {
+            request = request.header(CONTENT_LENGTH, len);
+        }
+        let request = request.body(body);
         let response = self.send(request, None).await?;
         response
             .json::<UploadReceipt>()

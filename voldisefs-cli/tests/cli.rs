@@ -711,3 +711,81 @@ fn put_warns_when_the_network_is_too_small_for_the_copies_wanted() {
     assert_code(&output, 0);
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
+
+/// Runs the command with `input` on its standard input (written from a thread, then closed),
+/// within [`RUN_TIMEOUT`] like [`run`].
+fn run_with_input(cmd: &mut Command, input: Vec<u8>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+    }
+}
+
+/// `put -` streams standard input (no length known beforehand) under `--name` or `stdin`,
+/// and `put /dev/stdin` (not a regular file) too; both read back byte for byte, under their
+/// names.
+#[test]
+fn put_from_a_pipe() {
+    let net = Network::start(2);
+    let bytes = data(3_000_000);
+    for (args, name) in [
+        (
+            vec!["put", "-", "--name", "piped data.bin"],
+            "piped data.bin",
+        ),
+        (vec!["put", "-"], "stdin"),
+        (vec!["put", "/dev/stdin"], "stdin"),
+    ] {
+        let output = run_with_input(
+            voldisefs()
+                .args(&args)
+                .args(["--node", &net.url(0)])
+                .env("VOLDISEFS_PASSWORD", PASSWORD),
+            bytes.clone(),
+        );
+        assert_code(&output, 0);
+        let id = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let output = run(voldisefs()
+            .args(["get", &id, "-o", dir.path().to_str().unwrap()])
+            .args(["--node", &net.url(1)])
+            .env("VOLDISEFS_PASSWORD", PASSWORD));
+        assert_code(&output, 0);
+        assert_eq!(entries(dir.path()), vec![name.to_string()], "{args:?}");
+        assert!(
+            std::fs::read(dir.path().join(name)).unwrap() == bytes,
+            "{args:?}"
+        );
+    }
+    let output = run(voldisefs()
+        .args(["put", "-", "--name", "", "--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 2);
+}

@@ -1,4 +1,4 @@
-//! `voldisefs put FILE`: upload a file through a node.
+//! `voldisefs put FILE|-`: upload a file (or standard input, a pipe, a FIFO) through a node.
 
 use anyhow::{Context as _, bail};
 use futures_util::TryStreamExt as _;
@@ -13,9 +13,27 @@ use crate::size::format_size;
 /// Bytes read from the file per body piece.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// Streams the file to the node, then prints a summary on stderr and the id on stdout.
-pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
+/// The name recorded for standard input unless `--name` says otherwise.
+const STDIN_NAME: &str = "stdin";
+
+/// Where the bytes come from: a regular file (length known) or a stream (standard input, a
+/// pipe, a FIFO, a device), whose length only the end tells.
+struct Source {
+    reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    len: Option<u64>,
+    name: String,
+}
+
+/// Opens `args.file` (`-`: standard input) and picks the recorded name.
+async fn open(args: &PutArgs) -> anyhow::Result<Source> {
     let path = &args.file;
+    if path.as_os_str() == "-" {
+        return Ok(Source {
+            reader: Box::new(tokio::io::stdin()),
+            len: None,
+            name: args.name.clone().unwrap_or_else(|| STDIN_NAME.to_string()),
+        });
+    }
     let file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
@@ -23,17 +41,32 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
         .metadata()
         .await
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if !metadata.is_file() {
-        bail!("{} is not a regular file", path.display());
+    if metadata.is_dir() {
+        bail!("{} is a directory", path.display());
     }
-    let name = upload_name(path)?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => upload_name(path)?,
+    };
+    // Pipes, FIFOs and devices report no meaningful length: streamed like standard input.
+    let len = metadata.is_file().then(|| metadata.len());
+    Ok(Source {
+        reader: Box::new(file),
+        len,
+        name,
+    })
+}
+
+/// Streams the file to the node, then prints a summary on stderr and the id on stdout.
+pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
+    let path = &args.file;
+    let Source { reader, len, name } = open(&args).await?;
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
     let client = NodeClient::new(&args.node)?;
 
-    let len = metadata.len();
-    let bar = TransferBar::new(Some(len), "uploading", args.quiet);
+    let bar = TransferBar::new(len, "uploading", args.quiet);
     let progress = bar.handle();
-    let stream = ReaderStream::with_capacity(file, READ_BUFFER)
+    let stream = ReaderStream::with_capacity(reader, READ_BUFFER)
         .inspect_ok(move |piece| progress.inc(piece.len() as u64));
     let receipt = client
         .upload(reqwest::Body::wrap_stream(stream), len, &name, &password)
