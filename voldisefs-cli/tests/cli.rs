@@ -425,12 +425,19 @@ fn ls_and_network() {
     assert!(
         files
             .iter()
-            .any(|f| f["id"] == id.as_str() && f["size"] == 5000)
+            .any(|f| f["id"] == id.as_str() && f["size"] == 5000 && f["name"] == "listed.txt")
     );
 
     let output = run(voldisefs().args(["ls", "--node", &net.url(0)]));
     assert_code(&output, 0);
-    assert!(String::from_utf8_lossy(&output.stdout).contains(&id));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&id), "{text}");
+    assert!(text.lines().next().unwrap().ends_with("NAME"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&id) && l.ends_with("listed.txt")),
+        "{text}"
+    );
 
     let output = run(voldisefs().args(["network", "--json", "--node", &net.url(1)]));
     assert_code(&output, 0);

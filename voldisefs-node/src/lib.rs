@@ -63,7 +63,10 @@ pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
 pub use node::Node;
 pub use replication::placement;
-pub use status::{IndexEntry, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
+pub use status::{
+    IndexEntry, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus, RepairStatus,
+    StoreStatus,
+};
 pub use transfer::download::{ByteStream, Download};
 pub use transfer::upload::UploadReceipt;
 

@@ -43,7 +43,9 @@ impl std::fmt::Debug for Node {
 struct Inner {
     config: NodeConfig,
     cluster: Cluster,
-    index: Mutex<Vec<IndexEntry>>,
+    /// Cap: [`MAX_INDEX_ENTRIES`](crate::status::MAX_INDEX_ENTRIES) entries and
+    /// [`MAX_INDEX_NAME_BYTES`](crate::status::MAX_INDEX_NAME_BYTES) of names, oldest dropped first.
+    index: Mutex<std::collections::VecDeque<IndexEntry>>,
     http_addr: Option<SocketAddr>,
     root: CancellationToken,
     work: CancellationToken,
@@ -242,7 +244,7 @@ impl Node {
                 cluster,
                 repairer,
                 kdf,
-                index: Mutex::new(Vec::new()),
+                index: Mutex::new(std::collections::VecDeque::new()),
                 http_addr,
                 root: root.clone(),
                 work,
@@ -419,6 +421,7 @@ impl Node {
             parallelism: self.inner.config.transfer_parallelism,
         };
         let started = std::time::Instant::now();
+        let index_name = name.clone();
         let result =
             upload::upload(&self.inner.cluster, settings, name, password, body, token).await;
         let result = result.map(|(receipt, ids)| {
@@ -434,12 +437,19 @@ impl Node {
                 if receipt.copies < receipt.replicas {
                     tracing::warn!(file = %receipt.id, copies = receipt.copies, replicas = receipt.replicas, "file stored with fewer copies than wanted: too few live nodes; repair adds copies as nodes join");
                 }
-                self.lock_index().push(IndexEntry {
+                let entry = IndexEntry {
                     id: receipt.id,
+                    name: index_name,
                     size: receipt.size,
                     chunks: receipt.chunks,
                     created: receipt.created,
-                });
+                };
+                crate::status::push_capped(
+                    &mut self.lock_index(),
+                    entry,
+                    crate::status::MAX_INDEX_ENTRIES,
+                    crate::status::MAX_INDEX_NAME_BYTES,
+                );
             }
             Err(e) => {
                 let outcome = if matches!(e, NodeError::Cancelled) {
@@ -567,7 +577,7 @@ impl Node {
 
     /// Files uploaded through this node, oldest first.
     pub fn files(&self) -> Vec<IndexEntry> {
-        self.lock_index().clone()
+        self.lock_index().iter().cloned().collect()
     }
 
     /// This node, its peers and its store usage.
@@ -697,7 +707,7 @@ impl Node {
         }
     }
 
-    fn lock_index(&self) -> std::sync::MutexGuard<'_, Vec<IndexEntry>> {
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<IndexEntry>> {
         self.inner
             .index
             .lock()

@@ -7,18 +7,84 @@ use serde::Serialize;
 use voldisefs_proto::{FileId, NodeId, PeerInfo};
 use voldisefs_store::StoreStats;
 
-/// One entry of the node's local index of files uploaded through it. No names: the index
-/// holds nothing a password protects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Most entries of a node's local index of uploads; beyond, the oldest is dropped (the file
+/// itself stays in the network).
+pub const MAX_INDEX_ENTRIES: usize = 65_536;
+
+/// Most bytes of names a node's local index holds; beyond, the oldest entries are dropped.
+pub const MAX_INDEX_NAME_BYTES: usize = 8 << 20;
+
+/// One entry of the node's local index of files uploaded through it, in RAM only like
+/// everything else. It holds the file's original name (for `ls` and the page), so whoever can
+/// reach the node's API sees the names of the files uploaded through it; nothing else about
+/// the file's contents. The name is zeroed when the entry is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexEntry {
     /// The file's id.
     pub id: FileId,
+    /// The name it was uploaded under (at most 4,096 bytes).
+    pub name: String,
     /// Plaintext size in bytes.
     pub size: u64,
     /// Number of chunks.
     pub chunks: u64,
     /// Upload time, seconds since the Unix epoch.
     pub created: u64,
+}
+
+impl Drop for IndexEntry {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.name);
+    }
+}
+
+/// Appends `entry`, first dropping the oldest entries until at most `max_entries - 1` remain
+/// and the names, `entry`'s included, take at most `max_name_bytes` (or none is left).
+pub(crate) fn push_capped(
+    index: &mut std::collections::VecDeque<IndexEntry>,
+    entry: IndexEntry,
+    max_entries: usize,
+    max_name_bytes: usize,
+) {
+    let mut names = index.iter().map(|e| e.name.len()).sum::<usize>() + entry.name.len();
+    while !index.is_empty() && (index.len() >= max_entries || names > max_name_bytes) {
+        if let Some(old) = index.pop_front() {
+            names -= old.name.len();
+        }
+    }
+    index.push_back(entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, name: &str) -> IndexEntry {
+        IndexEntry {
+            id: FileId::from_bytes([n; 32]),
+            name: name.to_string(),
+            size: 0,
+            chunks: 0,
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn the_index_drops_its_oldest_entries_past_either_cap() {
+        let mut index = std::collections::VecDeque::new();
+        for n in 0..5 {
+            push_capped(&mut index, entry(n, "abcd"), 3, 100);
+        }
+        let kept: Vec<u8> = index.iter().map(|e| e.id.as_bytes()[0]).collect();
+        assert_eq!(kept, vec![2, 3, 4]);
+        // 4 + 4 + 4 bytes of names; a 10-byte name leaves room for one 4-byte one.
+        push_capped(&mut index, entry(9, "0123456789"), 10, 14);
+        let kept: Vec<u8> = index.iter().map(|e| e.id.as_bytes()[0]).collect();
+        assert_eq!(kept, vec![4, 9]);
+        // A name over the byte cap alone still gets in (the index never refuses an upload).
+        push_capped(&mut index, entry(7, &"x".repeat(20)), 10, 14);
+        assert_eq!(index.len(), 1);
+    }
 }
 
 /// What a node reports about itself and its peers.

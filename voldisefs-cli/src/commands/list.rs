@@ -15,11 +15,14 @@ struct FileList {
     files: Vec<FileEntry>,
 }
 
-/// One uploaded file (no name: the node does not keep plaintext names).
+/// One uploaded file.
 #[derive(Debug, Deserialize)]
 struct FileEntry {
     /// File id.
     id: String,
+    /// The name it was uploaded under (empty from older nodes, which kept no names).
+    #[serde(default)]
+    name: String,
     /// Size in bytes.
     size: u64,
     /// Number of chunks.
@@ -134,10 +137,25 @@ fn files_table(list: &FileList) -> String {
                 format_size(f.size),
                 f.chunks.to_string(),
                 format_utc(f.created),
+                printable(&f.name),
             ]
         })
         .collect();
-    render(&["ID", "SIZE", "CHUNKS", "CREATED (UTC)"], &rows)
+    render(&["ID", "SIZE", "CHUNKS", "CREATED (UTC)", "NAME"], &rows)
+}
+
+/// `name` safe to print on a terminal: control characters (escape sequences, new lines) are
+/// shown escaped, never sent as they are.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The `network` text: this node, its store, then its peers.
@@ -205,15 +223,16 @@ mod tests {
     #[test]
     fn files_table_lists_every_file() {
         let list: FileList = serde_json::from_str(
-            r#"{"files":[{"id":"aa","size":2048,"chunks":1,"created":0,"extra":true}]}"#,
+            r#"{"files":[{"id":"aa","name":"notes \u001b[31mred\n.txt","size":2048,"chunks":1,"created":0,"extra":true}]}"#,
         )
         .unwrap();
         let text = files_table(&list);
         assert!(text.starts_with("ID  SIZE"), "{text}");
         assert!(
-            text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00"),
+            text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00  notes \\u{1b}[31mred\\n.txt"),
             "{text}"
         );
+        assert!(!text.contains('\u{1b}'), "{text}");
         let empty: FileList = serde_json::from_str(r#"{"files":[]}"#).unwrap();
         assert!(files_table(&empty).contains("no files"));
     }

@@ -119,7 +119,17 @@ try {
   check(clip === id, 'copy puts the id on the clipboard');
   await a.waitForFunction((i) => document.querySelector('#files').textContent.includes(i), id, { timeout: WAIT });
   check(true, 'the new file is listed under "Uploaded through this node"');
+  check((await text(a, '#files')).includes(basename(INPUT)), 'the list names the file');
   await shot(a, 'uploaded');
+  // Its Download button asks for the password first, then downloads.
+  const listed = a.locator('#files li', { hasText: id }).locator('button');
+  await a.fill('#down-pw', '');
+  await listed.click();
+  check((await a.inputValue('#down-id')) === id && (await text(a, '#down-msg')).includes('password'), 'the list\u2019s Download asks for the password');
+  await a.fill('#down-pw', PASSWORD);
+  const [fromList] = await Promise.all([a.waitForEvent('download', { timeout: WAIT }), listed.click()]);
+  check(fromList.suggestedFilename() === basename(INPUT), 'the list\u2019s Download downloads the file under its name');
+  await a.fill('#down-pw', '');
   result.id = id;
 
   // 4. Download it through node B's page; the bytes and the name must be the original's.
