@@ -82,6 +82,7 @@ mod delete;
 mod error;
 mod header;
 mod kdf;
+mod kek_cache;
 mod keys;
 mod manifest;
 mod opener;
@@ -100,6 +101,7 @@ pub use kdf::{
     KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST, KdfParams, MAX_M_KIB, MAX_P, MAX_T, MIN_M_KIB, MIN_P,
     MIN_T,
 };
+pub use kek_cache::KekCache;
 pub use manifest::{MAX_NAME_LEN, Manifest, ManifestInfo};
 pub use opener::{FileOpener, rewrap};
 pub use password::Password;

@@ -11,10 +11,46 @@ use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey};
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{ALLOW_INSECURE, KdfParams};
+use crate::kek_cache::KekCache;
 use crate::keys::{DataKeys, Dek, PasswordKeys};
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::sealer::{FileSealer, SealedRecord, random};
+
+/// What an open checks a record against.
+struct OpenRequest<'a> {
+    expected_id: &'a [u8; 32],
+    record: &'a [u8],
+    password: &'a Password,
+    allow_insecure: bool,
+    ceiling: Option<&'a KdfParams>,
+}
+
+impl<'a> OpenRequest<'a> {
+    /// A request of this build's readers, under `ceiling`.
+    fn limited(
+        expected_id: &'a [u8; 32],
+        record: &'a [u8],
+        password: &'a Password,
+        ceiling: &'a KdfParams,
+    ) -> Self {
+        Self {
+            expected_id,
+            record,
+            password,
+            allow_insecure: ALLOW_INSECURE,
+            ceiling: Some(ceiling),
+        }
+    }
+}
+
+/// Where the opener takes the password key (KEK) from.
+enum KekSource<'a> {
+    /// Argon2id, storing the key in the cache if one is given.
+    Derive(Option<&'a KekCache>),
+    /// The cache only; a miss ends the open with `None`.
+    CachedOnly(&'a KekCache),
+}
 
 /// An opened file: the checked manifest and the key to open its chunks.
 ///
@@ -59,6 +95,35 @@ impl FileOpener {
         Self::open_with(expected_id, record, password, ALLOW_INSECURE, Some(ceiling))
     }
 
+    /// Like [`FileOpener::open_limited`], taking the password key from `cache` when it holds
+    /// the one for this record's KDF parameters, salt and `password`, and storing it there
+    /// after a successful open otherwise (Argon2id on a miss: call from a blocking thread).
+    pub fn open_caching(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        password: &Password,
+        ceiling: &KdfParams,
+        cache: &KekCache,
+    ) -> Result<Self> {
+        let request = OpenRequest::limited(expected_id, record, password, ceiling);
+        Self::open_from(request, KekSource::Derive(Some(cache)))?
+            .ok_or(Error::Internal("a derived key is always there"))
+    }
+
+    /// Like [`FileOpener::open_caching`], but never runs Argon2id: `Ok(None)` when `cache`
+    /// holds no key for this record and `password` (then open with
+    /// [`FileOpener::open_caching`], on a blocking thread). Cheap enough for an async task.
+    pub fn open_cached(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        password: &Password,
+        ceiling: &KdfParams,
+        cache: &KekCache,
+    ) -> Result<Option<Self>> {
+        let request = OpenRequest::limited(expected_id, record, password, ceiling);
+        Self::open_from(request, KekSource::CachedOnly(cache))
+    }
+
     pub(crate) fn open_with(
         expected_id: &[u8; 32],
         record: &[u8],
@@ -66,7 +131,19 @@ impl FileOpener {
         allow_insecure: bool,
         ceiling: Option<&KdfParams>,
     ) -> Result<Self> {
-        let opened = Self::open_unscrubbed(expected_id, record, password, allow_insecure, ceiling);
+        let request = OpenRequest {
+            expected_id,
+            record,
+            password,
+            allow_insecure,
+            ceiling,
+        };
+        Self::open_from(request, KekSource::Derive(None))?
+            .ok_or(Error::Internal("a derived key is always there"))
+    }
+
+    fn open_from(request: OpenRequest<'_>, source: KekSource<'_>) -> Result<Option<Self>> {
+        let opened = Self::open_unscrubbed(request, source);
         crate::scrub_stack();
         opened
     }
@@ -74,13 +151,14 @@ impl FileOpener {
     /// The opening itself, in a frame of its own below `open_with`'s, so the stack scrub that
     /// follows it covers everything it left behind (never inlined into `open_with`).
     #[inline(never)]
-    fn open_unscrubbed(
-        expected_id: &[u8; 32],
-        record: &[u8],
-        password: &Password,
-        allow_insecure: bool,
-        ceiling: Option<&KdfParams>,
-    ) -> Result<Self> {
+    fn open_unscrubbed(request: OpenRequest<'_>, source: KekSource<'_>) -> Result<Option<Self>> {
+        let OpenRequest {
+            expected_id,
+            record,
+            password,
+            allow_insecure,
+            ceiling,
+        } = request;
         if content_id(record) != *expected_id {
             return Err(Error::IdMismatch);
         }
@@ -103,10 +181,26 @@ impl FileOpener {
                 });
             }
         }
-        let kek = header.kdf.derive_kek(password, &header.salt)?;
+        let (kek, store) = match source {
+            KekSource::CachedOnly(cache) => {
+                match cache.get(&cache.lookup(&header.kdf, &header.salt, password)) {
+                    Some(kek) => (kek, None),
+                    None => return Ok(None),
+                }
+            }
+            KekSource::Derive(cache) => {
+                let kek = header.kdf.derive_kek(password, &header.salt)?;
+                let store = cache.map(|c| (c, c.lookup(&header.kdf, &header.salt, password)));
+                (kek, store)
+            }
+        };
         let password_keys = PasswordKeys::derive(&kek[..])?;
         if !password_keys.commitment_matches(&header.commitment) {
             return Err(Error::Decrypt);
+        }
+        // Only a key the commitment vouches for is cached: a wrong password never is.
+        if let Some((cache, lookup)) = store {
+            cache.insert(lookup, &kek);
         }
         let dek =
             password_keys.unwrap_dek(&header.wrapped_dek, &header_bytes[..OFF_WRAPPED_DEK])?;
@@ -120,13 +214,13 @@ impl FileOpener {
             return Err(Error::Decrypt);
         }
         let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size, check);
-        Ok(FileOpener {
+        Ok(Some(FileOpener {
             header,
             manifest,
             chunks,
             delete: keys.delete,
             dek,
-        })
+        }))
     }
 
     /// The file's delete key: what a delete request must present so holders erase its

@@ -38,6 +38,13 @@ pub struct NodeConfig {
     /// Longest wait of a request for a free key-derivation slot; it is then refused as busy
     /// (HTTP 503 with `Retry-After`).
     pub kdf_queue_timeout: Duration,
+    /// Password keys (Argon2id outputs) kept in RAM so that reading a file again does not
+    /// run Argon2id again; 0 keeps none. Found by an HMAC under a random per-node key, never
+    /// by the password or a plain hash of it; only keys of correct passwords are kept; zeroed
+    /// on eviction and when the node stops. Default 64.
+    pub kdf_cache_entries: usize,
+    /// How long a cached password key is kept after its derivation. Default 10 min.
+    pub kdf_cache_age: Duration,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
@@ -129,6 +136,8 @@ impl Default for NodeConfig {
             kdf_max: KdfParams::default(),
             kdf_concurrency: cores,
             kdf_queue_timeout: Duration::from_secs(10),
+            kdf_cache_entries: 64,
+            kdf_cache_age: Duration::from_secs(600),
             transfer_parallelism: (2 * cores).clamp(4, 16),
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,

@@ -217,6 +217,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "kdf_cache_hits",
+            "Reads whose password key came from the cache (no Argon2id run)",
+            ConstCounter::new(self.kdf.hits()),
+        )?;
+        single(
+            e,
             "kdf_busy",
             "Requests refused because every key-derivation slot stayed taken",
             ConstCounter::new(self.kdf.refused()),

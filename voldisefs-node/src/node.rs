@@ -231,10 +231,13 @@ impl Node {
             active_transfers: Arc::default(),
             bandwidth: config.repair_bandwidth,
         };
+        let cache = voldisefs_crypto::KekCache::new(config.kdf_cache_entries, config.kdf_cache_age)
+            .map_err(NodeError::Crypto)?;
         let kdf = Arc::new(KdfGate::new(
             config.kdf_concurrency,
             config.kdf_queue_timeout,
             config.kdf_max.max(&config.kdf),
+            cache,
         ));
         let metrics = Metrics::new(cluster.clone(), repairer.counters.clone(), kdf.clone());
         let work = root.child_token();
@@ -670,6 +673,7 @@ impl Node {
         self.inner.root.cancel();
         self.inner.cluster.wipe();
         self.lock_index().clear();
+        self.inner.kdf.cache().clear();
         tracing::info!(node = %self.id(), "node stopped; memory wiped");
     }
 
@@ -696,6 +700,7 @@ impl Node {
         self.stop_work().await;
         self.inner.cluster.wipe();
         self.lock_index().clear();
+        self.inner.kdf.cache().clear();
         tracing::warn!(node = %self.id(), "node crashed (drill)");
     }
 

@@ -116,3 +116,48 @@ async fn password_checks_beyond_the_slots_are_refused_as_busy() {
     assert!(node.metrics_text().contains("voldisefs_kdf_busy_total"));
     node.shutdown().await;
 }
+
+/// `voldisefs_kdf_cache_hits_total` in a node's metrics.
+fn cache_hits(node: &Node) -> u64 {
+    node.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("voldisefs_kdf_cache_hits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the metric is there")
+}
+
+/// A second read of a file with the same password takes the password key from the reading
+/// node's cache (no Argon2id run); a wrong password never does, and is still refused; a node
+/// configured without a cache derives every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_file_again_skips_the_key_derivation() {
+    let nodes = common::network_with(3, |c| c).await;
+    let uncached = Node::start(NodeConfig {
+        kdf_cache_entries: 0,
+        bootstrap: vec![nodes[0].peer_addr()],
+        ..common::config()
+    })
+    .await
+    .unwrap();
+    let r = nodes[0]
+        .upload_bytes("f", pw("right"), Bytes::from(data(200_000, 4)))
+        .await
+        .unwrap();
+    let reader = &nodes[1];
+    assert_eq!(cache_hits(reader), 0);
+    for round in 1..=3 {
+        let (_, got) = reader.download_bytes(r.id, pw("right")).await.unwrap();
+        assert_eq!(got, data(200_000, 4));
+        assert_eq!(cache_hits(reader), round - 1, "round {round}");
+    }
+    let refused = reader.download_bytes(r.id, pw("wrong")).await.unwrap_err();
+    assert!(matches!(refused, NodeError::WrongPassword), "{refused}");
+    assert_eq!(cache_hits(reader), 2);
+    for _ in 0..2 {
+        let (_, got) = uncached.download_bytes(r.id, pw("right")).await.unwrap();
+        assert_eq!(got, data(200_000, 4));
+    }
+    assert_eq!(cache_hits(&uncached), 0);
+    uncached.shutdown().await;
+    shutdown(nodes).await;
+}

@@ -1,6 +1,7 @@
 //! Whole-file tests through the public API, with the fast insecure KDF (which this crate's own
 //! unit tests accept) and the smallest chunk size.
 
+mod cache;
 mod negative;
 mod roundtrip;
 mod vectors;

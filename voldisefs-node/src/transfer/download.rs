@@ -83,9 +83,27 @@ pub(crate) async fn open_record(
         return Err(NodeError::NotFound(id));
     };
     let ceiling = gate.ceiling();
-    let opener = gate
-        .run(move || FileOpener::open_limited(id.as_bytes(), &record, &password, &ceiling))
-        .await??;
+    let cache = gate.cache();
+    // A key cached by an earlier read with this password: no Argon2id, no slot needed.
+    let cached = {
+        let (record, password, cache) = (record.clone(), password.clone(), cache.clone());
+        tokio::task::spawn_blocking(move || {
+            FileOpener::open_cached(id.as_bytes(), &record, &password, &ceiling, &cache)
+        })
+        .await??
+    };
+    let opener = match cached {
+        Some(opener) => {
+            gate.hit();
+            opener
+        }
+        None => {
+            gate.run(move || {
+                FileOpener::open_caching(id.as_bytes(), &record, &password, &ceiling, &cache)
+            })
+            .await??
+        }
+    };
     let chunk_ids = opener
         .manifest()
         .chunks()

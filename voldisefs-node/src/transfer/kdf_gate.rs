@@ -10,8 +10,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::sync::Semaphore;
-use voldisefs_crypto::KdfParams;
+use voldisefs_crypto::{KdfParams, KekCache};
 
 use crate::NodeError;
 
@@ -23,19 +25,44 @@ pub(crate) struct KdfGate {
     ceiling: KdfParams,
     running: AtomicU64,
     refused: AtomicU64,
+    cache: Arc<KekCache>,
+    hits: AtomicU64,
 }
 
 impl KdfGate {
     /// A gate letting `concurrency` derivations run at once, each waiting at most
-    /// `queue_timeout` for its turn, reading records up to `ceiling`.
-    pub(crate) fn new(concurrency: usize, queue_timeout: Duration, ceiling: KdfParams) -> Self {
+    /// `queue_timeout` for its turn, reading records up to `ceiling`, with `cache` for the
+    /// keys of recent reads.
+    pub(crate) fn new(
+        concurrency: usize,
+        queue_timeout: Duration,
+        ceiling: KdfParams,
+        cache: KekCache,
+    ) -> Self {
         Self {
             permits: Semaphore::new(concurrency.max(1)),
             queue_timeout,
             ceiling,
             running: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            cache: Arc::new(cache),
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// The cache of recently derived password keys.
+    pub(crate) fn cache(&self) -> Arc<KekCache> {
+        self.cache.clone()
+    }
+
+    /// Counts a read served from the cache (no derivation).
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads served from the cache so far.
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// The costliest parameters a record may ask of this node.
@@ -87,6 +114,7 @@ mod tests {
             1,
             Duration::from_millis(50),
             KdfParams::default(),
+            KekCache::new(0, Duration::ZERO).unwrap(),
         ));
         let (entered, release) = (
             std::sync::Arc::new(std::sync::Barrier::new(2)),

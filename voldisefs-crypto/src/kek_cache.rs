@@ -1,0 +1,137 @@
+//! [`KekCache`]: recently derived password keys, so reading a file again (or the next file
+//! sealed under the same password and salt) does not run Argon2id again.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ring::hmac;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::kdf::{KEK_LEN, KdfParams};
+use crate::password::Password;
+
+/// Domain separation of the cache's lookup keys.
+const LOOKUP_LABEL: &[u8] = b"voldisefs kek cache v1";
+
+/// A bounded RAM cache of key-encryption keys (the Argon2id output), for
+/// [`FileOpener::open_cached`](crate::FileOpener::open_cached) and
+/// [`FileOpener::open_caching`](crate::FileOpener::open_caching).
+///
+/// - Neither passwords nor plain hashes of them are kept: an entry is found by
+///   HMAC-SHA256, under a random key made when the cache is, of the KDF parameters, the salt
+///   and the password. That key lives in this process's memory only (zeroed on drop), so an
+///   entry alone allows no guessing; whoever can read the whole process memory while entries
+///   live can test guesses fast, but could read the cached keys (and the files they open)
+///   anyway.
+/// - Only keys whose commitment checked out (the right password) are stored, so a wrong
+///   password always pays a full Argon2id run: no fast oracle for online guessing.
+/// - Bounded: at most `max_entries` keys, each forgotten `max_age` after it was derived (the
+///   oldest evicted first when full); evicted, expired and cleared keys are zeroed.
+pub struct KekCache {
+    secret: hmac::Key,
+    max_entries: usize,
+    max_age: Duration,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+struct Entry {
+    kek: Zeroizing<[u8; KEK_LEN]>,
+    at: Instant,
+}
+
+impl std::fmt::Debug for KekCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KekCache")
+            .field("max_entries", &self.max_entries)
+            .field("max_age", &self.max_age)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KekCache {
+    /// An empty cache of at most `max_entries` keys (0: caches nothing), each kept at most
+    /// `max_age`. Fails only if the system random generator does.
+    pub fn new(max_entries: usize, max_age: Duration) -> Result<Self> {
+        let rng = ring::rand::SystemRandom::new();
+        let secret = hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| Error::Rng)?;
+        Ok(Self {
+            secret,
+            max_entries,
+            max_age,
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Keys held now (expired ones included until the next lookup or insert removes them).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the cache holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets (and zeroes) every key, e.g. when the node stops.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// The lookup key of (`params`, `salt`, `password`).
+    pub(crate) fn lookup(
+        &self,
+        params: &KdfParams,
+        salt: &[u8; 16],
+        password: &Password,
+    ) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.secret);
+        ctx.update(LOOKUP_LABEL);
+        ctx.update(&params.m_kib().to_be_bytes());
+        ctx.update(&params.t().to_be_bytes());
+        ctx.update(&params.p().to_be_bytes());
+        ctx.update(salt);
+        ctx.update(password.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// The key cached under `lookup`, unless it is missing or expired.
+    pub(crate) fn get(&self, lookup: &[u8; 32]) -> Option<Zeroizing<[u8; KEK_LEN]>> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        entries.retain(|_, e| now.duration_since(e.at) < self.max_age);
+        entries.get(lookup).map(|e| e.kek.clone())
+    }
+
+    /// Caches `kek` under `lookup`, evicting expired keys, then the oldest while full.
+    pub(crate) fn insert(&self, lookup: [u8; 32], kek: &Zeroizing<[u8; KEK_LEN]>) {
+        if self.max_entries == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        let now = Instant::now();
+        entries.retain(|_, e| now.duration_since(e.at) < self.max_age);
+        while entries.len() >= self.max_entries && !entries.contains_key(&lookup) {
+            let oldest = entries.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => entries.remove(&k),
+                None => break,
+            };
+        }
+        entries.insert(
+            lookup,
+            Entry {
+                kek: kek.clone(),
+                at: now,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
