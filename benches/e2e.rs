@@ -145,25 +145,10 @@ struct LocalNetwork {
 impl Drop for LocalNetwork {
     fn drop(&mut self) {
         // Closing stdin asks for a graceful shutdown; whoever is still there after that is killed.
-        for node in &mut self.nodes {
-            drop(node.child.stdin.take());
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for node in &mut self.nodes {
-            loop {
-                match node.child.try_wait() {
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Ok(Some(_)) => break,
-                    _ => {
-                        let _ = node.child.kill();
-                        let _ = node.child.wait();
-                        break;
-                    }
-                }
-            }
-        }
+        support::stop_children(
+            self.nodes.iter_mut().map(|n| &mut n.child),
+            Duration::from_secs(5),
+        );
     }
 }
 

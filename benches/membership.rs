@@ -197,25 +197,10 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            drop(node.child.stdin.take());
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for node in &mut self.nodes {
-            loop {
-                match node.child.try_wait() {
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Ok(Some(_)) => break,
-                    _ => {
-                        let _ = node.child.kill();
-                        let _ = node.child.wait();
-                        break;
-                    }
-                }
-            }
-        }
+        support::stop_children(
+            self.nodes.iter_mut().map(|n| &mut n.child),
+            Duration::from_secs(10),
+        );
     }
 }
 

@@ -49,3 +49,32 @@ pub(crate) fn cpu_seconds(pid: Option<u32>) -> f64 {
     };
     (ticks(11) + ticks(12)) as f64 / TICKS_PER_SEC
 }
+
+/// Stops child processes that serve until their stdin closes: closes every stdin (a graceful
+/// shutdown), waits for them until `grace` has passed, then kills whoever is left.
+#[allow(dead_code)] // Only the process benches have children.
+pub(crate) fn stop_children<'a>(
+    children: impl IntoIterator<Item = &'a mut std::process::Child>,
+    grace: Duration,
+) {
+    let mut children: Vec<&mut std::process::Child> = children.into_iter().collect();
+    for child in children.iter_mut() {
+        drop(child.stdin.take());
+    }
+    let deadline = Instant::now() + grace;
+    for child in children {
+        loop {
+            match child.try_wait() {
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(Some(_)) => break,
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+}

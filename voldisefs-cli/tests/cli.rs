@@ -99,11 +99,26 @@ fn voldisefs() -> Command {
 
 /// Runs the command to completion within [`RUN_TIMEOUT`], killing it if it overruns.
 fn run(cmd: &mut Command) -> Output {
-    let child = cmd
+    run_with(cmd, None)
+}
+
+/// [`run`], with `input` (if any) written to the command's standard input from a thread, then
+/// closed.
+fn run_with(cmd: &mut Command, input: Option<Vec<u8>>) -> Output {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let _ = stdin.write_all(&input);
+        });
+    }
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -719,37 +734,6 @@ fn put_warns_when_the_network_is_too_small_for_the_copies_wanted() {
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
 
-/// Runs the command with `input` on its standard input (written from a thread, then closed),
-/// within [`RUN_TIMEOUT`] like [`run`].
-fn run_with_input(cmd: &mut Command, input: Vec<u8>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::Write as _;
-        let _ = stdin.write_all(&input);
-    });
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(RUN_TIMEOUT) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-            panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-    }
-}
-
 /// `put -` streams standard input (no length known beforehand) under `--name` or `stdin`,
 /// and `put /dev/stdin` (not a regular file) too; both read back byte for byte, under their
 /// names.
@@ -765,12 +749,12 @@ fn put_from_a_pipe() {
         (vec!["put", "-"], "stdin"),
         (vec!["put", "/dev/stdin"], "stdin"),
     ] {
-        let output = run_with_input(
+        let output = run_with(
             voldisefs()
                 .args(&args)
                 .args(["--node", &net.url(0)])
                 .env("VOLDISEFS_PASSWORD", PASSWORD),
-            bytes.clone(),
+            Some(bytes.clone()),
         );
         assert_code(&output, 0);
         let id = String::from_utf8(output.stdout)

@@ -49,7 +49,7 @@ async fn open(args: &PutArgs) -> anyhow::Result<Source> {
         None => upload_name(path)?,
     };
     // Pipes, FIFOs and devices report no meaningful length: streamed like standard input.
-    let len = metadata.is_file().then(|| metadata.len());
+    let len = metadata.is_file().then_some(metadata.len());
     Ok(Source {
         reader: Box::new(file),
         len,
