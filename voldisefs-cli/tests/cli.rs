@@ -158,11 +158,16 @@ fn put(node: &str, path: &Path) -> String {
         .args(["put", path.to_str().unwrap(), "--node", node])
         .env("VOLDISEFS_PASSWORD", PASSWORD));
     assert_code(&output, 0);
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let id = stdout.lines().last().unwrap().to_owned();
+    let id = last_line(&output);
     assert_eq!(id.len(), 64, "not an id: {id:?}");
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     id
+}
+
+/// The last line of the command's stdout (where `put` prints the id).
+fn last_line(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout.lines().last().unwrap_or_default().to_owned()
 }
 
 /// Deterministic test bytes.
@@ -239,12 +244,7 @@ fn get_to_stdout_and_password_file() {
         &net.url(0),
     ]));
     assert_code(&output, 0);
-    let id = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let id = last_line(&output);
 
     // The environment variable holds the same password (the file's trailing newline is not
     // part of it); the node URL comes from $VOLDISEFS_NODE.
@@ -757,12 +757,7 @@ fn put_from_a_pipe() {
             Some(bytes.clone()),
         );
         assert_code(&output, 0);
-        let id = String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_owned();
+        let id = last_line(&output);
         let dir = tempfile::tempdir().unwrap();
         let output = run(voldisefs()
             .args(["get", &id, "-o", dir.path().to_str().unwrap()])
