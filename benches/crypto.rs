@@ -30,6 +30,7 @@ fn sealing(c: &mut Criterion) {
                 name: "bench".into(),
                 size: size as u64,
                 created: 0,
+                kind: voldisefs_crypto::FileKind::File,
                 chunks: vec![sealed.id],
             })
             .unwrap();

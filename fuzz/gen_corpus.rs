@@ -300,6 +300,7 @@ fn seal(
         name: name.into(),
         size: size as u64,
         created: 1_700_000_000,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: chunks.iter().map(|c| c.id).collect(),
     })?;
     Ok((record.bytes, chunks.into_iter().map(|c| c.bytes).collect()))
@@ -329,6 +330,7 @@ fn crypto() -> Result<()> {
         name: "real".into(),
         size: 0,
         created: 0,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: vec![[0u8; 32]],
     })?;
     write(

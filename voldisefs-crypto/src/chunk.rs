@@ -354,7 +354,7 @@ mod tests {
         );
         assert_eq!(chunk_nonce(0, false), [0; 12]);
         let aad = chunk_aad(&[9; 16], 5, true);
-        assert_eq!(&aad[..6], b"VDFS\x00\x02");
+        assert_eq!(&aad[..6], b"VDFS\x00\x03");
         assert_eq!(&aad[6..22], &[9; 16]);
         assert_eq!(&aad[22..30], &5u64.to_be_bytes());
         assert_eq!(aad[30], 1);

@@ -76,6 +76,16 @@ pub enum Error {
     #[error("invalid manifest: {0}")]
     InvalidManifest(&'static str),
 
+    /// A collection listing is malformed or unsafe to recreate (a path escaping its folder,
+    /// a duplicate, ...), whoever sealed it.
+    #[error("invalid collection: entry {entry}: {reason}")]
+    InvalidCollection {
+        /// Index of the offending entry (in stored order).
+        entry: u64,
+        /// What was wrong.
+        reason: &'static str,
+    },
+
     /// A chunk was sealed or opened with an impossible index, length or final flag.
     #[error("invalid chunk {index}: {reason}")]
     InvalidChunk {

@@ -3,7 +3,7 @@
 //! | offset | size | field                                             |
 //! |-------:|-----:|---------------------------------------------------|
 //! |      0 |    4 | magic `"VDFS"`                                    |
-//! |      4 |    2 | format version, u16 BE (= 2)                      |
+//! |      4 |    2 | format version, u16 BE (= 3)                      |
 //! |      6 |    1 | KDF id (0x01 Argon2id v1.3, 0xFE insecure test)   |
 //! |      7 |    4 | Argon2 memory m in KiB, u32 BE                    |
 //! |     11 |    4 | Argon2 passes t, u32 BE                           |
@@ -134,7 +134,7 @@ impl RecordHeader {
         out[OFF_COMMITMENT..OFF_WRAPPED_DEK].copy_from_slice(&self.commitment);
     }
 
-    /// The format version (always 2 in this build).
+    /// The format version (always 3 in this build).
     pub fn format_version(&self) -> u16 {
         FORMAT_VERSION
     }
@@ -147,6 +147,21 @@ impl RecordHeader {
     /// The file's chunk size.
     pub fn chunk_size(&self) -> ChunkSize {
         self.chunk_size
+    }
+
+    /// The Argon2id salt (shared by every file of one batch).
+    pub fn salt(&self) -> &[u8; 16] {
+        &self.salt
+    }
+
+    /// The file nonce (unique to the file).
+    pub fn file_nonce(&self) -> &[u8; 16] {
+        &self.file_nonce
+    }
+
+    /// The key commitment (unique to the password, salt and file nonce).
+    pub fn commitment(&self) -> &[u8; 32] {
+        &self.commitment
     }
 }
 
@@ -171,7 +186,7 @@ mod tests {
         let h = sample();
         let b = h.to_bytes();
         assert_eq!(&b[..4], b"VDFS");
-        assert_eq!(&b[4..6], &[0, 2]);
+        assert_eq!(&b[4..6], &[0, 3]);
         assert_eq!(b[6], KDF_ARGON2ID);
         assert_eq!(&b[7..11], &65536u32.to_be_bytes());
         assert_eq!(&b[11..15], &3u32.to_be_bytes());
@@ -182,7 +197,7 @@ mod tests {
         assert_eq!(&b[52..84], &[3; 32]);
         assert_eq!(&b[84..132], &[4; 48]);
         assert_eq!(RecordHeader::parse(&b).unwrap(), h);
-        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 2);
+        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 3);
     }
 
     #[test]
@@ -212,7 +227,7 @@ mod tests {
             RecordHeader::parse(&bad),
             Err(Error::Unsupported { field: "magic", .. })
         ));
-        for v in [0u16, 1, 3, 0x0200, u16::MAX] {
+        for v in [0u16, 1, 2, 4, 0x0300, u16::MAX] {
             let mut bad = b;
             bad[4..6].copy_from_slice(&v.to_be_bytes());
             assert!(matches!(

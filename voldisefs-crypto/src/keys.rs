@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! KEK  = Argon2id(password, salt)                                   (kdf.rs)
-//! PRK1 = HKDF-Extract(salt = "", IKM = KEK)
-//! wrap key   = HKDF-Expand(PRK1, "voldisefs v1 wrap key", 32)
-//! commitment = HKDF-Expand(PRK1, "voldisefs v1 key commitment", 32)
+//! PRK1 = HKDF-Extract(salt = file nonce, IKM = KEK)
+//! wrap key   = HKDF-Expand(PRK1, "voldisefs v3 wrap key", 32)
+//! commitment = HKDF-Expand(PRK1, "voldisefs v3 key commitment", 32)
 //! PRK2 = HKDF-Extract(salt = file nonce, IKM = DEK)
 //! manifest key = HKDF-Expand(PRK2, "voldisefs v1 manifest key", 32)
 //! chunk key    = HKDF-Expand(PRK2, "voldisefs v1 chunk key", 32)
@@ -20,10 +20,10 @@ use crate::TAG_LEN;
 use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
 
-/// HKDF info label of the DEK-wrapping key.
-pub(crate) const INFO_WRAP: &[u8] = b"voldisefs v1 wrap key";
-/// HKDF info label of the key commitment.
-pub(crate) const INFO_COMMITMENT: &[u8] = b"voldisefs v1 key commitment";
+/// HKDF info label of the DEK-wrapping key (version 3: salted with the file nonce).
+pub(crate) const INFO_WRAP: &[u8] = b"voldisefs v3 wrap key";
+/// HKDF info label of the key commitment (version 3: salted with the file nonce).
+pub(crate) const INFO_COMMITMENT: &[u8] = b"voldisefs v3 key commitment";
 /// HKDF info label of the manifest key.
 pub(crate) const INFO_MANIFEST: &[u8] = b"voldisefs v1 manifest key";
 /// HKDF info label of the chunk key.
@@ -58,15 +58,17 @@ fn aes_key(prk: &Prk, info: &'static [u8]) -> Result<LessSafeKey> {
     Ok(LessSafeKey::new(UnboundKey::from(okm)))
 }
 
-/// What the password (through the KEK) gives: the wrap key and the key commitment.
+/// What the password (through the KEK) and one file's nonce give: the wrap key and the key
+/// commitment of that file's record. Salting with the file nonce makes both unique per file
+/// even when a batch of files shares one KEK (one salt, one Argon2id run).
 pub(crate) struct PasswordKeys {
     wrap: LessSafeKey,
     commitment: Zeroizing<[u8; COMMITMENT_LEN]>,
 }
 
 impl PasswordKeys {
-    pub(crate) fn derive(kek: &[u8]) -> Result<Self> {
-        let prk = Salt::new(HKDF_SHA256, &[]).extract(kek);
+    pub(crate) fn derive(kek: &[u8], file_nonce: &[u8; 16]) -> Result<Self> {
+        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(kek);
         let mut commitment = Zeroizing::new([0u8; COMMITMENT_LEN]);
         prk.expand(&[INFO_COMMITMENT], Len32)
             .and_then(|okm| okm.fill(&mut commitment[..]))
@@ -88,8 +90,9 @@ impl PasswordKeys {
     }
 
     /// Wraps the DEK under the wrap key. The nonce is all zeros: the wrap key is unique to
-    /// (password, salt) and the salt is fresh for every record, so each wrap key seals exactly
-    /// one message. `aad` is the header up to (excluding) the wrapped DEK.
+    /// (password, salt, file nonce), and a writer draws a fresh file nonce for every file (and
+    /// a fresh salt for every re-wrap), so each wrap key seals exactly one message. `aad` is the
+    /// header up to (excluding) the wrapped DEK.
     pub(crate) fn wrap_dek(&self, dek: &Dek, aad: &[u8]) -> Result<[u8; WRAPPED_DEK_LEN]> {
         let mut out = [0u8; WRAPPED_DEK_LEN];
         out[..DEK_LEN].copy_from_slice(&dek[..]);
@@ -156,7 +159,7 @@ pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u
         prk.expand(&[info], Len32).unwrap().fill(&mut out).unwrap();
         out
     };
-    let prk1 = Salt::new(HKDF_SHA256, &[]).extract(kek);
+    let prk1 = Salt::new(HKDF_SHA256, file_nonce).extract(kek);
     let prk2 = Salt::new(HKDF_SHA256, file_nonce).extract(dek);
     [
         expand(&prk1, INFO_WRAP),
@@ -173,8 +176,11 @@ mod tests {
 
     #[test]
     fn commitment_and_wrap_depend_on_kek() {
-        let a = PasswordKeys::derive(&[1; 32]).unwrap();
-        let b = PasswordKeys::derive(&[2; 32]).unwrap();
+        let a = PasswordKeys::derive(&[1; 32], &[9; 16]).unwrap();
+        let b = PasswordKeys::derive(&[2; 32], &[9; 16]).unwrap();
+        // One KEK, two files: other nonce, other keys.
+        let c = PasswordKeys::derive(&[1; 32], &[8; 16]).unwrap();
+        assert_ne!(a.commitment(), c.commitment());
         assert_ne!(a.commitment(), b.commitment());
         assert!(a.commitment_matches(a.commitment()));
         assert!(!a.commitment_matches(b.commitment()));
@@ -183,6 +189,10 @@ mod tests {
         assert_eq!(*a.unwrap_dek(&wrapped, b"aad").unwrap(), *dek);
         assert!(matches!(
             b.unwrap_dek(&wrapped, b"aad"),
+            Err(Error::Decrypt)
+        ));
+        assert!(matches!(
+            c.unwrap_dek(&wrapped, b"aad"),
             Err(Error::Decrypt)
         ));
         assert!(matches!(
@@ -207,7 +217,10 @@ mod tests {
                 assert_ne!(raw[i], raw[j]);
             }
         }
-        assert_eq!(PasswordKeys::derive(&kek).unwrap().commitment(), &raw[1]);
+        assert_eq!(
+            PasswordKeys::derive(&kek, &nonce).unwrap().commitment(),
+            &raw[1]
+        );
         // The ring chunk key is the documented chunk-key bytes.
         let keys = DataKeys::derive(&dek, &nonce).unwrap();
         let reference = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw[3]).unwrap());

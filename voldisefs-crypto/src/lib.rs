@@ -1,5 +1,5 @@
-//! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing, delete keys
-//! (format v2).
+//! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing, delete keys,
+//! collections (format v3).
 //!
 //! Argon2id turns a password into a key-encryption key (KEK); HKDF-SHA256 derives from it a
 //! wrap key and a key commitment. A random per-file data key (DEK), wrapped under the wrap key,
@@ -26,7 +26,8 @@
 //!
 //! ```
 //! use voldisefs_crypto::{
-//!     ChunkSize, FileOpener, FileSealer, KdfParams, ManifestInfo, Password, chunk_count_for,
+//!     ChunkSize, FileKind, FileOpener, FileSealer, KdfParams, ManifestInfo, Password,
+//!     chunk_count_for,
 //! };
 //!
 //! # fn main() -> Result<(), voldisefs_crypto::Error> {
@@ -46,6 +47,7 @@
 //!     name: "notes.txt".into(),
 //!     size: data.len() as u64,
 //!     created: 1_700_000_000,
+//!     kind: FileKind::File,
 //!     chunks: stored.iter().map(|c| c.id).collect(),
 //! })?;
 //!
@@ -78,6 +80,7 @@
 //!   with [`Error::InsecureTestKdf`]. Enable it only from `[dev-dependencies]`.
 
 mod chunk;
+mod collection;
 mod delete;
 mod error;
 mod header;
@@ -92,6 +95,10 @@ mod sealer;
 mod tests;
 
 pub use chunk::{ChunkSize, MAX_CHUNKS, MAX_FILE_SIZE, SealedChunk, chunk_count_for};
+pub use collection::{
+    Collection, CollectionEntry, MAX_COLLECTION_LEN, MAX_ENTRIES as MAX_COLLECTION_ENTRIES,
+    MAX_PATH_LEN, check_path,
+};
 pub use delete::{
     CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, MIN_STORED_LEN, delete_check, stored_delete_check,
 };
@@ -102,18 +109,19 @@ pub use kdf::{
     MIN_T,
 };
 pub use kek_cache::KekCache;
-pub use manifest::{MAX_NAME_LEN, Manifest, ManifestInfo};
+pub use manifest::{FileKind, MAX_NAME_LEN, Manifest, ManifestInfo};
 pub use opener::{FileOpener, rewrap};
 pub use password::Password;
 #[cfg(any(test, feature = "insecure-test-kdf"))]
 pub use sealer::FixedRandomness;
-pub use sealer::{FileSealer, SealedRecord};
+pub use sealer::{FileSealer, PasswordKey, SealedRecord};
 
 /// Magic bytes at the start of every record (also the format tag in chunk AAD).
 pub const MAGIC: [u8; 4] = *b"VDFS";
 /// Format version written and accepted by this build (2: every stored object ends with the
-/// file's delete check).
-pub const FORMAT_VERSION: u16 = 2;
+/// file's delete check; 3: the wrap key and commitment are salted with the file nonce, so a
+/// batch of files can share one Argon2id derivation, and the manifest records a kind).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes a sealed chunk is longer than its plaintext (the AES-GCM tag).
 pub const TAG_LEN: usize = 16;
 /// Length of the sealed manifest's random nonce.

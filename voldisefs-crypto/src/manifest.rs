@@ -8,6 +8,7 @@
 //! |          n | name, UTF-8                             |
 //! |          8 | file size in bytes, u64 BE              |
 //! |          8 | created, unix seconds, u64 BE           |
+//! |          1 | kind: 0 file, 1 collection (version 3)  |
 //! |          4 | chunk count `c`, u32 BE                 |
 //! |     32 * c | chunk ids (SHA-256 of each sealed chunk) |
 
@@ -23,7 +24,36 @@ use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 pub const MAX_NAME_LEN: usize = 4096;
 
 /// Longest manifest plaintext the format allows.
-pub(crate) const MAX_MANIFEST_LEN: usize = 2 + MAX_NAME_LEN + 8 + 8 + 4 + 32 * MAX_CHUNKS as usize;
+pub(crate) const MAX_MANIFEST_LEN: usize =
+    2 + MAX_NAME_LEN + 8 + 8 + 1 + 4 + 32 * MAX_CHUNKS as usize;
+
+/// What a record's content is, recorded (sealed) in its manifest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A file: the content is the user's bytes.
+    #[default]
+    File,
+    /// A collection: the content is an encoded [`Collection`](crate::Collection), listing
+    /// files stored on their own.
+    Collection,
+}
+
+impl FileKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            FileKind::File => 0,
+            FileKind::Collection => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self> {
+        match byte {
+            0 => Ok(FileKind::File),
+            1 => Ok(FileKind::Collection),
+            _ => Err(Error::InvalidManifest("unknown kind")),
+        }
+    }
+}
 
 /// What a writer puts into a manifest (see [`crate::FileSealer::finish`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +64,8 @@ pub struct ManifestInfo {
     pub size: u64,
     /// Creation time, unix seconds.
     pub created: u64,
+    /// What the content is.
+    pub kind: FileKind,
     /// Chunk ids in order; exactly [`crate::chunk_count_for`]`(size, chunk_size)` of them.
     pub chunks: Vec<[u8; 32]>,
 }
@@ -44,6 +76,7 @@ pub struct Manifest {
     name: String,
     size: u64,
     created: u64,
+    kind: FileKind,
     chunk_size: ChunkSize,
     chunks: Vec<[u8; 32]>,
 }
@@ -55,6 +88,7 @@ impl std::fmt::Debug for Manifest {
             .field("name_len", &self.name.len())
             .field("size", &self.size)
             .field("created", &self.created)
+            .field("kind", &self.kind)
             .field("chunk_size", &self.chunk_size.bytes())
             .field("chunks", &self.chunks.len())
             .finish()
@@ -75,6 +109,11 @@ impl Manifest {
     /// Creation time, unix seconds.
     pub fn created(&self) -> u64 {
         self.created
+    }
+
+    /// What the content is: a file, or a collection listing files.
+    pub fn kind(&self) -> FileKind {
+        self.kind
     }
 
     /// Chunk size of the file.
@@ -108,6 +147,7 @@ impl Manifest {
             name: self.name.clone(),
             size: self.size,
             created: self.created,
+            kind: self.kind,
             chunks: self.chunks.clone(),
         }
     }
@@ -127,12 +167,13 @@ pub(crate) fn encode(info: &ManifestInfo, chunk_size: ChunkSize) -> Result<Zeroi
         .ok_or(Error::InvalidManifest("name too long"))?;
     let count = u32::try_from(count).map_err(|_| Error::too_large())?;
     let mut out = Zeroizing::new(Vec::with_capacity(
-        2 + info.name.len() + 20 + 32 * info.chunks.len() + TAG_LEN,
+        2 + info.name.len() + 21 + 32 * info.chunks.len() + TAG_LEN,
     ));
     out.extend_from_slice(&name_len.to_be_bytes());
     out.extend_from_slice(info.name.as_bytes());
     out.extend_from_slice(&info.size.to_be_bytes());
     out.extend_from_slice(&info.created.to_be_bytes());
+    out.push(info.kind.to_byte());
     out.extend_from_slice(&count.to_be_bytes());
     for id in &info.chunks {
         out.extend_from_slice(id);
@@ -172,6 +213,8 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
         .to_owned();
     let size = u64::from_be_bytes(r.array()?);
     let created = u64::from_be_bytes(r.array()?);
+    let [kind] = r.array()?;
+    let kind = FileKind::from_byte(kind)?;
     let count = u64::from(u32::from_be_bytes(r.array()?));
     if count != checked_chunk_count(size, chunk_size)? {
         return Err(Error::InvalidManifest(
@@ -195,6 +238,7 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
         name,
         size,
         created,
+        kind,
         chunk_size,
         chunks,
     })
@@ -255,6 +299,7 @@ mod tests {
             name: "report é.pdf".into(),
             size,
             created: 1_700_000_000,
+            kind: FileKind::File,
             chunks: (0..chunks).map(|i| [i as u8; 32]).collect(),
         }
     }
@@ -265,7 +310,8 @@ mod tests {
         let i = info(65537, 2);
         let bytes = encode(&i, cs).unwrap();
         let name_len = i.name.len();
-        assert_eq!(bytes.len(), 2 + name_len + 8 + 8 + 4 + 64);
+        assert_eq!(bytes.len(), 2 + name_len + 8 + 8 + 1 + 4 + 64);
+        assert_eq!(bytes[2 + name_len + 16], 0);
         assert_eq!(&bytes[..2], &(name_len as u16).to_be_bytes());
         assert_eq!(&bytes[2 + name_len..10 + name_len], &65537u64.to_be_bytes());
         let m = decode(&bytes, cs).unwrap();
@@ -276,6 +322,11 @@ mod tests {
         assert_eq!(m.chunk_id(2), None);
         assert_eq!(m.chunk_id(u64::MAX), None);
         assert!(!format!("{m:?}").contains("report"));
+        let mut c = i.clone();
+        c.kind = FileKind::Collection;
+        let bytes = encode(&c, cs).unwrap();
+        assert_eq!(bytes[2 + name_len + 16], 1);
+        assert_eq!(decode(&bytes, cs).unwrap().kind(), FileKind::Collection);
     }
 
     #[test]
@@ -321,7 +372,7 @@ mod tests {
         // A lying count (and matching extra id) is caught.
         let n = info(0, 0).name.len();
         let mut lying = good.to_vec();
-        lying[2 + n + 16..2 + n + 20].copy_from_slice(&3u32.to_be_bytes());
+        lying[2 + n + 17..2 + n + 21].copy_from_slice(&3u32.to_be_bytes());
         lying.extend_from_slice(&[9; 32]);
         assert!(matches!(decode(&lying, cs), Err(Error::InvalidManifest(_))));
         // A name that is not UTF-8 is refused.
@@ -334,7 +385,13 @@ mod tests {
         // A huge declared count never allocates beyond the caps.
         let mut huge = good.to_vec();
         huge[2 + n..2 + n + 8].copy_from_slice(&u64::MAX.to_be_bytes());
-        huge[2 + n + 16..2 + n + 20].copy_from_slice(&u32::MAX.to_be_bytes());
+        huge[2 + n + 17..2 + n + 21].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(decode(&huge, cs).is_err());
+        // An unknown kind is refused.
+        for kind in 2..=u8::MAX {
+            let mut other = good.to_vec();
+            other[2 + n + 16] = kind;
+            assert!(matches!(decode(&other, cs), Err(Error::InvalidManifest(_))));
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! Reader side: [`FileOpener`] checks and opens a record, then opens chunks; [`rewrap`] changes
 //! a file's password.
 
-use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 use crate::MAX_RECORD_LEN;
@@ -15,7 +14,7 @@ use crate::kek_cache::KekCache;
 use crate::keys::{DataKeys, Dek, PasswordKeys};
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
-use crate::sealer::{FileSealer, SealedRecord, random};
+use crate::sealer::{FileSealer, PasswordKey, SealedRecord};
 
 /// What an open checks a record against.
 struct OpenRequest<'a> {
@@ -194,7 +193,7 @@ impl FileOpener {
                 (kek, store)
             }
         };
-        let password_keys = PasswordKeys::derive(&kek[..])?;
+        let password_keys = PasswordKeys::derive(&kek[..], &header.file_nonce)?;
         if !password_keys.commitment_matches(&header.commitment) {
             return Err(Error::Decrypt);
         }
@@ -286,12 +285,10 @@ impl FileOpener {
     /// Re-seals this file's record under `new_password` (fresh salt, KDF `params`): the data
     /// key and every chunk stay as they are; the new record has a new FileId. Runs Argon2id.
     pub fn rewrap(&self, new_password: &Password, params: KdfParams) -> Result<SealedRecord> {
-        let salt = random(&SystemRandom::new())?;
+        let key = PasswordKey::derive(new_password, params)?;
         let sealer = FileSealer::build(
-            new_password,
-            params,
+            &key,
             self.header.chunk_size,
-            salt,
             self.header.file_nonce,
             &self.dek,
             None,

@@ -10,7 +10,7 @@ use crate::content_id;
 use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
-use crate::kdf::KdfParams;
+use crate::kdf::{KEK_LEN, KdfParams};
 use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
@@ -78,16 +78,76 @@ pub(crate) fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N]> {
     Ok(out)
 }
 
+/// A password key: Argon2id of a password under a fresh random salt, derived once and then
+/// shared by every file of a batch ([`FileSealer::with_key`]), so a batch pays for one
+/// derivation however many files it holds.
+///
+/// Every file sealed with it records the same salt and KDF parameters, and keeps its own random
+/// data key and file nonce; the file nonce salts the wrap key and key commitment
+/// (`FORMAT.md`, section 2), so no two files share either. The key is zeroed when dropped.
+pub struct PasswordKey {
+    kek: Zeroizing<[u8; KEK_LEN]>,
+    params: KdfParams,
+    salt: [u8; 16],
+}
+
+impl std::fmt::Debug for PasswordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordKey")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordKey {
+    /// Draws a fresh salt and runs Argon2id with `params` (slow by design: call it from a
+    /// blocking thread).
+    pub fn derive(password: &Password, params: KdfParams) -> Result<Self> {
+        Self::derive_with_salt(password, params, random(&SystemRandom::new())?)
+    }
+
+    /// Argon2id under a given salt (fixed-randomness vectors and password changes).
+    pub(crate) fn derive_with_salt(
+        password: &Password,
+        params: KdfParams,
+        salt: [u8; 16],
+    ) -> Result<Self> {
+        let kek = params.derive_kek(password, &salt);
+        crate::scrub_stack();
+        Ok(Self {
+            kek: kek?,
+            params,
+            salt,
+        })
+    }
+
+    /// The KDF parameters it was derived with.
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// The salt every file sealed with it records.
+    pub fn salt(&self) -> &[u8; 16] {
+        &self.salt
+    }
+}
+
 impl FileSealer {
     /// Starts sealing a new file: draws a fresh salt, file nonce and data key, and runs
-    /// Argon2id (slow by design: call it from a blocking thread).
+    /// Argon2id (slow by design: call it from a blocking thread). For several files under one
+    /// password, derive a [`PasswordKey`] once and use [`FileSealer::with_key`].
     pub fn new(password: &Password, params: KdfParams, chunk_size: ChunkSize) -> Result<Self> {
+        Self::with_key(&PasswordKey::derive(password, params)?, chunk_size)
+    }
+
+    /// Starts sealing a new file under a password key derived earlier: draws a fresh file
+    /// nonce and data key; no Argon2id, so cheap enough for an async task.
+    pub fn with_key(key: &PasswordKey, chunk_size: ChunkSize) -> Result<Self> {
         let rng = SystemRandom::new();
-        let salt = random(&rng)?;
         let file_nonce = random(&rng)?;
         let mut dek: Dek = Zeroizing::new([0u8; DEK_LEN]);
         rng.fill(&mut dek[..]).map_err(|_| Error::Rng)?;
-        Self::build(password, params, chunk_size, salt, file_nonce, &dek, None)
+        Self::build(key, chunk_size, file_nonce, &dek, None)
     }
 
     /// Like [`FileSealer::new`] with every random value fixed, for reproducible test vectors.
@@ -99,30 +159,27 @@ impl FileSealer {
         chunk_size: ChunkSize,
         fixed: &FixedRandomness,
     ) -> Result<Self> {
+        let key = PasswordKey::derive_with_salt(password, params, fixed.salt)?;
         let dek: Dek = Zeroizing::new(fixed.dek);
         Self::build(
-            password,
-            params,
+            &key,
             chunk_size,
-            fixed.salt,
             fixed.file_nonce,
             &dek,
             Some(fixed.manifest_nonce),
         )
     }
 
-    /// Key schedule and header for the given randomness (shared by `new`, the fixed-randomness
-    /// constructor and password changes).
+    /// Key schedule and header for the given randomness (shared by `with_key`, the
+    /// fixed-randomness constructor and password changes).
     pub(crate) fn build(
-        password: &Password,
-        params: KdfParams,
+        key: &PasswordKey,
         chunk_size: ChunkSize,
-        salt: [u8; 16],
         file_nonce: [u8; 16],
         dek: &Dek,
         fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
     ) -> Result<Self> {
-        let sealer = Self::derive(password, params, chunk_size, salt, file_nonce, dek);
+        let sealer = Self::derive(key, chunk_size, file_nonce, dek);
         crate::scrub_stack();
         Ok(Self {
             fixed_manifest_nonce,
@@ -134,18 +191,15 @@ impl FileSealer {
     /// follows it covers everything it left behind (never inlined into `build`).
     #[inline(never)]
     fn derive(
-        password: &Password,
-        params: KdfParams,
+        key: &PasswordKey,
         chunk_size: ChunkSize,
-        salt: [u8; 16],
         file_nonce: [u8; 16],
         dek: &Dek,
     ) -> Result<Self> {
-        let kek = params.derive_kek(password, &salt)?;
-        let password_keys = PasswordKeys::derive(&kek[..])?;
+        let password_keys = PasswordKeys::derive(&key.kek[..], &file_nonce)?;
         let mut header = RecordHeader {
-            kdf: params,
-            salt,
+            kdf: key.params,
+            salt: key.salt,
             file_nonce,
             chunk_size,
             commitment: *password_keys.commitment(),

@@ -10,7 +10,7 @@ use voldisefs_crypto::{
 /// A record whose header names the insecure test KDF (m = 8, t = 1, p = 1) and whose other
 /// fields are zeros: well-formed up to the KDF check, garbage after it.
 fn insecure_kdf_record() -> Vec<u8> {
-    let mut r = b"VDFS\x00\x02\xFE".to_vec();
+    let mut r = b"VDFS\x00\x03\xFE".to_vec();
     for v in [8u32, 1, 1] {
         r.extend_from_slice(&v.to_be_bytes());
     }
@@ -50,6 +50,7 @@ fn feature_build_accepts_insecure_test_kdf() {
         name: "a".into(),
         size: 3,
         created: 0,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: vec![chunk.id],
     };
     let record = sealer.finish(&info).unwrap();
@@ -80,6 +81,7 @@ fn default_params_round_trip_and_errors() {
             name: "data.bin".into(),
             size: data.len() as u64,
             created: 42,
+            kind: voldisefs_crypto::FileKind::File,
             chunks: chunks.iter().map(|c| c.id).collect(),
         })
         .unwrap();
@@ -87,7 +89,7 @@ fn default_params_round_trip_and_errors() {
     let header = RecordHeader::from_record(&record.bytes).unwrap();
     assert_eq!(header.kdf_params(), KdfParams::default());
     assert_eq!(header.chunk_size(), cs);
-    assert_eq!(header.format_version(), 2);
+    assert_eq!(header.format_version(), voldisefs_crypto::FORMAT_VERSION);
 
     let opener = FileOpener::open(&record.id, &record.bytes, &pw).unwrap();
     let mut out = Vec::new();
@@ -127,4 +129,60 @@ fn public_types_are_send_and_sync() {
     check::<Password>();
     check::<Error>();
     check::<RecordHeader>();
+}
+
+/// One Argon2id run for a batch: every file sealed with one `PasswordKey` shares the salt, yet
+/// each has its own data key, wrap key and commitment, and each opens on its own.
+#[test]
+fn a_batch_shares_one_key_derivation() {
+    use voldisefs_crypto::{FileKind, PasswordKey};
+
+    let pw = Password::new("batch password");
+    let cs = ChunkSize::MIN;
+    let key = PasswordKey::derive(&pw, KdfParams::default()).unwrap();
+    let seal = |data: &[u8]| {
+        let sealer = FileSealer::with_key(&key, cs).unwrap();
+        let chunk = sealer.seal_chunk(0, true, data).unwrap();
+        let record = sealer
+            .finish(&ManifestInfo {
+                name: "f".into(),
+                size: data.len() as u64,
+                created: 0,
+                kind: FileKind::File,
+                chunks: vec![chunk.id],
+            })
+            .unwrap();
+        (record, chunk)
+    };
+    let (a, a_chunk) = seal(b"first");
+    let (b, b_chunk) = seal(b"second");
+    let (ha, hb) = (
+        RecordHeader::from_record(&a.bytes).unwrap(),
+        RecordHeader::from_record(&b.bytes).unwrap(),
+    );
+    assert_eq!(ha.salt(), hb.salt());
+    assert_eq!(ha.salt(), key.salt());
+    assert_ne!(ha.file_nonce(), hb.file_nonce());
+    assert_ne!(ha.commitment(), hb.commitment());
+    assert_ne!(
+        a.bytes[84..132],
+        b.bytes[84..132],
+        "wrapped data keys differ"
+    );
+    let oa = FileOpener::open(&a.id, &a.bytes, &pw).unwrap();
+    let ob = FileOpener::open(&b.id, &b.bytes, &pw).unwrap();
+    assert_eq!(
+        &oa.open_chunk(0, a_chunk.bytes.clone()).unwrap()[..],
+        b"first"
+    );
+    assert_eq!(&ob.open_chunk(0, b_chunk.bytes).unwrap()[..], b"second");
+    // A chunk of one file of the batch never opens as the other's.
+    assert!(ob.open_chunk(0, a_chunk.bytes).is_err());
+    assert_ne!(oa.delete_key().as_bytes(), ob.delete_key().as_bytes());
+    // The wrong password opens neither.
+    let wrong = Password::new("batch passwort");
+    assert!(matches!(
+        FileOpener::open(&a.id, &a.bytes, &wrong),
+        Err(Error::Decrypt)
+    ));
 }

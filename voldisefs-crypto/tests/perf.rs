@@ -59,6 +59,7 @@ fn sealing_and_opening_keep_up_with_raw_ring() {
         name: String::new(),
         size: MIB as u64,
         created: 0,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: vec![chunk.id],
     };
     let record = sealer.finish(&info).unwrap();

@@ -70,6 +70,7 @@ fn documented_vector_is_rebuilt() {
             name: "hello.txt".into(),
             size: 18,
             created: 1_700_000_000,
+            kind: voldisefs_crypto::FileKind::File,
             chunks: vec![chunk.id],
         })
         .unwrap();

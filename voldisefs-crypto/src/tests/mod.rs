@@ -65,6 +65,7 @@ pub(super) fn seal_with(
             name: "test file.bin".into(),
             size: data.len() as u64,
             created: 1_700_000_000,
+            kind: crate::FileKind::File,
             chunks: chunks.iter().map(|c| c.id).collect(),
         })
         .unwrap();

@@ -264,6 +264,7 @@ fn chunks_swapped_reordered_dropped_duplicated_appended() {
             name: String::new(),
             size: 3 * C as u64 + 1,
             created: 0,
+            kind: crate::FileKind::File,
             chunks: vec![[0; 32]; n],
         };
         assert!(matches!(
@@ -310,6 +311,7 @@ fn manifest_bytes(size: u64, count: u32, ids: usize) -> Vec<u8> {
     let mut out = vec![0, 1, b'x'];
     out.extend_from_slice(&size.to_be_bytes());
     out.extend_from_slice(&0u64.to_be_bytes());
+    out.push(0); // kind: file
     out.extend_from_slice(&count.to_be_bytes());
     out.extend(std::iter::repeat_n(7u8, 32 * ids));
     out
@@ -389,7 +391,7 @@ proptest! {
     #[test]
     fn random_header_tails_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
         // A valid-looking prefix (magic, version, test KDF) followed by noise.
-        let mut bytes = b"VDFS\x00\x01\xFE\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        let mut bytes = b"VDFS\x00\x03\xFE\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
         bytes.extend_from_slice(&tail);
         prop_assert!(open_record(&bytes, "pw").is_err());
     }

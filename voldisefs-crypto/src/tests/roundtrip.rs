@@ -122,6 +122,7 @@ fn parallel_out_of_order_sealing_and_opening() {
             name: String::new(),
             size: plain.len() as u64,
             created: 0,
+            kind: crate::FileKind::File,
             chunks: sealed.iter().map(|(_, c)| c.id).collect(),
         })
         .unwrap();

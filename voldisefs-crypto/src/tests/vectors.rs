@@ -45,6 +45,7 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         name: NAME.into(),
         size: PLAINTEXT.len() as u64,
         created: CREATED,
+        kind: crate::FileKind::File,
         chunks: vec![chunk.id],
     };
     let record = sealer.finish(&info).unwrap();
@@ -77,11 +78,78 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The collection vector: a batch sharing the first vector's salt (one Argon2id run), listing
+/// that file and an empty one.
+fn compute_collection() -> Vec<(&'static str, Vec<u8>)> {
+    let f = FixedRandomness {
+        salt: seq(0x00),
+        file_nonce: seq(0x50),
+        dek: seq(0x60),
+        manifest_nonce: seq(0x80),
+    };
+    let first = compute();
+    let first_id: [u8; 32] = first
+        .iter()
+        .find(|(k, _)| *k == "file_id")
+        .and_then(|(_, v)| v.clone().try_into().ok())
+        .unwrap();
+    let collection = crate::Collection::new(vec![
+        crate::CollectionEntry {
+            path: "sub dir/\u{e9}t\u{e9}.txt".into(),
+            size: 0,
+            file: [0xaa; 32],
+        },
+        crate::CollectionEntry {
+            path: NAME.into(),
+            size: PLAINTEXT.len() as u64,
+            file: first_id,
+        },
+    ])
+    .unwrap();
+    let listing = collection.encode();
+    let password = Password::new(PASSWORD);
+    let params = KdfParams::default();
+    let chunk_size = ChunkSize::MIN;
+    let sealer = FileSealer::with_fixed_randomness(&password, params, chunk_size, &f).unwrap();
+    let chunk = sealer.seal_chunk(0, true, &listing).unwrap();
+    let info = ManifestInfo {
+        name: "photos".into(),
+        size: listing.len() as u64,
+        created: CREATED,
+        kind: crate::FileKind::Collection,
+        chunks: vec![chunk.id],
+    };
+    let record = sealer.finish(&info).unwrap();
+    let kek = params.derive_kek(&password, &f.salt).unwrap();
+    let [wrap, commitment, ..] = subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
+    vec![
+        ("file_nonce", f.file_nonce.to_vec()),
+        ("dek", f.dek.to_vec()),
+        ("manifest_nonce", f.manifest_nonce.to_vec()),
+        ("wrap_key", wrap.to_vec()),
+        ("commitment", commitment.to_vec()),
+        ("listing", listing.to_vec()),
+        ("chunk0", chunk.bytes.clone()),
+        ("chunk0_id", chunk.id.to_vec()),
+        (
+            "manifest_plaintext",
+            encode(&info, chunk_size).unwrap().to_vec(),
+        ),
+        ("record", record.bytes.clone()),
+        ("collection_id", record.id.to_vec()),
+    ]
+}
+
 /// `name = hex` lines of FORMAT.md's vector block.
 pub(crate) fn documented() -> Vec<(String, String)> {
+    block("```vector")
+}
+
+/// `name = hex` lines of the FORMAT.md block opened by `fence`.
+fn block(fence: &str) -> Vec<(String, String)> {
     FORMAT_MD
         .lines()
-        .skip_while(|l| !l.starts_with("```vector"))
+        .skip_while(|l| *l != fence)
         .skip(1)
         .take_while(|l| !l.starts_with("```"))
         .filter_map(|l| l.split_once(" = "))
@@ -89,9 +157,8 @@ pub(crate) fn documented() -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn format_md_vector_matches_the_code() {
-    let computed: Vec<(String, String)> = compute()
+fn as_hex(values: Vec<(&'static str, Vec<u8>)>) -> Vec<(String, String)> {
+    let computed: Vec<(String, String)> = values
         .into_iter()
         .map(|(k, v)| (k.to_owned(), hex::encode(v)))
         .collect();
@@ -100,7 +167,37 @@ fn format_md_vector_matches_the_code() {
             println!("{k:<18} = {v}");
         }
     }
-    assert_eq!(documented(), computed);
+    computed
+}
+
+#[test]
+fn format_md_vector_matches_the_code() {
+    assert_eq!(documented(), as_hex(compute()));
+}
+
+#[test]
+fn format_md_collection_vector_matches_the_code() {
+    assert_eq!(block("```collection-vector"), as_hex(compute_collection()));
+}
+
+#[test]
+fn format_md_collection_vector_opens() {
+    let doc = block("```collection-vector");
+    let get = |name: &str| {
+        let hex = &doc.iter().find(|(k, _)| k == name).unwrap().1;
+        hex::decode(hex).unwrap()
+    };
+    let id: [u8; 32] = get("collection_id").try_into().unwrap();
+    let opener = FileOpener::open(&id, &get("record"), &Password::new(PASSWORD)).unwrap();
+    assert_eq!(opener.manifest().kind(), crate::FileKind::Collection);
+    let listing = opener.open_chunk(0, get("chunk0")).unwrap();
+    let collection = crate::Collection::decode(&listing).unwrap();
+    let paths: Vec<&str> = collection
+        .entries()
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, [NAME, "sub dir/\u{e9}t\u{e9}.txt"]);
 }
 
 #[test]

@@ -309,6 +309,7 @@ where
         name,
         size,
         created,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: ids.iter().map(|id| *id.as_bytes()).collect(),
     };
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Rebuilds FORMAT.md's test vectors from the document alone, with Python's `cryptography`
+package (>= 44, for Argon2id): an implementation independent of the Rust code.
+
+    python3 -m pip install 'cryptography>=44' && python3 voldisefs-crypto/tools/vectors.py
+
+Prints `name = hex` lines in FORMAT.md's order and checks them against the document.
+"""
+import hashlib
+import pathlib
+import struct
+import sys
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+import hmac
+
+PASSWORD = b"correct horse battery staple"
+CREATED = 1700000000
+VERSION = 3
+
+
+def seq(start, n):
+    return bytes(range(start, start + n))
+
+
+def hkdf_extract(salt, ikm):
+    return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+
+
+def expand(prk, info):
+    return HKDFExpand(hashes.SHA256(), 32, info).derive(prk)
+
+
+def kek(salt):
+    return Argon2id(salt=salt, length=32, iterations=3, lanes=1, memory_cost=65536).derive(PASSWORD)
+
+
+def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce):
+    k = kek(salt)
+    prk1 = hkdf_extract(file_nonce, k)
+    wrap = expand(prk1, b"voldisefs v3 wrap key")
+    commitment = expand(prk1, b"voldisefs v3 key commitment")
+    prk2 = hkdf_extract(file_nonce, dek)
+    manifest_key = expand(prk2, b"voldisefs v1 manifest key")
+    chunk_key = expand(prk2, b"voldisefs v1 chunk key")
+    delete_key = expand(prk2, b"voldisefs v2 delete key")
+    check = hashlib.sha256(b"voldisefs v2 delete check" + delete_key).digest()
+    nonce = bytes(3) + struct.pack(">Q", 0) + b"\x01"
+    aad = b"VDFS" + struct.pack(">H", VERSION) + file_nonce + struct.pack(">Q", 0) + b"\x01"
+    chunk = AESGCM(chunk_key).encrypt(nonce, content, aad) + check
+    chunk_id = hashlib.sha256(chunk).digest()
+    manifest = (struct.pack(">H", len(name)) + name + struct.pack(">QQ", len(content), CREATED)
+                + bytes([kind]) + struct.pack(">I", 1) + chunk_id)
+    prefix = (b"VDFS" + struct.pack(">HBIII", VERSION, 1, 65536, 3, 1) + salt + file_nonce
+              + bytes([16]) + commitment)
+    header = prefix + AESGCM(wrap).encrypt(bytes(12), dek, prefix)
+    record = (header + manifest_nonce + AESGCM(manifest_key).encrypt(manifest_nonce, manifest, header)
+              + check)
+    return dict(kek=k, wrap_key=wrap, commitment=commitment, manifest_key=manifest_key,
+                chunk_key=chunk_key, delete_key=delete_key, delete_check=check,
+                chunk0_nonce=nonce, chunk0_aad=aad, chunk0=chunk, chunk0_id=chunk_id,
+                manifest_plaintext=manifest, header=header, record=record,
+                id=hashlib.sha256(record).digest())
+
+
+def main():
+    salt = seq(0x00, 16)
+    plaintext = b"Hello, Voldisefs!\n"
+    f = seal_file(b"hello.txt", 0, plaintext, salt, seq(0x10, 16), seq(0x20, 32), seq(0x40, 12))
+    first = [("salt", salt), ("file_nonce", seq(0x10, 16)), ("dek", seq(0x20, 32)),
+             ("manifest_nonce", seq(0x40, 12))]
+    first += [(k, f[k]) for k in ("kek", "wrap_key", "commitment", "manifest_key", "chunk_key",
+                                  "delete_key", "delete_check")]
+    first += [("chunk0_plaintext", plaintext)]
+    first += [(k, f[k]) for k in ("chunk0_nonce", "chunk0_aad", "chunk0", "chunk0_id",
+                                  "manifest_plaintext", "header", "record")]
+    first += [("file_id", f["id"])]
+
+    entries = sorted([("hello.txt".encode(), len(plaintext), f["id"]),
+                      ("sub dir/\u00e9t\u00e9.txt".encode(), 0, b"\xaa" * 32)])
+    listing = struct.pack(">I", len(entries)) + b"".join(
+        struct.pack(">H", len(p)) + p + struct.pack(">Q", s) + i for p, s, i in entries)
+    c = seal_file(b"photos", 1, listing, salt, seq(0x50, 16), seq(0x60, 32), seq(0x80, 12))
+    second = [("file_nonce", seq(0x50, 16)), ("dek", seq(0x60, 32)),
+              ("manifest_nonce", seq(0x80, 12)), ("wrap_key", c["wrap_key"]),
+              ("commitment", c["commitment"]), ("listing", listing), ("chunk0", c["chunk0"]),
+              ("chunk0_id", c["chunk0_id"]), ("manifest_plaintext", c["manifest_plaintext"]),
+              ("record", c["record"]), ("collection_id", c["id"])]
+
+    doc = (pathlib.Path(__file__).parent.parent / "FORMAT.md").read_text()
+    ok = True
+    for fence, values in (("```vector", first), ("```collection-vector", second)):
+        block = doc.split(fence + "\n", 1)[1].split("```", 1)[0]
+        documented = [tuple(x.strip() for x in line.split(" = ")) for line in block.splitlines()]
+        computed = [(k, v.hex()) for k, v in values]
+        for k, v in computed:
+            print(f"{k:<18} = {v}")
+        print()
+        ok &= documented == computed
+    print("FORMAT.md matches" if ok else "FORMAT.md DIFFERS")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
