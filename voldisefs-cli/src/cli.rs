@@ -35,13 +35,14 @@ pub(crate) enum Command {
     /// Run a node of a Voldisefs network.
     #[command(subcommand)]
     Node(NodeCommand),
-    /// Upload a file; prints its id as the last line of output.
+    /// Upload a file, or several files and folders as one collection; prints the id to fetch
+    /// them with as the last line of output.
     Put(PutArgs),
-    /// Download a file by id.
+    /// Download a file, a collection (recreating its folders), or one file of a collection.
     Get(GetArgs),
-    /// List the files uploaded through a node.
-    Ls(ListArgs),
-    /// Delete a file from the network.
+    /// List the files uploaded through a node, or the files of a collection.
+    Ls(LsArgs),
+    /// Delete a file, or a collection and all its files, from the network.
     Rm(RmArgs),
     /// Show a node, its peers and its store usage.
     Network(ListArgs),
@@ -173,10 +174,14 @@ pub(crate) struct PasswordArg {
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
     /// The file to upload, or `-` for standard input (a pipe, FIFO or device works too: it is
-    /// streamed, whatever its length).
-    #[arg(value_name = "FILE|-")]
-    pub(crate) file: PathBuf,
-    /// The name recorded with the file [default: the file's name; `stdin` for `-`].
+    /// streamed, whatever its length). Several paths, or a folder, are uploaded as one
+    /// collection under one password: every file below a folder, kept at its path relative
+    /// to the folder's parent (symbolic links inside folders are refused; empty folders are
+    /// not recorded).
+    #[arg(value_name = "PATH|-", required = true, num_args = 1..)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The name recorded with the file or collection [default: the file's or folder's name;
+    /// `stdin` for `-`; `N files` for several paths].
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) name: Option<String>,
     /// Print nothing but the file id (no progress bar, no summary).
@@ -193,14 +198,19 @@ pub(crate) struct PutArgs {
 /// Options of `voldisefs get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The file id (64 hex digits) printed by `put`.
+    /// The id (64 hex digits) printed by `put`: a file's or a collection's.
     #[arg(value_parser = parse_file_id)]
     pub(crate) id: String,
-    /// Where to write the file: a path, a directory, or `-` for standard output
-    /// [default: the file's original name in the current directory].
+    /// Where to write a file: a path, a directory, or `-` for standard output [default: the
+    /// file's original name in the current directory]. For a collection: the folder to
+    /// recreate it in (created if missing), or `-` for a tar archive on standard output
+    /// [default: the collection's name in the current directory].
     #[arg(short, long, value_name = "PATH|-")]
     pub(crate) output: Option<PathBuf>,
-    /// Overwrite the output file if it exists.
+    /// Fetch only the file at this path of the collection (as `ls ID` shows it).
+    #[arg(long, value_name = "REL")]
+    pub(crate) path: Option<String>,
+    /// Overwrite existing files.
     #[arg(long)]
     pub(crate) force: bool,
     /// Print nothing but the written path (no progress bar).
@@ -228,7 +238,24 @@ pub(crate) struct RmArgs {
     pub(crate) password: PasswordArg,
 }
 
-/// Options of `voldisefs ls` and `voldisefs network`.
+/// Options of `voldisefs ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// A collection id: list its files (needs its password) instead of the node's uploads.
+    #[arg(value_parser = parse_file_id)]
+    pub(crate) id: Option<String>,
+    /// Print the node's JSON answer instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The node to ask.
+    #[command(flatten)]
+    pub(crate) node: NodeArg,
+    /// The password (of the collection).
+    #[command(flatten)]
+    pub(crate) password: PasswordArg,
+}
+
+/// Options of `voldisefs network`.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     /// Print the node's JSON answer instead of a table.

@@ -44,6 +44,31 @@ pub(crate) struct UploadReceipt {
     pub(crate) copies: Option<u64>,
 }
 
+/// A collection as the node lists it (`GET /api/v1/collections/{id}`, and the answer to a
+/// collection upload).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Listing {
+    /// The collection's id.
+    pub(crate) id: String,
+    /// Its name.
+    pub(crate) name: String,
+    /// Total size of its files.
+    pub(crate) size: u64,
+    /// Its files, sorted by path.
+    pub(crate) files: Vec<ListedFile>,
+}
+
+/// One file of a collection.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListedFile {
+    /// Relative path, `/`-separated.
+    pub(crate) path: String,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// The file's own id.
+    pub(crate) id: String,
+}
+
 /// The JSON error body of a node.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
@@ -146,11 +171,84 @@ impl NodeClient {
             .context("the node's answer to the upload is not what was expected")
     }
 
-    /// Starts downloading file `id`; fails before any body byte when the node refuses.
-    pub(crate) async fn download(&self, id: &str, password: &Password) -> anyhow::Result<Download> {
+    /// Uploads several files as one collection named `name` (the node picks one if `None`):
+    /// `form` holds a `path` part then a `file` part per file.
+    pub(crate) async fn upload_collection(
+        &self,
+        form: reqwest::multipart::Form,
+        name: Option<&str>,
+        password: &Password,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut request = self
+            .http
+            .post(self.url("api/v1/collections")?)
+            .header(PASSWORD_HEADER, password_header(password)?);
+        if let Some(name) = name {
+            request = request.header(FILENAME_HEADER, encode_filename(name));
+        }
+        let response = self.send(request.multipart(form), None).await?;
+        response
+            .json()
+            .await
+            .context("the node's answer to the upload is not what was expected")
+    }
+
+    /// Lists collection `id` (the node checks the password and every path).
+    pub(crate) async fn collection(
+        &self,
+        id: &str,
+        password: &Password,
+    ) -> anyhow::Result<serde_json::Value> {
         let request = self
             .http
-            .get(self.url(&format!("api/v1/files/{id}"))?)
+            .get(self.url(&format!("api/v1/collections/{id}"))?)
+            .header(PASSWORD_HEADER, password_header(password)?)
+            .timeout(REQUEST_TIMEOUT);
+        let response = self.send(request, Some(id)).await?;
+        response
+            .json()
+            .await
+            .context("the node's collection listing is not what was expected")
+    }
+
+    /// Starts downloading file `id`; fails before any body byte when the node refuses.
+    pub(crate) async fn download(&self, id: &str, password: &Password) -> anyhow::Result<Download> {
+        self.download_from(self.url(&format!("api/v1/files/{id}"))?, id, password)
+            .await
+    }
+
+    /// Starts downloading the file at `path` of collection `id`.
+    pub(crate) async fn download_path(
+        &self,
+        id: &str,
+        path: &str,
+        password: &Password,
+    ) -> anyhow::Result<Download> {
+        let mut url = self.url(&format!("api/v1/collections/{id}/file"))?;
+        url.query_pairs_mut().append_pair("path", path);
+        self.download_from(url, id, password).await
+    }
+
+    /// Starts downloading collection `id` as one tar archive.
+    pub(crate) async fn download_archive(
+        &self,
+        id: &str,
+        password: &Password,
+    ) -> anyhow::Result<Download> {
+        let url = self.url(&format!("api/v1/collections/{id}/archive"))?;
+        self.download_from(url, id, password).await
+    }
+
+    /// Starts a download from `url` (about file or collection `id`).
+    async fn download_from(
+        &self,
+        url: Url,
+        id: &str,
+        password: &Password,
+    ) -> anyhow::Result<Download> {
+        let request = self
+            .http
+            .get(url)
             .header(PASSWORD_HEADER, password_header(password)?);
         let response = match tokio::time::timeout(STALL_TIMEOUT, self.send(request, Some(id))).await
         {
@@ -171,14 +269,20 @@ impl NodeClient {
         })
     }
 
-    /// Deletes file `id` from the network.
-    pub(crate) async fn delete(&self, id: &str, password: &Password) -> anyhow::Result<()> {
+    /// Deletes file (or collection) `id` from the network; returns how many chunks went.
+    pub(crate) async fn delete(&self, id: &str, password: &Password) -> anyhow::Result<u64> {
         let request = self
             .http
             .delete(self.url(&format!("api/v1/files/{id}"))?)
             .header(PASSWORD_HEADER, password_header(password)?)
             .timeout(REQUEST_TIMEOUT);
-        self.send(request, Some(id)).await.map(drop)
+        let answer: serde_json::Value = self
+            .send(request, Some(id))
+            .await?
+            .json()
+            .await
+            .context("the node's answer to the delete is not JSON")?;
+        Ok(answer["chunks"].as_u64().unwrap_or(0))
     }
 
     /// `GET path` as JSON.

@@ -775,3 +775,231 @@ fn put_from_a_pipe() {
         .env("VOLDISEFS_PASSWORD", PASSWORD));
     assert_code(&output, 2);
 }
+
+/// Every file under `dir`, by path relative to it (`/`-separated), with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for e in std::fs::read_dir(&at).unwrap() {
+            let e = e.unwrap();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.insert(rel, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A folder with nested folders, an empty file, unicode and spaces in names.
+fn make_folder(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let files = [
+        ("album/cover.jpg", data(70_000)),
+        ("album/empty", Vec::new()),
+        (
+            "album/sub dir/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt",
+            b"unicode".to_vec(),
+        ),
+        ("album/sub dir/deep/er/x.bin", data(1_500_000)),
+    ];
+    let mut expected = std::collections::BTreeMap::new();
+    for (rel, bytes) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        expected.insert(rel.to_owned(), bytes);
+    }
+    expected
+}
+
+#[test]
+fn a_folder_round_trips_as_a_collection() {
+    let net = Network::start(3);
+    let src = tempfile::tempdir().unwrap();
+    let expected = make_folder(src.path());
+    let output = run(voldisefs()
+        .args(["put", src.path().join("album").to_str().unwrap()])
+        .args(["--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let id = last_line(&output);
+    assert_eq!(id.len(), 64, "{id}");
+    // One line per file before the collection's id.
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 5);
+
+    // `ls ID` lists the files; `ls` shows the collection as a folder.
+    let output = run(voldisefs()
+        .args(["ls", &id, "--node", &net.url(1)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let listing = String::from_utf8_lossy(&output.stdout);
+    for rel in expected.keys() {
+        assert!(
+            listing.contains(rel.as_str()),
+            "{rel} missing from:\n{listing}"
+        );
+    }
+    let output = run(voldisefs().args(["ls", "--node", &net.url(0)]));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("album/"));
+
+    // The whole tree, through another node, byte for byte.
+    let dst = tempfile::tempdir().unwrap();
+    let out = dst.path().join("restored");
+    let output = run(voldisefs()
+        .args([
+            "get",
+            &id,
+            "-o",
+            out.to_str().unwrap(),
+            "--node",
+            &net.url(1),
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert_eq!(tree(&out), expected);
+    // Without -o: the collection's name in the current directory.
+    let output = run(voldisefs()
+        .args(["get", &id, "--node", &net.url(2)])
+        .current_dir(dst.path())
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert_eq!(tree(&dst.path().join("album")), expected);
+    // Again: every file exists, so nothing is overwritten without --force.
+    let output = run(voldisefs()
+        .args(["get", &id, "--node", &net.url(2)])
+        .current_dir(dst.path())
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 1);
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
+
+    // One file by its path.
+    let one = dst.path().join("one.txt");
+    let rel = "album/sub dir/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt";
+    let output = run(voldisefs()
+        .args(["get", &id, "--path", rel, "-o", one.to_str().unwrap()])
+        .args(["--node", &net.url(1)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert_eq!(std::fs::read(&one).unwrap(), b"unicode");
+    // As a tar archive on standard output.
+    let output = run(voldisefs()
+        .args(["get", &id, "-o", "-", "--node", &net.url(1)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert!(output.stdout.len() > 1_570_000);
+    assert_eq!(output.stdout.len() % 512, 0);
+
+    // The wrong password: exit 3, nothing written.
+    let wrong = dst.path().join("wrong");
+    let output = run(voldisefs()
+        .args([
+            "get",
+            &id,
+            "-o",
+            wrong.to_str().unwrap(),
+            "--node",
+            &net.url(1),
+        ])
+        .env("VOLDISEFS_PASSWORD", "not the password"));
+    assert_code(&output, 3);
+    assert!(!wrong.exists());
+
+    // Several paths make a collection too; rm deletes it with its files.
+    let a = src.path().join("album/cover.jpg");
+    let b = src.path().join("album/sub dir/deep/er/x.bin");
+    let output = run(voldisefs()
+        .args(["put", a.to_str().unwrap(), b.to_str().unwrap(), "--quiet"])
+        .args(["--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let pair = last_line(&output);
+    let output = run(voldisefs()
+        .args(["ls", &pair, "--json", "--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["name"], "2 files");
+    let member = json["files"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(json["files"][0]["path"], "cover.jpg");
+    let output = run(voldisefs()
+        .args(["rm", &pair, "--node", &net.url(1)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let output = run(voldisefs()
+        .args(["get", &member, "-o", "-", "--node", &net.url(1)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 4);
+}
+
+/// A listing encoded as given, bypassing every writer check (what a hostile writer stores).
+fn raw_listing(entries: &[&str]) -> Vec<u8> {
+    let mut out = (entries.len() as u32).to_be_bytes().to_vec();
+    for path in entries {
+        out.extend_from_slice(&(path.len() as u16).to_be_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&0u64.to_be_bytes());
+        out.extend_from_slice(&[7; 32]);
+    }
+    out
+}
+
+#[test]
+fn hostile_collections_are_refused_and_write_nothing() {
+    use voldisefs_node::crypto::{FileKind, Password};
+
+    let net = Network::start(2);
+    let dst = tempfile::tempdir().unwrap();
+    for entries in [
+        &["../escape"][..],
+        &["ok", "../../etc/cron.d/x"],
+        &["/tmp/absolute"],
+        &["twice", "twice"],
+        &["a", "a/b"],
+    ] {
+        let listing = bytes::Bytes::from(raw_listing(entries));
+        let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(listing)]);
+        let receipt = net
+            .rt
+            .block_on(net.nodes[0].upload_kind(
+                "evil",
+                Password::new(PASSWORD),
+                FileKind::Collection,
+                body,
+            ))
+            .unwrap();
+        let out = dst.path().join("out");
+        let output = run(voldisefs()
+            .args(["get", &receipt.id.to_string(), "-o", out.to_str().unwrap()])
+            .args(["--node", &net.url(1)])
+            .current_dir(dst.path())
+            .env("VOLDISEFS_PASSWORD", PASSWORD));
+        assert_code(&output, 3);
+        assert!(
+            stderr(&output).contains("invalid collection"),
+            "{entries:?}: {}",
+            stderr(&output)
+        );
+        assert!(entries_or_none(dst.path()).is_empty(), "{entries:?}");
+    }
+}
+
+fn entries_or_none(dir: &Path) -> Vec<String> {
+    if dir.exists() {
+        entries(dir)
+    } else {
+        Vec::new()
+    }
+}

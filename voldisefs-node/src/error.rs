@@ -12,6 +12,12 @@ pub enum NodeError {
     /// No node holds a record for this file id.
     #[error("file {0} not found")]
     NotFound(FileId),
+    /// The id is a collection's, where a file was asked for: list or fetch its files instead.
+    #[error("{0} is a collection: list it with `voldisefs ls {0}` or GET /api/v1/collections/{0}")]
+    IsCollection(FileId),
+    /// The id is a file's, where a collection was asked for.
+    #[error("{0} is a file, not a collection")]
+    NotACollection(FileId),
     /// Some chunks could not be fetched from any holder.
     #[error("{missing} of {total} chunks unavailable")]
     Unavailable {

@@ -38,6 +38,14 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
         ("POST", "/api/v1/files", post(upload)),
         ("GET", "/api/v1/files/{id}", get(download)),
         ("DELETE", "/api/v1/files/{id}", delete(remove)),
+        ("POST", "/api/v1/collections", post(upload_collection)),
+        ("GET", "/api/v1/collections/{id}", get(list_collection)),
+        ("GET", "/api/v1/collections/{id}/file", get(collection_file)),
+        (
+            "GET",
+            "/api/v1/collections/{id}/archive",
+            get(collection_archive),
+        ),
         ("GET", "/api/v1/network", get(network)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
     ]
@@ -271,6 +279,8 @@ impl From<NodeError> for ApiError {
                 return busy;
             }
             NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
+            NodeError::IsCollection(_) => (StatusCode::CONFLICT, "collection"),
+            NodeError::NotACollection(_) => (StatusCode::CONFLICT, "not_collection"),
             NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
@@ -342,25 +352,28 @@ async fn network(State(node): State<Node>) -> Json<crate::NetworkStatus> {
     Json(node.status())
 }
 
+/// The name given in the file-name header (empty without one).
+fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
+    Ok(match headers.get(FILENAME_HEADER) {
+        Some(value) => percent_decode(value.as_bytes())
+            .decode_utf8()
+            .map_err(|_| bad_request("file name is not percent-encoded UTF-8"))?
+            .into_owned(),
+        None => String::new(),
+    })
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
 async fn upload(
     State(node): State<Node>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let password = password(&headers)?;
-    let name = match headers.get(FILENAME_HEADER) {
-        Some(value) => percent_decode(value.as_bytes())
-            .decode_utf8()
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "file name is not percent-encoded UTF-8",
-                )
-            })?
-            .into_owned(),
-        None => String::new(),
-    };
+    let name = file_name(&headers)?;
     let idle = node.config().http_body_idle_timeout;
     let receipt = node
         .upload(&name, password, idle_limited(body.into_data_stream(), idle))
@@ -400,18 +413,147 @@ async fn download(
     let id = parse_id(id)?;
     let password = password(&headers)?;
     let file = node.download(id, password).await?;
-    let disposition = content_disposition(&file.name, &id);
-    let mut response = Response::new(Body::from_stream(file.body));
+    Ok(streamed(
+        file.body,
+        file.size,
+        "application/octet-stream",
+        &file.name,
+        &id,
+    ))
+}
+
+/// A streamed attachment of `len` bytes.
+fn streamed(
+    body: crate::ByteStream,
+    len: u64,
+    content_type: &'static str,
+    name: &str,
+    id: &FileId,
+) -> Response {
+    let disposition = content_disposition(name, id);
+    let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok(response)
+    response
+}
+
+/// Uploads several files as one collection: a `multipart/form-data` body whose parts come in
+/// pairs, a `path` field (the file's relative path, UTF-8) then a `file` field (its bytes).
+/// One Argon2id run for the whole batch; files stream through one at a time.
+async fn upload_collection(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use multer::{Constraints, Multipart, SizeLimit};
+
+    let password = password(&headers)?;
+    let name = file_name(&headers)?;
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| {
+            bad_request("a collection upload is multipart/form-data: a `path` field, then a `file` field, for each file")
+        })?;
+    let idle = node.config().http_body_idle_timeout;
+    let constraints = Constraints::new()
+        .allowed_fields(vec!["path", "file"])
+        .size_limit(SizeLimit::new().for_field("path", voldisefs_crypto::MAX_PATH_LEN as u64));
+    let body = idle_limited(body.into_data_stream(), idle);
+    let mut multipart = Multipart::with_constraints(body, boundary, constraints);
+    let bad_part = |e: multer::Error| bad_request(format!("bad multipart body: {e}"));
+    let mut batch = node.batch(password).await?;
+    let mut path: Option<String> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_part)? {
+        if field.name() == Some("path") {
+            path = Some(field.text().await.map_err(bad_part)?);
+            continue;
+        }
+        let Some(file_path) = path.take() else {
+            return Err(bad_request("each `file` part must follow a `path` part"));
+        };
+        // The part borrows the body; hand its bytes to the upload task through a channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(2);
+        let pump = async move {
+            loop {
+                let piece = match field.chunk().await {
+                    Ok(Some(piece)) => Ok(piece),
+                    Ok(None) => break,
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = piece.is_err();
+                if tx.send(piece).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        let file = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let ((), added) = tokio::join!(pump, batch.add(&file_path, file));
+        added?;
+    }
+    if batch.is_empty() {
+        return Err(bad_request("a collection needs at least one file"));
+    }
+    let name = if name.is_empty() {
+        format!("{} files", batch.len())
+    } else {
+        name
+    };
+    let listing = batch.finish(&name).await?;
+    Ok((StatusCode::CREATED, Json(listing)).into_response())
+}
+
+async fn list_collection(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<crate::CollectionListing>, ApiError> {
+    let id = parse_id(id)?;
+    let password = password(&headers)?;
+    Ok(Json(node.collection(id, password).await?))
+}
+
+/// The query of `GET /api/v1/collections/{id}/file`.
+#[derive(serde::Deserialize)]
+struct PathQuery {
+    path: String,
+}
+
+async fn collection_file(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<axum::extract::Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let axum::extract::Query(query) = query.map_err(|e| bad_request(e.body_text()))?;
+    let password = password(&headers)?;
+    let file = node.collection_file(id, password, &query.path).await?;
+    Ok(streamed(
+        file.body,
+        file.size,
+        "application/octet-stream",
+        &file.name,
+        &id,
+    ))
+}
+
+async fn collection_archive(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let password = password(&headers)?;
+    let listing = node.collection(id, password.clone()).await?;
+    let name = format!("{}.tar", listing.name);
+    let (len, body) = node.collection_archive(listing, password)?;
+    Ok(streamed(body, len, "application/x-tar", &name, &id))
 }
 
 async fn remove(

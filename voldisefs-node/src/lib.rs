@@ -25,7 +25,11 @@
 //! * Repair keeps `replicas` *proven* copies: a copy is dropped only after better-ranked
 //!   holders answered a fresh proof-of-possession challenge; deletes leave tombstones so a
 //!   holder that missed one cannot bring the file back.
-//! * HTTP API: DESIGN section 7 (`/api/v1/files`, `/api/v1/network`, `/healthz`, `/`).
+//! * Collections ([`Node::batch`]): several files under one password key (one Argon2id run),
+//!   listed by a sealed collection record; read back as a listing, one file, or a streamed
+//!   tar archive.
+//! * HTTP API: DESIGN section 7 (`/api/v1/files`, `/api/v1/collections`, `/api/v1/network`,
+//!   `/healthz`, `/`).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -49,6 +53,8 @@
 //! # }).unwrap();
 //! ```
 
+mod archive;
+mod collections;
 mod config;
 mod error;
 mod http;
@@ -58,14 +64,15 @@ mod replication;
 mod status;
 mod transfer;
 
+pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
 pub use node::Node;
 pub use replication::placement;
 pub use status::{
-    IndexEntry, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus, RepairStatus,
-    StoreStatus,
+    IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
+    RepairStatus, StoreStatus,
 };
 pub use transfer::download::{ByteStream, Download};
 pub use transfer::upload::UploadReceipt;

@@ -217,6 +217,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "kdf_runs",
+            "Argon2id key derivations started (one per upload, batch, or uncached read)",
+            ConstCounter::new(self.kdf.runs()),
+        )?;
+        single(
+            e,
             "kdf_cache_hits",
             "Reads whose password key came from the cache (no Argon2id run)",
             ConstCounter::new(self.kdf.hits()),

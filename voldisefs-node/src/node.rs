@@ -9,7 +9,7 @@ use futures_util::Stream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use voldisefs_crypto::Password;
+use voldisefs_crypto::{DeleteKey, FileKind, Password};
 use voldisefs_net::Network;
 use voldisefs_proto::{FileId, NodeId};
 
@@ -17,10 +17,12 @@ use crate::metrics::Metrics;
 use crate::replication::{
     Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
 };
-use crate::status::{IndexEntry, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
+use crate::status::{IndexEntry, IndexKind, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
 use crate::transfer::download::{self, ByteStream, Download};
 use crate::transfer::kdf_gate::KdfGate;
-use crate::transfer::upload::{self, UploadReceipt, UploadSettings};
+use crate::transfer::upload::{
+    self, Keying, UploadReceipt, UploadRequest, UploadSettings, Uploaded,
+};
 use crate::{NodeConfig, NodeError};
 
 impl std::fmt::Debug for Node {
@@ -141,6 +143,15 @@ impl Drop for TransferGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// How an upload goes into the node's index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Indexed {
+    /// As a file.
+    File,
+    /// As a collection of `files` files of `size` bytes in all.
+    Collection { size: u64, files: u64 },
 }
 
 /// How long shutdown waits for HTTP transfers and upload clean-up before cutting them off.
@@ -386,15 +397,53 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
+        self.upload_kind(name, password, FileKind::File, body).await
+    }
+
+    /// Uploads `body` as a record of `kind`, as [`Node::upload`] does for a file (only files
+    /// go into the index). A [`FileKind::Collection`] body is stored as given: readers check
+    /// every collection whoever sealed it, and this is how tests plant hostile ones. Make real
+    /// collections with [`Node::batch`].
+    pub async fn upload_kind<S, E>(
+        &self,
+        name: &str,
+        password: Password,
+        kind: FileKind,
+        body: S,
+    ) -> Result<UploadReceipt, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let request = UploadRequest {
+            name: name.to_string(),
+            kind,
+            keying: Keying::Password(password),
+        };
+        let indexed = (kind == FileKind::File).then_some(Indexed::File);
+        Ok(self.upload_with(request, body, indexed).await?.receipt)
+    }
+
+    /// Runs one upload as a task the node owns (see [`Node::upload`]), adding it to the index
+    /// as `indexed` says once it succeeded.
+    pub(crate) async fn upload_with<S, E>(
+        &self,
+        request: UploadRequest,
+        body: S,
+        indexed: Option<Indexed>,
+    ) -> Result<Uploaded, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
         self.check_running()?;
         let token = self.inner.work.child_token();
         // Cancels the upload if the caller stops waiting for it.
         let cancel_on_drop = token.clone().drop_guard();
         let (done, result) = tokio::sync::oneshot::channel();
         let node = self.internal();
-        let name = name.to_string();
         self.inner.tracker.spawn(async move {
-            let result = node.run_upload(name, password, body, token).await;
+            let result = node.run_upload(request, body, token, indexed).await;
             // The caller may be gone; the upload cleaned up after itself either way.
             let _ = done.send(result);
         });
@@ -407,11 +456,11 @@ impl Node {
 
     async fn run_upload<S, E>(
         &self,
-        name: String,
-        password: Password,
+        request: UploadRequest,
         body: S,
         token: CancellationToken,
-    ) -> Result<UploadReceipt, NodeError>
+        indexed: Option<Indexed>,
+    ) -> Result<Uploaded, NodeError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
@@ -424,27 +473,34 @@ impl Node {
             parallelism: self.inner.config.transfer_parallelism,
         };
         let started = std::time::Instant::now();
-        let index_name = name.clone();
-        let result =
-            upload::upload(&self.inner.cluster, settings, name, password, body, token).await;
-        let result = result.map(|(receipt, ids)| {
-            self.settle_later(ids);
-            receipt
-        });
+        let index_name = request.name.clone();
+        let result = upload::upload(&self.inner.cluster, settings, request, body, token).await;
+        if let Ok(uploaded) = &result {
+            self.settle_later(uploaded.ids.clone());
+        }
         let elapsed = started.elapsed();
         let duration_ms = elapsed.as_millis() as u64;
         match &result {
-            Ok(receipt) => {
+            Ok(Uploaded { receipt, .. }) => {
                 self.inner.metrics.upload("ok", elapsed.as_secs_f64());
                 tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, copies = receipt.copies, duration_ms, outcome = "ok", "upload");
                 if receipt.copies < receipt.replicas {
                     tracing::warn!(file = %receipt.id, copies = receipt.copies, replicas = receipt.replicas, "file stored with fewer copies than wanted: too few live nodes; repair adds copies as nodes join");
                 }
+                let (kind, size, files) = match indexed {
+                    None => return result,
+                    Some(Indexed::File) => (IndexKind::File, receipt.size, None),
+                    Some(Indexed::Collection { size, files }) => {
+                        (IndexKind::Collection, size, Some(files))
+                    }
+                };
                 let entry = IndexEntry {
                     id: receipt.id,
                     name: index_name,
-                    size: receipt.size,
+                    kind,
+                    size,
                     chunks: receipt.chunks,
+                    files,
                     created: receipt.created,
                 };
                 crate::status::push_capped(
@@ -494,8 +550,40 @@ impl Node {
         self.upload(name, password, body).await
     }
 
-    /// Opens file `id` with `password` and returns its name, size and streaming body.
+    /// Opens file `id` with `password` and returns its name, size and streaming body
+    /// ([`NodeError::IsCollection`] for a collection's id).
     pub async fn download(&self, id: FileId, password: Password) -> Result<Download, NodeError> {
+        self.download_kind(id, password, FileKind::File).await
+    }
+
+    /// The node's gate for key derivations.
+    pub(crate) fn kdf_gate(&self) -> &KdfGate {
+        &self.inner.kdf
+    }
+
+    /// Deletes, in the background, what finished uploads stored (a batch that never
+    /// finished), unless the node is stopping anyway.
+    pub(crate) fn forget_later(&self, stored: Vec<(DeleteKey, Vec<voldisefs_proto::ChunkId>)>) {
+        if self.check_running().is_err() {
+            return;
+        }
+        let cluster = self.inner.cluster.clone();
+        self.inner.tracker.spawn(async move {
+            let files = stored.len();
+            for (key, ids) in stored {
+                cluster.delete(&key, &ids, &[], false).await;
+            }
+            tracing::info!(files, "removed the files of an unfinished batch");
+        });
+    }
+
+    /// [`Node::download`] of a record whose manifest says `kind`.
+    pub(crate) async fn download_kind(
+        &self,
+        id: FileId,
+        password: Password,
+        kind: FileKind,
+    ) -> Result<Download, NodeError> {
         self.check_running()?;
         let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
         let config = &self.inner.config;
@@ -505,6 +593,7 @@ impl Node {
             &self.inner.kdf,
             id,
             password,
+            kind,
             config.transfer_parallelism,
             config.fetch_deadline(),
         )
@@ -557,17 +646,29 @@ impl Node {
     /// Deletes file `id` for good, after proving the password opens it: its record is
     /// dropped on every live node and its chunks on their ranked holders, all of which keep
     /// tombstones so neither a late put nor repair brings them back; drops it from this node's
-    /// index. Returns the number of chunks (record included) deleted.
+    /// index. A collection's files go first (those already gone are skipped), then the
+    /// collection itself. Returns the number of chunks (records included) deleted.
     pub async fn delete(&self, id: FileId, password: Password) -> Result<u64, NodeError> {
         self.check_running()?;
         let cluster = &self.inner.cluster;
-        let opened = download::open_record(cluster, &self.inner.kdf, id, password).await?;
+        let opened = download::open_record(cluster, &self.inner.kdf, id, password.clone()).await?;
+        let mut members = 0;
+        if opened.opener.manifest().kind() == FileKind::Collection {
+            let listing = self.collection(id, password.clone()).await?;
+            for file in &listing.files {
+                match Box::pin(self.delete(file.id, password.clone())).await {
+                    Ok(n) => members += n,
+                    Err(NodeError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         // The record first: once it is gone the file cannot be read, whatever happens next.
         let key = opened.opener.delete_key();
         cluster.delete(key, &[id.record_chunk()], &[], true).await;
         cluster.delete(key, &opened.chunk_ids, &[], false).await;
         self.lock_index().retain(|e| e.id != id);
-        let deleted = opened.chunk_ids.len() as u64 + 1;
+        let deleted = opened.chunk_ids.len() as u64 + 1 + members;
         tracing::info!(file = %id, deleted, "file deleted");
         Ok(deleted)
     }

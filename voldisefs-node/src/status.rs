@@ -24,12 +24,27 @@ pub struct IndexEntry {
     pub id: FileId,
     /// The name it was uploaded under (at most 4,096 bytes).
     pub name: String,
-    /// Plaintext size in bytes.
+    /// A file, or a collection of files.
+    pub kind: IndexKind,
+    /// Plaintext size in bytes (of all its files, for a collection).
     pub size: u64,
-    /// Number of chunks.
+    /// Number of chunks (of the listing, for a collection).
     pub chunks: u64,
+    /// How many files a collection lists (absent for a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
     /// Upload time, seconds since the Unix epoch.
     pub created: u64,
+}
+
+/// What an index entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// A file.
+    File,
+    /// A collection (a folder, or several files put together).
+    Collection,
 }
 
 impl Drop for IndexEntry {
@@ -63,8 +78,10 @@ mod tests {
         IndexEntry {
             id: FileId::from_bytes([n; 32]),
             name: name.to_string(),
+            kind: IndexKind::File,
             size: 0,
             chunks: 0,
+            files: None,
             created: 0,
         }
     }

@@ -1,4 +1,5 @@
-//! `voldisefs get ID`: download a file through a node.
+//! `voldisefs get ID`: download a file through a node (a collection goes to
+//! [`super::collection::get`]; `--path` fetches one file of a collection).
 //!
 //! The file is written to a hidden temporary file next to its destination and renamed into
 //! place only once the whole body arrived, so a failed or interrupted download leaves nothing
@@ -42,13 +43,21 @@ impl Target {
 
 /// Downloads the file and writes it where `-o` says.
 pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
-    let target = Target::from_arg(args.output);
+    let target = Target::from_arg(args.output.clone());
     if let Target::File(path) = &target {
         refuse_overwrite(path, args.force).await?;
     }
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
     let client = NodeClient::new(&args.node)?;
-    let download = client.download(&args.id, &password).await?;
+    let download = match &args.path {
+        Some(path) => client.download_path(&args.id, path, &password).await?,
+        None => match client.download(&args.id, &password).await {
+            Err(e) if super::collection::is_collection(&e) => {
+                return super::collection::get(args, client, password).await;
+            }
+            other => other?,
+        },
+    };
     drop(password);
 
     let path = match target {
@@ -67,7 +76,7 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
 }
 
 /// Fails when `path` exists (even as a dangling link) and `force` is not set.
-async fn refuse_overwrite(path: &Path, force: bool) -> anyhow::Result<()> {
+pub(super) async fn refuse_overwrite(path: &Path, force: bool) -> anyhow::Result<()> {
     if !force && tokio::fs::symlink_metadata(path).await.is_ok() {
         bail!(
             "{} already exists; use --force to overwrite it or -o to choose another path",
@@ -78,7 +87,7 @@ async fn refuse_overwrite(path: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 /// Streams the body to standard output.
-async fn to_stdout(mut download: Download) -> anyhow::Result<()> {
+pub(super) async fn to_stdout(mut download: Download) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
     let mut received = 0u64;
     while let Some(piece) = download.next_chunk().await? {
@@ -96,7 +105,7 @@ async fn to_stdout(mut download: Download) -> anyhow::Result<()> {
 }
 
 /// Streams the body into a temporary file beside `path`, then renames it into place.
-async fn to_file(
+pub(super) async fn to_file(
     mut download: Download,
     path: &Path,
     force: bool,

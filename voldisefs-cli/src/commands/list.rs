@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::cli::ListArgs;
+use crate::cli::{ListArgs, LsArgs};
 use crate::client::NodeClient;
 use crate::size::format_size;
 use crate::table::{format_utc, render};
@@ -23,6 +23,9 @@ struct FileEntry {
     /// The name it was uploaded under (empty from older nodes, which kept no names).
     #[serde(default)]
     name: String,
+    /// `file` or `collection` (absent from older nodes: files).
+    #[serde(default)]
+    kind: Option<String>,
     /// Size in bytes.
     size: u64,
     /// Number of chunks.
@@ -91,8 +94,11 @@ struct StoreUsage {
     capacity: u64,
 }
 
-/// Prints the files uploaded through the node.
-pub(crate) async fn files(args: ListArgs) -> anyhow::Result<()> {
+/// Prints the files uploaded through the node (or, given an id, a collection's files).
+pub(crate) async fn files(args: LsArgs) -> anyhow::Result<()> {
+    if let Some(id) = args.id.clone() {
+        return super::collection::list(args, &id).await;
+    }
     let client = NodeClient::new(&args.node)?;
     let json = client.get_json("api/v1/files").await?;
     if args.json {
@@ -137,26 +143,19 @@ fn files_table(list: &FileList) -> String {
                 format_size(f.size),
                 f.chunks.to_string(),
                 format_utc(f.created),
-                printable(&f.name),
+                if f.kind.as_deref() == Some("collection") {
+                    // A collection reads as a folder: `voldisefs ls ID` lists its files.
+                    format!("{}/", printable(&f.name))
+                } else {
+                    printable(&f.name)
+                },
             ]
         })
         .collect();
     render(&["ID", "SIZE", "CHUNKS", "CREATED (UTC)", "NAME"], &rows)
 }
 
-/// `name` safe to print on a terminal: control characters (escape sequences, new lines) are
-/// shown escaped, never sent as they are.
-fn printable(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+use super::collection::printable;
 
 /// The `network` text: this node, its store, then its peers.
 fn network_text(view: &NetworkView) -> String {

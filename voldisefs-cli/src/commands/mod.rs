@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod collection;
 mod demo;
 mod get;
 mod list;

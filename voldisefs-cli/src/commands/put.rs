@@ -1,4 +1,5 @@
 //! `voldisefs put FILE|-`: upload a file (or standard input, a pipe, a FIFO) through a node.
+//! Several paths, or a folder, go to [`super::collection::put`].
 
 use anyhow::{Context as _, bail};
 use futures_util::TryStreamExt as _;
@@ -24,9 +25,8 @@ struct Source {
     name: String,
 }
 
-/// Opens `args.file` (`-`: standard input) and picks the recorded name.
-async fn open(args: &PutArgs) -> anyhow::Result<Source> {
-    let path = &args.file;
+/// Opens `path` (`-`: standard input) and picks the recorded name.
+async fn open(path: &std::path::Path, args: &PutArgs) -> anyhow::Result<Source> {
     if path.as_os_str() == "-" {
         return Ok(Source {
             reader: Box::new(tokio::io::stdin()),
@@ -59,8 +59,12 @@ async fn open(args: &PutArgs) -> anyhow::Result<Source> {
 
 /// Streams the file to the node, then prints a summary on stderr and the id on stdout.
 pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
-    let path = &args.file;
-    let Source { reader, len, name } = open(&args).await?;
+    let path = match &args.files[..] {
+        [one] if one.as_os_str() == "-" || !one.is_dir() => one.clone(),
+        _ => return super::collection::put(args).await,
+    };
+    let path = &path;
+    let Source { reader, len, name } = open(path, &args).await?;
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
     let client = NodeClient::new(&args.node)?;
 
@@ -97,7 +101,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
 }
 
 /// The name recorded with the file: the path's last component (`..` and `.` resolved).
-fn upload_name(path: &std::path::Path) -> anyhow::Result<String> {
+pub(super) fn upload_name(path: &std::path::Path) -> anyhow::Result<String> {
     if let Some(name) = path.file_name() {
         return Ok(name.to_string_lossy().into_owned());
     }

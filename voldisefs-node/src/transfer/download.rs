@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use voldisefs_crypto::{Error as CryptoError, FileOpener, Password};
+use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password};
 use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
@@ -116,18 +116,26 @@ pub(crate) async fn open_record(
     })
 }
 
-/// Opens file `id` and returns its streaming body, after checking that every chunk is held by
+/// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body,
+/// after checking that every chunk is held by
 /// some reachable node ([`NodeError::Unavailable`] says how many are not). Each chunk is then
 /// fetched from its ranked holders with hedging (see [`Cluster::fetch`]) within `deadline`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn download(
     cluster: &Cluster,
     gate: &KdfGate,
     id: FileId,
     password: Password,
+    kind: FileKind,
     read_ahead: usize,
     deadline: Duration,
 ) -> Result<Download, NodeError> {
     let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, password).await?;
+    match (kind, opener.manifest().kind()) {
+        (FileKind::File, FileKind::Collection) => return Err(NodeError::IsCollection(id)),
+        (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),
+        _ => {}
+    }
     let holders = cluster.locate(&chunk_ids).await;
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     let total = chunk_ids.len() as u64;

@@ -27,6 +27,7 @@ pub(crate) struct KdfGate {
     refused: AtomicU64,
     cache: Arc<KekCache>,
     hits: AtomicU64,
+    runs: AtomicU64,
 }
 
 impl KdfGate {
@@ -47,6 +48,7 @@ impl KdfGate {
             refused: AtomicU64::new(0),
             cache: Arc::new(cache),
             hits: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
         }
     }
 
@@ -87,10 +89,16 @@ impl KdfGate {
             }
         };
         self.running.fetch_add(1, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(derive).await;
         self.running.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         Ok(result?)
+    }
+
+    /// Derivations started so far.
+    pub(crate) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 
     /// Derivations running now.

@@ -18,8 +18,8 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{
-    CHUNK_OVERHEAD, ChunkSize, DeleteKey, FileSealer, KdfParams, MAX_FILE_SIZE, MAX_NAME_LEN,
-    ManifestInfo, Password,
+    CHUNK_OVERHEAD, ChunkSize, DeleteKey, FileKind, FileSealer, KdfParams, MAX_FILE_SIZE,
+    MAX_NAME_LEN, ManifestInfo, Password, PasswordKey,
 };
 use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
@@ -54,6 +54,32 @@ pub(crate) struct UploadSettings<'a> {
     pub(crate) kdf: KdfParams,
     pub(crate) chunk_size: ChunkSize,
     pub(crate) parallelism: usize,
+}
+
+/// Where an upload's password key comes from.
+pub(crate) enum Keying {
+    /// A password: one Argon2id run (through the node's gate) for this file.
+    Password(Password),
+    /// A key derived once for a whole batch: no Argon2id.
+    Key(Arc<PasswordKey>),
+}
+
+/// What to upload, besides the bytes.
+pub(crate) struct UploadRequest {
+    /// The name sealed into the manifest.
+    pub(crate) name: String,
+    /// What the content is.
+    pub(crate) kind: FileKind,
+    /// The password or batch key.
+    pub(crate) keying: Keying,
+}
+
+/// A finished upload: its receipt, everything it stored (chunks and record) and the key that
+/// deletes it.
+pub(crate) struct Uploaded {
+    pub(crate) receipt: UploadReceipt,
+    pub(crate) ids: Vec<ChunkId>,
+    pub(crate) key: DeleteKey,
 }
 
 /// Chunks sealed and stored concurrently, their ids collected in file order.
@@ -169,18 +195,17 @@ async fn seal_and_store(
     Ok(id)
 }
 
-/// Runs a whole upload of `body` named `name` under `password`, until it ends or `token` is
-/// cancelled, and returns the ids of everything it stored (chunks and record). On failure or
-/// cancellation, everything it stored is deleted again (see the module docs), so a failed
-/// upload leaves no garbage.
+/// Runs a whole upload of `body` as `request` says, until it ends or `token` is cancelled,
+/// and returns the ids of everything it stored (chunks and record) with its delete key. On
+/// failure or cancellation, everything it stored is deleted again (see the module docs), so a
+/// failed upload leaves no garbage.
 pub(crate) async fn upload<S, E>(
     cluster: &Cluster,
     settings: UploadSettings<'_>,
-    name: String,
-    password: Password,
+    request: UploadRequest,
     body: S,
     token: CancellationToken,
-) -> Result<(UploadReceipt, Vec<ChunkId>), NodeError>
+) -> Result<Uploaded, NodeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -193,7 +218,7 @@ where
     };
     let sealed = Sealed::default();
     let result = tokio::select! {
-        result = run(cluster, settings, name, password, body, &mut in_flight, &sealed) => result,
+        result = run(cluster, settings, request, body, &mut in_flight, &sealed) => result,
         () = token.cancelled() => Err(NodeError::Cancelled),
     };
     // Stop the chunks still in flight (after a failure) before reading what they stored; a put
@@ -205,13 +230,16 @@ where
         min_copies,
         key,
     } = std::mem::take(&mut *lock(&sealed));
-    match result {
-        Ok(mut receipt) => {
+    match (result, key) {
+        (Ok(mut receipt), Some(key)) => {
             receipt.copies = min_copies.unwrap_or(0) as u64;
             receipt.replicas = cluster.replicas() as u64;
-            Ok((receipt, ids))
+            Ok(Uploaded { receipt, ids, key })
         }
-        Err(e) => {
+        (Ok(_), None) => Err(NodeError::Internal(
+            "an upload ended without its key".into(),
+        )),
+        (Err(e), key) => {
             if let (Some(key), false) = (key, ids.is_empty()) {
                 let confirmed = cluster.delete(&key, &ids, &holders, false).await;
                 tracing::info!(
@@ -228,8 +256,7 @@ where
 async fn run<S, E>(
     cluster: &Cluster,
     settings: UploadSettings<'_>,
-    name: String,
-    password: Password,
+    request: UploadRequest,
     mut body: S,
     in_flight: &mut InFlight,
     sealed: &Sealed,
@@ -238,13 +265,11 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let UploadRequest { name, kind, keying } = request;
     if name.len() > MAX_NAME_LEN {
         return Err(NodeError::InvalidRequest(format!(
             "file name longer than {MAX_NAME_LEN} bytes"
         )));
-    }
-    if password.as_bytes().is_empty() {
-        return Err(NodeError::InvalidRequest("empty password".into()));
     }
     let UploadSettings {
         kdf,
@@ -252,10 +277,16 @@ where
         gate,
         ..
     } = settings;
-    let sealer = Arc::new(
-        gate.run(move || FileSealer::new(&password, kdf, chunk_size))
-            .await??,
-    );
+    let sealer = Arc::new(match keying {
+        Keying::Password(password) => {
+            if password.as_bytes().is_empty() {
+                return Err(NodeError::InvalidRequest("empty password".into()));
+            }
+            gate.run(move || FileSealer::new(&password, kdf, chunk_size))
+                .await??
+        }
+        Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
+    });
     lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
     let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + CHUNK_OVERHEAD));
@@ -309,7 +340,7 @@ where
         name,
         size,
         created,
-        kind: voldisefs_crypto::FileKind::File,
+        kind,
         chunks: ids.iter().map(|id| *id.as_bytes()).collect(),
     };
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
