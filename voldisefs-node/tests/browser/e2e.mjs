@@ -5,6 +5,8 @@
 //   VOLDISEFS_NODE_A, VOLDISEFS_NODE_B  pages of two nodes of one network
 //   VOLDISEFS_NODE_FULL                 page of a lone node too small for VOLDISEFS_BIG_SIZE bytes
 //   VOLDISEFS_INPUT_FILE                the file to upload through the page (compared on download)
+//   VOLDISEFS_INPUT_DIR                 a folder to upload through the page as one collection
+//   VOLDISEFS_ARCHIVE_OUT               where to save the collection's archive downloaded on node B
 //   VOLDISEFS_PASSWORD                  its password (non-ASCII on purpose)
 //   VOLDISEFS_SCREENSHOTS               directory for one PNG per step
 //   VOLDISEFS_CHROMIUM                  the browser (default /usr/bin/chromium)
@@ -24,6 +26,8 @@ const B = env('VOLDISEFS_NODE_B');
 const FULL = env('VOLDISEFS_NODE_FULL');
 const INPUT = env('VOLDISEFS_INPUT_FILE');
 const PASSWORD = env('VOLDISEFS_PASSWORD');
+const INPUT_DIR = env('VOLDISEFS_INPUT_DIR');
+const ARCHIVE_OUT = env('VOLDISEFS_ARCHIVE_OUT');
 const BIG = Number(env('VOLDISEFS_BIG_SIZE'));
 const SHOTS = env('VOLDISEFS_SCREENSHOTS');
 const EXE = process.env.VOLDISEFS_CHROMIUM || '/usr/bin/chromium';
@@ -132,6 +136,20 @@ try {
   await a.fill('#down-pw', '');
   result.id = id;
 
+  // 3b. A whole folder through the folder picker: one collection.
+  await a.setInputFiles('#up-folder', INPUT_DIR);
+  const folderName = basename(INPUT_DIR);
+  check((await text(a, '#drop-text')).includes(`${folderName}: `), `the chosen folder is named in the drop zone (${await text(a, '#drop-text')})`);
+  await a.click('#up-btn');
+  await a.waitForFunction(() => !document.querySelector('#up-result').hidden
+    && document.querySelector('#up-result-kind').textContent.startsWith('Collection'), null, { timeout: WAIT });
+  const collection = (await text(a, '#up-id')).trim();
+  check(/^[0-9a-f]{64}$/.test(collection) && collection !== id, `the page shows the collection id ${collection}`);
+  await a.waitForFunction((n) => document.querySelector('#files').textContent.includes(n + '/'), folderName, { timeout: WAIT });
+  check(true, 'the collection is listed as a folder');
+  await shot(a, 'folder-uploaded');
+  result.collection = collection;
+
   // 4. Download it through node B's page; the bytes and the name must be the original's.
   const { page: b } = await newPage(browser, B, { viewport: { width: 1280, height: 900 } });
   await b.goto(B);
@@ -144,6 +162,14 @@ try {
   await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
   check((await b.getAttribute('#down-bar', 'aria-valuenow')) === '100', 'the download progress bar ends at 100%');
   await shot(b, 'downloaded-on-b');
+
+  // 4b. The collection through node B's page: one .tar archive of every file.
+  await b.fill('#down-id', collection);
+  const [archive] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  check(archive.suggestedFilename() === `${folderName}.tar`, `the collection downloads as ${archive.suggestedFilename()}`);
+  await archive.saveAs(ARCHIVE_OUT);
+  await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
+  check(true, 'the archive download reports success');
 
   // 5. Errors as readable messages: wrong password, unknown id, malformed id.
   await b.fill('#down-pw', PASSWORD + 'x');

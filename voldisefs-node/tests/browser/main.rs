@@ -91,6 +91,23 @@ async fn web_page_end_to_end_in_chromium() {
     let input = work.join(FILE_NAME);
     let bytes = data(32 * CHUNK + 123, 11);
     std::fs::write(&input, &bytes).unwrap();
+    // A folder for the page's folder upload: nested, an empty file, non-ASCII names.
+    let folder = work.join("album");
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut tree = std::collections::BTreeMap::new();
+    for (rel, content) in [
+        ("cover.jpg", data(3 * CHUNK + 7, 12)),
+        ("empty", Vec::new()),
+        ("sub dir/\u{e9}t\u{e9} \u{65e5}.txt", b"unicode".to_vec()),
+        ("sub dir/deep/x.bin", data(1000, 13)),
+    ] {
+        let path = folder.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &content).unwrap();
+        tree.insert(format!("album/{rel}"), content);
+    }
+    let archive = work.join("album-download.tar");
+    let _ = std::fs::remove_file(&archive);
 
     // A network of three, and a lone node too small for BIG bytes.
     let nodes = common::network_with(3, |c| NodeConfig {
@@ -120,6 +137,8 @@ async fn web_page_end_to_end_in_chromium() {
         .env("VOLDISEFS_NODE_FULL", url(&tiny))
         .env("VOLDISEFS_BIG_SIZE", BIG.to_string())
         .env("VOLDISEFS_INPUT_FILE", &input)
+        .env("VOLDISEFS_INPUT_DIR", &folder)
+        .env("VOLDISEFS_ARCHIVE_OUT", &archive)
         .env("VOLDISEFS_PASSWORD", PASSWORD)
         .env("VOLDISEFS_SCREENSHOTS", &shots)
         .env("VOLDISEFS_CHROMIUM", &chromium)
@@ -158,6 +177,25 @@ async fn web_page_end_to_end_in_chromium() {
     let (name, got) = nodes[2].download_bytes(id, pw(PASSWORD)).await.unwrap();
     assert_eq!(name, FILE_NAME);
     assert!(got[..] == bytes[..], "bytes differ");
+
+    // The archive the page downloaded holds the folder, file by file.
+    let tar_bytes = std::fs::read(&archive).unwrap();
+    let mut unpacked = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(&tar_bytes[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        unpacked.insert(path, content);
+    }
+    assert_eq!(
+        unpacked, tree,
+        "the archive differs from the uploaded folder"
+    );
+    let collection = result["collection"].as_str().unwrap().parse().unwrap();
+    let listing = nodes[2].collection(collection, pw(PASSWORD)).await.unwrap();
+    assert_eq!(listing.name, "album");
+    assert_eq!(listing.files.len(), tree.len());
 
     tiny.shutdown().await;
     common::shutdown(nodes).await;
