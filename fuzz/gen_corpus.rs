@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Encoder;
 use voldisefs_crypto::{
-    ChunkSize, FileSealer, FixedRandomness, KdfParams, ManifestInfo, Password, chunk_count_for,
+    ChunkSize, Collection, CollectionEntry, FileSealer, FixedRandomness, KdfParams, ManifestInfo,
+    Password, chunk_count_for,
 };
 use voldisefs_fuzz::{
     NoiseOp, PASSWORD, SealParams, file_bytes, frame_codec_input, opener_record_input,
@@ -413,11 +414,58 @@ fn crypto() -> Result<()> {
     Ok(())
 }
 
+/// Collection listings: valid ones (empty, nested, unicode) and ones a reader must refuse.
+fn collection() -> Result<()> {
+    let dir = corpus_dir("collection")?;
+    let entry = |path: &str, size: u64, n: u8| CollectionEntry {
+        path: path.into(),
+        size,
+        file: [n; 32],
+    };
+    let valid = [
+        ("empty", Vec::new()),
+        ("one", vec![entry("a.txt", 5, 1)]),
+        (
+            "nested",
+            vec![
+                entry("album/cover.jpg", 70_000, 2),
+                entry("album/sub dir/\u{e9}t\u{e9}.txt", 0, 3),
+                entry("album/sub dir/deep/x", u64::from(u32::MAX), 4),
+            ],
+        ),
+    ];
+    for (name, entries) in valid {
+        write(&dir, name, &Collection::new(entries)?.encode())?;
+    }
+    // Hand-encoded (a hostile writer's): traversal, absolute, duplicate, clash, disorder.
+    let raw = |paths: &[&str]| {
+        let mut out = (paths.len() as u32).to_be_bytes().to_vec();
+        for path in paths {
+            out.extend_from_slice(&(path.len() as u16).to_be_bytes());
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(&1u64.to_be_bytes());
+            out.extend_from_slice(&[9; 32]);
+        }
+        out
+    };
+    for (name, paths) in [
+        ("traversal", &["../x"][..]),
+        ("absolute", &["/etc/passwd"]),
+        ("duplicate", &["a", "a"]),
+        ("clash", &["a", "a/b"]),
+        ("disorder", &["b", "a"]),
+    ] {
+        write(&dir, name, &raw(paths))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let frames = sample_frames()?;
     frame_codec(&frames)?;
     noise_framing(&frames)?;
     crypto()?;
+    collection()?;
     println!(
         "seed corpus written under {}/corpus",
         env!("CARGO_MANIFEST_DIR")
