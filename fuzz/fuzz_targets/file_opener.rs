@@ -136,6 +136,7 @@ fn seal_mode(p: &SealParams) {
         name: name.clone(),
         size: u64::from(size),
         created: p.created,
+        kind: voldisefs_crypto::FileKind::File,
         chunks: sealed.iter().map(|c| c.id).collect(),
     };
     let record = match sealer.finish(&info) {

@@ -10,8 +10,10 @@
 //!
 //! Bounds: at most [`MAX_COLLECTION_ENTRIES`] files per batch, paths of at most
 //! [`MAX_PATH_LEN`](voldisefs_crypto::MAX_PATH_LEN) bytes, a listing of at most
-//! [`MAX_COLLECTION_LEN`] bytes (checked before a reader fetches it). A batch dropped before
-//! it finished deletes every file it stored.
+//! [`MAX_COLLECTION_LEN`] bytes (16 MiB, checked as files are added, and by a reader before it
+//! fetches one), so a batch holds at most about twice that in paths while it runs; one batch
+//! per HTTP request, and requests are bounded by the node's connection limit. A batch dropped
+//! before it finished deletes every file it stored.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -91,6 +93,8 @@ pub struct Batch {
     key: Arc<PasswordKey>,
     entries: Vec<CollectionEntry>,
     paths: HashSet<String>,
+    /// Bytes the listing will take so far (capped at `MAX_COLLECTION_LEN`).
+    listing_len: usize,
     /// What to delete if the batch never finishes.
     stored: Vec<(DeleteKey, Vec<ChunkId>)>,
     finished: bool,
@@ -125,6 +129,7 @@ impl Node {
             key: Arc::new(key),
             entries: Vec::new(),
             paths: HashSet::new(),
+            listing_len: 4,
             stored: Vec::new(),
             finished: false,
         })
@@ -262,6 +267,13 @@ impl Batch {
         if self.paths.contains(path) {
             return Err(invalid("two files with the same path".into()));
         }
+        // Each entry: path length, path, size, id.
+        let listing_len = self.listing_len + 2 + path.len() + 8 + 32;
+        if listing_len > MAX_COLLECTION_LEN {
+            return Err(invalid(format!(
+                "a collection's listing holds at most {MAX_COLLECTION_LEN} bytes of paths and ids"
+            )));
+        }
         let name = path.rsplit('/').next().unwrap_or(path).to_string();
         let request = UploadRequest {
             name,
@@ -272,6 +284,7 @@ impl Batch {
         let receipt = uploaded.receipt;
         self.stored.push((uploaded.key, uploaded.ids));
         self.paths.insert(path.to_string());
+        self.listing_len = listing_len;
         self.entries.push(CollectionEntry {
             path: path.to_string(),
             size: receipt.size,
