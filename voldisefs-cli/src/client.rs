@@ -393,7 +393,11 @@ fn classify(status: StatusCode, file: Option<&str>, body: ErrorBody) -> CliError
             message: body.message,
         },
         (StatusCode::NOT_FOUND, Some(id)) => CliError::NotFound {
-            message: format!("file {id} not found"),
+            message: if body.message.is_empty() {
+                format!("file {id} not found")
+            } else {
+                body.message
+            },
         },
         _ => CliError::Server {
             status: status.as_u16(),

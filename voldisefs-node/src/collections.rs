@@ -174,7 +174,7 @@ impl Node {
     ) -> Result<Download, NodeError> {
         let listing = self.collection(id, password.clone()).await?;
         let Some(file) = listing.find(path) else {
-            return Err(invalid(format!("collection {id} has no file at that path")));
+            return Err(NodeError::NoSuchPath(id));
         };
         self.listed_file(file, password).await
     }

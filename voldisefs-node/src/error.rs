@@ -15,6 +15,9 @@ pub enum NodeError {
     /// The id is a collection's, where a file was asked for: list or fetch its files instead.
     #[error("{0} is a collection: list it with `voldisefs ls {0}` or GET /api/v1/collections/{0}")]
     IsCollection(FileId),
+    /// The collection lists no file at the path asked for.
+    #[error("collection {0} has no file at that path")]
+    NoSuchPath(FileId),
     /// The id is a file's, where a collection was asked for.
     #[error("{0} is a file, not a collection")]
     NotACollection(FileId),

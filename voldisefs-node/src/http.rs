@@ -265,7 +265,9 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let (status, code) = match &e {
             NodeError::WrongPassword => (StatusCode::UNAUTHORIZED, "wrong_password"),
-            NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            NodeError::NotFound(_) | NodeError::NoSuchPath(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -441,9 +443,9 @@ fn streamed(
     response
 }
 
-/// Uploads several files as one collection: a `multipart/form-data` body whose parts come in
-/// pairs, a `path` field (the file's relative path, UTF-8) then a `file` field (its bytes).
-/// One Argon2id run for the whole batch; files stream through one at a time.
+/// Uploads several files as one collection: a `multipart/form-data` body of `file` parts,
+/// each preceded by a `path` part (its relative path, exact UTF-8) or else named by its own
+/// file name. One Argon2id run for the whole batch; files stream through one at a time.
 async fn upload_collection(
     State(node): State<Node>,
     headers: HeaderMap,
@@ -474,8 +476,15 @@ async fn upload_collection(
             path = Some(field.text().await.map_err(bad_part)?);
             continue;
         }
-        let Some(file_path) = path.take() else {
-            return Err(bad_request("each `file` part must follow a `path` part"));
+        // Its path: the `path` part just before it, else its own file name.
+        let file_path = match (path.take(), field.file_name()) {
+            (Some(path), _) => path,
+            (None, Some(name)) if !name.is_empty() => name.to_string(),
+            (None, _) => {
+                return Err(bad_request(
+                    "each `file` part needs its path: a `path` part before it, or a file name",
+                ));
+            }
         };
         // The part borrows the body; hand its bytes to the upload task through a channel.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(2);
@@ -495,6 +504,11 @@ async fn upload_collection(
         let file = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let ((), added) = tokio::join!(pump, batch.add(&file_path, file));
         added?;
+    }
+    if path.is_some() {
+        return Err(bad_request(
+            "a `path` part must be followed by its `file` part",
+        ));
     }
     if batch.is_empty() {
         return Err(bad_request("a collection needs at least one file"));
@@ -532,6 +546,8 @@ async fn collection_file(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let axum::extract::Query(query) = query.map_err(|e| bad_request(e.body_text()))?;
+    voldisefs_crypto::check_path(&query.path)
+        .map_err(|reason| bad_request(format!("path refused: {reason}")))?;
     let password = password(&headers)?;
     let file = node.collection_file(id, password, &query.path).await?;
     Ok(streamed(

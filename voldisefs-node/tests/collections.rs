@@ -172,7 +172,7 @@ async fn a_folder_round_trips_with_one_key_derivation_per_node() {
         "pw",
     )
     .await;
-    assert_eq!(missing.status(), 400);
+    assert_eq!(missing.status(), 404);
 
     // Deleting the collection deletes its files (and its entry in the gateway's index).
     let deleted = reqwest::Client::new()
@@ -283,5 +283,55 @@ async fn a_refused_batch_leaves_nothing_behind() {
     })
     .await;
     assert!(nodes[0].files().is_empty());
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_parts_may_be_named_by_their_file_name() {
+    let nodes = common::network(3, 3).await;
+    let send = |form: reqwest::multipart::Form| {
+        reqwest::Client::new()
+            .post(url(&nodes[0], "/api/v1/collections"))
+            .header("x-voldisefs-password", "pw")
+            .multipart(form)
+            .send()
+    };
+    // No `path` parts: each file part's own (raw, unencoded) file name is its path.
+    let form = reqwest::multipart::Form::new()
+        .percent_encode_noop()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"one".to_vec()).file_name("dir/a.txt"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"two".to_vec()).file_name("b.txt"),
+        );
+    let response = send(form).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let listing: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(listing["name"], "2 files");
+    let paths: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["b.txt", "dir/a.txt"]);
+    // A `path` part with no file after it, a file with no path at all, an unknown part: 400.
+    for form in [
+        reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x"),
+            )
+            .text("path", "dangling"),
+        reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"x".to_vec())),
+        reqwest::multipart::Form::new().text("other", "x"),
+    ] {
+        let response = send(form).await.unwrap();
+        assert_eq!(response.status(), 400);
+    }
     shutdown(nodes).await;
 }
