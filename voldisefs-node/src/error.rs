@@ -15,6 +15,12 @@ pub enum NodeError {
     /// The id is a collection's, where a file was asked for: list or fetch its files instead.
     #[error("{0} is a collection: list it with `voldisefs ls {0}` or GET /api/v1/collections/{0}")]
     IsCollection(FileId),
+    /// The byte range asked for selects nothing of the file (it starts past the end).
+    #[error("the range asked for is not within the file's {size} bytes")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
     /// The collection lists no file at the path asked for.
     #[error("collection {0} has no file at that path")]
     NoSuchPath(FileId),

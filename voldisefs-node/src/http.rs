@@ -414,14 +414,49 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let password = password(&headers)?;
-    let file = node.download(id, password).await?;
-    Ok(streamed(
-        file.body,
-        file.size,
-        "application/octet-stream",
-        &file.name,
-        &id,
-    ))
+    let etag = format!("\"{id}\"");
+    // A file never changes (its id is its record's hash): `If-Range` holds for our own ETag.
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::ByteRange::parse)
+        .filter(|_| {
+            headers
+                .get(header::IF_RANGE)
+                .is_none_or(|v| v.as_bytes() == etag.as_bytes())
+        });
+    let file = match node.download_range(id, password, range).await {
+        Err(NodeError::RangeNotSatisfiable { size }) => {
+            let mut refused = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the range asked for is not within the file's {size} bytes"),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                refused.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(refused);
+        }
+        other => other?,
+    };
+    let len = file
+        .range
+        .map_or(file.size, |(first, last)| last - first + 1);
+    let mut response = streamed(file.body, len, "application/octet-stream", &file.name, &id);
+    let h = response.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, value);
+    }
+    if let Some((first, last)) = file.range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let value = format!("bytes {first}-{last}/{}", file.size);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
 }
 
 /// A streamed attachment of `len` bytes.

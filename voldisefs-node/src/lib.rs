@@ -74,7 +74,7 @@ pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
     RepairStatus, StoreStatus,
 };
-pub use transfer::download::{ByteStream, Download};
+pub use transfer::download::{ByteRange, ByteStream, Download};
 pub use transfer::upload::UploadReceipt;
 
 pub use voldisefs_crypto as crypto;

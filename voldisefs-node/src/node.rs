@@ -18,7 +18,7 @@ use crate::replication::{
     Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
 };
 use crate::status::{IndexEntry, IndexKind, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
-use crate::transfer::download::{self, ByteStream, Download};
+use crate::transfer::download::{self, ByteRange, ByteStream, Download};
 use crate::transfer::kdf_gate::KdfGate;
 use crate::transfer::upload::{
     self, Keying, UploadReceipt, UploadRequest, UploadSettings, Uploaded,
@@ -553,7 +553,19 @@ impl Node {
     /// Opens file `id` with `password` and returns its name, size and streaming body
     /// ([`NodeError::IsCollection`] for a collection's id).
     pub async fn download(&self, id: FileId, password: Password) -> Result<Download, NodeError> {
-        self.download_kind(id, password, FileKind::File).await
+        self.download_kind(id, password, FileKind::File, None).await
+    }
+
+    /// Like [`Node::download`], but only the bytes `range` selects (fetching and decrypting
+    /// only the chunks it touches); [`NodeError::RangeNotSatisfiable`] when it selects nothing.
+    pub async fn download_range(
+        &self,
+        id: FileId,
+        password: Password,
+        range: Option<ByteRange>,
+    ) -> Result<Download, NodeError> {
+        self.download_kind(id, password, FileKind::File, range)
+            .await
     }
 
     /// The node's gate for key derivations.
@@ -577,12 +589,13 @@ impl Node {
         });
     }
 
-    /// [`Node::download`] of a record whose manifest says `kind`.
+    /// [`Node::download_range`] of a record whose manifest says `kind`.
     pub(crate) async fn download_kind(
         &self,
         id: FileId,
         password: Password,
         kind: FileKind,
+        range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
         self.check_running()?;
         let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
@@ -594,6 +607,7 @@ impl Node {
             id,
             password,
             kind,
+            range,
             config.transfer_parallelism,
             config.fetch_deadline(),
         )
@@ -613,7 +627,9 @@ impl Node {
         download.body = Box::pin(TrackedBody {
             inner: body,
             id,
-            size: download.size,
+            size: download
+                .range
+                .map_or(download.size, |(first, last)| last - first + 1),
             started,
             node: self.internal(),
             delivered: 0,

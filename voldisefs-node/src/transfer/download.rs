@@ -20,12 +20,76 @@ use crate::transfer::kdf_gate::KdfGate;
 /// A stream of plaintext pieces of a file, in order.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
 
+/// One byte range of a file, as an HTTP `Range: bytes=...` header asks for it (RFC 9110).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-last` (inclusive) or `first-` (to the end).
+    From {
+        /// First byte.
+        first: u64,
+        /// Last byte, inclusive (past the end: the end).
+        last: Option<u64>,
+    },
+    /// `-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Parses a `Range` header value. `None` for anything but one well-formed byte range
+    /// (several ranges, other units, `last < first`): a server then sends the whole file.
+    pub fn parse(value: &str) -> Option<Self> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (first, last) = spec.split_once('-')?;
+        let number = |s: &str| -> Option<u64> {
+            let s = s.trim();
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        match (first.trim().is_empty(), last.trim().is_empty()) {
+            (true, false) => Some(ByteRange::Suffix(number(last)?)),
+            (false, true) => Some(ByteRange::From {
+                first: number(first)?,
+                last: None,
+            }),
+            (false, false) => {
+                let (first, last) = (number(first)?, number(last)?);
+                (last >= first).then_some(ByteRange::From {
+                    first,
+                    last: Some(last),
+                })
+            }
+            (true, true) => None,
+        }
+    }
+
+    /// The inclusive `(first, last)` bytes this range selects of a file of `size` bytes, or
+    /// `None` when it selects nothing (unsatisfiable: HTTP 416).
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        if size == 0 {
+            return None;
+        }
+        match self {
+            ByteRange::From { first, last } if first < size => {
+                Some((first, last.map_or(size - 1, |l| l.min(size - 1))))
+            }
+            ByteRange::From { .. } | ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some((size - n.min(size), size - 1)),
+        }
+    }
+}
+
 /// An opened file, ready to stream.
 pub struct Download {
     /// The original file name.
     pub name: String,
-    /// Plaintext size in bytes.
+    /// Plaintext size in bytes (of the whole file, also when `range` is set).
     pub size: u64,
+    /// The inclusive byte range `body` carries, when only part of the file was asked for.
+    pub range: Option<(u64, u64)>,
     /// Number of chunks.
     pub chunks: u64,
     /// Creation time, seconds since the Unix epoch.
@@ -116,8 +180,9 @@ pub(crate) async fn open_record(
     })
 }
 
-/// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body,
-/// after checking that every chunk is held by
+/// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body
+/// (only the chunks `range` touches, cut to it: [`NodeError::RangeNotSatisfiable`] when it
+/// selects nothing), after checking that every chunk is held by
 /// some reachable node ([`NodeError::Unavailable`] says how many are not). Each chunk is then
 /// fetched from its ranked holders with hedging (see [`Cluster::fetch`]) within `deadline`.
 #[allow(clippy::too_many_arguments)]
@@ -127,6 +192,7 @@ pub(crate) async fn download(
     id: FileId,
     password: Password,
     kind: FileKind,
+    range: Option<ByteRange>,
     read_ahead: usize,
     deadline: Duration,
 ) -> Result<Download, NodeError> {
@@ -136,9 +202,35 @@ pub(crate) async fn download(
         (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),
         _ => {}
     }
-    let holders = cluster.locate(&chunk_ids).await;
+    let size = opener.manifest().size();
+    let range = match range {
+        None => None,
+        Some(r) => Some(
+            r.resolve(size)
+                .ok_or(NodeError::RangeNotSatisfiable { size })?,
+        ),
+    };
+    // Only the chunks the range touches, and how much to cut off the first and the last.
+    let chunk_len = opener.chunk_size().bytes() as u64;
+    let (skip, first_chunk, last_chunk, keep_last) = match range {
+        Some((first, last)) => (
+            (first % chunk_len) as usize,
+            first / chunk_len,
+            last / chunk_len,
+            (last % chunk_len) as usize + 1,
+        ),
+        None => (0, 0, chunk_ids.len() as u64 - 1, usize::MAX),
+    };
+    let chunk_ids: Vec<(u64, ChunkId)> = chunk_ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (i as u64, c))
+        .filter(|(i, _)| (first_chunk..=last_chunk).contains(i))
+        .collect();
+    let ids: Vec<ChunkId> = chunk_ids.iter().map(|(_, c)| *c).collect();
+    let holders = cluster.locate(&ids).await;
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
-    let total = chunk_ids.len() as u64;
+    let total = opener.manifest().chunk_count();
     if missing > 0 {
         // A delete may have run since the record was read: then the file is gone, not broken.
         if !matches!(
@@ -150,20 +242,29 @@ pub(crate) async fn download(
         return Err(NodeError::Unavailable { missing, total });
     }
     let manifest = opener.manifest();
-    let (name, size, created) = (
-        manifest.name().to_string(),
-        manifest.size(),
-        manifest.created(),
-    );
+    let (name, created) = (manifest.name().to_string(), manifest.created());
     let cluster = cluster.clone();
-    let body = futures_util::stream::iter(chunk_ids.into_iter().zip(holders).enumerate())
-        .map(move |(index, (chunk, holders))| {
+    let body = futures_util::stream::iter(chunk_ids.into_iter().zip(holders))
+        .map(move |((index, chunk), holders)| {
             let (cluster, opener) = (cluster.clone(), opener.clone());
             async move {
-                let open = move |bytes: Bytes| open_chunk(&opener, index as u64, bytes);
+                let open = move |bytes: Bytes| open_chunk(&opener, index, bytes);
                 let fetch = cluster.fetch(chunk, &holders, open);
                 match tokio::time::timeout(deadline, fetch).await {
-                    Ok(Ok(Fetched::Found(plain))) => Ok(plain),
+                    Ok(Ok(Fetched::Found(plain))) => {
+                        // Cut the range's ends out of its first and last chunk.
+                        let end = if index == last_chunk {
+                            keep_last.min(plain.len())
+                        } else {
+                            plain.len()
+                        };
+                        let start = if index == first_chunk {
+                            skip.min(end)
+                        } else {
+                            0
+                        };
+                        Ok(plain.slice(start..end))
+                    }
                     Ok(Ok(Fetched::Deleted)) => Err(NodeError::NotFound(id)),
                     Ok(Ok(Fetched::Missing)) | Err(_) => {
                         Err(NodeError::Unavailable { missing: 1, total })
@@ -176,6 +277,7 @@ pub(crate) async fn download(
     Ok(Download {
         name,
         size,
+        range,
         chunks: total,
         created,
         body: Box::pin(body),
@@ -192,5 +294,42 @@ fn open_chunk(opener: &FileOpener, index: u64, bytes: Bytes) -> Result<Bytes, At
             AttemptError::Next(HolderError::Failed(format!("served a corrupt chunk: {e}"))),
         ),
         Err(e) => Err(AttemptError::Stop(NodeError::Crypto(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_resolve_like_rfc_9110() {
+        let from = |first, last| ByteRange::From { first, last };
+        assert_eq!(ByteRange::parse("bytes=0-0"), Some(from(0, Some(0))));
+        assert_eq!(ByteRange::parse("bytes= 5 - 9 "), Some(from(5, Some(9))));
+        assert_eq!(ByteRange::parse("bytes=7-"), Some(from(7, None)));
+        assert_eq!(ByteRange::parse("bytes=-3"), Some(ByteRange::Suffix(3)));
+        for ignored in [
+            "",
+            "bytes=",
+            "bytes=-",
+            "bytes=9-5",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=1-2-3",
+            "bytes=99999999999999999999-",
+        ] {
+            assert_eq!(ByteRange::parse(ignored), None, "{ignored:?}");
+        }
+        assert_eq!(from(0, Some(0)).resolve(10), Some((0, 0)));
+        assert_eq!(from(3, None).resolve(10), Some((3, 9)));
+        assert_eq!(from(3, Some(100)).resolve(10), Some((3, 9)));
+        assert_eq!(from(10, None).resolve(10), None);
+        assert_eq!(ByteRange::Suffix(4).resolve(10), Some((6, 9)));
+        assert_eq!(ByteRange::Suffix(40).resolve(10), Some((0, 9)));
+        assert_eq!(ByteRange::Suffix(0).resolve(10), None);
+        assert_eq!(from(0, None).resolve(0), None);
+        assert_eq!(ByteRange::Suffix(1).resolve(0), None);
     }
 }
