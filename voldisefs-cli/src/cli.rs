@@ -213,6 +213,11 @@ pub(crate) struct GetArgs {
     /// Overwrite existing files.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Keep what arrived if the download fails or is interrupted, and continue a download
+    /// interrupted before from where it stopped (after checking that the part already there
+    /// ends with the file's bytes). The part is kept as `.NAME.ID.part` beside the output.
+    #[arg(long, conflicts_with = "path")]
+    pub(crate) resume: bool,
     /// Print nothing but the written path (no progress bar).
     #[arg(short, long)]
     pub(crate) quiet: bool,

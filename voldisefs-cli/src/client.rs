@@ -88,8 +88,10 @@ pub(crate) struct Download {
     node: Url,
     /// The file's original name from `Content-Disposition`, not yet made safe.
     pub(crate) filename: Option<String>,
-    /// The file's size, when the node announced it.
+    /// The body's size, when the node announced it.
     pub(crate) length: Option<u64>,
+    /// The whole file's size, from `Content-Range` when a range was served.
+    pub(crate) total: Option<u64>,
 }
 
 impl Download {
@@ -213,8 +215,18 @@ impl NodeClient {
 
     /// Starts downloading file `id`; fails before any body byte when the node refuses.
     pub(crate) async fn download(&self, id: &str, password: &Password) -> anyhow::Result<Download> {
-        self.download_from(self.url(&format!("api/v1/files/{id}"))?, id, password)
-            .await
+        self.download_range(id, None, password).await
+    }
+
+    /// Like [`NodeClient::download`], asking only for `range` (a `Range` header value) if given.
+    pub(crate) async fn download_range(
+        &self,
+        id: &str,
+        range: Option<&str>,
+        password: &Password,
+    ) -> anyhow::Result<Download> {
+        let url = self.url(&format!("api/v1/files/{id}"))?;
+        self.download_from(url, id, range, password).await
     }
 
     /// Starts downloading the file at `path` of collection `id`.
@@ -226,7 +238,7 @@ impl NodeClient {
     ) -> anyhow::Result<Download> {
         let mut url = self.url(&format!("api/v1/collections/{id}/file"))?;
         url.query_pairs_mut().append_pair("path", path);
-        self.download_from(url, id, password).await
+        self.download_from(url, id, None, password).await
     }
 
     /// Starts downloading collection `id` as one tar archive.
@@ -236,20 +248,24 @@ impl NodeClient {
         password: &Password,
     ) -> anyhow::Result<Download> {
         let url = self.url(&format!("api/v1/collections/{id}/archive"))?;
-        self.download_from(url, id, password).await
+        self.download_from(url, id, None, password).await
     }
 
-    /// Starts a download from `url` (about file or collection `id`).
+    /// Starts a download from `url` (about file or collection `id`), of `range` if given.
     async fn download_from(
         &self,
         url: Url,
         id: &str,
+        range: Option<&str>,
         password: &Password,
     ) -> anyhow::Result<Download> {
-        let request = self
+        let mut request = self
             .http
             .get(url)
             .header(PASSWORD_HEADER, password_header(password)?);
+        if let Some(range) = range {
+            request = request.header(reqwest::header::RANGE, range);
+        }
         let response = match tokio::time::timeout(STALL_TIMEOUT, self.send(request, Some(id))).await
         {
             Ok(result) => result?,
@@ -261,11 +277,19 @@ impl NodeClient {
             .and_then(|v| v.to_str().ok())
             .and_then(filename_from_disposition);
         let length = response.content_length();
+        // `bytes first-last/total`
+        let total = response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse().ok());
         Ok(Download {
             response,
             node: self.base.clone(),
             filename,
             length,
+            total,
         })
     }
 

@@ -1003,3 +1003,113 @@ fn entries_or_none(dir: &Path) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// Where `get --resume -o PATH` keeps the part downloaded so far.
+fn partial(path: &Path, id: &str) -> std::path::PathBuf {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    path.with_file_name(format!(".{name}.{}.part", &id[..16]))
+}
+
+#[test]
+fn get_resume_continues_a_partial_download_after_checking_it() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let bytes = data(5_000_000);
+    let file = src.path().join("big.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let id = put(&net.url(0), &file);
+    let dst = tempfile::tempdir().unwrap();
+    let out = dst.path().join("big.bin");
+    let get = || {
+        run(voldisefs()
+            .args(["get", &id, "--resume", "-o", out.to_str().unwrap()])
+            .args(["--node", &net.url(1)])
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+
+    // A part whose last bytes differ is refused: nothing written, the part kept as it was.
+    let mut wrong = bytes[..1_500_000].to_vec();
+    *wrong.last_mut().unwrap() ^= 1;
+    std::fs::write(partial(&out, &id), &wrong).unwrap();
+    let output = get();
+    assert_code(&output, 1);
+    assert!(
+        stderr(&output).contains("is not the beginning"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists());
+    assert_eq!(std::fs::read(partial(&out, &id)).unwrap(), wrong);
+
+    // A true beginning (what an interrupted download leaves) is continued.
+    std::fs::write(partial(&out, &id), &bytes[..2_000_123]).unwrap();
+    let output = get();
+    assert_code(&output, 0);
+    assert!(std::fs::read(&out).unwrap() == bytes);
+    assert!(!partial(&out, &id).exists());
+
+    // Without a part, --resume is a plain download; an existing output needs --force.
+    std::fs::remove_file(&out).unwrap();
+    assert_code(&get(), 0);
+    assert!(std::fs::read(&out).unwrap() == bytes);
+    assert_code(&get(), 1);
+    assert_eq!(entries(dst.path()), ["big.bin"]);
+}
+
+#[test]
+fn get_resume_after_killing_a_download_halfway() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let bytes = data(96 << 20);
+    let file = src.path().join("huge.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let id = put(&net.url(0), &file);
+    let dst = tempfile::tempdir().unwrap();
+    let out = dst.path().join("huge.bin");
+    let command = || {
+        let mut cmd = voldisefs();
+        cmd.args(["get", &id, "--resume", "-q", "-o", out.to_str().unwrap()])
+            .args(["--node", &net.url(1)])
+            .env("VOLDISEFS_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    // Kill it once part of the file arrived (a few tries: the machine may be fast).
+    let mut killed_at = None;
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(partial(&out, &id));
+        let mut child = command().spawn().unwrap();
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        while Instant::now() < deadline {
+            let have = std::fs::metadata(partial(&out, &id)).map_or(0, |m| m.len());
+            if have > 0 && have < bytes.len() as u64 / 2 {
+                child.kill().unwrap();
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        if !out.exists() {
+            killed_at = std::fs::metadata(partial(&out, &id)).ok().map(|m| m.len());
+            break;
+        }
+        std::fs::remove_file(&out).unwrap();
+    }
+    let killed_at = killed_at.expect("never caught the download halfway");
+    assert!(
+        killed_at > 0 && killed_at < bytes.len() as u64,
+        "{killed_at}"
+    );
+    let output = run(&mut command());
+    assert_code(&output, 0);
+    assert!(
+        std::fs::read(&out).unwrap() == bytes,
+        "resumed file differs"
+    );
+    assert!(!partial(&out, &id).exists());
+}

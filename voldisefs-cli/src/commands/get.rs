@@ -49,6 +49,9 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
     }
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
     let client = NodeClient::new(&args.node)?;
+    if args.resume {
+        return resume(&args, &client, &password, target).await;
+    }
     let download = match &args.path {
         Some(path) => client.download_path(&args.id, path, &password).await?,
         None => match client.download(&args.id, &password).await {
@@ -73,6 +76,170 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
     to_file(download, &path, args.force, args.quiet).await?;
     println!("{}", path.display());
     Ok(())
+}
+
+/// How much of a partial file `--resume` checks against the file's bytes before appending.
+const RESUME_CHECK: u64 = 64 * 1024;
+
+/// Where `--resume` keeps the part of `path` downloaded so far: hidden, beside it, named after
+/// the file id so a part of another file is never taken for this one's.
+fn partial_path(path: &Path, id: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!("{}{}.part", temp_prefix(&name), &id[..16]))
+}
+
+/// `get --resume`: continues `.NAME.ID.part` if there is one, after checking that its last
+/// bytes (up to 64 KiB) are the file's bytes at that offset, and keeps it if this run fails
+/// too; renames it into place once complete.
+async fn resume(
+    args: &GetArgs,
+    client: &NodeClient,
+    password: &password::Password,
+    target: Target,
+) -> anyhow::Result<()> {
+    let id = args.id.as_str();
+    // One byte tells the name and the size (a collection, or an empty file, answers otherwise).
+    let probe = match client.download_range(id, Some("bytes=0-0"), password).await {
+        Ok(probe) => probe,
+        Err(e) if super::collection::is_collection(&e) => {
+            bail!("--resume works on files; a collection's files are fetched one by one anyway")
+        }
+        Err(e) if is_unsatisfiable(&e) => {
+            // An empty file: nothing to resume.
+            let download = client.download(id, password).await?;
+            let path = output_path(&target, download.filename.as_deref(), id)?;
+            refuse_overwrite(&path, args.force).await?;
+            to_file(download, &path, args.force, args.quiet).await?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let size = probe
+        .total
+        .or(probe.length)
+        .context("the node did not say how long the file is")?;
+    let path = output_path(&target, probe.filename.as_deref(), id)?;
+    drop(probe);
+    refuse_overwrite(&path, args.force).await?;
+    let partial = partial_path(&path, id);
+    let have = match tokio::fs::metadata(&partial).await {
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    };
+    if have > size {
+        bail!(
+            "{} is longer than file {id} ({have} of {size} bytes); delete it to start over",
+            partial.display()
+        );
+    }
+    let overlap = have.min(RESUME_CHECK);
+    let from = have - overlap;
+    let mut download = if have == 0 {
+        client.download(id, password).await?
+    } else {
+        client
+            .download_range(id, Some(&format!("bytes={from}-")), password)
+            .await?
+    };
+    if download.total.is_none() && have > 0 {
+        bail!(
+            "the node sent the whole file instead of the part asked for; try again without --resume"
+        );
+    }
+    let mut out = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&partial)
+        .await
+        .with_context(|| format!("cannot open {}", partial.display()))?;
+    let write_error = || format!("cannot write {}", partial.display());
+    // Check the overlap: the part already there must end with the file's bytes.
+    let mut expected = {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut existing = tokio::fs::File::open(&partial)
+            .await
+            .with_context(write_error)?;
+        existing
+            .seek(std::io::SeekFrom::Start(from))
+            .await
+            .with_context(write_error)?;
+        let mut tail = Vec::with_capacity(overlap as usize);
+        existing
+            .take(overlap)
+            .read_to_end(&mut tail)
+            .await
+            .with_context(write_error)?;
+        std::collections::VecDeque::from(tail)
+    };
+    let bar = TransferBar::new(Some(size), "downloading", args.quiet);
+    bar.inc(have);
+    let mut received = from;
+    let kept = || {
+        format!(
+            "what arrived is kept in {}: run the same command again to continue",
+            partial.display()
+        )
+    };
+    while let Some(piece) = download.next_chunk().await.with_context(kept)? {
+        let mut piece = &piece[..];
+        while !expected.is_empty() && !piece.is_empty() {
+            let n = expected.len().min(piece.len());
+            if !expected.drain(..n).eq(piece[..n].iter().copied()) {
+                bail!(
+                    "{} is not the beginning of file {id} (its last bytes differ); delete it to \
+                     start over",
+                    partial.display()
+                );
+            }
+            piece = &piece[n..];
+            received += n as u64;
+        }
+        received += piece.len() as u64;
+        bar.inc(piece.len() as u64);
+        out.write_all(piece).await.with_context(write_error)?;
+    }
+    out.flush().await.with_context(write_error)?;
+    out.sync_all().await.with_context(write_error)?;
+    drop(bar);
+    if received != size {
+        bail!(
+            "the download was cut short at {received} of {size} bytes; what arrived is kept in \
+             {}: run the same command again to continue",
+            partial.display()
+        );
+    }
+    if !args.force && tokio::fs::symlink_metadata(&path).await.is_ok() {
+        bail!(
+            "{} appeared during the download and was not overwritten",
+            path.display()
+        );
+    }
+    tokio::fs::rename(&partial, &path)
+        .await
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// Whether a request failed with 416: the range selects nothing (the file is empty).
+fn is_unsatisfiable(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<crate::error::CliError>(),
+        Some(crate::error::CliError::Server { status: 416, .. })
+    )
+}
+
+/// The file a download writes, from `-o` and the file's name.
+fn output_path(target: &Target, name: Option<&str>, id: &str) -> anyhow::Result<PathBuf> {
+    match target {
+        Target::Stdout => bail!("--resume needs an output file, not standard output"),
+        Target::File(path) => Ok(path.clone()),
+        Target::Directory(dir) => Ok(dir.join(safe_file_name(name, id))),
+    }
 }
 
 /// Fails when `path` exists (even as a dangling link) and `force` is not set.
