@@ -86,6 +86,10 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A read key that is not 64 hexadecimal digits.
+    #[error("a read key is 64 hexadecimal digits")]
+    InvalidReadKey,
+
     /// A chunk was sealed or opened with an impossible index, length or final flag.
     #[error("invalid chunk {index}: {reason}")]
     InvalidChunk {

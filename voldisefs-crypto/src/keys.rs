@@ -6,9 +6,11 @@
 //! wrap key   = HKDF-Expand(PRK1, "voldisefs v3 wrap key", 32)
 //! commitment = HKDF-Expand(PRK1, "voldisefs v3 key commitment", 32)
 //! PRK2 = HKDF-Extract(salt = file nonce, IKM = DEK)
-//! manifest key = HKDF-Expand(PRK2, "voldisefs v1 manifest key", 32)
-//! chunk key    = HKDF-Expand(PRK2, "voldisefs v1 chunk key", 32)
+//! read key     = HKDF-Expand(PRK2, "voldisefs v3 read key", 32)
 //! delete key   = HKDF-Expand(PRK2, "voldisefs v2 delete key", 32)
+//! PRK3 = HKDF-Extract(salt = file nonce, IKM = read key)
+//! manifest key = HKDF-Expand(PRK3, "voldisefs v1 manifest key", 32)
+//! chunk key    = HKDF-Expand(PRK3, "voldisefs v1 chunk key", 32)
 //! ```
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -19,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::TAG_LEN;
 use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
+use crate::read_key::ReadKey;
 
 /// HKDF info label of the DEK-wrapping key (version 3: salted with the file nonce).
 pub(crate) const INFO_WRAP: &[u8] = b"voldisefs v3 wrap key";
@@ -30,6 +33,8 @@ pub(crate) const INFO_MANIFEST: &[u8] = b"voldisefs v1 manifest key";
 pub(crate) const INFO_CHUNK: &[u8] = b"voldisefs v1 chunk key";
 /// HKDF info label of the delete key (new in format version 2).
 pub(crate) const INFO_DELETE: &[u8] = b"voldisefs v2 delete key";
+/// HKDF info label of the read key (new in format version 3).
+pub(crate) const INFO_READ: &[u8] = b"voldisefs v3 read key";
 
 /// Length of the data key.
 pub(crate) const DEK_LEN: usize = 32;
@@ -128,32 +133,57 @@ impl PasswordKeys {
     }
 }
 
-/// What the DEK gives: the manifest key and the chunk key, derived straight into ring keys,
-/// and the delete key.
+/// What the DEK gives: the read key (and through it the manifest and chunk keys) and the
+/// delete key.
 pub(crate) struct DataKeys {
     pub(crate) manifest: LessSafeKey,
     pub(crate) chunk: LessSafeKey,
     pub(crate) delete: DeleteKey,
+    pub(crate) read: ReadKey,
 }
 
 impl DataKeys {
     pub(crate) fn derive(dek: &Dek, file_nonce: &[u8; 16]) -> Result<Self> {
         let prk = Salt::new(HKDF_SHA256, file_nonce).extract(&dek[..]);
-        let mut delete = Zeroizing::new([0u8; 32]);
-        prk.expand(&[INFO_DELETE], Len32)
-            .and_then(|okm| okm.fill(&mut delete[..]))
-            .map_err(|_| Error::Internal("HKDF expand"))?;
+        let expand = |info: &'static [u8]| -> Result<Zeroizing<[u8; 32]>> {
+            let mut out = Zeroizing::new([0u8; 32]);
+            prk.expand(&[info], Len32)
+                .and_then(|okm| okm.fill(&mut out[..]))
+                .map_err(|_| Error::Internal("HKDF expand"))?;
+            Ok(out)
+        };
+        let delete = expand(INFO_DELETE)?;
+        let read = ReadKey::from_bytes(*expand(INFO_READ)?);
+        let ReadKeys { manifest, chunk } = ReadKeys::derive(&read, file_nonce)?;
         Ok(DataKeys {
-            manifest: aes_key(&prk, INFO_MANIFEST)?,
-            chunk: aes_key(&prk, INFO_CHUNK)?,
+            manifest,
+            chunk,
             delete: DeleteKey::from_bytes(*delete),
+            read,
         })
     }
 }
 
-/// Test helper: the raw bytes of every subkey, for the documented test vector.
+/// What a read key gives: the manifest key and the chunk key, derived straight into ring keys.
+pub(crate) struct ReadKeys {
+    pub(crate) manifest: LessSafeKey,
+    pub(crate) chunk: LessSafeKey,
+}
+
+impl ReadKeys {
+    pub(crate) fn derive(read: &ReadKey, file_nonce: &[u8; 16]) -> Result<Self> {
+        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(read.as_bytes());
+        Ok(ReadKeys {
+            manifest: aes_key(&prk, INFO_MANIFEST)?,
+            chunk: aes_key(&prk, INFO_CHUNK)?,
+        })
+    }
+}
+
+/// Test helper: the raw bytes of every subkey, for the documented test vector: wrap key,
+/// commitment, manifest key, chunk key, delete key, read key.
 #[cfg(test)]
-pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 5] {
+pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 6] {
     let expand = |prk: &Prk, info: &'static [u8]| {
         let mut out = [0u8; 32];
         prk.expand(&[info], Len32).unwrap().fill(&mut out).unwrap();
@@ -161,12 +191,15 @@ pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u
     };
     let prk1 = Salt::new(HKDF_SHA256, file_nonce).extract(kek);
     let prk2 = Salt::new(HKDF_SHA256, file_nonce).extract(dek);
+    let read = expand(&prk2, INFO_READ);
+    let prk3 = Salt::new(HKDF_SHA256, file_nonce).extract(&read);
     [
         expand(&prk1, INFO_WRAP),
         expand(&prk1, INFO_COMMITMENT),
-        expand(&prk2, INFO_MANIFEST),
-        expand(&prk2, INFO_CHUNK),
+        expand(&prk3, INFO_MANIFEST),
+        expand(&prk3, INFO_CHUNK),
         expand(&prk2, INFO_DELETE),
+        read,
     ]
 }
 

@@ -62,7 +62,7 @@
 //!
 //! // Every stored object ends with the file's delete check: only the file's delete key (which
 //! // a reader derives) lets a holder erase it.
-//! assert!(opener.delete_key().authorizes(&record.bytes));
+//! assert!(opener.delete_key().is_some_and(|key| key.authorizes(&record.bytes)));
 //! assert!(!voldisefs_crypto::DeleteKey::from_bytes([0; 32]).authorizes(&record.bytes));
 //!
 //! // A wrong password is indistinguishable from tampering.
@@ -90,6 +90,7 @@ mod keys;
 mod manifest;
 mod opener;
 mod password;
+mod read_key;
 mod sealer;
 #[cfg(test)]
 mod tests;
@@ -112,6 +113,7 @@ pub use kek_cache::KekCache;
 pub use manifest::{FileKind, MAX_NAME_LEN, Manifest, ManifestInfo};
 pub use opener::{FileOpener, rewrap};
 pub use password::Password;
+pub use read_key::{READ_KEY_LEN, ReadKey};
 #[cfg(any(test, feature = "insecure-test-kdf"))]
 pub use sealer::FixedRandomness;
 pub use sealer::{FileSealer, PasswordKey, SealedRecord};

@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{ALLOW_INSECURE, KdfParams};
 use crate::kek_cache::KekCache;
-use crate::keys::{DataKeys, Dek, PasswordKeys};
+use crate::keys::{DataKeys, Dek, PasswordKeys, ReadKeys};
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
+use crate::read_key::ReadKey;
 use crate::sealer::{FileSealer, PasswordKey, SealedRecord};
 
 /// What an open checks a record against.
@@ -58,8 +59,10 @@ pub struct FileOpener {
     header: RecordHeader,
     manifest: Manifest,
     chunks: ChunkCipher,
-    delete: DeleteKey,
-    dek: Dek,
+    read: ReadKey,
+    /// The delete key and data key: known when opened with the password, not with a read key.
+    delete: Option<DeleteKey>,
+    dek: Option<Dek>,
 }
 
 impl std::fmt::Debug for FileOpener {
@@ -217,15 +220,72 @@ impl FileOpener {
             header,
             manifest,
             chunks,
-            delete: keys.delete,
-            dek,
+            read: keys.read,
+            delete: Some(keys.delete),
+            dek: Some(dek),
         }))
     }
 
+    /// Opens the record fetched for `expected_id` with the file's read key (what a share link
+    /// carries) instead of its password: no Argon2id. Checks, in order: SHA-256 of the record
+    /// against the id, the header, the manifest's tag and consistency. A read key of another
+    /// file (or a damaged one) gives [`Error::Decrypt`]. The opener reads chunks like any other
+    /// but knows no delete key ([`FileOpener::delete_key`] is `None`) and cannot re-wrap.
+    pub fn open_with_read_key(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        read: &ReadKey,
+    ) -> Result<Self> {
+        let opened = Self::open_with_read_key_unscrubbed(expected_id, record, read);
+        crate::scrub_stack();
+        opened
+    }
+
+    #[inline(never)]
+    fn open_with_read_key_unscrubbed(
+        expected_id: &[u8; 32],
+        record: &[u8],
+        read: &ReadKey,
+    ) -> Result<Self> {
+        if content_id(record) != *expected_id {
+            return Err(Error::IdMismatch);
+        }
+        if record.len() > MAX_RECORD_LEN {
+            return Err(Error::InvalidManifest("record too long"));
+        }
+        if record.len() < HEADER_LEN + DELETE_CHECK_LEN {
+            return Err(Error::MalformedHeader("record shorter than its header"));
+        }
+        let (sealed, stored_check) = record.split_at(record.len() - DELETE_CHECK_LEN);
+        let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
+        let header = RecordHeader::parse_with(header_bytes, ALLOW_INSECURE)?;
+        let keys = ReadKeys::derive(read, &header.file_nonce)?;
+        let plaintext = manifest::open(&keys.manifest, header_bytes, sealed_manifest)?;
+        let manifest = manifest::decode(&plaintext, header.chunk_size)?;
+        // Without the delete key the record's check cannot be recomputed; the chunks must end
+        // with the same one (the record and every chunk are covered by their ids).
+        let mut check = [0u8; DELETE_CHECK_LEN];
+        check.copy_from_slice(stored_check);
+        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size, check);
+        Ok(FileOpener {
+            header,
+            manifest,
+            chunks,
+            read: read.clone(),
+            delete: None,
+            dek: None,
+        })
+    }
+
     /// The file's delete key: what a delete request must present so holders erase its
-    /// chunks and record (see [`DeleteKey`]).
-    pub fn delete_key(&self) -> &DeleteKey {
-        &self.delete
+    /// chunks and record (see [`DeleteKey`]). `None` when opened with a read key.
+    pub fn delete_key(&self) -> Option<&DeleteKey> {
+        self.delete.as_ref()
+    }
+
+    /// The file's read key: with the FileId, what a share link needs to open this file.
+    pub fn read_key(&self) -> &ReadKey {
+        &self.read
     }
 
     /// The record's header.
@@ -284,13 +344,15 @@ impl FileOpener {
 
     /// Re-seals this file's record under `new_password` (fresh salt, KDF `params`): the data
     /// key and every chunk stay as they are; the new record has a new FileId. Runs Argon2id.
+    /// Needs the data key: an opener made from a read key gives [`Error::Decrypt`].
     pub fn rewrap(&self, new_password: &Password, params: KdfParams) -> Result<SealedRecord> {
+        let dek = self.dek.as_ref().ok_or(Error::Decrypt)?;
         let key = PasswordKey::derive(new_password, params)?;
         let sealer = FileSealer::build(
             &key,
             self.header.chunk_size,
             self.header.file_nonce,
-            &self.dek,
+            dek,
             None,
         )?;
         sealer.finish(&self.manifest.to_info())

@@ -14,6 +14,7 @@ use crate::kdf::{KEK_LEN, KdfParams};
 use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
+use crate::read_key::ReadKey;
 
 /// A sealed manifest record: its [FileId](crate#ids) and its bytes (header, sealed manifest,
 /// delete check).
@@ -61,6 +62,7 @@ pub struct FileSealer {
     manifest_key: LessSafeKey,
     chunks: ChunkCipher,
     delete: DeleteKey,
+    read: ReadKey,
     fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
 }
 
@@ -215,6 +217,7 @@ impl FileSealer {
             manifest_key: keys.manifest,
             chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size, keys.delete.check()),
             delete: keys.delete,
+            read: keys.read,
             fixed_manifest_nonce: None,
         })
     }
@@ -223,6 +226,14 @@ impl FileSealer {
     /// chunks and record (see [`DeleteKey`]).
     pub fn delete_key(&self) -> &DeleteKey {
         &self.delete
+    }
+
+    /// The file's read key: with the FileId, what a share link needs to open this file (and
+    /// nothing else) without the password ([`FileOpener::open_with_read_key`]).
+    ///
+    /// [`FileOpener::open_with_read_key`]: crate::FileOpener::open_with_read_key
+    pub fn read_key(&self) -> &ReadKey {
+        &self.read
     }
 
     /// The file's chunk size.

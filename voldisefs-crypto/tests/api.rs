@@ -178,11 +178,77 @@ fn a_batch_shares_one_key_derivation() {
     assert_eq!(&ob.open_chunk(0, b_chunk.bytes).unwrap()[..], b"second");
     // A chunk of one file of the batch never opens as the other's.
     assert!(ob.open_chunk(0, a_chunk.bytes).is_err());
-    assert_ne!(oa.delete_key().as_bytes(), ob.delete_key().as_bytes());
+    assert_ne!(
+        oa.delete_key().unwrap().as_bytes(),
+        ob.delete_key().unwrap().as_bytes()
+    );
     // The wrong password opens neither.
     let wrong = Password::new("batch passwort");
     assert!(matches!(
         FileOpener::open(&a.id, &a.bytes, &wrong),
         Err(Error::Decrypt)
     ));
+}
+
+/// A read key opens its own file without the password, and nothing else: not another file
+/// (even one of the same batch), not with one bit flipped; it gives no delete key and cannot
+/// change the password.
+#[test]
+fn a_read_key_opens_its_file_only() {
+    use voldisefs_crypto::{FileKind, PasswordKey, ReadKey};
+
+    let pw = Password::new("link password");
+    let cs = ChunkSize::MIN;
+    let key = PasswordKey::derive(&pw, KdfParams::default()).unwrap();
+    let seal = |data: &[u8]| {
+        let sealer = FileSealer::with_key(&key, cs).unwrap();
+        let chunk = sealer.seal_chunk(0, true, data).unwrap();
+        let record = sealer
+            .finish(&ManifestInfo {
+                name: "f".into(),
+                size: data.len() as u64,
+                created: 0,
+                kind: FileKind::File,
+                chunks: vec![chunk.id],
+            })
+            .unwrap();
+        (record, chunk, sealer.read_key().clone())
+    };
+    let (a, a_chunk, a_key) = seal(b"file a");
+    let (b, b_chunk, b_key) = seal(b"file b");
+    assert_ne!(a_key, b_key);
+    // The password's opener knows the same read key.
+    let by_password = FileOpener::open(&a.id, &a.bytes, &pw).unwrap();
+    assert_eq!(by_password.read_key(), &a_key);
+
+    let linked = FileOpener::open_with_read_key(&a.id, &a.bytes, &a_key).unwrap();
+    assert_eq!(
+        &linked.open_chunk(0, a_chunk.bytes.clone()).unwrap()[..],
+        b"file a"
+    );
+    assert!(linked.delete_key().is_none());
+    assert!(matches!(
+        linked.rewrap(&Password::new("new"), KdfParams::default()),
+        Err(Error::Decrypt)
+    ));
+    // Another file's chunk under this opener: refused.
+    assert!(linked.open_chunk(0, b_chunk.bytes.clone()).is_err());
+    // A's key on B's record, and every one-bit change of the key: refused.
+    assert!(matches!(
+        FileOpener::open_with_read_key(&b.id, &b.bytes, &a_key),
+        Err(Error::Decrypt)
+    ));
+    for bit in 0..256 {
+        let mut bytes = *a_key.as_bytes();
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        let flipped = ReadKey::from_bytes(bytes);
+        assert!(FileOpener::open_with_read_key(&a.id, &a.bytes, &flipped).is_err());
+    }
+    // The record must be the one the id names.
+    assert!(matches!(
+        FileOpener::open_with_read_key(&b.id, &a.bytes, &a_key),
+        Err(Error::IdMismatch)
+    ));
+    let by_b = FileOpener::open_with_read_key(&b.id, &b.bytes, &b_key).unwrap();
+    assert_eq!(&by_b.open_chunk(0, b_chunk.bytes).unwrap()[..], b"file b");
 }

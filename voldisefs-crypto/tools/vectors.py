@@ -44,9 +44,11 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce):
     wrap = expand(prk1, b"voldisefs v3 wrap key")
     commitment = expand(prk1, b"voldisefs v3 key commitment")
     prk2 = hkdf_extract(file_nonce, dek)
-    manifest_key = expand(prk2, b"voldisefs v1 manifest key")
-    chunk_key = expand(prk2, b"voldisefs v1 chunk key")
+    read_key = expand(prk2, b"voldisefs v3 read key")
     delete_key = expand(prk2, b"voldisefs v2 delete key")
+    prk3 = hkdf_extract(file_nonce, read_key)
+    manifest_key = expand(prk3, b"voldisefs v1 manifest key")
+    chunk_key = expand(prk3, b"voldisefs v1 chunk key")
     check = hashlib.sha256(b"voldisefs v2 delete check" + delete_key).digest()
     nonce = bytes(3) + struct.pack(">Q", 0) + b"\x01"
     aad = b"VDFS" + struct.pack(">H", VERSION) + file_nonce + struct.pack(">Q", 0) + b"\x01"
@@ -60,7 +62,7 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce):
     record = (header + manifest_nonce + AESGCM(manifest_key).encrypt(manifest_nonce, manifest, header)
               + check)
     return dict(kek=k, wrap_key=wrap, commitment=commitment, manifest_key=manifest_key,
-                chunk_key=chunk_key, delete_key=delete_key, delete_check=check,
+                chunk_key=chunk_key, delete_key=delete_key, delete_check=check, read_key=read_key,
                 chunk0_nonce=nonce, chunk0_aad=aad, chunk0=chunk, chunk0_id=chunk_id,
                 manifest_plaintext=manifest, header=header, record=record,
                 id=hashlib.sha256(record).digest())
@@ -73,7 +75,7 @@ def main():
     first = [("salt", salt), ("file_nonce", seq(0x10, 16)), ("dek", seq(0x20, 32)),
              ("manifest_nonce", seq(0x40, 12))]
     first += [(k, f[k]) for k in ("kek", "wrap_key", "commitment", "manifest_key", "chunk_key",
-                                  "delete_key", "delete_check")]
+                                  "delete_key", "delete_check", "read_key")]
     first += [("chunk0_plaintext", plaintext)]
     first += [(k, f[k]) for k in ("chunk0_nonce", "chunk0_aad", "chunk0", "chunk0_id",
                                   "manifest_plaintext", "header", "record")]

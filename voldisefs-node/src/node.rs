@@ -680,7 +680,9 @@ impl Node {
             }
         }
         // The record first: once it is gone the file cannot be read, whatever happens next.
-        let key = opened.opener.delete_key();
+        let key = opened.opener.delete_key().ok_or(NodeError::Internal(
+            "a password open always has the delete key".into(),
+        ))?;
         cluster.delete(key, &[id.record_chunk()], &[], true).await;
         cluster.delete(key, &opened.chunk_ids, &[], false).await;
         self.lock_index().retain(|e| e.id != id);

@@ -193,12 +193,12 @@ fn flipped_delete_check() {
     let s = seal("pw", &data(100, 3));
     let opener = open_record(&s.record.bytes, "pw").unwrap();
     let chunk = &s.chunks[0].bytes;
-    assert!(opener.delete_key().authorizes(chunk));
-    assert!(opener.delete_key().authorizes(&s.record.bytes));
+    assert!(opener.delete_key().unwrap().authorizes(chunk));
+    assert!(opener.delete_key().unwrap().authorizes(&s.record.bytes));
     for bit in (chunk.len() - 32) * 8..chunk.len() * 8 {
         let mut bad = chunk.clone();
         bad[bit / 8] ^= 1 << (bit % 8);
-        assert!(!opener.delete_key().authorizes(&bad));
+        assert!(!opener.delete_key().unwrap().authorizes(&bad));
         assert!(matches!(
             opener.open_chunk(0, bad),
             Err(Error::ChunkIdMismatch { .. })
@@ -216,8 +216,8 @@ fn flipped_delete_check() {
     // Another file's key authorizes nothing of this one.
     let other = seal("pw", &data(100, 3));
     let other = open_record(&other.record.bytes, "pw").unwrap();
-    assert!(!other.delete_key().authorizes(chunk));
-    assert!(!other.delete_key().authorizes(&s.record.bytes));
+    assert!(!other.delete_key().unwrap().authorizes(chunk));
+    assert!(!other.delete_key().unwrap().authorizes(&s.record.bytes));
 }
 
 #[test]

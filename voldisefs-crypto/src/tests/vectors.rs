@@ -50,9 +50,16 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
     };
     let record = sealer.finish(&info).unwrap();
     let kek = params.derive_kek(&password, &f.salt).unwrap();
-    let [wrap, commitment, manifest_key, chunk_key, delete_key] =
-        subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
+    let [
+        wrap,
+        commitment,
+        manifest_key,
+        chunk_key,
+        delete_key,
+        read_key,
+    ] = subkey_bytes(&kek[..], &f.dek, &f.file_nonce);
     assert_eq!(sealer.delete_key().as_bytes(), &delete_key);
+    assert_eq!(sealer.read_key().as_bytes(), &read_key);
     let manifest: Zeroizing<Vec<u8>> = encode(&info, chunk_size).unwrap();
     vec![
         ("salt", f.salt.to_vec()),
@@ -66,6 +73,7 @@ fn compute() -> Vec<(&'static str, Vec<u8>)> {
         ("chunk_key", chunk_key.to_vec()),
         ("delete_key", delete_key.to_vec()),
         ("delete_check", crate::delete_check(&delete_key).to_vec()),
+        ("read_key", read_key.to_vec()),
         ("chunk0_plaintext", PLAINTEXT.to_vec()),
         ("chunk0_nonce", chunk_nonce(0, true).to_vec()),
         ("chunk0_aad", chunk_aad(&f.file_nonce, 0, true).to_vec()),
@@ -212,4 +220,10 @@ fn format_md_vector_opens() {
     assert_eq!(opener.manifest().name(), NAME);
     assert_eq!(opener.manifest().created(), CREATED);
     assert_eq!(&*opener.open_chunk(0, get("chunk0")).unwrap(), PLAINTEXT);
+    // The read key opens it too, without the password.
+    let read = crate::ReadKey::from_bytes(get("read_key").try_into().unwrap());
+    let linked = FileOpener::open_with_read_key(&id, &get("record"), &read).unwrap();
+    assert_eq!(linked.manifest().name(), NAME);
+    assert_eq!(&*linked.open_chunk(0, get("chunk0")).unwrap(), PLAINTEXT);
+    assert!(linked.delete_key().is_none());
 }
