@@ -144,7 +144,7 @@ impl Node {
         password: Password,
     ) -> Result<CollectionListing, NodeError> {
         let download = self
-            .download_kind(id, password, FileKind::Collection, None)
+            .download_kind(id, password.into(), FileKind::Collection, None)
             .await?;
         if download.size > MAX_COLLECTION_LEN as u64 {
             return Err(NodeError::Crypto(

@@ -26,6 +26,10 @@ use crate::{Node, NodeError};
 pub const PASSWORD_HEADER: &str = "x-voldisefs-password";
 /// Header carrying the uploaded file's name, percent-encoded UTF-8.
 pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
+/// Header carrying a file's read key (64 hex digits, from a share link) instead of a password.
+pub const READ_KEY_HEADER: &str = "x-voldisefs-read-key";
+/// Upload header asking for the new file's read key in the answer (`true`), to make a link.
+pub const LINK_HEADER: &str = "x-voldisefs-link";
 
 /// Every route: method, path (axum syntax), handler. The router is built from this table and
 /// [`api_routes`] lists it, so the OpenAPI document can be checked against what is served.
@@ -377,9 +381,21 @@ async fn upload(
     let password = password(&headers)?;
     let name = file_name(&headers)?;
     let idle = node.config().http_body_idle_timeout;
+    let want_link = match headers.get(LINK_HEADER).map(HeaderValue::as_bytes) {
+        None | Some(b"false") => false,
+        Some(b"true") => true,
+        Some(_) => return Err(bad_request(format!("{LINK_HEADER} is `true` or `false`"))),
+    };
     let receipt = node
         .upload(&name, password, idle_limited(body.into_data_stream(), idle))
         .await?;
+    if want_link {
+        let mut answer = serde_json::to_value(&receipt).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        answer["read_key"] = json!(receipt.read_key.to_hex().as_str());
+        return Ok((StatusCode::CREATED, Json(answer)).into_response());
+    }
     Ok((StatusCode::CREATED, Json(receipt)).into_response())
 }
 
@@ -413,7 +429,17 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let password = password(&headers)?;
+    let access = match headers.get(READ_KEY_HEADER) {
+        Some(key) => crate::Access::ReadKey(
+            key.to_str()
+                .ok()
+                .and_then(|k| voldisefs_crypto::ReadKey::from_hex(k.trim()).ok())
+                .ok_or_else(|| {
+                    bad_request(format!("{READ_KEY_HEADER} must be 64 hexadecimal digits"))
+                })?,
+        ),
+        None => crate::Access::Password(password(&headers)?),
+    };
     let etag = format!("\"{id}\"");
     // A file never changes (its id is its record's hash): `If-Range` holds for our own ETag.
     let range = headers
@@ -425,7 +451,7 @@ async fn download(
                 .get(header::IF_RANGE)
                 .is_none_or(|v| v.as_bytes() == etag.as_bytes())
         });
-    let file = match node.download_range(id, password, range).await {
+    let file = match node.download_with(id, access, range).await {
         Err(NodeError::RangeNotSatisfiable { size }) => {
             let mut refused = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,

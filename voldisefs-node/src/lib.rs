@@ -67,14 +67,14 @@ mod transfer;
 pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
-pub use http::{FILENAME_HEADER, PASSWORD_HEADER, api_routes};
+pub use http::{FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER, api_routes};
 pub use node::Node;
 pub use replication::placement;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
     RepairStatus, StoreStatus,
 };
-pub use transfer::download::{ByteRange, ByteStream, Download};
+pub use transfer::download::{Access, ByteRange, ByteStream, Download};
 pub use transfer::upload::UploadReceipt;
 
 pub use voldisefs_crypto as crypto;

@@ -18,7 +18,7 @@ use crate::replication::{
     Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
 };
 use crate::status::{IndexEntry, IndexKind, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
-use crate::transfer::download::{self, ByteRange, ByteStream, Download};
+use crate::transfer::download::{self, Access, ByteRange, ByteStream, Download};
 use crate::transfer::kdf_gate::KdfGate;
 use crate::transfer::upload::{
     self, Keying, UploadReceipt, UploadRequest, UploadSettings, Uploaded,
@@ -553,7 +553,8 @@ impl Node {
     /// Opens file `id` with `password` and returns its name, size and streaming body
     /// ([`NodeError::IsCollection`] for a collection's id).
     pub async fn download(&self, id: FileId, password: Password) -> Result<Download, NodeError> {
-        self.download_kind(id, password, FileKind::File, None).await
+        self.download_kind(id, password.into(), FileKind::File, None)
+            .await
     }
 
     /// Like [`Node::download`], but only the bytes `range` selects (fetching and decrypting
@@ -564,8 +565,19 @@ impl Node {
         password: Password,
         range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
-        self.download_kind(id, password, FileKind::File, range)
+        self.download_kind(id, password.into(), FileKind::File, range)
             .await
+    }
+
+    /// Like [`Node::download_range`], opened by `access`: the password, or the file's read
+    /// key (what a share link carries: no Argon2id run, no right to delete).
+    pub async fn download_with(
+        &self,
+        id: FileId,
+        access: Access,
+        range: Option<ByteRange>,
+    ) -> Result<Download, NodeError> {
+        self.download_kind(id, access, FileKind::File, range).await
     }
 
     /// The node's gate for key derivations.
@@ -593,7 +605,7 @@ impl Node {
     pub(crate) async fn download_kind(
         &self,
         id: FileId,
-        password: Password,
+        access: Access,
         kind: FileKind,
         range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
@@ -605,7 +617,7 @@ impl Node {
             &self.inner.cluster,
             &self.inner.kdf,
             id,
-            password,
+            access,
             kind,
             range,
             config.transfer_parallelism,
@@ -667,7 +679,8 @@ impl Node {
     pub async fn delete(&self, id: FileId, password: Password) -> Result<u64, NodeError> {
         self.check_running()?;
         let cluster = &self.inner.cluster;
-        let opened = download::open_record(cluster, &self.inner.kdf, id, password.clone()).await?;
+        let opened =
+            download::open_record(cluster, &self.inner.kdf, id, password.clone().into()).await?;
         let mut members = 0;
         if opened.opener.manifest().kind() == FileKind::Collection {
             let listing = self.collection(id, password.clone()).await?;

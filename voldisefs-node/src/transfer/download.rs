@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password};
+use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password, ReadKey};
 use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
@@ -123,13 +123,52 @@ pub(crate) struct OpenedFile {
     pub(crate) chunk_ids: Vec<ChunkId>,
 }
 
+impl OpenedFile {
+    fn new(opener: FileOpener) -> Self {
+        let chunk_ids = opener
+            .manifest()
+            .chunks()
+            .iter()
+            .map(|c| ChunkId::from_bytes(*c))
+            .collect();
+        Self {
+            opener: Arc::new(opener),
+            chunk_ids,
+        }
+    }
+}
+
+/// What opens a file: its password, or the read key a share link carries.
+#[derive(Clone)]
+pub enum Access {
+    /// The password (Argon2id, or a key from the node's cache).
+    Password(Password),
+    /// The file's read key: opens that one file, with no Argon2id run and no right to delete.
+    ReadKey(ReadKey),
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Password(_) => "Access::Password(..)",
+            Access::ReadKey(_) => "Access::ReadKey(..)",
+        })
+    }
+}
+
+impl From<Password> for Access {
+    fn from(password: Password) -> Self {
+        Access::Password(password)
+    }
+}
+
 /// Fetches and opens the record of `id`: [`NodeError::NotFound`] if no node holds it (or it
-/// was deleted), [`NodeError::WrongPassword`] if the password does not open it.
+/// was deleted), [`NodeError::WrongPassword`] if the password (or read key) does not open it.
 pub(crate) async fn open_record(
     cluster: &Cluster,
     gate: &KdfGate,
     id: FileId,
-    password: Password,
+    access: Access,
 ) -> Result<OpenedFile, NodeError> {
     let record_id = id.record_chunk();
     let fetched = cluster
@@ -145,6 +184,17 @@ pub(crate) async fn open_record(
         .await?;
     let Fetched::Found(record) = fetched else {
         return Err(NodeError::NotFound(id));
+    };
+    let password = match access {
+        Access::Password(password) => password,
+        Access::ReadKey(key) => {
+            // No Argon2id: HKDF and one AES-GCM open of the manifest.
+            let opener = tokio::task::spawn_blocking(move || {
+                FileOpener::open_with_read_key(id.as_bytes(), &record, &key)
+            })
+            .await??;
+            return Ok(OpenedFile::new(opener));
+        }
     };
     let ceiling = gate.ceiling();
     let cache = gate.cache();
@@ -168,16 +218,7 @@ pub(crate) async fn open_record(
             .await??
         }
     };
-    let chunk_ids = opener
-        .manifest()
-        .chunks()
-        .iter()
-        .map(|c| ChunkId::from_bytes(*c))
-        .collect();
-    Ok(OpenedFile {
-        opener: Arc::new(opener),
-        chunk_ids,
-    })
+    Ok(OpenedFile::new(opener))
 }
 
 /// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body
@@ -190,13 +231,13 @@ pub(crate) async fn download(
     cluster: &Cluster,
     gate: &KdfGate,
     id: FileId,
-    password: Password,
+    access: Access,
     kind: FileKind,
     range: Option<ByteRange>,
     read_ahead: usize,
     deadline: Duration,
 ) -> Result<Download, NodeError> {
-    let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, password).await?;
+    let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, access).await?;
     match (kind, opener.manifest().kind()) {
         (FileKind::File, FileKind::Collection) => return Err(NodeError::IsCollection(id)),
         (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{
     CHUNK_OVERHEAD, ChunkSize, DeleteKey, FileKind, FileSealer, KdfParams, MAX_FILE_SIZE,
-    MAX_NAME_LEN, ManifestInfo, Password, PasswordKey,
+    MAX_NAME_LEN, ManifestInfo, Password, PasswordKey, ReadKey,
 };
 use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
@@ -29,7 +29,7 @@ use crate::replication::Cluster;
 use crate::transfer::kdf_gate::KdfGate;
 
 /// What an upload produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UploadReceipt {
     /// The new file's id.
     pub id: FileId,
@@ -45,6 +45,10 @@ pub struct UploadReceipt {
     /// nodes were live (or took the chunk) than copies wanted. Repair adds the missing copies
     /// when nodes join.
     pub copies: u64,
+    /// The file's read key: with its id, what a share link needs to read it without the
+    /// password (and not to delete it). Not serialized: the HTTP API sends it only when asked.
+    #[serde(skip)]
+    pub read_key: ReadKey,
 }
 
 /// Upload settings taken from the node's configuration.
@@ -343,6 +347,7 @@ where
         kind,
         chunks: ids.iter().map(|id| *id.as_bytes()).collect(),
     };
+    let read_key = sealer.read_key().clone();
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
     let id = FileId::from_bytes(record.id);
     store(
@@ -360,5 +365,6 @@ where
         // Filled in by `upload` from what every chunk's store confirmed.
         replicas: 0,
         copies: 0,
+        read_key,
     })
 }
