@@ -187,6 +187,11 @@ pub(crate) struct PutArgs {
     /// Print nothing but the file id (no progress bar, no summary).
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Also print a share link (last): a URL of the node's page that opens the file without
+    /// the password (its fragment, which browsers never send, carries the id and a read key
+    /// for this one file; the key cannot delete the file). Single files only.
+    #[arg(long)]
+    pub(crate) link: bool,
     /// The node to upload through.
     #[command(flatten)]
     pub(crate) node: NodeArg,
@@ -198,9 +203,10 @@ pub(crate) struct PutArgs {
 /// Options of `voldisefs get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The id (64 hex digits) printed by `put`: a file's or a collection's.
-    #[arg(value_parser = parse_file_id)]
-    pub(crate) id: String,
+    /// The id (64 hex digits) printed by `put`: a file's or a collection's; or a share link
+    /// printed by `put --link` (then no password is needed, and the link's node is used).
+    #[arg(value_name = "ID|LINK", value_parser = parse_file_ref)]
+    pub(crate) id: FileRef,
     /// Where to write a file: a path, a directory, or `-` for standard output [default: the
     /// file's original name in the current directory]. For a collection: the folder to
     /// recreate it in (created if missing), or `-` for a tar archive on standard output
@@ -362,6 +368,72 @@ pub(crate) fn parse_file_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// A file to get: its id, and the node and read key when it came as a share link.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRef {
+    /// The file id (64 lowercase hex digits).
+    pub(crate) id: String,
+    /// The link's node page and read key, for a share link.
+    pub(crate) link: Option<(Url, zeroize::Zeroizing<String>)>,
+}
+
+impl std::ops::Deref for FileRef {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Display for FileRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+/// The share link of file `id` with read key `key` on the node at `node`: its page, with
+/// `#id=ID&key=KEY` (the fragment never leaves the browser in a request).
+pub(crate) fn share_link(node: &Url, id: &str, key: &str) -> String {
+    let mut page = node.clone();
+    page.set_path("/");
+    page.set_query(None);
+    page.set_fragment(Some(&format!("id={id}&key={key}")));
+    page.to_string()
+}
+
+/// Parses a file id, or a share link (`http://node/#id=ID&key=KEY`).
+pub(crate) fn parse_file_ref(text: &str) -> Result<FileRef, String> {
+    if !text.contains('#') {
+        return parse_file_id(text).map(|id| FileRef { id, link: None });
+    }
+    let bad =
+        || format!("{text:?} is neither a file id nor a share link (`http://node/#id=ID&key=KEY`)");
+    let url = Url::parse(text).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad());
+    }
+    let (mut id, mut key) = (None, None);
+    for pair in url.fragment().unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("id", v)) => id = Some(parse_file_id(v).map_err(|_| bad())?),
+            Some(("key", v)) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                key = Some(zeroize::Zeroizing::new(v.to_ascii_lowercase()));
+            }
+            _ => return Err(bad()),
+        }
+    }
+    let (Some(id), Some(key)) = (id, key) else {
+        return Err(bad());
+    };
+    let mut node = url;
+    node.set_fragment(None);
+    node.set_path("/");
+    Ok(FileRef {
+        id,
+        link: Some((node, key)),
+    })
+}
+
 /// Parses a SIZE argument.
 fn parse_size_arg(text: &str) -> Result<u64, String> {
     parse_size(text)
@@ -377,6 +449,31 @@ fn parse_chunk_size(text: &str) -> Result<ChunkSize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_links_round_trip_and_bad_ones_are_usage_errors() {
+        let id = "ab".repeat(32);
+        let key = "0f".repeat(32);
+        let node = Url::parse("http://127.0.0.1:4200/api").unwrap();
+        let link = share_link(&node, &id, &key);
+        assert_eq!(link, format!("http://127.0.0.1:4200/#id={id}&key={key}"));
+        let parsed = parse_file_ref(&link).unwrap();
+        assert_eq!(parsed.id, id);
+        let (page, got) = parsed.link.unwrap();
+        assert_eq!(page.as_str(), "http://127.0.0.1:4200/");
+        assert_eq!(got.as_str(), key);
+        assert!(parse_file_ref(&id.to_uppercase()).unwrap().link.is_none());
+        for bad in [
+            format!("http://h/#id={id}"),
+            format!("http://h/#key={key}"),
+            format!("http://h/#id={id}&key={}", &key[1..]),
+            format!("ftp://h/#id={id}&key={key}"),
+            format!("http://h/#id={id}&key={key}&x=1"),
+            "#".to_string(),
+        ] {
+            assert!(parse_file_ref(&bad).is_err(), "{bad}");
+        }
+    }
     use clap::CommandFactory as _;
 
     #[test]

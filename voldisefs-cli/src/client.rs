@@ -12,7 +12,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Body, Response, StatusCode, Url};
 use serde::Deserialize;
-use voldisefs_node::{FILENAME_HEADER, PASSWORD_HEADER};
+use voldisefs_node::{FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER};
 
 use crate::error::CliError;
 use crate::names::{encode_filename, filename_from_disposition};
@@ -42,6 +42,15 @@ pub(crate) struct UploadReceipt {
     /// Copies confirmed for the least-copied chunk (absent from older nodes).
     #[serde(default)]
     pub(crate) copies: Option<u64>,
+    /// The file's read key, when a link was asked for (wiped when the receipt is dropped).
+    #[serde(default)]
+    pub(crate) read_key: Option<String>,
+}
+
+impl Drop for UploadReceipt {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.read_key);
+    }
 }
 
 /// A collection as the node lists it (`GET /api/v1/collections/{id}`, and the answer to a
@@ -121,7 +130,11 @@ pub(crate) struct NodeClient {
 impl NodeClient {
     /// A client for the node `node` names (its URL, and its API token if one is given).
     pub(crate) fn new(node: &crate::cli::NodeArg) -> anyhow::Result<Self> {
-        let base = node.node.clone();
+        Self::for_url(node.node.clone(), node)
+    }
+
+    /// A client for the node at `base` (a share link's), with `node`'s API token if any.
+    pub(crate) fn for_url(base: Url, node: &crate::cli::NodeArg) -> anyhow::Result<Self> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = node.api_token()? {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.as_str()))
@@ -154,6 +167,7 @@ impl NodeClient {
         len: Option<u64>,
         filename: &str,
         password: &Password,
+        link: bool,
     ) -> anyhow::Result<UploadReceipt> {
         let mut request = self
             .http
@@ -161,6 +175,9 @@ impl NodeClient {
             .header(PASSWORD_HEADER, password_header(password)?)
             .header(FILENAME_HEADER, encode_filename(filename))
             .header(CONTENT_TYPE, "application/octet-stream");
+        if link {
+            request = request.header(LINK_HEADER, "true");
+        }
         // Without a length (a pipe) the body goes chunked; the node streams it either way.
         if let Some(len) = len {
             request = request.header(CONTENT_LENGTH, len);
@@ -229,6 +246,16 @@ impl NodeClient {
         self.download_from(url, id, range, password).await
     }
 
+    /// Starts downloading file `id` with the read key of a share link instead of a password.
+    pub(crate) async fn download_with_key(&self, id: &str, key: &str) -> anyhow::Result<Download> {
+        let url = self.url(&format!("api/v1/files/{id}"))?;
+        let mut value = HeaderValue::from_str(key)
+            .map_err(|_| anyhow::anyhow!("the link's key cannot be sent in an HTTP header"))?;
+        value.set_sensitive(true);
+        self.start_download(self.http.get(url).header(READ_KEY_HEADER, value), id)
+            .await
+    }
+
     /// Starts downloading the file at `path` of collection `id`.
     pub(crate) async fn download_path(
         &self,
@@ -266,6 +293,15 @@ impl NodeClient {
         if let Some(range) = range {
             request = request.header(reqwest::header::RANGE, range);
         }
+        self.start_download(request, id).await
+    }
+
+    /// Sends a download request; fails before any body byte when the node refuses.
+    async fn start_download(
+        &self,
+        request: reqwest::RequestBuilder,
+        id: &str,
+    ) -> anyhow::Result<Download> {
         let response = match tokio::time::timeout(STALL_TIMEOUT, self.send(request, Some(id))).await
         {
             Ok(result) => result?,

@@ -1113,3 +1113,53 @@ fn get_resume_after_killing_a_download_halfway() {
     );
     assert!(!partial(&out, &id).exists());
 }
+
+#[test]
+fn put_link_and_get_link_without_the_password() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let bytes = data(300_000);
+    let file = src.path().join("shared report.pdf");
+    std::fs::write(&file, &bytes).unwrap();
+    let output = run(voldisefs()
+        .args([
+            "put",
+            file.to_str().unwrap(),
+            "--link",
+            "--node",
+            &net.url(0),
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (id, link) = (lines[0], lines[1]);
+    assert_eq!(
+        link,
+        format!("{}/#id={id}&key={}", net.url(0), &link[link.len() - 64..])
+    );
+
+    // No password anywhere: the link alone.
+    let dst = tempfile::tempdir().unwrap();
+    let output = run(voldisefs()
+        .args(["get", link, "-o", dst.path().to_str().unwrap()])
+        .env_remove("VOLDISEFS_PASSWORD"));
+    assert_code(&output, 0);
+    assert!(std::fs::read(dst.path().join("shared report.pdf")).unwrap() == bytes);
+
+    // A tampered key fails closed (exit 3, nothing written); a malformed link is a usage error.
+    let last = link.chars().last().unwrap();
+    let tampered = format!(
+        "{}{}",
+        &link[..link.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let out = dst.path().join("tampered");
+    let output = run(voldisefs().args(["get", &tampered, "-o", out.to_str().unwrap()]));
+    assert_code(&output, 3);
+    assert!(!out.exists());
+    let output = run(voldisefs().args(["get", &link[..link.len() - 3]]));
+    assert_code(&output, 2);
+    let output = run(voldisefs().args(["get", link, "--resume", "-o", out.to_str().unwrap()]));
+    assert_code(&output, 1);
+}

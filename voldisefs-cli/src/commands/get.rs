@@ -47,6 +47,14 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
     if let Target::File(path) = &target {
         refuse_overwrite(path, args.force).await?;
     }
+    if let Some((node, key)) = &args.id.link {
+        if args.resume || args.path.is_some() {
+            bail!("a share link opens one file: --resume and --path need the id and password");
+        }
+        let client = NodeClient::for_url(node.clone(), &args.node)?;
+        let download = client.download_with_key(&args.id, key).await?;
+        return write(download, &args, target).await;
+    }
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
     let client = NodeClient::new(&args.node)?;
     if args.resume {
@@ -62,7 +70,11 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
         },
     };
     drop(password);
+    write(download, &args, target).await
+}
 
+/// Writes a download where `-o` says, and prints the path written.
+async fn write(download: Download, args: &GetArgs, target: Target) -> anyhow::Result<()> {
     let path = match target {
         Target::Stdout => return to_stdout(download).await,
         Target::File(path) => path,
@@ -100,7 +112,7 @@ async fn resume(
     password: &password::Password,
     target: Target,
 ) -> anyhow::Result<()> {
-    let id = args.id.as_str();
+    let id: &str = &args.id;
     // One byte tells the name and the size (a collection, or an empty file, answers otherwise).
     let probe = match client.download_range(id, Some("bytes=0-0"), password).await {
         Ok(probe) => probe,

@@ -61,6 +61,9 @@ async fn open(path: &std::path::Path, args: &PutArgs) -> anyhow::Result<Source> 
 pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let path = match &args.files[..] {
         [one] if one.as_os_str() == "-" || !one.is_dir() => one.clone(),
+        _ if args.link => {
+            anyhow::bail!("--link works for single files so far; put the files one by one")
+        }
         _ => return super::collection::put(args).await,
     };
     let path = &path;
@@ -73,7 +76,13 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let stream = ReaderStream::with_capacity(reader, READ_BUFFER)
         .inspect_ok(move |piece| progress.inc(piece.len() as u64));
     let receipt = client
-        .upload(reqwest::Body::wrap_stream(stream), len, &name, &password)
+        .upload(
+            reqwest::Body::wrap_stream(stream),
+            len,
+            &name,
+            &password,
+            args.link,
+        )
         .await;
     drop(bar);
     let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
@@ -97,6 +106,21 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", receipt.id);
+    if args.link {
+        let key = receipt
+            .read_key
+            .as_deref()
+            .context("the node did not answer with a read key: it may be too old for links")?;
+        let link =
+            zeroize::Zeroizing::new(crate::cli::share_link(&args.node.node, &receipt.id, key));
+        if !args.quiet {
+            eprintln!(
+                "share link (opens this file without the password, in a browser or with \
+                 `voldisefs get LINK`; it cannot delete it):"
+            );
+        }
+        println!("{}", link.as_str());
+    }
     Ok(())
 }
 
