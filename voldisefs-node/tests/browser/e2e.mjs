@@ -136,6 +136,24 @@ try {
   await a.fill('#down-pw', '');
   result.id = id;
 
+  // 3a. The share link: a fresh page (no password, nothing stored) downloads the same bytes;
+  // a tampered link fails closed.
+  const link = (await text(a, '#up-link')).trim();
+  check(link.startsWith(`${new URL(A).origin}/#id=${id}&key=`), `the page shows a share link (${link.slice(0, 60)}...)`);
+  const { page: s } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await s.goto(link);
+  check((await text(s, '#shared-msg')).includes('shared with you'), 'the link opens the page in shared mode');
+  check(!(await s.evaluate(() => location.hash)), 'the key is taken out of the address bar');
+  const [viaLink] = await Promise.all([s.waitForEvent('download', { timeout: WAIT }), s.click('#down-btn')]);
+  check((await readFile(await viaLink.path())).equals(original), 'the link downloads the same bytes without the password');
+  await shot(s, 'share-link');
+  const last = link.slice(-1);
+  const tampered = link.slice(0, -1) + (last === '0' ? '1' : '0');
+  const { page: x } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await x.goto(tampered);
+  await x.click('#down-btn');
+  check((await waitText(x, '#down-msg.err')).includes('does not open the file'), 'a tampered link fails closed');
+
   // 3b. A whole folder through the folder picker: one collection.
   await a.setInputFiles('#up-folder', INPUT_DIR);
   const folderName = basename(INPUT_DIR);
