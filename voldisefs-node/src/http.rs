@@ -41,6 +41,8 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
         ("GET", "/api/v1/files", get(list_files)),
         ("POST", "/api/v1/files", post(upload)),
         ("GET", "/api/v1/files/{id}", get(download)),
+        ("POST", "/api/v1/files/{id}/ticket", post(issue_ticket)),
+        ("GET", "/download/{ticket}", get(redeem_ticket)),
         ("DELETE", "/api/v1/files/{id}", delete(remove)),
         ("POST", "/api/v1/collections", post(upload_collection)),
         ("GET", "/api/v1/collections/{id}", get(list_collection)),
@@ -429,7 +431,13 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let access = match headers.get(READ_KEY_HEADER) {
+    let access = access(&headers)?;
+    serve_file(&node, id, access, &headers).await
+}
+
+/// What opens the file a request names: `X-Voldisefs-Read-Key` if given, else the password.
+fn access(headers: &HeaderMap) -> Result<crate::Access, ApiError> {
+    Ok(match headers.get(READ_KEY_HEADER) {
         Some(key) => crate::Access::ReadKey(
             key.to_str()
                 .ok()
@@ -438,8 +446,96 @@ async fn download(
                     bad_request(format!("{READ_KEY_HEADER} must be 64 hexadecimal digits"))
                 })?,
         ),
-        None => crate::Access::Password(password(&headers)?),
+        None => crate::Access::Password(password(headers)?),
+    })
+}
+
+/// Issues a download ticket for a file (or a collection's archive) after checking the
+/// password or read key opens it: `GET /download/{ticket}` then serves it to a plain
+/// navigation, which a browser hands to its download manager.
+async fn issue_ticket(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use crate::tickets::TicketKind;
+
+    let id = parse_id(id)?;
+    let access = access(&headers)?;
+    let one_byte = Some(crate::ByteRange::From {
+        first: 0,
+        last: Some(0),
+    });
+    let (kind, name) = match node.download_with(id, access.clone(), one_byte).await {
+        Ok(file) => (TicketKind::File, file.name.clone()),
+        // An empty file has no byte to serve; opening it is what counted.
+        Err(NodeError::RangeNotSatisfiable { .. }) => (
+            TicketKind::File,
+            node.download_with(id, access.clone(), None)
+                .await?
+                .name
+                .clone(),
+        ),
+        Err(NodeError::IsCollection(_)) => match &access {
+            crate::Access::Password(password) => {
+                let listing = node.collection(id, password.clone()).await?;
+                (TicketKind::Archive, format!("{}.tar", listing.name))
+            }
+            crate::Access::ReadKey(_) => return Err(NodeError::IsCollection(id).into()),
+        },
+        Err(e) => return Err(e.into()),
     };
+    let ticket = node
+        .tickets()
+        .issue(id, kind, access, std::time::Instant::now())?;
+    let body = json!({
+        "ticket": ticket,
+        "url": format!("/download/{ticket}"),
+        "kind": if kind == TicketKind::File { "file" } else { "archive" },
+        "name": name,
+        "expires_in": crate::TICKET_TTL.as_secs(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Serves the file (or archive) a ticket grants, `Range` included. Public, like the page: the
+/// ticket is the capability.
+async fn redeem_ticket(
+    State(node): State<Node>,
+    ticket: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(ticket) = ticket.map_err(|e| bad_request(e.body_text()))?;
+    let Some(grant) = node.tickets().redeem(&ticket, std::time::Instant::now()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this download link expired or is unknown: start the download again from the page",
+        ));
+    };
+    match (grant.kind, grant.access) {
+        (crate::tickets::TicketKind::File, access) => {
+            serve_file(&node, grant.id, access, &headers).await
+        }
+        (crate::tickets::TicketKind::Archive, crate::Access::Password(password)) => {
+            let listing = node.collection(grant.id, password.clone()).await?;
+            let name = format!("{}.tar", listing.name);
+            let (len, body) = node.collection_archive(listing, password)?;
+            Ok(streamed(body, len, "application/x-tar", &name, &grant.id))
+        }
+        (crate::tickets::TicketKind::Archive, crate::Access::ReadKey(_)) => {
+            Err(NodeError::IsCollection(grant.id).into())
+        }
+    }
+}
+
+/// Streams file `id` opened by `access`, honouring `Range` and `If-Range`.
+async fn serve_file(
+    node: &Node,
+    id: FileId,
+    access: crate::Access,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let etag = format!("\"{id}\"");
     // A file never changes (its id is its record's hash): `If-Range` holds for our own ETag.
     let range = headers

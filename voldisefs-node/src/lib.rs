@@ -62,6 +62,7 @@ mod metrics;
 mod node;
 mod replication;
 mod status;
+mod tickets;
 mod transfer;
 
 pub use collections::{Batch, CollectionFile, CollectionListing};
@@ -74,6 +75,7 @@ pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
     RepairStatus, StoreStatus,
 };
+pub use tickets::{MAX_TICKETS, TICKET_TTL};
 pub use transfer::download::{Access, ByteRange, ByteStream, Download};
 pub use transfer::upload::UploadReceipt;
 

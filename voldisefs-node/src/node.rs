@@ -55,6 +55,7 @@ struct Inner {
     repairer: Repairer,
     metrics: Metrics,
     kdf: Arc<KdfGate>,
+    tickets: crate::tickets::Tickets,
     joining: AtomicBool,
     stopping: AtomicBool,
 }
@@ -258,6 +259,7 @@ impl Node {
                 cluster,
                 repairer,
                 kdf,
+                tickets: crate::tickets::Tickets::default(),
                 index: Mutex::new(std::collections::VecDeque::new()),
                 http_addr,
                 root: root.clone(),
@@ -580,6 +582,11 @@ impl Node {
         self.download_kind(id, access, FileKind::File, range).await
     }
 
+    /// The node's download tickets.
+    pub(crate) fn tickets(&self) -> &crate::tickets::Tickets {
+        &self.inner.tickets
+    }
+
     /// The node's gate for key derivations.
     pub(crate) fn kdf_gate(&self) -> &KdfGate {
         &self.inner.kdf
@@ -806,6 +813,7 @@ impl Node {
         self.inner.cluster.wipe();
         self.lock_index().clear();
         self.inner.kdf.cache().clear();
+        self.inner.tickets.clear();
         tracing::info!(node = %self.id(), "node stopped; memory wiped");
     }
 
@@ -833,6 +841,7 @@ impl Node {
         self.inner.cluster.wipe();
         self.lock_index().clear();
         self.inner.kdf.cache().clear();
+        self.inner.tickets.clear();
         tracing::warn!(node = %self.id(), "node crashed (drill)");
     }
 

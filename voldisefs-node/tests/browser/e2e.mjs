@@ -177,6 +177,7 @@ try {
   const got = await readFile(await download.path());
   check(got.equals(original), `downloaded bytes equal the uploaded ones (${got.length} bytes)`);
   check(download.suggestedFilename() === basename(INPUT), `the download keeps the name ${download.suggestedFilename()}`);
+  check(/\/download\/[0-9a-f]{64}$/.test(download.url()), 'the browser downloads it itself, through a ticket URL (nothing held in page memory)');
   await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
   check((await b.getAttribute('#down-bar', 'aria-valuenow')) === '100', 'the download progress bar ends at 100%');
   await shot(b, 'downloaded-on-b');
