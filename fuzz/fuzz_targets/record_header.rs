@@ -8,9 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use voldisefs_crypto::{
-    ChunkSize, DELETE_CHECK_LEN, FORMAT_VERSION, HEADER_LEN, KDF_ARGON2ID,
-    KDF_ARGON2ID_INSECURE_TEST, MAGIC, MAX_M_KIB, MAX_P, MAX_T, MIN_M_KIB, MIN_P, MIN_T,
-    RecordHeader, TAG_LEN,
+    ChunkSize, FORMAT_VERSION, HEADER_LEN, KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST, MAGIC,
+    MAX_M_KIB, MAX_P, MAX_T, MIN_M_KIB, MIN_P, MIN_T, RecordHeader, TAG_LEN, TRAILER_LEN,
 };
 
 /// The sealed manifest's nonce (`MANIFEST_NONCE_LEN`, crate-private) in front of its tag.
@@ -56,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let from_record = RecordHeader::from_record(data);
-    if data.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN + DELETE_CHECK_LEN {
+    if data.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN + TRAILER_LEN {
         assert!(
             from_record.is_err(),
             "from_record accepted {} bytes",

@@ -85,6 +85,14 @@ pub(crate) struct NodeStartArgs {
     /// [default: 1MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
     pub(crate) chunk_size: Option<ChunkSize>,
+    /// How long files uploaded through this node live when an upload names no expiry
+    /// (DURATION: `10m`, `24h`, `7d`, ...) [default: forever, or --max-expiry if set].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) default_expiry: Option<std::time::Duration>,
+    /// The longest expiry an upload through this node may ask for (DURATION) [default: no
+    /// limit].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) max_expiry: Option<std::time::Duration>,
     /// The network key (written by `voldisefs keygen`): peer links are encrypted and
     /// authenticated and only nodes with the same key can join. Without it the node runs in
     /// open mode.
@@ -192,6 +200,10 @@ pub(crate) struct PutArgs {
     /// for this one file; the key cannot delete the file). Single files only.
     #[arg(long)]
     pub(crate) link: bool,
+    /// Delete the file (or collection) everywhere after DURATION: `90s`, `10m`, `24h`, `7d`,
+    /// `2w` (a bare number is seconds) [default: the node's `--default-expiry`, else never].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) expires: Option<std::time::Duration>,
     /// The node to upload through.
     #[command(flatten)]
     pub(crate) node: NodeArg,
@@ -434,6 +446,29 @@ pub(crate) fn parse_file_ref(text: &str) -> Result<FileRef, String> {
     })
 }
 
+/// Parses a DURATION: a whole number with an optional unit, `s` (default), `m`, `h`, `d` or
+/// `w`; at least one second.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration (for example 90s, 10m, 24h, 7d, 2w)");
+    let text = text.trim();
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    let secs = number.checked_mul(scale).ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(format!("{text:?}: an expiry must be at least one second"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// Parses a SIZE argument.
 fn parse_size_arg(text: &str) -> Result<u64, String> {
     parse_size(text)
@@ -449,6 +484,29 @@ fn parse_chunk_size(text: &str) -> Result<ChunkSize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("10m"), Ok(600));
+        assert_eq!(secs("24h"), Ok(86_400));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert_eq!(secs("2w"), Ok(1_209_600));
+        for bad in [
+            "",
+            "m",
+            "0",
+            "0s",
+            "-1",
+            "1y",
+            "1.5h",
+            "99999999999999999999w",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn share_links_round_trip_and_bad_ones_are_usage_errors() {

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Body, Response, StatusCode, Url};
 use serde::Deserialize;
-use voldisefs_node::{FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER};
+use voldisefs_node::{
+    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
+};
 
 use crate::error::CliError;
 use crate::names::{encode_filename, filename_from_disposition};
@@ -42,6 +44,9 @@ pub(crate) struct UploadReceipt {
     /// Copies confirmed for the least-copied chunk (absent from older nodes).
     #[serde(default)]
     pub(crate) copies: Option<u64>,
+    /// When the file expires, unix seconds (absent: never).
+    #[serde(default)]
+    pub(crate) expires: Option<u64>,
     /// The file's read key, when a link was asked for (wiped when the receipt is dropped).
     #[serde(default)]
     pub(crate) read_key: Option<String>,
@@ -168,6 +173,7 @@ impl NodeClient {
         filename: &str,
         password: &Password,
         link: bool,
+        expires: Option<Duration>,
     ) -> anyhow::Result<UploadReceipt> {
         let mut request = self
             .http
@@ -177,6 +183,9 @@ impl NodeClient {
             .header(CONTENT_TYPE, "application/octet-stream");
         if link {
             request = request.header(LINK_HEADER, "true");
+        }
+        if let Some(expires) = expires {
+            request = request.header(EXPIRES_HEADER, expires.as_secs());
         }
         // Without a length (a pipe) the body goes chunked; the node streams it either way.
         if let Some(len) = len {
@@ -197,6 +206,7 @@ impl NodeClient {
         form: reqwest::multipart::Form,
         name: Option<&str>,
         password: &Password,
+        expires: Option<Duration>,
     ) -> anyhow::Result<serde_json::Value> {
         let mut request = self
             .http
@@ -204,6 +214,9 @@ impl NodeClient {
             .header(PASSWORD_HEADER, password_header(password)?);
         if let Some(name) = name {
             request = request.header(FILENAME_HEADER, encode_filename(name));
+        }
+        if let Some(expires) = expires {
+            request = request.header(EXPIRES_HEADER, expires.as_secs());
         }
         let response = self.send(request.multipart(form), None).await?;
         response

@@ -1163,3 +1163,46 @@ fn put_link_and_get_link_without_the_password() {
     let output = run(voldisefs().args(["get", link, "--resume", "-o", out.to_str().unwrap()]));
     assert_code(&output, 1);
 }
+
+#[test]
+fn put_expires_and_the_file_is_gone_after() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("brief.txt");
+    std::fs::write(&file, b"read me soon").unwrap();
+    let output = run(voldisefs()
+        .args(["put", file.to_str().unwrap(), "--expires", "2s"])
+        .args(["--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert!(
+        stderr(&output).contains("expires at"),
+        "{}",
+        stderr(&output)
+    );
+    let id = last_line(&output);
+    let get = || {
+        run(voldisefs()
+            .args(["get", &id, "-o", "-", "--node", &net.url(1)])
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+    let output = get();
+    assert_code(&output, 0);
+    assert_eq!(output.stdout, b"read me soon");
+    // Within a few seconds: not found (exit 4), through any node.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = get();
+        if output.status.code() == Some(4) {
+            break;
+        }
+        assert_code(&output, 0);
+        assert!(Instant::now() < deadline, "the file outlived its expiry");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = run(voldisefs()
+        .args(["put", file.to_str().unwrap(), "--expires", "soon"])
+        .args(["--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 2);
+}

@@ -3,7 +3,7 @@
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN};
+use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::{FORMAT_VERSION, MAGIC, content_id};
 
@@ -102,12 +102,14 @@ pub(crate) fn chunk_plain_len(size: u64, chunk_size: ChunkSize, index: u64) -> O
     usize::try_from(len).ok()
 }
 
-/// One sealed chunk: its content id and its bytes (`ciphertext || tag || delete check`).
+/// One sealed chunk: its content id and its bytes (`ciphertext || tag || expiry || delete
+/// check`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedChunk {
     /// ChunkId: SHA-256 of `bytes`.
     pub id: [u8; 32],
-    /// `ciphertext || 16-byte GCM tag || 32-byte delete check`, to be stored under `id`.
+    /// `ciphertext || 16-byte GCM tag || 8-byte expiry || 32-byte delete check`, to be stored
+    /// under `id`.
     pub bytes: Vec<u8>,
 }
 
@@ -148,6 +150,7 @@ pub(crate) struct ChunkCipher {
     key: LessSafeKey,
     file_nonce: [u8; 16],
     chunk_size: ChunkSize,
+    expires: u64,
     check: [u8; DELETE_CHECK_LEN],
 }
 
@@ -156,19 +159,34 @@ impl ChunkCipher {
         key: LessSafeKey,
         file_nonce: [u8; 16],
         chunk_size: ChunkSize,
+        expires: u64,
         check: [u8; DELETE_CHECK_LEN],
     ) -> Self {
         ChunkCipher {
             key,
             file_nonce,
             chunk_size,
+            expires,
             check,
         }
     }
 
-    /// The delete check this file's chunks end with.
-    pub(crate) fn check(&self) -> &[u8; DELETE_CHECK_LEN] {
-        &self.check
+    /// When this file's objects expire (unix seconds, 0: never).
+    pub(crate) fn expires(&self) -> u64 {
+        self.expires
+    }
+
+    /// Sets the expiry the chunks sealed from now on carry.
+    pub(crate) fn set_expires(&mut self, expires: u64) {
+        self.expires = expires;
+    }
+
+    /// The public trailer this file's objects end with: expiry, then delete check.
+    pub(crate) fn trailer(&self) -> [u8; TRAILER_LEN] {
+        let mut out = [0u8; TRAILER_LEN];
+        out[..EXPIRY_LEN].copy_from_slice(&self.expires.to_be_bytes());
+        out[EXPIRY_LEN..].copy_from_slice(&self.check);
+        out
     }
 
     /// Checks the writer-side rules: index within the caps, non-final chunks full, the final
@@ -241,7 +259,7 @@ impl ChunkCipher {
         self.key
             .seal_in_place_append_tag(nonce, Aad::from(aad), buf)
             .map_err(|_| Error::Decrypt)?;
-        buf.extend_from_slice(&self.check);
+        buf.extend_from_slice(&self.trailer());
         Ok(())
     }
 
@@ -254,7 +272,7 @@ impl ChunkCipher {
         is_final: bool,
         mut buf: Zeroizing<Vec<u8>>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let Some(sealed_len) = buf.len().checked_sub(DELETE_CHECK_LEN) else {
+        let Some(sealed_len) = buf.len().checked_sub(TRAILER_LEN) else {
             return Err(Error::Decrypt);
         };
         buf.truncate(sealed_len);
@@ -277,7 +295,7 @@ mod tests {
 
     fn cipher(key: u8, file_nonce: u8) -> ChunkCipher {
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[key; 32]).unwrap());
-        ChunkCipher::new(key, [file_nonce; 16], ChunkSize::MIN, [0xcc; 32])
+        ChunkCipher::new(key, [file_nonce; 16], ChunkSize::MIN, 0, [0xcc; 32])
     }
 
     #[test]
@@ -367,7 +385,12 @@ mod tests {
         let a = c.seal(3, false, &full).unwrap();
         assert_eq!(a.bytes.len(), full.len() + CHUNK_OVERHEAD);
         assert_eq!(
-            a.bytes[full.len() + 16..],
+            a.bytes[full.len() + 16..full.len() + 24],
+            [0; 8],
+            "no expiry"
+        );
+        assert_eq!(
+            a.bytes[full.len() + 24..],
             [0xcc; 32],
             "ends with the delete check"
         );
@@ -418,7 +441,7 @@ mod tests {
         }
         // Same key, other file nonce (AAD): refused.
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[1; 32]).unwrap());
-        let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN, [0xcc; 32]);
+        let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN, 0, [0xcc; 32]);
         assert!(
             other_file
                 .open_raw(1, true, Zeroizing::new(sealed.bytes.clone()))

@@ -15,8 +15,16 @@ use crate::TAG_LEN;
 /// Length of a delete key and of a delete check.
 pub const DELETE_CHECK_LEN: usize = 32;
 
-/// Bytes a stored chunk is longer than its plaintext: the GCM tag and the delete check.
-pub const CHUNK_OVERHEAD: usize = TAG_LEN + DELETE_CHECK_LEN;
+/// Length of the expiry every stored object carries before its delete check: unix seconds,
+/// u64 big-endian, 0 for never (format version 3).
+pub const EXPIRY_LEN: usize = 8;
+
+/// Length of the public trailer of every stored object: expiry, then delete check.
+pub const TRAILER_LEN: usize = EXPIRY_LEN + DELETE_CHECK_LEN;
+
+/// Bytes a stored chunk is longer than its plaintext: the GCM tag, the expiry and the delete
+/// check.
+pub const CHUNK_OVERHEAD: usize = TAG_LEN + TRAILER_LEN;
 
 /// Shortest object a writer of this format ever stores (an empty chunk: tag and check). A
 /// holder may refuse anything shorter.
@@ -42,6 +50,25 @@ pub fn stored_delete_check(object: &[u8]) -> Option<&[u8; DELETE_CHECK_LEN]> {
         return None;
     }
     object[object.len() - DELETE_CHECK_LEN..].try_into().ok()
+}
+
+/// When a stored object expires (unix seconds; `Some(0)`: never), read from its public
+/// trailer, or `None` when it is shorter than [`MIN_STORED_LEN`]. Holders drop an object at
+/// its expiry and refuse to store it after; the id covers these bytes, so nobody can change
+/// them without changing the id.
+pub fn stored_expiry(object: &[u8]) -> Option<u64> {
+    if object.len() < MIN_STORED_LEN {
+        return None;
+    }
+    let at = object.len() - TRAILER_LEN;
+    let mut bytes = [0u8; EXPIRY_LEN];
+    bytes.copy_from_slice(&object[at..at + EXPIRY_LEN]);
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// Whether an object expiring at `expires` (0: never) has expired at `now` (unix seconds).
+pub fn expired(expires: u64, now: u64) -> bool {
+    expires != 0 && expires <= now
 }
 
 /// A file's delete key: proof, to a holder that knows nothing else, that a request to erase

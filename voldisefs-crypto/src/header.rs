@@ -16,7 +16,7 @@
 //! |    132 |      | end (`HEADER_LEN`)                                |
 
 use crate::chunk::ChunkSize;
-use crate::delete::DELETE_CHECK_LEN;
+use crate::delete::TRAILER_LEN;
 use crate::error::{Error, Result};
 use crate::kdf::{ALLOW_INSECURE, KdfParams, check_params};
 use crate::keys::{COMMITMENT_LEN, WRAPPED_DEK_LEN};
@@ -69,7 +69,7 @@ impl RecordHeader {
 
     /// Parses the header at the start of a whole record (header + sealed manifest).
     pub fn from_record(record: &[u8]) -> Result<Self> {
-        if record.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN + DELETE_CHECK_LEN {
+        if record.len() < HEADER_LEN + MANIFEST_NONCE_LEN + TAG_LEN + TRAILER_LEN {
             return Err(Error::MalformedHeader("record too short"));
         }
         Self::parse(&record[..HEADER_LEN])

@@ -101,7 +101,8 @@ pub use collection::{
     MAX_PATH_LEN, check_path,
 };
 pub use delete::{
-    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, MIN_STORED_LEN, delete_check, stored_delete_check,
+    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, EXPIRY_LEN, MIN_STORED_LEN, TRAILER_LEN,
+    delete_check, expired, stored_delete_check, stored_expiry,
 };
 pub use error::{Error, Result};
 pub use header::{HEADER_LEN, RecordHeader};
@@ -131,7 +132,7 @@ pub(crate) const MANIFEST_NONCE_LEN: usize = 12;
 /// Longest record [`FileOpener::open`] accepts: a header, a manifest with a maximal name and
 /// [`MAX_CHUNKS`] ids, and the delete check (about 8 MiB).
 pub const MAX_RECORD_LEN: usize =
-    HEADER_LEN + MANIFEST_NONCE_LEN + manifest::MAX_MANIFEST_LEN + TAG_LEN + DELETE_CHECK_LEN;
+    HEADER_LEN + MANIFEST_NONCE_LEN + manifest::MAX_MANIFEST_LEN + TAG_LEN + TRAILER_LEN;
 
 /// Overwrites the 32 KiB of stack below the caller's frame with zeros: where the key schedule
 /// functions that just returned (HKDF states, AES and GHASH key tables built before they were

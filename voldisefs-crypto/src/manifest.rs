@@ -16,7 +16,7 @@ use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len};
-use crate::delete::DELETE_CHECK_LEN;
+use crate::delete::{EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
@@ -244,38 +244,53 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
     })
 }
 
-/// Builds a whole record: `header || nonce(12) || ciphertext || tag(16) || check(32)`, the
-/// manifest sealed under `key` with AAD = the whole header, then the file's delete check. One
-/// allocation, sealed in place.
+/// Builds a whole record: `header || nonce(12) || ciphertext || tag(16) || expiry(8) ||
+/// check(32)`, the manifest sealed under `key` with AAD = the whole header then the expiry,
+/// then the file's public trailer. One allocation, sealed in place.
 pub(crate) fn seal_record(
     key: &LessSafeKey,
     nonce: [u8; NONCE_LEN],
     header: &[u8],
     plaintext: &[u8],
-    check: &[u8; DELETE_CHECK_LEN],
+    trailer: &[u8; TRAILER_LEN],
 ) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(
-        header.len() + MANIFEST_NONCE_LEN + plaintext.len() + TAG_LEN + DELETE_CHECK_LEN,
+        header.len() + MANIFEST_NONCE_LEN + plaintext.len() + TAG_LEN + TRAILER_LEN,
     );
     out.extend_from_slice(header);
     out.extend_from_slice(&nonce);
     let body = out.len();
     out.extend_from_slice(plaintext);
+    let aad = record_aad(header, trailer[..EXPIRY_LEN].try_into().unwrap_or_default());
     let tag = key
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(header),
+            Aad::from(&aad[..]),
             &mut out[body..],
         )
         .map_err(|_| Error::Internal("AES-GCM seal"))?;
     out.extend_from_slice(tag.as_ref());
-    out.extend_from_slice(check);
+    out.extend_from_slice(trailer);
     Ok(out)
 }
 
-/// Opens `nonce || ciphertext || tag`; any failure (including a short input) is
-/// [`Error::Decrypt`].
-pub(crate) fn open(key: &LessSafeKey, header: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+/// The manifest's AAD: the whole header, then the record's expiry (so the expiry a record
+/// shows is the one its writer sealed).
+fn record_aad(header: &[u8], expiry: [u8; EXPIRY_LEN]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(header.len() + EXPIRY_LEN);
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(&expiry);
+    aad
+}
+
+/// Opens `nonce || ciphertext || tag` of a record whose trailer carries `expiry`; any failure
+/// (including a short input) is [`Error::Decrypt`].
+pub(crate) fn open(
+    key: &LessSafeKey,
+    header: &[u8],
+    expiry: [u8; EXPIRY_LEN],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     if sealed.len() < MANIFEST_NONCE_LEN + TAG_LEN {
         return Err(Error::Decrypt);
     }
@@ -283,7 +298,11 @@ pub(crate) fn open(key: &LessSafeKey, header: &[u8], sealed: &[u8]) -> Result<Ze
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Decrypt)?;
     let mut buf = Zeroizing::new(body.to_vec());
     let len = key
-        .open_in_place(nonce, Aad::from(header), &mut buf[..])
+        .open_in_place(
+            nonce,
+            Aad::from(&record_aad(header, expiry)[..]),
+            &mut buf[..],
+        )
         .map_err(|_| Error::Decrypt)?
         .len();
     buf.truncate(len);

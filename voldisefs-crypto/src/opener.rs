@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::MAX_RECORD_LEN;
 use crate::chunk::{ChunkCipher, ChunkSize};
 use crate::content_id;
-use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey};
+use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{ALLOW_INSECURE, KdfParams};
@@ -16,6 +16,14 @@ use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::read_key::ReadKey;
 use crate::sealer::{FileSealer, PasswordKey, SealedRecord};
+
+/// A record's trailer as its expiry bytes and delete check.
+fn split_trailer(trailer: &[u8]) -> ([u8; EXPIRY_LEN], [u8; DELETE_CHECK_LEN]) {
+    let (mut expiry, mut check) = ([0u8; EXPIRY_LEN], [0u8; DELETE_CHECK_LEN]);
+    expiry.copy_from_slice(&trailer[..EXPIRY_LEN]);
+    check.copy_from_slice(&trailer[EXPIRY_LEN..]);
+    (expiry, check)
+}
 
 /// What an open checks a record against.
 struct OpenRequest<'a> {
@@ -167,10 +175,11 @@ impl FileOpener {
         if record.len() > MAX_RECORD_LEN {
             return Err(Error::InvalidManifest("record too long"));
         }
-        if record.len() < HEADER_LEN + DELETE_CHECK_LEN {
+        if record.len() < HEADER_LEN + TRAILER_LEN {
             return Err(Error::MalformedHeader("record shorter than its header"));
         }
-        let (sealed, stored_check) = record.split_at(record.len() - DELETE_CHECK_LEN);
+        let (sealed, trailer) = record.split_at(record.len() - TRAILER_LEN);
+        let (expiry, stored_check) = split_trailer(trailer);
         let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
         let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
         if let Some(ceiling) = ceiling {
@@ -207,7 +216,7 @@ impl FileOpener {
         let dek =
             password_keys.unwrap_dek(&header.wrapped_dek, &header_bytes[..OFF_WRAPPED_DEK])?;
         let keys = DataKeys::derive(&dek, &header.file_nonce)?;
-        let plaintext = manifest::open(&keys.manifest, header_bytes, sealed_manifest)?;
+        let plaintext = manifest::open(&keys.manifest, header_bytes, expiry, sealed_manifest)?;
         let manifest = manifest::decode(&plaintext, header.chunk_size)?;
         let check = keys.delete.check();
         // Public data, so no constant time needed: a record with someone else's check would
@@ -215,7 +224,14 @@ impl FileOpener {
         if stored_check != check {
             return Err(Error::Decrypt);
         }
-        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size, check);
+        let expires = u64::from_be_bytes(expiry);
+        let chunks = ChunkCipher::new(
+            keys.chunk,
+            header.file_nonce,
+            header.chunk_size,
+            expires,
+            check,
+        );
         Ok(Some(FileOpener {
             header,
             manifest,
@@ -253,20 +269,25 @@ impl FileOpener {
         if record.len() > MAX_RECORD_LEN {
             return Err(Error::InvalidManifest("record too long"));
         }
-        if record.len() < HEADER_LEN + DELETE_CHECK_LEN {
+        if record.len() < HEADER_LEN + TRAILER_LEN {
             return Err(Error::MalformedHeader("record shorter than its header"));
         }
-        let (sealed, stored_check) = record.split_at(record.len() - DELETE_CHECK_LEN);
+        let (sealed, trailer) = record.split_at(record.len() - TRAILER_LEN);
+        let (expiry, check) = split_trailer(trailer);
         let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
         let header = RecordHeader::parse_with(header_bytes, ALLOW_INSECURE)?;
         let keys = ReadKeys::derive(read, &header.file_nonce)?;
-        let plaintext = manifest::open(&keys.manifest, header_bytes, sealed_manifest)?;
+        let plaintext = manifest::open(&keys.manifest, header_bytes, expiry, sealed_manifest)?;
         let manifest = manifest::decode(&plaintext, header.chunk_size)?;
         // Without the delete key the record's check cannot be recomputed; the chunks must end
         // with the same one (the record and every chunk are covered by their ids).
-        let mut check = [0u8; DELETE_CHECK_LEN];
-        check.copy_from_slice(stored_check);
-        let chunks = ChunkCipher::new(keys.chunk, header.file_nonce, header.chunk_size, check);
+        let chunks = ChunkCipher::new(
+            keys.chunk,
+            header.file_nonce,
+            header.chunk_size,
+            u64::from_be_bytes(expiry),
+            check,
+        );
         Ok(FileOpener {
             header,
             manifest,
@@ -281,6 +302,12 @@ impl FileOpener {
     /// chunks and record (see [`DeleteKey`]). `None` when opened with a read key.
     pub fn delete_key(&self) -> Option<&DeleteKey> {
         self.delete.as_ref()
+    }
+
+    /// When the file's objects expire (unix seconds, 0: never), as its record says (the
+    /// manifest's tag covers it). A reader should treat an expired file as gone.
+    pub fn expires(&self) -> u64 {
+        self.chunks.expires()
     }
 
     /// The file's read key: with the FileId, what a share link needs to open this file.
@@ -322,10 +349,10 @@ impl FileOpener {
                 reason: "length does not match the file size",
             });
         }
-        if !ciphertext.ends_with(self.chunks.check()) {
+        if !ciphertext.ends_with(&self.chunks.trailer()) {
             return Err(Error::InvalidChunk {
                 index,
-                reason: "the delete check is not this file's",
+                reason: "the expiry or delete check is not this file's",
             });
         }
         Ok(())

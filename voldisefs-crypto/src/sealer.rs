@@ -215,7 +215,7 @@ impl FileSealer {
             header: header.to_bytes(),
             chunk_size,
             manifest_key: keys.manifest,
-            chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size, keys.delete.check()),
+            chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size, 0, keys.delete.check()),
             delete: keys.delete,
             read: keys.read,
             fixed_manifest_nonce: None,
@@ -239,6 +239,19 @@ impl FileSealer {
     /// The file's chunk size.
     pub fn chunk_size(&self) -> ChunkSize {
         self.chunk_size
+    }
+
+    /// Makes every object of this file (its chunks and record) expire at `expires` (unix
+    /// seconds; 0: never, the default): holders drop them then and refuse them after, and
+    /// readers refuse the record. Call it before sealing the first chunk.
+    pub fn with_expiry(mut self, expires: u64) -> Self {
+        self.chunks.set_expires(expires);
+        self
+    }
+
+    /// When this file's objects expire (unix seconds, 0: never).
+    pub fn expires(&self) -> u64 {
+        self.chunks.expires()
     }
 
     /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
@@ -276,7 +289,7 @@ impl FileSealer {
             nonce,
             &self.header,
             &plaintext,
-            self.chunks.check(),
+            &self.chunks.trailer(),
         )?;
         Ok(SealedRecord {
             id: content_id(&bytes),
@@ -295,7 +308,7 @@ impl FileSealer {
             nonce,
             &self.header,
             plaintext,
-            self.chunks.check(),
+            &self.chunks.trailer(),
         )?;
         Ok(SealedRecord {
             id: content_id(&bytes),

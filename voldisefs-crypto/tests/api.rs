@@ -16,7 +16,7 @@ fn insecure_kdf_record() -> Vec<u8> {
     }
     r.resize(51, 0);
     r.push(16); // chunk size log2
-    r.resize(HEADER_LEN + 12 + 16 + 32, 0);
+    r.resize(HEADER_LEN + 12 + 16 + 40, 0);
     r
 }
 

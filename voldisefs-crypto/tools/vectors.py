@@ -38,7 +38,7 @@ def kek(salt):
     return Argon2id(salt=salt, length=32, iterations=3, lanes=1, memory_cost=65536).derive(PASSWORD)
 
 
-def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce):
+def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce, expires=0):
     k = kek(salt)
     prk1 = hkdf_extract(file_nonce, k)
     wrap = expand(prk1, b"voldisefs v3 wrap key")
@@ -52,15 +52,17 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce):
     check = hashlib.sha256(b"voldisefs v2 delete check" + delete_key).digest()
     nonce = bytes(3) + struct.pack(">Q", 0) + b"\x01"
     aad = b"VDFS" + struct.pack(">H", VERSION) + file_nonce + struct.pack(">Q", 0) + b"\x01"
-    chunk = AESGCM(chunk_key).encrypt(nonce, content, aad) + check
+    trailer = struct.pack(">Q", expires) + check
+    chunk = AESGCM(chunk_key).encrypt(nonce, content, aad) + trailer
     chunk_id = hashlib.sha256(chunk).digest()
     manifest = (struct.pack(">H", len(name)) + name + struct.pack(">QQ", len(content), CREATED)
                 + bytes([kind]) + struct.pack(">I", 1) + chunk_id)
     prefix = (b"VDFS" + struct.pack(">HBIII", VERSION, 1, 65536, 3, 1) + salt + file_nonce
               + bytes([16]) + commitment)
     header = prefix + AESGCM(wrap).encrypt(bytes(12), dek, prefix)
-    record = (header + manifest_nonce + AESGCM(manifest_key).encrypt(manifest_nonce, manifest, header)
-              + check)
+    record = (header + manifest_nonce
+              + AESGCM(manifest_key).encrypt(manifest_nonce, manifest, header + trailer[:8])
+              + trailer)
     return dict(kek=k, wrap_key=wrap, commitment=commitment, manifest_key=manifest_key,
                 chunk_key=chunk_key, delete_key=delete_key, delete_check=check, read_key=read_key,
                 chunk0_nonce=nonce, chunk0_aad=aad, chunk0=chunk, chunk0_id=chunk_id,
@@ -85,7 +87,8 @@ def main():
                       ("sub dir/\u00e9t\u00e9.txt".encode(), 0, b"\xaa" * 32)])
     listing = struct.pack(">I", len(entries)) + b"".join(
         struct.pack(">H", len(p)) + p + struct.pack(">Q", s) + i for p, s, i in entries)
-    c = seal_file(b"photos", 1, listing, salt, seq(0x50, 16), seq(0x60, 32), seq(0x80, 12))
+    c = seal_file(b"photos", 1, listing, salt, seq(0x50, 16), seq(0x60, 32), seq(0x80, 12),
+                  expires=1700086400)
     second = [("file_nonce", seq(0x50, 16)), ("dek", seq(0x60, 32)),
               ("manifest_nonce", seq(0x80, 12)), ("wrap_key", c["wrap_key"]),
               ("commitment", c["commitment"]), ("listing", listing), ("chunk0", c["chunk0"]),

@@ -93,6 +93,8 @@ pub struct Batch {
     key: Arc<PasswordKey>,
     entries: Vec<CollectionEntry>,
     paths: HashSet<String>,
+    /// When the batch's files and collection expire (unix seconds, 0: never).
+    expires: u64,
     /// Bytes the listing will take so far (capped at `MAX_COLLECTION_LEN`).
     listing_len: usize,
     /// What to delete if the batch never finishes.
@@ -116,6 +118,17 @@ impl Node {
     /// Starts a batch upload under `password`: runs Argon2id once (through the node's
     /// key-derivation gate) for every file the batch will hold.
     pub async fn batch(&self, password: Password) -> Result<Batch, NodeError> {
+        self.batch_expiring(password, None).await
+    }
+
+    /// Like [`Node::batch`], every file and the collection expiring `expires_after` from now
+    /// (`None`: the node's default; see [`Node::upload_expiring`]).
+    pub async fn batch_expiring(
+        &self,
+        password: Password,
+        expires_after: Option<std::time::Duration>,
+    ) -> Result<Batch, NodeError> {
+        let expires = self.expiry(expires_after)?;
         if password.as_bytes().is_empty() {
             return Err(invalid("empty password".into()));
         }
@@ -129,6 +142,7 @@ impl Node {
             key: Arc::new(key),
             entries: Vec::new(),
             paths: HashSet::new(),
+            expires,
             listing_len: 4,
             stored: Vec::new(),
             finished: false,
@@ -279,6 +293,7 @@ impl Batch {
             name,
             kind: FileKind::File,
             keying: Keying::Key(self.key.clone()),
+            expires: self.expires,
         };
         let uploaded = self.node.upload_with(request, body, None).await?;
         let receipt = uploaded.receipt;
@@ -316,6 +331,7 @@ impl Batch {
             name: name.to_string(),
             kind: FileKind::Collection,
             keying: Keying::Key(self.key.clone()),
+            expires: self.expires,
         };
         let indexed = Indexed::Collection {
             size: collection.total_size(),

@@ -45,6 +45,12 @@ pub struct NodeConfig {
     pub kdf_cache_entries: usize,
     /// How long a cached password key is kept after its derivation. Default 10 min.
     pub kdf_cache_age: Duration,
+    /// How long files uploaded through this node live when the upload names no expiry
+    /// (`None`: forever, unless `max_expiry` is set). Default `None`.
+    pub default_expiry: Option<Duration>,
+    /// The longest expiry an upload through this node may ask for; uploads that ask for none
+    /// get it when there is no `default_expiry`. Default `None` (no limit).
+    pub max_expiry: Option<Duration>,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
@@ -138,6 +144,8 @@ impl Default for NodeConfig {
             kdf_queue_timeout: Duration::from_secs(10),
             kdf_cache_entries: 64,
             kdf_cache_age: Duration::from_secs(600),
+            default_expiry: None,
+            max_expiry: None,
             transfer_parallelism: (2 * cores).clamp(4, 16),
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,

@@ -28,6 +28,8 @@ pub const PASSWORD_HEADER: &str = "x-voldisefs-password";
 pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
 /// Header carrying a file's read key (64 hex digits, from a share link) instead of a password.
 pub const READ_KEY_HEADER: &str = "x-voldisefs-read-key";
+/// Upload header asking for the file (or collection) to expire this many seconds from now.
+pub const EXPIRES_HEADER: &str = "x-voldisefs-expires";
 /// Upload header asking for the new file's read key in the answer (`true`), to make a link.
 pub const LINK_HEADER: &str = "x-voldisefs-link";
 
@@ -371,6 +373,24 @@ fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
     })
 }
 
+/// The expiry an upload asks for in [`EXPIRES_HEADER`] (seconds from now), if any.
+fn expires_after(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(value) = headers.get(EXPIRES_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&secs| secs > 0)
+        .map(|secs| Some(Duration::from_secs(secs)))
+        .ok_or_else(|| {
+            bad_request(format!(
+                "{EXPIRES_HEADER} is a number of seconds, at least 1"
+            ))
+        })
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
@@ -388,8 +408,16 @@ async fn upload(
         Some(b"true") => true,
         Some(_) => return Err(bad_request(format!("{LINK_HEADER} is `true` or `false`"))),
     };
+    let after = expires_after(&headers)?;
+    let body = idle_limited(body.into_data_stream(), idle);
     let receipt = node
-        .upload(&name, password, idle_limited(body.into_data_stream(), idle))
+        .upload_expiring(
+            &name,
+            password,
+            voldisefs_crypto::FileKind::File,
+            after,
+            body,
+        )
         .await?;
     if want_link {
         let mut answer = serde_json::to_value(&receipt).map_err(|e| {
@@ -626,7 +654,9 @@ async fn upload_collection(
     let body = idle_limited(body.into_data_stream(), idle);
     let mut multipart = Multipart::with_constraints(body, boundary, constraints);
     let bad_part = |e: multer::Error| bad_request(format!("bad multipart body: {e}"));
-    let mut batch = node.batch(password).await?;
+    let mut batch = node
+        .batch_expiring(password, expires_after(&headers)?)
+        .await?;
     let mut path: Option<String> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(bad_part)? {
         if field.name() == Some("path") {

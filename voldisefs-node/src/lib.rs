@@ -68,7 +68,9 @@ mod transfer;
 pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
-pub use http::{FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER, api_routes};
+pub use http::{
+    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER, api_routes,
+};
 pub use node::Node;
 pub use replication::placement;
 pub use status::{

@@ -155,6 +155,9 @@ pub(crate) enum Indexed {
     Collection { size: u64, files: u64 },
 }
 
+/// How often the store drops expired objects.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long shutdown waits for HTTP transfers and upload clean-up before cutting them off.
 const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wait after an upload before its holders are checked by proof.
@@ -227,6 +230,7 @@ impl Node {
         )?;
         // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
         let _ = local.id.set(net.local().id);
+        let sweeper = local.clone();
         let cluster = Cluster::new(
             net,
             local,
@@ -281,6 +285,22 @@ impl Node {
             .clone()
             .run(node.inner.config.repair_interval, node.inner.work.clone());
         node.inner.tracker.spawn(repair);
+        // Expired objects leave the store within EXPIRY_SWEEP (reads drop them at once).
+        let token = node.inner.work.clone();
+        node.inner.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let dropped = sweeper.expire(crate::replication::unix_now());
+                if dropped > 0 {
+                    tracing::debug!(dropped, "expired objects dropped");
+                }
+            }
+        });
         if !node.inner.config.bootstrap.is_empty() {
             node.join().await;
         }
@@ -417,13 +437,59 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
+        self.upload_expiring(name, password, kind, None, body).await
+    }
+
+    /// Like [`Node::upload_kind`], the file expiring `expires_after` from now (`None`: the
+    /// node's `default_expiry`, else its `max_expiry`, else never): every holder drops its
+    /// chunks and record then, and no reader opens it after. Refused when longer than the
+    /// node's `max_expiry`.
+    pub async fn upload_expiring<S, E>(
+        &self,
+        name: &str,
+        password: Password,
+        kind: FileKind,
+        expires_after: Option<std::time::Duration>,
+        body: S,
+    ) -> Result<UploadReceipt, NodeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
         let request = UploadRequest {
             name: name.to_string(),
             kind,
             keying: Keying::Password(password),
+            expires: self.expiry(expires_after)?,
         };
         let indexed = (kind == FileKind::File).then_some(Indexed::File);
         Ok(self.upload_with(request, body, indexed).await?.receipt)
+    }
+
+    /// The expiry (unix seconds, 0: never) of an upload asking for `after`, by this node's
+    /// defaults and limit.
+    pub(crate) fn expiry(&self, after: Option<std::time::Duration>) -> Result<u64, NodeError> {
+        let config = &self.inner.config;
+        let after = match (after, config.max_expiry) {
+            (Some(after), Some(max)) if after > max => {
+                return Err(NodeError::InvalidRequest(format!(
+                    "this node keeps files at most {} s; ask for less",
+                    max.as_secs()
+                )));
+            }
+            (Some(after), _) => Some(after),
+            (None, max) => match (config.default_expiry, max) {
+                (Some(default), Some(max)) => Some(default.min(max)),
+                (default, max) => default.or(max),
+            },
+        };
+        match after {
+            None => Ok(0),
+            Some(after) if after.as_secs() == 0 => Err(NodeError::InvalidRequest(
+                "an expiry must be at least one second away".into(),
+            )),
+            Some(after) => Ok(crate::replication::unix_now().saturating_add(after.as_secs())),
+        }
     }
 
     /// Runs one upload as a task the node owns (see [`Node::upload`]), adding it to the index
@@ -504,6 +570,7 @@ impl Node {
                     chunks: receipt.chunks,
                     files,
                     created: receipt.created,
+                    expires: receipt.expires,
                 };
                 crate::status::push_capped(
                     &mut self.lock_index(),

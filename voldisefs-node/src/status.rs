@@ -35,6 +35,9 @@ pub struct IndexEntry {
     pub files: Option<u64>,
     /// Upload time, seconds since the Unix epoch.
     pub created: u64,
+    /// When it expires, seconds since the Unix epoch (absent: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
 }
 
 /// What an index entry is.
@@ -82,6 +85,7 @@ mod tests {
             size: 0,
             chunks: 0,
             files: None,
+            expires: None,
             created: 0,
         }
     }

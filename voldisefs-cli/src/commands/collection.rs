@@ -182,7 +182,7 @@ pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
     let total: u64 = items.iter().map(|i| i.len).sum();
     let bar = TransferBar::new(Some(total), "uploading", args.quiet);
     let answer = client
-        .upload_collection(form(&items, &bar), name.as_deref(), &password)
+        .upload_collection(form(&items, &bar), name.as_deref(), &password, args.expires)
         .await;
     drop(bar);
     let answer = answer.context("uploading the collection failed")?;

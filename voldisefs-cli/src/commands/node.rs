@@ -83,6 +83,8 @@ async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
         replicas: args.replicas.map_or(defaults.replicas, usize::from),
         capacity: args.capacity.unwrap_or(defaults.capacity),
         chunk_size: args.chunk_size.unwrap_or(defaults.chunk_size),
+        default_expiry: args.default_expiry,
+        max_expiry: args.max_expiry,
         ..defaults
     })
 }

@@ -82,6 +82,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
             &name,
             &password,
             args.link,
+            args.expires,
         )
         .await;
     drop(bar);
@@ -96,6 +97,12 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
                 if copies == 1 { "y" } else { "ies" }
             );
         }
+    }
+    if let (Some(expires), false) = (receipt.expires, args.quiet) {
+        eprintln!(
+            "it expires at {} UTC: then every node drops it",
+            crate::table::format_utc(expires)
+        );
     }
     if !args.quiet {
         eprintln!(

@@ -165,11 +165,11 @@ fn flipped_chunk_ciphertext_and_tag() {
         let index = index as u64;
         let is_final = index == 1;
         let len = chunk.bytes.len();
-        // First, middle and last ciphertext bytes, and every tag bit (the delete check
-        // follows the tag; see `flipped_delete_check`).
-        let bits = [0, len / 2 * 8, (len - 49) * 8 + 7]
+        // First, middle and last ciphertext bytes, and every tag bit (the expiry and delete
+        // check follow the tag; see `flipped_delete_check`).
+        let bits = [0, len / 2 * 8, (len - 57) * 8 + 7]
             .into_iter()
-            .chain((len - 48) * 8..(len - 32) * 8);
+            .chain((len - 56) * 8..(len - 40) * 8);
         for bit in bits {
             let mut bad = chunk.bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -427,4 +427,50 @@ fn a_reader_ceiling_refuses_costlier_records_before_any_kdf_run() {
     // The default ceiling (what this version writes) and a raised one both open it.
     assert!(FileOpener::open_limited(id, rec, &pw, &KdfParams::default()).is_ok());
     assert!(FileOpener::open_limited(id, rec, &pw, &low.max(&params)).is_ok());
+}
+
+#[test]
+fn the_expiry_is_public_bound_and_unforgeable() {
+    let sealer = FileSealer::new(&Password::new("pw"), KdfParams::insecure_test(), CS)
+        .unwrap()
+        .with_expiry(1_800_000_000);
+    assert_eq!(sealer.expires(), 1_800_000_000);
+    let chunk = sealer.seal_chunk(0, true, b"soon gone").unwrap();
+    let record = sealer
+        .finish(&crate::ManifestInfo {
+            name: "x".into(),
+            size: 9,
+            created: 0,
+            kind: crate::FileKind::File,
+            chunks: vec![chunk.id],
+        })
+        .unwrap();
+    // Holders read it from the bytes alone.
+    assert_eq!(crate::stored_expiry(&chunk.bytes), Some(1_800_000_000));
+    assert_eq!(crate::stored_expiry(&record.bytes), Some(1_800_000_000));
+    assert_eq!(crate::stored_expiry(&[0; 10]), None);
+    assert!(crate::expired(1_800_000_000, 1_800_000_000));
+    assert!(!crate::expired(1_800_000_000, 1_799_999_999));
+    assert!(!crate::expired(0, u64::MAX));
+    let opener = open_record(&record.bytes, "pw").unwrap();
+    assert_eq!(opener.expires(), 1_800_000_000);
+    assert_eq!(
+        &opener.open_chunk(0, chunk.bytes.clone()).unwrap()[..],
+        b"soon gone"
+    );
+    // A record re-stamped with another expiry (under its new id) does not open: the manifest's
+    // tag covers the expiry.
+    let at = record.bytes.len() - crate::TRAILER_LEN;
+    let mut later = record.bytes.clone();
+    later[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
+    let id = crate::content_id(&later);
+    assert!(matches!(
+        FileOpener::open(&id, &later, &Password::new("pw")),
+        Err(Error::Decrypt)
+    ));
+    // A chunk with another expiry is another chunk: refused against the manifest.
+    let mut stamped = chunk.bytes.clone();
+    let at = stamped.len() - crate::TRAILER_LEN;
+    stamped[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
+    assert!(opener.open_chunk(0, stamped).is_err());
 }

@@ -18,6 +18,8 @@ pub(crate) const PASSWORD: &str = "correct horse battery staple";
 pub(crate) const NAME: &str = "hello.txt";
 pub(crate) const CREATED: u64 = 1_700_000_000;
 pub(crate) const PLAINTEXT: &[u8] = b"Hello, Voldisefs!\n";
+/// The collection vector's expiry: a day after it was created.
+const EXPIRES: u64 = 1_700_086_400;
 
 /// `start, start + 1, ...`
 fn seq<const N: usize>(start: u8) -> [u8; N] {
@@ -118,7 +120,9 @@ fn compute_collection() -> Vec<(&'static str, Vec<u8>)> {
     let password = Password::new(PASSWORD);
     let params = KdfParams::default();
     let chunk_size = ChunkSize::MIN;
-    let sealer = FileSealer::with_fixed_randomness(&password, params, chunk_size, &f).unwrap();
+    let sealer = FileSealer::with_fixed_randomness(&password, params, chunk_size, &f)
+        .unwrap()
+        .with_expiry(EXPIRES);
     let chunk = sealer.seal_chunk(0, true, &listing).unwrap();
     let info = ManifestInfo {
         name: "photos".into(),

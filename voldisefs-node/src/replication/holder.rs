@@ -144,12 +144,15 @@ impl LocalHolder {
     }
 
     /// Stores bytes whose id the caller computed from them (the gateway sealed them). Bytes
-    /// shorter than any object of the format are refused, and so are bytes a tombstone's key
-    /// authorizes (a tombstone whose key does not is forgotten: whoever made it could not
-    /// read the file).
+    /// shorter than any object of the format are refused, so are expired objects (as if
+    /// deleted: nothing brings them back), and so are bytes a tombstone's key authorizes (a
+    /// tombstone whose key does not is forgotten: whoever made it could not read the file).
     pub(crate) fn put_sealed(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
         if bytes.len() < voldisefs_crypto::MIN_STORED_LEN {
             return Err(HolderError::TooShort(bytes.len()));
+        }
+        if is_expired(&bytes, unix_now()) {
+            return Err(HolderError::Deleted);
         }
         let mut tombstones = self.tombstones.lock();
         if let Some(key) = tombstones.key(&id) {
@@ -168,10 +171,11 @@ impl LocalHolder {
     /// Stores bytes received from a peer: checks them against `id` on the blocking pool, then
     /// stores them unless the id is tombstoned.
     pub(crate) async fn put_received(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
-        if self
-            .tombstones
-            .key(&id)
-            .is_some_and(|key| authorizes(&key, &bytes))
+        if is_expired(&bytes, unix_now())
+            || self
+                .tombstones
+                .key(&id)
+                .is_some_and(|key| authorizes(&key, &bytes))
         {
             return Err(HolderError::Deleted);
         }
@@ -192,13 +196,34 @@ impl LocalHolder {
         self.put_sealed(id, bytes)
     }
 
-    /// The chunk's bytes.
+    /// The chunk's bytes (an object that expired since the last sweep is dropped now).
     pub(crate) fn get(&self, id: &ChunkId) -> Result<Bytes, HolderError> {
         match self.store.get(id) {
+            Some(bytes) if is_expired(&bytes, unix_now()) => {
+                self.store.remove(id);
+                Err(HolderError::Deleted)
+            }
             Some(bytes) => Ok(bytes),
             None if self.tombstones.key(id).is_some() => Err(HolderError::Deleted),
             None => Err(HolderError::NotFound),
         }
+    }
+
+    /// Drops every held object whose expiry is at or before `now` (unix seconds); returns how
+    /// many. Costs one pass over the store's ids.
+    pub(crate) fn expire(&self, now: u64) -> usize {
+        let mut dropped = 0;
+        for id in self.store.ids() {
+            if self
+                .store
+                .get(&id)
+                .is_some_and(|bytes| is_expired(&bytes, now))
+                && self.store.remove(&id)
+            {
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// Which of `ids` are held.
@@ -261,6 +286,18 @@ impl LocalHolder {
         }
         done
     }
+}
+
+/// The current time in unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether a stored object's public expiry is at or before `now`.
+fn is_expired(object: &[u8], now: u64) -> bool {
+    voldisefs_crypto::stored_expiry(object).is_some_and(|at| voldisefs_crypto::expired(at, now))
 }
 
 fn store_error(e: StoreError) -> HolderError {
@@ -380,12 +417,50 @@ mod tests {
         h
     }
 
-    /// A stored object of the file with delete key `key`: `body` then the key's check.
+    /// A stored object of the file with delete key `key`: `body`, no expiry, the key's check.
     fn object(key: &DeleteKey, body: &[u8]) -> Bytes {
+        object_expiring(key, body, 0)
+    }
+
+    /// A stored object expiring at `expires` (unix seconds).
+    fn object_expiring(key: &DeleteKey, body: &[u8], expires: u64) -> Bytes {
         let mut bytes = body.to_vec();
         bytes.resize(body.len().max(16), 0);
+        bytes.extend_from_slice(&expires.to_be_bytes());
         bytes.extend_from_slice(&voldisefs_crypto::delete_check(key.as_bytes()));
         Bytes::from(bytes)
+    }
+
+    #[tokio::test]
+    async fn expired_objects_are_dropped_and_never_stored_again() {
+        let h = local();
+        let now = unix_now();
+        let past = object_expiring(&KEY, b"gone", now - 1);
+        let soon = object_expiring(&KEY, b"soon", now + 1);
+        let later = object_expiring(&KEY, b"later", now + 3600);
+        let never = object(&KEY, b"never");
+        // Already expired: refused like a deleted chunk (repair and hand-off cannot revive it).
+        let id = ChunkId::digest(&past);
+        assert!(matches!(
+            h.put_received(id, past.clone()).await,
+            Err(HolderError::Deleted)
+        ));
+        assert!(matches!(h.put_sealed(id, past), Err(HolderError::Deleted)));
+        for bytes in [&soon, &later, &never] {
+            h.put_received(ChunkId::digest(bytes), bytes.clone())
+                .await
+                .unwrap();
+        }
+        // The sweep at a given time drops exactly what expired by then.
+        assert_eq!(h.expire(now), 0);
+        assert_eq!(h.expire(now + 1), 1);
+        assert!(matches!(
+            h.get(&ChunkId::digest(&soon)),
+            Err(HolderError::NotFound | HolderError::Deleted)
+        ));
+        assert!(h.get(&ChunkId::digest(&later)).is_ok());
+        assert_eq!(h.expire(u64::MAX), 1);
+        assert!(h.get(&ChunkId::digest(&never)).is_ok());
     }
 
     const KEY: DeleteKey = DeleteKey::from_bytes([5; 32]);

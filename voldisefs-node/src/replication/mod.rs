@@ -42,7 +42,7 @@ use voldisefs_store::{ChunkStore, StoreStats};
 pub(crate) use handler::StoreHandler;
 pub(crate) use health::{Failure, PeerHealth};
 pub(crate) use hedge::AttemptError;
-pub(crate) use holder::{Holder, HolderError, LocalHolder};
+pub(crate) use holder::{Holder, HolderError, LocalHolder, unix_now};
 pub(crate) use repair::{Mode, RepairCounters, Repairer};
 pub(crate) use tombstones::Tombstones;
 

@@ -124,6 +124,15 @@ pub(crate) struct OpenedFile {
 }
 
 impl OpenedFile {
+    /// The opened file, or [`NodeError::NotFound`] once it expired (by this node's clock).
+    fn checked(id: FileId, opener: FileOpener) -> Result<Self, NodeError> {
+        let now = crate::replication::unix_now();
+        if voldisefs_crypto::expired(opener.expires(), now) {
+            return Err(NodeError::NotFound(id));
+        }
+        Ok(Self::new(opener))
+    }
+
     fn new(opener: FileOpener) -> Self {
         let chunk_ids = opener
             .manifest()
@@ -193,7 +202,7 @@ pub(crate) async fn open_record(
                 FileOpener::open_with_read_key(id.as_bytes(), &record, &key)
             })
             .await??;
-            return Ok(OpenedFile::new(opener));
+            return OpenedFile::checked(id, opener);
         }
     };
     let ceiling = gate.ceiling();
@@ -218,7 +227,7 @@ pub(crate) async fn open_record(
             .await??
         }
     };
-    Ok(OpenedFile::new(opener))
+    OpenedFile::checked(id, opener)
 }
 
 /// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body

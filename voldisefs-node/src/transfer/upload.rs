@@ -45,6 +45,9 @@ pub struct UploadReceipt {
     /// nodes were live (or took the chunk) than copies wanted. Repair adds the missing copies
     /// when nodes join.
     pub copies: u64,
+    /// When the file expires, unix seconds (absent: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
     /// The file's read key: with its id, what a share link needs to read it without the
     /// password (and not to delete it). Not serialized: the HTTP API sends it only when asked.
     #[serde(skip)]
@@ -76,6 +79,8 @@ pub(crate) struct UploadRequest {
     pub(crate) kind: FileKind,
     /// The password or batch key.
     pub(crate) keying: Keying,
+    /// When the file's objects expire (unix seconds, 0: never).
+    pub(crate) expires: u64,
 }
 
 /// A finished upload: its receipt, everything it stored (chunks and record) and the key that
@@ -269,7 +274,12 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let UploadRequest { name, kind, keying } = request;
+    let UploadRequest {
+        name,
+        kind,
+        keying,
+        expires,
+    } = request;
     if name.len() > MAX_NAME_LEN {
         return Err(NodeError::InvalidRequest(format!(
             "file name longer than {MAX_NAME_LEN} bytes"
@@ -281,16 +291,19 @@ where
         gate,
         ..
     } = settings;
-    let sealer = Arc::new(match keying {
-        Keying::Password(password) => {
-            if password.as_bytes().is_empty() {
-                return Err(NodeError::InvalidRequest("empty password".into()));
+    let sealer = Arc::new(
+        match keying {
+            Keying::Password(password) => {
+                if password.as_bytes().is_empty() {
+                    return Err(NodeError::InvalidRequest("empty password".into()));
+                }
+                gate.run(move || FileSealer::new(&password, kdf, chunk_size))
+                    .await??
             }
-            gate.run(move || FileSealer::new(&password, kdf, chunk_size))
-                .await??
+            Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
         }
-        Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
-    });
+        .with_expiry(expires),
+    );
     lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
     let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + CHUNK_OVERHEAD));
@@ -366,5 +379,6 @@ where
         replicas: 0,
         copies: 0,
         read_key,
+        expires: (expires != 0).then_some(expires),
     })
 }

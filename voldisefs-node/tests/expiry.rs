@@ -1,0 +1,135 @@
+//! Expiring files through real nodes: a file (and a collection with its files) put with
+//! `X-Voldisefs-Expires` reads back until then and is "not found" everywhere after, with every
+//! holder's copy gone; a node's default and maximum expiry apply.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{data, shutdown};
+use voldisefs_node::{Node, NodeConfig};
+
+fn url(node: &Node, path: &str) -> String {
+    format!("http://{}{path}", node.http_addr().unwrap())
+}
+
+async fn put(node: &Node, expires: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url(node, "/api/v1/files"))
+        .header("x-voldisefs-password", "pw")
+        .body(data(150_000, 51));
+    if let Some(expires) = expires {
+        request = request.header("x-voldisefs-expires", expires);
+    }
+    request.send().await.unwrap()
+}
+
+async fn status(node: &Node, path: &str) -> u16 {
+    reqwest::Client::new()
+        .get(url(node, path))
+        .header("x-voldisefs-password", "pw")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_files_are_gone_everywhere() {
+    let nodes = common::network(3, 3).await;
+    let before = common::total_chunks(&nodes);
+    let response = put(&nodes[0], Some("2")).await;
+    assert_eq!(response.status(), 201);
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let expires = receipt["expires"].as_u64().unwrap();
+    assert!(expires > now() && expires <= now() + 3, "{expires}");
+    let form = reqwest::multipart::Form::new().text("path", "d/a").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"short-lived".to_vec()),
+    );
+    let collection: serde_json::Value = reqwest::Client::new()
+        .post(url(&nodes[0], "/api/v1/collections"))
+        .header("x-voldisefs-password", "pw")
+        .header("x-voldisefs-expires", "2")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = collection["id"].as_str().unwrap().to_owned();
+    let member = collection["files"][0]["id"].as_str().unwrap().to_owned();
+    let index: serde_json::Value = reqwest::get(url(&nodes[0], "/api/v1/files"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["files"][0]["expires"], expires);
+
+    // Until then, it reads through any node.
+    for node in &nodes {
+        assert_eq!(status(node, &format!("/api/v1/files/{id}")).await, 200);
+    }
+    assert_eq!(
+        status(&nodes[1], &format!("/api/v1/collections/{cid}")).await,
+        200
+    );
+    // Then it is not found through any node, and no holder keeps a byte of it.
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut all = common::total_chunks(&nodes) == before;
+        for node in &nodes {
+            all &= status(node, &format!("/api/v1/files/{id}")).await == 404;
+        }
+        if all {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the file outlived its expiry");
+    for node in &nodes {
+        assert_eq!(
+            status(node, &format!("/api/v1/collections/{cid}")).await,
+            404
+        );
+        assert_eq!(status(node, &format!("/api/v1/files/{member}")).await, 404);
+    }
+    // Bad expiries are refused.
+    for bad in ["0", "-1", "soon"] {
+        assert_eq!(put(&nodes[0], Some(bad)).await.status(), 400, "{bad}");
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_applies_its_default_and_maximum_expiry() {
+    let nodes = common::network_with(3, |c| NodeConfig {
+        default_expiry: Some(Duration::from_secs(60)),
+        max_expiry: Some(Duration::from_secs(3600)),
+        ..c
+    })
+    .await;
+    let receipt: serde_json::Value = put(&nodes[0], None).await.json().await.unwrap();
+    let expires = receipt["expires"].as_u64().unwrap();
+    assert!(expires >= now() + 59 && expires <= now() + 61, "{expires}");
+    let receipt: serde_json::Value = put(&nodes[0], Some("600")).await.json().await.unwrap();
+    assert!(receipt["expires"].as_u64().unwrap() >= now() + 599);
+    let refused = put(&nodes[0], Some("7200")).await;
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("3600"), "{body}");
+    shutdown(nodes).await;
+}
