@@ -9,6 +9,8 @@
 //! |          8 | file size in bytes, u64 BE              |
 //! |          8 | created, unix seconds, u64 BE           |
 //! |          1 | kind: 0 file, 1 collection (version 3)  |
+//! |          1 | flags: bit 0 "once" (version 3)         |
+//! |     0 / 32 | the delete key, if "once"               |
 //! |          4 | chunk count `c`, u32 BE                 |
 //! |     32 * c | chunk ids (SHA-256 of each sealed chunk) |
 
@@ -16,7 +18,7 @@ use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len};
-use crate::delete::{EXPIRY_LEN, TRAILER_LEN};
+use crate::delete::{DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
@@ -25,7 +27,7 @@ pub const MAX_NAME_LEN: usize = 4096;
 
 /// Longest manifest plaintext the format allows.
 pub(crate) const MAX_MANIFEST_LEN: usize =
-    2 + MAX_NAME_LEN + 8 + 8 + 1 + 4 + 32 * MAX_CHUNKS as usize;
+    2 + MAX_NAME_LEN + 8 + 8 + 1 + 1 + 32 + 4 + 32 * MAX_CHUNKS as usize;
 
 /// What a record's content is, recorded (sealed) in its manifest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -77,6 +79,8 @@ pub struct Manifest {
     size: u64,
     created: u64,
     kind: FileKind,
+    /// Burn after reading: the delete key, so whoever reads the file once deletes it.
+    once: Option<DeleteKey>,
     chunk_size: ChunkSize,
     chunks: Vec<[u8; 32]>,
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Manifest {
             .field("size", &self.size)
             .field("created", &self.created)
             .field("kind", &self.kind)
+            .field("once", &self.once.is_some())
             .field("chunk_size", &self.chunk_size.bytes())
             .field("chunks", &self.chunks.len())
             .finish()
@@ -114,6 +119,17 @@ impl Manifest {
     /// What the content is: a file, or a collection listing files.
     pub fn kind(&self) -> FileKind {
         self.kind
+    }
+
+    /// Whether the file is to be deleted after its first complete download ("burn after
+    /// reading"); the manifest then carries the delete key, so any reader can do it.
+    pub fn once(&self) -> bool {
+        self.once.is_some()
+    }
+
+    /// The delete key a "once" file's manifest carries.
+    pub(crate) fn once_key(&self) -> Option<&DeleteKey> {
+        self.once.as_ref()
     }
 
     /// Chunk size of the file.
@@ -153,8 +169,19 @@ impl Manifest {
     }
 }
 
-/// Checks the writer's input and serialises it.
+/// Checks the writer's input and serialises it (not a "once" file).
+#[cfg(test)]
 pub(crate) fn encode(info: &ManifestInfo, chunk_size: ChunkSize) -> Result<Zeroizing<Vec<u8>>> {
+    encode_with(info, chunk_size, None)
+}
+
+/// Checks the writer's input and serialises it; `once` carries the delete key of a file to
+/// delete after its first complete download.
+pub(crate) fn encode_with(
+    info: &ManifestInfo,
+    chunk_size: ChunkSize,
+    once: Option<&DeleteKey>,
+) -> Result<Zeroizing<Vec<u8>>> {
     let count = checked_chunk_count(info.size, chunk_size)?;
     if info.chunks.len() as u64 != count {
         return Err(Error::InvalidManifest(
@@ -167,13 +194,20 @@ pub(crate) fn encode(info: &ManifestInfo, chunk_size: ChunkSize) -> Result<Zeroi
         .ok_or(Error::InvalidManifest("name too long"))?;
     let count = u32::try_from(count).map_err(|_| Error::too_large())?;
     let mut out = Zeroizing::new(Vec::with_capacity(
-        2 + info.name.len() + 21 + 32 * info.chunks.len() + TAG_LEN,
+        2 + info.name.len() + 22 + 32 + 32 * info.chunks.len() + TAG_LEN,
     ));
     out.extend_from_slice(&name_len.to_be_bytes());
     out.extend_from_slice(info.name.as_bytes());
     out.extend_from_slice(&info.size.to_be_bytes());
     out.extend_from_slice(&info.created.to_be_bytes());
     out.push(info.kind.to_byte());
+    match once {
+        Some(key) => {
+            out.push(FLAG_ONCE);
+            out.extend_from_slice(key.as_bytes());
+        }
+        None => out.push(0),
+    }
     out.extend_from_slice(&count.to_be_bytes());
     for id in &info.chunks {
         out.extend_from_slice(id);
@@ -215,6 +249,11 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
     let created = u64::from_be_bytes(r.array()?);
     let [kind] = r.array()?;
     let kind = FileKind::from_byte(kind)?;
+    let once = match r.array()? {
+        [0] => None,
+        [FLAG_ONCE] => Some(DeleteKey::from_bytes(r.array()?)),
+        _ => return Err(Error::InvalidManifest("unknown flags")),
+    };
     let count = u64::from(u32::from_be_bytes(r.array()?));
     if count != checked_chunk_count(size, chunk_size)? {
         return Err(Error::InvalidManifest(
@@ -239,10 +278,14 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
         size,
         created,
         kind,
+        once,
         chunk_size,
         chunks,
     })
 }
+
+/// Manifest flag: delete the file after its first complete download.
+const FLAG_ONCE: u8 = 1;
 
 /// Builds a whole record: `header || nonce(12) || ciphertext || tag(16) || expiry(8) ||
 /// check(32)`, the manifest sealed under `key` with AAD = the whole header then the expiry,
@@ -329,7 +372,7 @@ mod tests {
         let i = info(65537, 2);
         let bytes = encode(&i, cs).unwrap();
         let name_len = i.name.len();
-        assert_eq!(bytes.len(), 2 + name_len + 8 + 8 + 1 + 4 + 64);
+        assert_eq!(bytes.len(), 2 + name_len + 8 + 8 + 1 + 1 + 4 + 64);
         assert_eq!(bytes[2 + name_len + 16], 0);
         assert_eq!(&bytes[..2], &(name_len as u16).to_be_bytes());
         assert_eq!(&bytes[2 + name_len..10 + name_len], &65537u64.to_be_bytes());
@@ -346,6 +389,15 @@ mod tests {
         let bytes = encode(&c, cs).unwrap();
         assert_eq!(bytes[2 + name_len + 16], 1);
         assert_eq!(decode(&bytes, cs).unwrap().kind(), FileKind::Collection);
+        // A "once" file carries its delete key after the flags.
+        let key = DeleteKey::from_bytes([9; 32]);
+        let bytes = encode_with(&i, cs, Some(&key)).unwrap();
+        assert_eq!(bytes[2 + name_len + 17], 1);
+        assert_eq!(&bytes[2 + name_len + 18..2 + name_len + 50], &[9; 32]);
+        let m = decode(&bytes, cs).unwrap();
+        assert!(m.once());
+        assert_eq!(m.once_key(), Some(&key));
+        assert!(!decode(&encode(&i, cs).unwrap(), cs).unwrap().once());
     }
 
     #[test]
@@ -391,7 +443,7 @@ mod tests {
         // A lying count (and matching extra id) is caught.
         let n = info(0, 0).name.len();
         let mut lying = good.to_vec();
-        lying[2 + n + 17..2 + n + 21].copy_from_slice(&3u32.to_be_bytes());
+        lying[2 + n + 18..2 + n + 22].copy_from_slice(&3u32.to_be_bytes());
         lying.extend_from_slice(&[9; 32]);
         assert!(matches!(decode(&lying, cs), Err(Error::InvalidManifest(_))));
         // A name that is not UTF-8 is refused.
@@ -404,8 +456,14 @@ mod tests {
         // A huge declared count never allocates beyond the caps.
         let mut huge = good.to_vec();
         huge[2 + n..2 + n + 8].copy_from_slice(&u64::MAX.to_be_bytes());
-        huge[2 + n + 17..2 + n + 21].copy_from_slice(&u32::MAX.to_be_bytes());
+        huge[2 + n + 18..2 + n + 22].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(decode(&huge, cs).is_err());
+        // Unknown flags are refused.
+        for flags in 2..=u8::MAX {
+            let mut other = good.to_vec();
+            other[2 + n + 17] = flags;
+            assert!(matches!(decode(&other, cs), Err(Error::InvalidManifest(_))));
+        }
         // An unknown kind is refused.
         for kind in 2..=u8::MAX {
             let mut other = good.to_vec();

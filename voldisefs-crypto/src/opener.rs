@@ -288,18 +288,22 @@ impl FileOpener {
             u64::from_be_bytes(expiry),
             check,
         );
+        // A "once" file's manifest carries its delete key: the first reader burns it.
+        let delete = manifest.once_key().cloned();
         Ok(FileOpener {
             header,
             manifest,
             chunks,
             read: read.clone(),
-            delete: None,
+            delete,
             dek: None,
         })
     }
 
     /// The file's delete key: what a delete request must present so holders erase its
-    /// chunks and record (see [`DeleteKey`]). `None` when opened with a read key.
+    /// chunks and record (see [`DeleteKey`]). `None` when opened with a read key, unless the
+    /// file is "once" ([`Manifest::once`]): then its manifest carries the key, for the first
+    /// reader to burn it.
     pub fn delete_key(&self) -> Option<&DeleteKey> {
         self.delete.as_ref()
     }
@@ -375,13 +379,18 @@ impl FileOpener {
     pub fn rewrap(&self, new_password: &Password, params: KdfParams) -> Result<SealedRecord> {
         let dek = self.dek.as_ref().ok_or(Error::Decrypt)?;
         let key = PasswordKey::derive(new_password, params)?;
-        let sealer = FileSealer::build(
+        // Same expiry (the chunks carry it) and the same "once".
+        let mut sealer = FileSealer::build(
             &key,
             self.header.chunk_size,
             self.header.file_nonce,
             dek,
             None,
-        )?;
+        )?
+        .with_expiry(self.expires());
+        if self.manifest.once() {
+            sealer = sealer.once();
+        }
         sealer.finish(&self.manifest.to_info())
     }
 }

@@ -63,6 +63,7 @@ pub struct FileSealer {
     chunks: ChunkCipher,
     delete: DeleteKey,
     read: ReadKey,
+    once: bool,
     fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
 }
 
@@ -218,6 +219,7 @@ impl FileSealer {
             chunks: ChunkCipher::new(keys.chunk, file_nonce, chunk_size, 0, keys.delete.check()),
             delete: keys.delete,
             read: keys.read,
+            once: false,
             fixed_manifest_nonce: None,
         })
     }
@@ -254,6 +256,13 @@ impl FileSealer {
         self.chunks.expires()
     }
 
+    /// Marks the file "burn after reading": its manifest records it, with the delete key, so
+    /// whoever completes the first download (password or read key) can delete it everywhere.
+    pub fn once(mut self) -> Self {
+        self.once = true;
+        self
+    }
+
     /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
     /// [`chunk_size`](Self::chunk_size) bytes; the final one 1..=chunk size bytes, or empty
     /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 48`
@@ -279,7 +288,8 @@ impl FileSealer {
     /// [`chunk_count_for`](crate::chunk_count_for)`(info.size, chunk_size)` ids, in order.
     /// Each call draws a fresh manifest nonce.
     pub fn finish(&self, info: &ManifestInfo) -> Result<SealedRecord> {
-        let plaintext = manifest::encode(info, self.chunk_size)?;
+        let once = self.once.then_some(&self.delete);
+        let plaintext = manifest::encode_with(info, self.chunk_size, once)?;
         let nonce = match self.fixed_manifest_nonce {
             Some(nonce) => nonce,
             None => random(&SystemRandom::new())?,

@@ -252,3 +252,46 @@ fn a_read_key_opens_its_file_only() {
     let by_b = FileOpener::open_with_read_key(&b.id, &b.bytes, &b_key).unwrap();
     assert_eq!(&by_b.open_chunk(0, b_chunk.bytes).unwrap()[..], b"file b");
 }
+
+/// A "once" file's manifest carries its delete key, so a reader with only the read key can
+/// burn it; a password change keeps "once" and the expiry (which the chunks carry).
+#[test]
+fn once_and_expiry_survive_a_password_change() {
+    use voldisefs_crypto::FileKind;
+
+    let pw = Password::new("burn");
+    let sealer = FileSealer::new(&pw, KdfParams::default(), ChunkSize::MIN)
+        .unwrap()
+        .with_expiry(4_000_000_000)
+        .once();
+    let chunk = sealer.seal_chunk(0, true, b"once").unwrap();
+    let record = sealer
+        .finish(&ManifestInfo {
+            name: "f".into(),
+            size: 4,
+            created: 0,
+            kind: FileKind::File,
+            chunks: vec![chunk.id],
+        })
+        .unwrap();
+    let linked =
+        FileOpener::open_with_read_key(&record.id, &record.bytes, sealer.read_key()).unwrap();
+    assert!(linked.manifest().once());
+    assert_eq!(
+        linked.delete_key().unwrap().as_bytes(),
+        sealer.delete_key().as_bytes()
+    );
+    let new_pw = Password::new("burn again");
+    let moved = voldisefs_crypto::rewrap(
+        &record.id,
+        &record.bytes,
+        &pw,
+        &new_pw,
+        KdfParams::default(),
+    )
+    .unwrap();
+    let opened = FileOpener::open(&moved.id, &moved.bytes, &new_pw).unwrap();
+    assert!(opened.manifest().once());
+    assert_eq!(opened.expires(), 4_000_000_000);
+    assert_eq!(&opened.open_chunk(0, chunk.bytes).unwrap()[..], b"once");
+}

@@ -56,7 +56,7 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce, expire
     chunk = AESGCM(chunk_key).encrypt(nonce, content, aad) + trailer
     chunk_id = hashlib.sha256(chunk).digest()
     manifest = (struct.pack(">H", len(name)) + name + struct.pack(">QQ", len(content), CREATED)
-                + bytes([kind]) + struct.pack(">I", 1) + chunk_id)
+                + bytes([kind, 0]) + struct.pack(">I", 1) + chunk_id)
     prefix = (b"VDFS" + struct.pack(">HBIII", VERSION, 1, 65536, 3, 1) + salt + file_nonce
               + bytes([16]) + commitment)
     header = prefix + AESGCM(wrap).encrypt(bytes(12), dek, prefix)

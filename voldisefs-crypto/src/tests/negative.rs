@@ -311,7 +311,7 @@ fn manifest_bytes(size: u64, count: u32, ids: usize) -> Vec<u8> {
     let mut out = vec![0, 1, b'x'];
     out.extend_from_slice(&size.to_be_bytes());
     out.extend_from_slice(&0u64.to_be_bytes());
-    out.push(0); // kind: file
+    out.extend_from_slice(&[0, 0]); // kind: file; no flags
     out.extend_from_slice(&count.to_be_bytes());
     out.extend(std::iter::repeat_n(7u8, 32 * ids));
     out
