@@ -204,6 +204,10 @@ pub(crate) struct PutArgs {
     /// `2w` (a bare number is seconds) [default: the node's `--default-expiry`, else never].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) expires: Option<std::time::Duration>,
+    /// Burn after reading: the node that serves the first complete download deletes the
+    /// file everywhere afterwards. Single files only.
+    #[arg(long)]
+    pub(crate) once: bool,
     /// The node to upload through.
     #[command(flatten)]
     pub(crate) node: NodeArg,

@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HeaderV
 use reqwest::{Body, Response, StatusCode, Url};
 use serde::Deserialize;
 use voldisefs_node::{
-    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
+    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
 };
 
 use crate::error::CliError;
@@ -56,6 +56,17 @@ impl Drop for UploadReceipt {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.read_key);
     }
+}
+
+/// What an upload asks of the node besides storing the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UploadOptions {
+    /// Answer with the file's read key, for a share link.
+    pub(crate) link: bool,
+    /// Delete the file everywhere after this long.
+    pub(crate) expires: Option<Duration>,
+    /// Delete it after its first complete download.
+    pub(crate) once: bool,
 }
 
 /// A collection as the node lists it (`GET /api/v1/collections/{id}`, and the answer to a
@@ -172,9 +183,13 @@ impl NodeClient {
         len: Option<u64>,
         filename: &str,
         password: &Password,
-        link: bool,
-        expires: Option<Duration>,
+        options: UploadOptions,
     ) -> anyhow::Result<UploadReceipt> {
+        let UploadOptions {
+            link,
+            expires,
+            once,
+        } = options;
         let mut request = self
             .http
             .post(self.url("api/v1/files")?)
@@ -186,6 +201,9 @@ impl NodeClient {
         }
         if let Some(expires) = expires {
             request = request.header(EXPIRES_HEADER, expires.as_secs());
+        }
+        if once {
+            request = request.header(ONCE_HEADER, "true");
         }
         // Without a length (a pipe) the body goes chunked; the node streams it either way.
         if let Some(len) = len {

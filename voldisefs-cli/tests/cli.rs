@@ -1206,3 +1206,35 @@ fn put_expires_and_the_file_is_gone_after() {
         .env("VOLDISEFS_PASSWORD", PASSWORD));
     assert_code(&output, 2);
 }
+
+#[test]
+fn put_once_is_read_once() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("secret.txt");
+    std::fs::write(&file, b"for your eyes only").unwrap();
+    let output = run(voldisefs()
+        .args([
+            "put",
+            file.to_str().unwrap(),
+            "--once",
+            "--node",
+            &net.url(0),
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let id = last_line(&output);
+    let get = || {
+        run(voldisefs()
+            .args(["get", &id, "-o", "-", "--node", &net.url(1)])
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+    let output = get();
+    assert_code(&output, 0);
+    assert_eq!(output.stdout, b"for your eyes only");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get().status.code() != Some(4) {
+        assert!(Instant::now() < deadline, "read twice");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -122,7 +122,7 @@ impl Node {
     }
 
     /// Like [`Node::batch`], every file and the collection expiring `expires_after` from now
-    /// (`None`: the node's default; see [`Node::upload_expiring`]).
+    /// (`None`: the node's default; see [`Node::upload_with_options`]).
     pub async fn batch_expiring(
         &self,
         password: Password,
@@ -294,6 +294,7 @@ impl Batch {
             kind: FileKind::File,
             keying: Keying::Key(self.key.clone()),
             expires: self.expires,
+            once: false,
         };
         let uploaded = self.node.upload_with(request, body, None).await?;
         let receipt = uploaded.receipt;
@@ -332,6 +333,7 @@ impl Batch {
             kind: FileKind::Collection,
             keying: Keying::Key(self.key.clone()),
             expires: self.expires,
+            once: false,
         };
         let indexed = Indexed::Collection {
             size: collection.total_size(),

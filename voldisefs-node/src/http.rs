@@ -30,6 +30,8 @@ pub const FILENAME_HEADER: &str = "x-voldisefs-filename";
 pub const READ_KEY_HEADER: &str = "x-voldisefs-read-key";
 /// Upload header asking for the file (or collection) to expire this many seconds from now.
 pub const EXPIRES_HEADER: &str = "x-voldisefs-expires";
+/// Upload header asking for the file to be deleted after its first complete download (`true`).
+pub const ONCE_HEADER: &str = "x-voldisefs-once";
 /// Upload header asking for the new file's read key in the answer (`true`), to make a link.
 pub const LINK_HEADER: &str = "x-voldisefs-link";
 
@@ -373,6 +375,15 @@ fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
     })
 }
 
+/// A `true`/`false` header (absent: false).
+fn flag(headers: &HeaderMap, name: &str) -> Result<bool, ApiError> {
+    match headers.get(name).map(HeaderValue::as_bytes) {
+        None | Some(b"false") => Ok(false),
+        Some(b"true") => Ok(true),
+        Some(_) => Err(bad_request(format!("{name} is `true` or `false`"))),
+    }
+}
+
 /// The expiry an upload asks for in [`EXPIRES_HEADER`] (seconds from now), if any.
 fn expires_after(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     let Some(value) = headers.get(EXPIRES_HEADER) else {
@@ -403,19 +414,18 @@ async fn upload(
     let password = password(&headers)?;
     let name = file_name(&headers)?;
     let idle = node.config().http_body_idle_timeout;
-    let want_link = match headers.get(LINK_HEADER).map(HeaderValue::as_bytes) {
-        None | Some(b"false") => false,
-        Some(b"true") => true,
-        Some(_) => return Err(bad_request(format!("{LINK_HEADER} is `true` or `false`"))),
+    let want_link = flag(&headers, LINK_HEADER)?;
+    let options = crate::UploadOptions {
+        expires_after: expires_after(&headers)?,
+        once: flag(&headers, ONCE_HEADER)?,
     };
-    let after = expires_after(&headers)?;
     let body = idle_limited(body.into_data_stream(), idle);
     let receipt = node
-        .upload_expiring(
+        .upload_with_options(
             &name,
             password,
             voldisefs_crypto::FileKind::File,
-            after,
+            options,
             body,
         )
         .await?;
@@ -654,6 +664,11 @@ async fn upload_collection(
     let body = idle_limited(body.into_data_stream(), idle);
     let mut multipart = Multipart::with_constraints(body, boundary, constraints);
     let bad_part = |e: multer::Error| bad_request(format!("bad multipart body: {e}"));
+    if flag(&headers, ONCE_HEADER)? {
+        return Err(bad_request(format!(
+            "{ONCE_HEADER} works for single files: a collection's files are read one by one"
+        )));
+    }
     let mut batch = node
         .batch_expiring(password, expires_after(&headers)?)
         .await?;

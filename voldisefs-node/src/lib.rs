@@ -69,9 +69,10 @@ pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{
-    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, PASSWORD_HEADER, READ_KEY_HEADER, api_routes,
+    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
+    api_routes,
 };
-pub use node::Node;
+pub use node::{Node, UploadOptions};
 pub use replication::placement;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,

@@ -81,6 +81,8 @@ struct TrackedBody {
     /// Plaintext bytes handed out so far.
     delivered: u64,
     finished: bool,
+    /// A "once" file: deleted everywhere once the whole body went out.
+    burn: Option<download::Burn>,
     _transfer: TransferGuard,
 }
 
@@ -96,6 +98,9 @@ impl TrackedBody {
             .download(outcome, elapsed.as_secs_f64());
         let duration_ms = elapsed.as_millis() as u64;
         tracing::info!(file = %self.id, size = self.size, duration_ms, outcome, "download");
+        if let (Some(burn), "ok") = (self.burn.take(), outcome) {
+            self.node.burn(self.id, burn);
+        }
     }
 }
 
@@ -144,6 +149,15 @@ impl Drop for TransferGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Options of [`Node::upload_with_options`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// Delete the file everywhere this long after the upload (`None`: the node's default).
+    pub expires_after: Option<std::time::Duration>,
+    /// Delete the file everywhere after its first complete download ("burn after reading").
+    pub once: bool,
 }
 
 /// How an upload goes into the node's index.
@@ -437,19 +451,21 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        self.upload_expiring(name, password, kind, None, body).await
+        self.upload_with_options(name, password, kind, UploadOptions::default(), body)
+            .await
     }
 
-    /// Like [`Node::upload_kind`], the file expiring `expires_after` from now (`None`: the
-    /// node's `default_expiry`, else its `max_expiry`, else never): every holder drops its
-    /// chunks and record then, and no reader opens it after. Refused when longer than the
-    /// node's `max_expiry`.
-    pub async fn upload_expiring<S, E>(
+    /// Like [`Node::upload_kind`], with `options`: an expiry (`None`: the node's
+    /// `default_expiry`, else its `max_expiry`, else never; every holder drops the file's
+    /// chunks and record then, and no reader opens it after; refused when longer than the
+    /// node's `max_expiry`), and "once" (the gateway that serves the first complete download
+    /// deletes the file everywhere afterwards).
+    pub async fn upload_with_options<S, E>(
         &self,
         name: &str,
         password: Password,
         kind: FileKind,
-        expires_after: Option<std::time::Duration>,
+        options: UploadOptions,
         body: S,
     ) -> Result<UploadReceipt, NodeError>
     where
@@ -460,7 +476,8 @@ impl Node {
             name: name.to_string(),
             kind,
             keying: Keying::Password(password),
-            expires: self.expiry(expires_after)?,
+            expires: self.expiry(options.expires_after)?,
+            once: options.once,
         };
         let indexed = (kind == FileKind::File).then_some(Indexed::File);
         Ok(self.upload_with(request, body, indexed).await?.receipt)
@@ -649,6 +666,17 @@ impl Node {
         self.download_kind(id, access, FileKind::File, range).await
     }
 
+    /// Deletes a "once" file everywhere, in the background: its record first (so nobody can
+    /// start another download), then its chunks.
+    fn burn(&self, id: FileId, burn: download::Burn) {
+        let cluster = self.inner.cluster.clone();
+        self.inner.tracker.spawn(async move {
+            cluster.delete(&burn.key, &[burn.record], &[], true).await;
+            cluster.delete(&burn.key, &burn.chunks, &[], false).await;
+            tracing::info!(file = %id, "read once: deleted everywhere");
+        });
+    }
+
     /// The node's download tickets.
     pub(crate) fn tickets(&self) -> &crate::tickets::Tickets {
         &self.inner.tickets
@@ -720,6 +748,7 @@ impl Node {
             node: self.internal(),
             delivered: 0,
             finished: false,
+            burn: download.burn.take(),
             _transfer: transfer,
         });
         Ok(download)

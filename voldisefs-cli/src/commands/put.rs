@@ -61,8 +61,8 @@ async fn open(path: &std::path::Path, args: &PutArgs) -> anyhow::Result<Source> 
 pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let path = match &args.files[..] {
         [one] if one.as_os_str() == "-" || !one.is_dir() => one.clone(),
-        _ if args.link => {
-            anyhow::bail!("--link works for single files so far; put the files one by one")
+        _ if args.link || args.once => {
+            anyhow::bail!("--link and --once work for single files; put the files one by one")
         }
         _ => return super::collection::put(args).await,
     };
@@ -81,8 +81,11 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
             len,
             &name,
             &password,
-            args.link,
-            args.expires,
+            crate::client::UploadOptions {
+                link: args.link,
+                expires: args.expires,
+                once: args.once,
+            },
         )
         .await;
     drop(bar);

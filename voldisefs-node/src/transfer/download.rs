@@ -97,6 +97,15 @@ pub struct Download {
     /// The file's bytes. Each piece is wiped from memory when dropped. On a failure part-way
     /// (a holder vanished after the availability check) the stream ends with an error.
     pub body: ByteStream,
+    /// For a "once" file downloaded whole: what to delete once the body was delivered.
+    pub(crate) burn: Option<Burn>,
+}
+
+/// What deleting a "once" file takes: its delete key and every object (record first).
+pub(crate) struct Burn {
+    pub(crate) key: voldisefs_crypto::DeleteKey,
+    pub(crate) record: ChunkId,
+    pub(crate) chunks: Vec<ChunkId>,
 }
 
 impl std::fmt::Debug for Download {
@@ -247,6 +256,15 @@ pub(crate) async fn download(
     deadline: Duration,
 ) -> Result<Download, NodeError> {
     let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, access).await?;
+    // "Once": only a whole download burns it (a range is not a reading of the file).
+    let burn = match (opener.manifest().once(), range, opener.delete_key()) {
+        (true, None, Some(key)) => Some(Burn {
+            key: key.clone(),
+            record: id.record_chunk(),
+            chunks: chunk_ids.clone(),
+        }),
+        _ => None,
+    };
     match (kind, opener.manifest().kind()) {
         (FileKind::File, FileKind::Collection) => return Err(NodeError::IsCollection(id)),
         (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),
@@ -331,6 +349,7 @@ pub(crate) async fn download(
         chunks: total,
         created,
         body: Box::pin(body),
+        burn,
     })
 }
 

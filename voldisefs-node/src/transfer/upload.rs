@@ -81,6 +81,8 @@ pub(crate) struct UploadRequest {
     pub(crate) keying: Keying,
     /// When the file's objects expire (unix seconds, 0: never).
     pub(crate) expires: u64,
+    /// Delete it after its first complete download.
+    pub(crate) once: bool,
 }
 
 /// A finished upload: its receipt, everything it stored (chunks and record) and the key that
@@ -279,6 +281,7 @@ where
         kind,
         keying,
         expires,
+        once,
     } = request;
     if name.len() > MAX_NAME_LEN {
         return Err(NodeError::InvalidRequest(format!(
@@ -291,19 +294,18 @@ where
         gate,
         ..
     } = settings;
-    let sealer = Arc::new(
-        match keying {
-            Keying::Password(password) => {
-                if password.as_bytes().is_empty() {
-                    return Err(NodeError::InvalidRequest("empty password".into()));
-                }
-                gate.run(move || FileSealer::new(&password, kdf, chunk_size))
-                    .await??
+    let sealer = match keying {
+        Keying::Password(password) => {
+            if password.as_bytes().is_empty() {
+                return Err(NodeError::InvalidRequest("empty password".into()));
             }
-            Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
+            gate.run(move || FileSealer::new(&password, kdf, chunk_size))
+                .await??
         }
-        .with_expiry(expires),
-    );
+        Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
+    }
+    .with_expiry(expires);
+    let sealer = Arc::new(if once { sealer.once() } else { sealer });
     lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
     let new_buffer = || Zeroizing::new(Vec::with_capacity(chunk_len + CHUNK_OVERHEAD));
