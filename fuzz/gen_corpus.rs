@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Encoder;
 use voldisefs_crypto::{
     ChunkSize, Collection, CollectionEntry, FileSealer, FixedRandomness, KdfParams, ManifestInfo,
-    Password, chunk_count_for,
+    Password, ReadKey, chunk_count_for,
 };
 use voldisefs_fuzz::{
     NoiseOp, PASSWORD, SealParams, file_bytes, frame_codec_input, opener_record_input,
@@ -421,6 +421,7 @@ fn collection() -> Result<()> {
         path: path.into(),
         size,
         file: [n; 32],
+        read: ReadKey::from_bytes([n ^ 0xff; 32]),
     };
     let valid = [
         ("empty", Vec::new()),
@@ -445,6 +446,7 @@ fn collection() -> Result<()> {
             out.extend_from_slice(path.as_bytes());
             out.extend_from_slice(&1u64.to_be_bytes());
             out.extend_from_slice(&[9; 32]);
+            out.extend_from_slice(&[10; 32]);
         }
         out
     };

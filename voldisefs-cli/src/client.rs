@@ -58,6 +58,31 @@ impl Drop for UploadReceipt {
     }
 }
 
+/// What opens a file or collection: its password, or a share link's read key.
+#[derive(Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    /// The password.
+    Password(&'a Password),
+    /// A read key (64 hex digits).
+    ReadKey(&'a str),
+}
+
+impl Auth<'_> {
+    /// The header that carries it, marked sensitive.
+    fn header(&self) -> anyhow::Result<(&'static str, HeaderValue)> {
+        match self {
+            Auth::Password(password) => Ok((PASSWORD_HEADER, password_header(password)?)),
+            Auth::ReadKey(key) => {
+                let mut value = HeaderValue::from_str(key).map_err(|_| {
+                    anyhow::anyhow!("the read key cannot be sent in an HTTP header")
+                })?;
+                value.set_sensitive(true);
+                Ok((READ_KEY_HEADER, value))
+            }
+        }
+    }
+}
+
 /// What an upload asks of the node besides storing the file.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct UploadOptions {
@@ -92,6 +117,15 @@ pub(crate) struct ListedFile {
     pub(crate) size: u64,
     /// The file's own id.
     pub(crate) id: String,
+    /// The file's read key (opens it without the password; absent from older nodes).
+    #[serde(default)]
+    pub(crate) read_key: Option<String>,
+}
+
+impl Drop for ListedFile {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.read_key);
+    }
 }
 
 /// The JSON error body of a node.
@@ -225,6 +259,7 @@ impl NodeClient {
         name: Option<&str>,
         password: &Password,
         expires: Option<Duration>,
+        link: bool,
     ) -> anyhow::Result<serde_json::Value> {
         let mut request = self
             .http
@@ -235,6 +270,9 @@ impl NodeClient {
         }
         if let Some(expires) = expires {
             request = request.header(EXPIRES_HEADER, expires.as_secs());
+        }
+        if link {
+            request = request.header(LINK_HEADER, "true");
         }
         let response = self.send(request.multipart(form), None).await?;
         response
@@ -247,12 +285,13 @@ impl NodeClient {
     pub(crate) async fn collection(
         &self,
         id: &str,
-        password: &Password,
+        auth: Auth<'_>,
     ) -> anyhow::Result<serde_json::Value> {
+        let (name, value) = auth.header()?;
         let request = self
             .http
             .get(self.url(&format!("api/v1/collections/{id}"))?)
-            .header(PASSWORD_HEADER, password_header(password)?)
+            .header(name, value)
             .timeout(REQUEST_TIMEOUT);
         let response = self.send(request, Some(id)).await?;
         response
@@ -303,10 +342,12 @@ impl NodeClient {
     pub(crate) async fn download_archive(
         &self,
         id: &str,
-        password: &Password,
+        auth: Auth<'_>,
     ) -> anyhow::Result<Download> {
         let url = self.url(&format!("api/v1/collections/{id}/archive"))?;
-        self.download_from(url, id, None, password).await
+        let (name, value) = auth.header()?;
+        self.start_download(self.http.get(url).header(name, value), id)
+            .await
     }
 
     /// Starts a download from `url` (about file or collection `id`), of `range` if given.

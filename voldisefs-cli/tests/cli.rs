@@ -1238,3 +1238,24 @@ fn put_once_is_read_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_folder_link_recreates_the_folder_without_the_password() {
+    let net = Network::start(2);
+    let src = tempfile::tempdir().unwrap();
+    let expected = make_folder(src.path());
+    let output = run(voldisefs()
+        .args(["put", src.path().join("album").to_str().unwrap(), "--link"])
+        .args(["--node", &net.url(0)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    let link = last_line(&output);
+    assert!(link.contains("#id="), "{link}");
+    let dst = tempfile::tempdir().unwrap();
+    let out = dst.path().join("from-link");
+    let output = run(voldisefs()
+        .args(["get", &link, "-o", out.to_str().unwrap()])
+        .env_remove("VOLDISEFS_PASSWORD"));
+    assert_code(&output, 0);
+    assert_eq!(tree(&out), expected);
+}

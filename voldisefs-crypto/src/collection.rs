@@ -12,6 +12,7 @@
 //! |    n | relative path, UTF-8, `/`-separated          |
 //! |    8 | file size in bytes, u64                      |
 //! |   32 | FileId of the file                           |
+//! |   32 | read key of the file                         |
 //!
 //! Whoever sealed a collection, a reader only ever sees entries that passed [`check_path`]:
 //! relative, no `.` or `..` component, no empty component, no backslash or control character,
@@ -23,6 +24,7 @@ use std::collections::HashSet;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::read_key::ReadKey;
 
 /// Most entries in one collection.
 pub const MAX_ENTRIES: usize = 65_536;
@@ -40,6 +42,9 @@ pub struct CollectionEntry {
     pub size: u64,
     /// The file's FileId.
     pub file: [u8; 32],
+    /// The file's read key: whoever opens the collection (password or its own read key)
+    /// opens its files with these, without Argon2id.
+    pub read: ReadKey,
 }
 
 impl std::fmt::Debug for CollectionEntry {
@@ -136,7 +141,7 @@ impl Collection {
         4 + self
             .entries
             .iter()
-            .map(|e| 2 + e.path.len() + 8 + 32)
+            .map(|e| 2 + e.path.len() + 8 + 32 + 32)
             .sum::<usize>()
     }
 
@@ -150,6 +155,7 @@ impl Collection {
             out.extend_from_slice(e.path.as_bytes());
             out.extend_from_slice(&e.size.to_be_bytes());
             out.extend_from_slice(&e.file);
+            out.extend_from_slice(e.read.as_bytes());
         }
         out
     }
@@ -175,8 +181,8 @@ impl Collection {
         if count > MAX_ENTRIES {
             return Err(invalid(count, "more than 65,536 entries"));
         }
-        // Each entry takes at least 43 bytes: never reserve more than the input can hold.
-        let mut entries = Vec::with_capacity(count.min(bytes.len() / 43));
+        // Each entry takes at least 75 bytes: never reserve more than the input can hold.
+        let mut entries = Vec::with_capacity(count.min(bytes.len() / 75));
         for i in 0..count {
             let mut len = [0u8; 2];
             len.copy_from_slice(take(2, i)?);
@@ -187,10 +193,13 @@ impl Collection {
             size.copy_from_slice(take(8, i)?);
             let mut file = [0u8; 32];
             file.copy_from_slice(take(32, i)?);
+            let mut read = [0u8; 32];
+            read.copy_from_slice(take(32, i)?);
             entries.push(CollectionEntry {
                 path,
                 size: u64::from_be_bytes(size),
                 file,
+                read: ReadKey::from_bytes(read),
             });
         }
         if !rest.is_empty() {
@@ -247,6 +256,7 @@ mod tests {
             path: path.into(),
             size: u64::from(n),
             file: [n; 32],
+            read: ReadKey::from_bytes([n; 32]),
         }
     }
 
@@ -322,6 +332,7 @@ mod tests {
                 path: "a".into(),
                 size: u64::MAX,
                 file: [1; 32],
+                read: ReadKey::from_bytes([1; 32]),
             },
             entry("b", 1),
         ]);
@@ -336,6 +347,7 @@ mod tests {
             out.extend_from_slice(path.as_bytes());
             out.extend_from_slice(&size.to_be_bytes());
             out.extend_from_slice(&[7; 32]);
+            out.extend_from_slice(&[8; 32]);
         }
         out
     }

@@ -83,10 +83,10 @@ def main():
                                   "manifest_plaintext", "header", "record")]
     first += [("file_id", f["id"])]
 
-    entries = sorted([("hello.txt".encode(), len(plaintext), f["id"]),
-                      ("sub dir/\u00e9t\u00e9.txt".encode(), 0, b"\xaa" * 32)])
+    entries = sorted([("hello.txt".encode(), len(plaintext), f["id"], f["read_key"]),
+                      ("sub dir/\u00e9t\u00e9.txt".encode(), 0, b"\xaa" * 32, b"\xbb" * 32)])
     listing = struct.pack(">I", len(entries)) + b"".join(
-        struct.pack(">H", len(p)) + p + struct.pack(">Q", s) + i for p, s, i in entries)
+        struct.pack(">H", len(p)) + p + struct.pack(">Q", s) + i + k for p, s, i, k in entries)
     c = seal_file(b"photos", 1, listing, salt, seq(0x50, 16), seq(0x60, 32), seq(0x80, 12),
                   expires=1700086400)
     second = [("file_nonce", seq(0x50, 16)), ("dek", seq(0x60, 32)),

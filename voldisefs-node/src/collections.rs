@@ -23,13 +23,13 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use voldisefs_crypto::{
     Collection, CollectionEntry, DeleteKey, FileKind, MAX_COLLECTION_ENTRIES, MAX_COLLECTION_LEN,
-    Password, PasswordKey, check_path,
+    Password, PasswordKey, ReadKey, check_path,
 };
 use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
 use crate::node::Indexed;
-use crate::transfer::download::{ByteStream, Download};
+use crate::transfer::download::{Access, ByteStream, Download};
 use crate::transfer::upload::{Keying, UploadReceipt, UploadRequest};
 use crate::{Node, NodeError, archive};
 
@@ -42,6 +42,14 @@ pub struct CollectionFile {
     pub size: u64,
     /// The file's own id (it opens with the collection's password).
     pub id: FileId,
+    /// The file's read key (64 hex digits in JSON): opens it without the password or
+    /// Argon2id. Whoever can list the collection can read its files anyway.
+    #[serde(rename = "read_key", serialize_with = "hex_key")]
+    pub read: ReadKey,
+}
+
+fn hex_key<S: serde::Serializer>(key: &ReadKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&key.to_hex())
 }
 
 /// A collection: what a finished batch reports, and what a reader lists.
@@ -57,6 +65,10 @@ pub struct CollectionListing {
     pub created: u64,
     /// Its files, sorted by path.
     pub files: Vec<CollectionFile>,
+    /// The collection's own read key, for a share link: set by [`Batch::finish`] only (a
+    /// reader who opened it already has the password or the key).
+    #[serde(skip)]
+    pub read_key: Option<ReadKey>,
 }
 
 impl CollectionListing {
@@ -68,6 +80,7 @@ impl CollectionListing {
                 path: e.path.clone(),
                 size: e.size,
                 id: FileId::from_bytes(e.file),
+                read: e.read.clone(),
             })
             .collect();
         Self {
@@ -76,6 +89,7 @@ impl CollectionListing {
             size: collection.total_size(),
             created,
             files,
+            read_key: None,
         }
     }
 
@@ -93,8 +107,8 @@ pub struct Batch {
     key: Arc<PasswordKey>,
     entries: Vec<CollectionEntry>,
     paths: HashSet<String>,
-    /// When the batch's files and collection expire (unix seconds, 0: never).
-    expires: u64,
+    /// When the batch's files and collection expire (one time for all of them).
+    expires: crate::transfer::upload::Expiry,
     /// Bytes the listing will take so far (capped at `MAX_COLLECTION_LEN`).
     listing_len: usize,
     /// What to delete if the batch never finishes.
@@ -137,6 +151,8 @@ impl Node {
             .kdf_gate()
             .run(move || PasswordKey::derive(&password, params))
             .await??;
+        // One expiry for every file and the collection, counted from the end of the derivation.
+        let expires = crate::transfer::upload::Expiry::At(expires.stamp());
         Ok(Batch {
             node: self.clone(),
             key: Arc::new(key),
@@ -157,8 +173,18 @@ impl Node {
         id: FileId,
         password: Password,
     ) -> Result<CollectionListing, NodeError> {
+        self.collection_with(id, password.into()).await
+    }
+
+    /// Like [`Node::collection`], opened by `access`: the password, or the collection's read
+    /// key (a share link's).
+    pub async fn collection_with(
+        &self,
+        id: FileId,
+        access: Access,
+    ) -> Result<CollectionListing, NodeError> {
         let download = self
-            .download_kind(id, password.into(), FileKind::Collection, None)
+            .download_kind(id, access, FileKind::Collection, None)
             .await?;
         if download.size > MAX_COLLECTION_LEN as u64 {
             return Err(NodeError::Crypto(
@@ -183,23 +209,21 @@ impl Node {
     pub async fn collection_file(
         &self,
         id: FileId,
-        password: Password,
+        access: Access,
         path: &str,
     ) -> Result<Download, NodeError> {
-        let listing = self.collection(id, password.clone()).await?;
+        let listing = self.collection_with(id, access).await?;
         let Some(file) = listing.find(path) else {
             return Err(NodeError::NoSuchPath(id));
         };
-        self.listed_file(file, password).await
+        self.listed_file(file).await
     }
 
-    /// Opens a file a collection lists, refusing it if its size is not the listed one.
-    async fn listed_file(
-        &self,
-        file: &CollectionFile,
-        password: Password,
-    ) -> Result<Download, NodeError> {
-        let download = self.download(file.id, password).await?;
+    /// Opens a file a collection lists with its read key (no Argon2id), refusing it if its
+    /// size is not the listed one.
+    async fn listed_file(&self, file: &CollectionFile) -> Result<Download, NodeError> {
+        let access = Access::ReadKey(file.read.clone());
+        let download = self.download_with(file.id, access, None).await?;
         if download.size != file.size {
             return Err(NodeError::Crypto(
                 voldisefs_crypto::Error::InvalidCollection {
@@ -217,16 +241,13 @@ impl Node {
     pub fn collection_archive(
         &self,
         listing: CollectionListing,
-        password: Password,
     ) -> Result<(u64, ByteStream), NodeError> {
         let len = archive::archive_len(listing.files.iter().map(|f| (f.path.as_str(), f.size)))?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
         let node = self.clone();
         tokio::spawn(async move {
             for file in &listing.files {
-                let sent = node
-                    .archive_file(file, &password, listing.created, &tx)
-                    .await;
+                let sent = node.archive_file(file, listing.created, &tx).await;
                 if let Err(e) = sent {
                     // The client is gone, or gets the error that ends its download.
                     let _ = tx.send(Err(e)).await;
@@ -243,14 +264,13 @@ impl Node {
     async fn archive_file(
         &self,
         file: &CollectionFile,
-        password: &Password,
         mtime: u64,
         tx: &tokio::sync::mpsc::Sender<Result<Bytes, NodeError>>,
     ) -> Result<(), NodeError> {
         let gone = || NodeError::Cancelled;
         let header = archive::file_header(&file.path, file.size, mtime)?;
         tx.send(Ok(Bytes::from(header))).await.map_err(|_| gone())?;
-        let mut body = self.listed_file(file, password.clone()).await?.body;
+        let mut body = self.listed_file(file).await?.body;
         while let Some(piece) = body.next().await {
             tx.send(piece).await.map_err(|_| gone())?;
         }
@@ -305,6 +325,7 @@ impl Batch {
             path: path.to_string(),
             size: receipt.size,
             file: *receipt.id.as_bytes(),
+            read: receipt.read_key.clone(),
         });
         Ok(receipt)
     }
@@ -342,12 +363,10 @@ impl Batch {
         let uploaded = self.node.upload_with(request, body, Some(indexed)).await?;
         self.finished = true;
         let receipt = uploaded.receipt;
-        Ok(CollectionListing::new(
-            receipt.id,
-            name.to_string(),
-            receipt.created,
-            &collection,
-        ))
+        let mut listing =
+            CollectionListing::new(receipt.id, name.to_string(), receipt.created, &collection);
+        listing.read_key = Some(receipt.read_key);
+        Ok(listing)
     }
 }
 

@@ -393,11 +393,12 @@ fn expires_after(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
         .to_str()
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&secs| secs > 0)
+        .filter(|&secs| secs >= crate::MIN_EXPIRY_SECS)
         .map(|secs| Some(Duration::from_secs(secs)))
         .ok_or_else(|| {
             bad_request(format!(
-                "{EXPIRES_HEADER} is a number of seconds, at least 1"
+                "{EXPIRES_HEADER} is a number of seconds, at least {}",
+                crate::MIN_EXPIRY_SECS
             ))
         })
 }
@@ -514,13 +515,10 @@ async fn issue_ticket(
                 .name
                 .clone(),
         ),
-        Err(NodeError::IsCollection(_)) => match &access {
-            crate::Access::Password(password) => {
-                let listing = node.collection(id, password.clone()).await?;
-                (TicketKind::Archive, format!("{}.tar", listing.name))
-            }
-            crate::Access::ReadKey(_) => return Err(NodeError::IsCollection(id).into()),
-        },
+        Err(NodeError::IsCollection(_)) => {
+            let listing = node.collection_with(id, access.clone()).await?;
+            (TicketKind::Archive, format!("{}.tar", listing.name))
+        }
         Err(e) => return Err(e.into()),
     };
     let ticket = node
@@ -555,14 +553,11 @@ async fn redeem_ticket(
         (crate::tickets::TicketKind::File, access) => {
             serve_file(&node, grant.id, access, &headers).await
         }
-        (crate::tickets::TicketKind::Archive, crate::Access::Password(password)) => {
-            let listing = node.collection(grant.id, password.clone()).await?;
+        (crate::tickets::TicketKind::Archive, access) => {
+            let listing = node.collection_with(grant.id, access).await?;
             let name = format!("{}.tar", listing.name);
-            let (len, body) = node.collection_archive(listing, password)?;
+            let (len, body) = node.collection_archive(listing)?;
             Ok(streamed(body, len, "application/x-tar", &name, &grant.id))
-        }
-        (crate::tickets::TicketKind::Archive, crate::Access::ReadKey(_)) => {
-            Err(NodeError::IsCollection(grant.id).into())
         }
     }
 }
@@ -720,7 +715,15 @@ async fn upload_collection(
     } else {
         name
     };
+    let want_link = flag(&headers, LINK_HEADER)?;
     let listing = batch.finish(&name).await?;
+    if let (true, Some(key)) = (want_link, &listing.read_key) {
+        let mut answer = serde_json::to_value(&listing).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        answer["read_key"] = json!(key.to_hex().as_str());
+        return Ok((StatusCode::CREATED, Json(answer)).into_response());
+    }
     Ok((StatusCode::CREATED, Json(listing)).into_response())
 }
 
@@ -730,8 +733,8 @@ async fn list_collection(
     headers: HeaderMap,
 ) -> Result<Json<crate::CollectionListing>, ApiError> {
     let id = parse_id(id)?;
-    let password = password(&headers)?;
-    Ok(Json(node.collection(id, password).await?))
+    let access = access(&headers)?;
+    Ok(Json(node.collection_with(id, access).await?))
 }
 
 /// The query of `GET /api/v1/collections/{id}/file`.
@@ -750,8 +753,8 @@ async fn collection_file(
     let axum::extract::Query(query) = query.map_err(|e| bad_request(e.body_text()))?;
     voldisefs_crypto::check_path(&query.path)
         .map_err(|reason| bad_request(format!("path refused: {reason}")))?;
-    let password = password(&headers)?;
-    let file = node.collection_file(id, password, &query.path).await?;
+    let access = access(&headers)?;
+    let file = node.collection_file(id, access, &query.path).await?;
     Ok(streamed(
         file.body,
         file.size,
@@ -767,10 +770,10 @@ async fn collection_archive(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let password = password(&headers)?;
-    let listing = node.collection(id, password.clone()).await?;
+    let access = access(&headers)?;
+    let listing = node.collection_with(id, access).await?;
     let name = format!("{}.tar", listing.name);
-    let (len, body) = node.collection_archive(listing, password)?;
+    let (len, body) = node.collection_archive(listing)?;
     Ok(streamed(body, len, "application/x-tar", &name, &id))
 }
 

@@ -169,6 +169,9 @@ pub(crate) enum Indexed {
     Collection { size: u64, files: u64 },
 }
 
+/// The shortest expiry an upload may ask for: less would expire while it is stored.
+pub const MIN_EXPIRY_SECS: u64 = 2;
+
 /// How often the store drops expired objects.
 const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -485,7 +488,10 @@ impl Node {
 
     /// The expiry (unix seconds, 0: never) of an upload asking for `after`, by this node's
     /// defaults and limit.
-    pub(crate) fn expiry(&self, after: Option<std::time::Duration>) -> Result<u64, NodeError> {
+    pub(crate) fn expiry(
+        &self,
+        after: Option<std::time::Duration>,
+    ) -> Result<upload::Expiry, NodeError> {
         let config = &self.inner.config;
         let after = match (after, config.max_expiry) {
             (Some(after), Some(max)) if after > max => {
@@ -501,11 +507,11 @@ impl Node {
             },
         };
         match after {
-            None => Ok(0),
-            Some(after) if after.as_secs() == 0 => Err(NodeError::InvalidRequest(
-                "an expiry must be at least one second away".into(),
+            None => Ok(upload::Expiry::Never),
+            Some(after) if after.as_secs() < MIN_EXPIRY_SECS => Err(NodeError::InvalidRequest(
+                format!("an expiry must be at least {MIN_EXPIRY_SECS} seconds away"),
             )),
-            Some(after) => Ok(crate::replication::unix_now().saturating_add(after.as_secs())),
+            Some(after) => Ok(upload::Expiry::After(after.as_secs())),
         }
     }
 

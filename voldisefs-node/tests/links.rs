@@ -104,3 +104,80 @@ async fn a_read_key_opens_its_file_and_nothing_else() {
     assert_eq!(get_with_key(reader, a_id, a_key).await.status(), 200);
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_link_opens_the_collection_and_its_files() {
+    let nodes = common::network(3, 3).await;
+    let form = reqwest::multipart::Form::new()
+        .text("path", "album/a.txt")
+        .part("file", reqwest::multipart::Part::bytes(b"first".to_vec()))
+        .text("path", "album/sub/b.bin")
+        .part("file", reqwest::multipart::Part::bytes(data(100_000, 33)));
+    let uploaded: serde_json::Value = reqwest::Client::new()
+        .post(url(&nodes[0], "/api/v1/collections"))
+        .header("x-voldisefs-password", "pw")
+        .header("x-voldisefs-filename", "album")
+        .header("x-voldisefs-link", "true")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, key) = (
+        uploaded["id"].as_str().unwrap(),
+        uploaded["read_key"].as_str().unwrap(),
+    );
+    let reader = &nodes[2];
+    let get = |path: String| {
+        reqwest::Client::new()
+            .get(url(reader, &path))
+            .header("x-voldisefs-read-key", key)
+            .send()
+    };
+    let listing: serde_json::Value = get(format!("/api/v1/collections/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["files"].as_array().unwrap().len(), 2);
+    assert!(listing.get("read_key").is_none());
+    // Each file opens with the read key the listing gives.
+    let member = &listing["files"][0];
+    let body = get_with_key(
+        reader,
+        member["id"].as_str().unwrap(),
+        member["read_key"].as_str().unwrap(),
+    )
+    .await
+    .bytes()
+    .await
+    .unwrap();
+    assert_eq!(&body[..], b"first");
+    let file = get(format!(
+        "/api/v1/collections/{id}/file?path=album%2Fsub%2Fb.bin"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(&file.bytes().await.unwrap()[..], &data(100_000, 33)[..]);
+    let tar = get(format!("/api/v1/collections/{id}/archive"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut archive = tar::Archive::new(&tar[..]);
+    assert_eq!(archive.entries().unwrap().count(), 2);
+    // All of it without one Argon2id run on the reading node.
+    assert_eq!(counter(reader, "kdf_runs"), 0);
+    // The collection's key opens no file of it directly, and a member's key no collection.
+    assert_eq!(
+        get_with_key(reader, member["id"].as_str().unwrap(), key)
+            .await
+            .status(),
+        401
+    );
+    shutdown(nodes).await;
+}

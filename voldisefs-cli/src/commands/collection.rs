@@ -18,10 +18,10 @@ use voldisefs_node::crypto::{
 };
 
 use crate::cli::{GetArgs, LsArgs, PutArgs};
-use crate::client::{ListedFile, Listing, NodeClient};
+use crate::client::{Auth, ListedFile, Listing, NodeClient};
 use crate::error::CliError;
 use crate::names::safe_file_name;
-use crate::password::{self, Password};
+use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
 use crate::table::render;
@@ -96,6 +96,7 @@ fn entry(path: &str, size: u64) -> CollectionEntry {
         path: path.to_string(),
         size,
         file: [0; 32],
+        read: voldisefs_node::crypto::ReadKey::from_bytes([0; 32]),
     }
 }
 
@@ -182,10 +183,19 @@ pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
     let total: u64 = items.iter().map(|i| i.len).sum();
     let bar = TransferBar::new(Some(total), "uploading", args.quiet);
     let answer = client
-        .upload_collection(form(&items, &bar), name.as_deref(), &password, args.expires)
+        .upload_collection(
+            form(&items, &bar),
+            name.as_deref(),
+            &password,
+            args.expires,
+            args.link,
+        )
         .await;
     drop(bar);
     let answer = answer.context("uploading the collection failed")?;
+    let read_key = answer["read_key"]
+        .as_str()
+        .map(|k| zeroize::Zeroizing::new(k.to_owned()));
     let listing: Listing = serde_json::from_value(answer)
         .context("the node's answer to the upload is not what was expected")?;
     if !args.quiet {
@@ -202,6 +212,16 @@ pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", listing.id);
+    if args.link {
+        let key = read_key
+            .context("the node did not answer with a read key: it may be too old for links")?;
+        let link =
+            zeroize::Zeroizing::new(crate::cli::share_link(&args.node.node, &listing.id, &key));
+        if !args.quiet {
+            eprintln!("share link (opens the collection and its files without the password):");
+        }
+        println!("{}", link.as_str());
+    }
     Ok(())
 }
 
@@ -280,16 +300,12 @@ fn plan(dir: &Path, files: &[ListedFile], force: bool) -> anyhow::Result<Vec<Pat
 
 /// `voldisefs get ID` of a collection: recreates its folders under `-o DIR` (default: its
 /// name), or writes it as a tar archive to standard output with `-o -`.
-pub(super) async fn get(
-    args: GetArgs,
-    client: NodeClient,
-    password: Password,
-) -> anyhow::Result<()> {
+pub(super) async fn get(args: GetArgs, client: NodeClient, auth: Auth<'_>) -> anyhow::Result<()> {
     if args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
-        let archive = client.download_archive(&args.id, &password).await?;
+        let archive = client.download_archive(&args.id, auth).await?;
         return super::get::to_stdout(archive).await;
     }
-    let answer = client.collection(&args.id, &password).await?;
+    let answer = client.collection(&args.id, auth).await?;
     let listing: Listing = serde_json::from_value(answer)
         .context("the node's collection listing is not what was expected")?;
     checked(&listing)?;
@@ -312,11 +328,18 @@ pub(super) async fn get(
         }
     }
     let bar = TransferBar::new(Some(listing.size), "downloading", args.quiet);
-    let (client, password, force) = (&client, &password, args.force);
+    let (client, force) = (&client, args.force);
     let bar_ref = &bar;
     futures_util::stream::iter(listing.files.iter().zip(&targets))
         .map(|(file, target)| async move {
-            let download = client.download(&file.id, password).await?;
+            // Each file by its own read key (no Argon2id), else by the password.
+            let download = match (&file.read_key, auth) {
+                (Some(key), _) => client.download_with_key(&file.id, key).await?,
+                (None, Auth::Password(password)) => client.download(&file.id, password).await?,
+                (None, Auth::ReadKey(_)) => {
+                    bail!("the node listed no read keys: it is too old for collection links")
+                }
+            };
             if download.length.is_some_and(|len| len != file.size) {
                 bail!(
                     "refusing {}: the collection lists {} bytes, the file has another size",
@@ -349,7 +372,7 @@ pub(super) async fn get(
 pub(super) async fn list(args: LsArgs, id: &str) -> anyhow::Result<()> {
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
     let client = NodeClient::new(&args.node)?;
-    let answer = client.collection(id, &password).await?;
+    let answer = client.collection(id, Auth::Password(&password)).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
@@ -438,6 +461,7 @@ mod tests {
             path: path.into(),
             size: 1,
             id: "00".into(),
+            read_key: None,
         }
     }
 

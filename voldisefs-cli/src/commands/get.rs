@@ -47,12 +47,18 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
     if let Target::File(path) = &target {
         refuse_overwrite(path, args.force).await?;
     }
-    if let Some((node, key)) = &args.id.link {
+    if let Some((node, key)) = args.id.link.clone() {
         if args.resume || args.path.is_some() {
             bail!("a share link opens one file: --resume and --path need the id and password");
         }
-        let client = NodeClient::for_url(node.clone(), &args.node)?;
-        let download = client.download_with_key(&args.id, key).await?;
+        let client = NodeClient::for_url(node, &args.node)?;
+        let download = match client.download_with_key(&args.id, &key).await {
+            Err(e) if super::collection::is_collection(&e) => {
+                let auth = crate::client::Auth::ReadKey(&key);
+                return super::collection::get(args, client, auth).await;
+            }
+            other => other?,
+        };
         return write(download, &args, target).await;
     }
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
@@ -64,7 +70,8 @@ pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
         Some(path) => client.download_path(&args.id, path, &password).await?,
         None => match client.download(&args.id, &password).await {
             Err(e) if super::collection::is_collection(&e) => {
-                return super::collection::get(args, client, password).await;
+                let auth = crate::client::Auth::Password(&password);
+                return super::collection::get(args, client, auth).await;
             }
             other => other?,
         },

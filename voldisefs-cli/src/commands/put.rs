@@ -61,8 +61,8 @@ async fn open(path: &std::path::Path, args: &PutArgs) -> anyhow::Result<Source> 
 pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let path = match &args.files[..] {
         [one] if one.as_os_str() == "-" || !one.is_dir() => one.clone(),
-        _ if args.link || args.once => {
-            anyhow::bail!("--link and --once work for single files; put the files one by one")
+        _ if args.once => {
+            anyhow::bail!("--once works for single files; put the files one by one")
         }
         _ => return super::collection::put(args).await,
     };

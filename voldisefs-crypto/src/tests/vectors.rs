@@ -103,16 +103,23 @@ fn compute_collection() -> Vec<(&'static str, Vec<u8>)> {
         .find(|(k, _)| *k == "file_id")
         .and_then(|(_, v)| v.clone().try_into().ok())
         .unwrap();
+    let first_key: [u8; 32] = first
+        .iter()
+        .find(|(k, _)| *k == "read_key")
+        .and_then(|(_, v)| v.clone().try_into().ok())
+        .unwrap();
     let collection = crate::Collection::new(vec![
         crate::CollectionEntry {
             path: "sub dir/\u{e9}t\u{e9}.txt".into(),
             size: 0,
             file: [0xaa; 32],
+            read: crate::ReadKey::from_bytes([0xbb; 32]),
         },
         crate::CollectionEntry {
             path: NAME.into(),
             size: PLAINTEXT.len() as u64,
             file: first_id,
+            read: crate::ReadKey::from_bytes(first_key),
         },
     ])
     .unwrap();

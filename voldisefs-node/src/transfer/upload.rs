@@ -79,10 +79,45 @@ pub(crate) struct UploadRequest {
     pub(crate) kind: FileKind,
     /// The password or batch key.
     pub(crate) keying: Keying,
-    /// When the file's objects expire (unix seconds, 0: never).
-    pub(crate) expires: u64,
+    /// When the file's objects expire.
+    pub(crate) expires: Expiry,
     /// Delete it after its first complete download.
     pub(crate) once: bool,
+}
+
+/// When an upload's objects expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Never.
+    Never,
+    /// This many seconds after sealing starts (after the key derivation), rounded up.
+    After(u64),
+    /// At this unix time (a batch's files and collection share one).
+    At(u64),
+}
+
+impl Expiry {
+    /// The unix time to stamp now (0: never): an `After` counts from the next whole second,
+    /// so at least that many seconds remain.
+    pub(crate) fn stamp(self) -> u64 {
+        match self {
+            Expiry::Never => 0,
+            Expiry::At(at) => at,
+            Expiry::After(secs) => crate::replication::unix_now()
+                .saturating_add(1)
+                .saturating_add(secs),
+        }
+    }
+}
+
+/// Whether an object stamped to expire at `expires` must not be stored any more.
+fn too_late(expires: u64) -> Result<(), NodeError> {
+    if voldisefs_crypto::expired(expires, crate::replication::unix_now()) {
+        return Err(NodeError::InvalidRequest(
+            "the file's expiry passed before it was stored; ask for a longer one".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A finished upload: its receipt, everything it stored (chunks and record) and the key that
@@ -195,9 +230,11 @@ async fn seal_and_store(
     sealed_ids: Sealed,
 ) -> Result<ChunkId, NodeError> {
     let plaintext = std::mem::take(&mut *plaintext);
+    let expires = sealer.expires();
     let sealed =
         tokio::task::spawn_blocking(move || sealer.seal_chunk_owned(index, is_final, plaintext))
             .await??;
+    too_late(expires)?;
     let id = ChunkId::from_bytes(sealed.id);
     let mut bytes = sealed.bytes;
     // Stored as is on this node: do not pin the spare capacity of a short final chunk.
@@ -304,7 +341,7 @@ where
         }
         Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
     }
-    .with_expiry(expires);
+    .with_expiry(expires.stamp());
     let sealer = Arc::new(if once { sealer.once() } else { sealer });
     lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
@@ -363,6 +400,8 @@ where
         chunks: ids.iter().map(|id| *id.as_bytes()).collect(),
     };
     let read_key = sealer.read_key().clone();
+    let sealer_expires = sealer.expires();
+    too_late(sealer_expires)?;
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
     let id = FileId::from_bytes(record.id);
     store(
@@ -381,6 +420,6 @@ where
         replicas: 0,
         copies: 0,
         read_key,
-        expires: (expires != 0).then_some(expires),
+        expires: (sealer_expires != 0).then_some(sealer_expires),
     })
 }

@@ -163,6 +163,8 @@ try {
     && document.querySelector('#up-result-kind').textContent.startsWith('Collection'), null, { timeout: WAIT });
   const collection = (await text(a, '#up-id')).trim();
   check(/^[0-9a-f]{64}$/.test(collection) && collection !== id, `the page shows the collection id ${collection}`);
+  const folderLink = (await text(a, '#up-link')).trim();
+  check(folderLink.includes(`#id=${collection}&key=`), 'the collection has a share link too');
   await a.waitForFunction((n) => document.querySelector('#files').textContent.includes(n + '/'), folderName, { timeout: WAIT });
   check(true, 'the collection is listed as a folder');
   await shot(a, 'folder-uploaded');
@@ -189,6 +191,11 @@ try {
   await archive.saveAs(ARCHIVE_OUT);
   await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
   check(true, 'the archive download reports success');
+  const { page: fl } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await fl.goto(folderLink);
+  const [linkedTar] = await Promise.all([fl.waitForEvent('download', { timeout: WAIT }), fl.click('#down-btn')]);
+  const viaLinkTar = await readFile(await linkedTar.path());
+  check(viaLinkTar.equals(await readFile(ARCHIVE_OUT)), 'the collection link downloads the same archive without the password');
 
   // 5. Errors as readable messages: wrong password, unknown id, malformed id.
   await b.fill('#down-pw', PASSWORD + 'x');
