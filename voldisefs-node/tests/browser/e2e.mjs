@@ -211,6 +211,34 @@ try {
   await b.click('#down-btn');
   check((await waitText(b, '#down-msg.err')).includes('64 hexadecimal'), 'a truncated id is caught on the page');
 
+  // 5b. Expiry and burn after reading from the page: the first download works, then the file
+  // is gone ("not found" through any node).
+  const { page: o } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await o.goto(A);
+  const secret = randomBytes(5000);
+  await o.setInputFiles('#up-file', { name: 'secret.bin', mimeType: 'application/octet-stream', buffer: secret });
+  await o.fill('#up-pw', PASSWORD);
+  await o.selectOption('#up-expires', '3600');
+  await o.check('#up-once');
+  await o.click('#up-btn');
+  await o.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  const meta = await text(o, '#up-result-meta');
+  check(meta.includes('deleted everywhere at') && meta.includes('after the first download'), `the page says when it goes (${meta})`);
+  const onceId = (await text(o, '#up-id')).trim();
+  await b.fill('#down-id', onceId);
+  await b.fill('#down-pw', PASSWORD);
+  const [first] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  check((await readFile(await first.path())).equals(secret), 'a burn-after-reading file downloads once');
+  let burnt = false;
+  for (let i = 0; i < 20 && !burnt; i++) {
+    await b.evaluate(() => { document.querySelector('#down-msg').textContent = ''; });
+    await b.click('#down-btn');
+    const said = await waitText(b, '#down-msg');
+    burnt = said.includes('No file with this id');
+    if (!burnt) await b.waitForTimeout(250);
+  }
+  check(burnt, 'and is not found after that');
+
   // 6. A network without room: the upload fails with "full", not a broken connection.
   const { page: f } = await newPage(browser, FULL, { viewport: { width: 1280, height: 900 } });
   await f.goto(FULL);
