@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// The longest expiry an upload through this node may ask for; uploads that ask for none
     /// get it when there is no `default_expiry`. Default `None` (no limit).
     pub max_expiry: Option<Duration>,
+    /// How often the store drops expired objects (reads drop an expired object at once, and
+    /// puts of one are refused, whatever this is). Default 1 s.
+    pub expiry_sweep: Duration,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
@@ -146,6 +149,7 @@ impl Default for NodeConfig {
             kdf_cache_age: Duration::from_secs(600),
             default_expiry: None,
             max_expiry: None,
+            expiry_sweep: Duration::from_secs(1),
             transfer_parallelism: (2 * cores).clamp(4, 16),
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,

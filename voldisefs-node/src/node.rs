@@ -172,9 +172,6 @@ pub(crate) enum Indexed {
 /// The shortest expiry an upload may ask for: less would expire while it is stored.
 pub const MIN_EXPIRY_SECS: u64 = 2;
 
-/// How often the store drops expired objects.
-const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// How long shutdown waits for HTTP transfers and upload clean-up before cutting them off.
 const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wait after an upload before its holders are checked by proof.
@@ -302,10 +299,15 @@ impl Node {
             .clone()
             .run(node.inner.config.repair_interval, node.inner.work.clone());
         node.inner.tracker.spawn(repair);
-        // Expired objects leave the store within EXPIRY_SWEEP (reads drop them at once).
+        // Expired objects leave the store within `expiry_sweep` (reads drop them at once).
         let token = node.inner.work.clone();
+        let every = node
+            .inner
+            .config
+            .expiry_sweep
+            .max(std::time::Duration::from_millis(10));
         node.inner.tracker.spawn(async move {
-            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

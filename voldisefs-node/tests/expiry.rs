@@ -133,3 +133,65 @@ async fn a_node_applies_its_default_and_maximum_expiry() {
     assert!(body["message"].as_str().unwrap().contains("3600"), "{body}");
     shutdown(nodes).await;
 }
+
+/// A node that has not swept its store yet still holds an expired file: its repair pushes
+/// copies to the others and its graceful leave hands them off, and every other node refuses
+/// them, so nothing comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_and_hand_off_never_revive_an_expired_file() {
+    let nodes = common::network_with(4, |c| NodeConfig {
+        replicas: 3,
+        repair_interval: Duration::from_millis(300),
+        ..c
+    })
+    .await;
+    // One more node that never sweeps on its own.
+    let stale = Node::start(NodeConfig {
+        bootstrap: vec![nodes[0].peer_addr()],
+        replicas: 3,
+        repair_interval: Duration::from_millis(300),
+        expiry_sweep: Duration::from_secs(3600),
+        ..common::config()
+    })
+    .await
+    .unwrap();
+    common::eventually("the stale node joined", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 5)
+    })
+    .await;
+    // Upload through the stale node until it holds a copy itself.
+    let mut id = None;
+    for _ in 0..10 {
+        let response = put(&stale, Some("2")).await;
+        let receipt: serde_json::Value = response.json().await.unwrap();
+        if stale.status().store.chunks > 0 {
+            id = Some(receipt["id"].as_str().unwrap().to_owned());
+            break;
+        }
+    }
+    let id = id.expect("the stale node never held a copy");
+    // Expired: the others drop their copies; the stale node keeps its own.
+    common::eventually("the other holders swept the file", || {
+        common::total_chunks(&nodes) == 0
+    })
+    .await;
+    assert!(stale.status().store.chunks > 0);
+    // A few repair rounds of the stale node: its pushes are refused.
+    common::more_sweeps(std::slice::from_ref(&stale), 3).await;
+    assert_eq!(
+        common::total_chunks(&nodes),
+        0,
+        "repair revived an expired file"
+    );
+    // Its graceful leave hands off what it holds: refused too.
+    stale.shutdown().await;
+    assert_eq!(
+        common::total_chunks(&nodes),
+        0,
+        "hand-off revived an expired file"
+    );
+    for node in &nodes {
+        assert_eq!(status(node, &format!("/api/v1/files/{id}")).await, 404);
+    }
+    shutdown(nodes).await;
+}
