@@ -17,12 +17,41 @@ use crate::password::Password;
 use crate::read_key::ReadKey;
 use crate::sealer::{FileSealer, PasswordKey, SealedRecord};
 
-/// A record's trailer as its expiry bytes and delete check.
-fn split_trailer(trailer: &[u8]) -> ([u8; EXPIRY_LEN], [u8; DELETE_CHECK_LEN]) {
-    let (mut expiry, mut check) = ([0u8; EXPIRY_LEN], [0u8; DELETE_CHECK_LEN]);
-    expiry.copy_from_slice(&trailer[..EXPIRY_LEN]);
-    check.copy_from_slice(&trailer[EXPIRY_LEN..]);
-    (expiry, check)
+/// A record checked against its id and cut into its parts (before any key is involved).
+struct Parts<'a> {
+    header: RecordHeader,
+    header_bytes: &'a [u8],
+    sealed_manifest: &'a [u8],
+    expiry: [u8; EXPIRY_LEN],
+    check: [u8; DELETE_CHECK_LEN],
+}
+
+impl<'a> Parts<'a> {
+    /// Checks, in order: SHA-256 against `expected_id`, the length, the header.
+    fn of(expected_id: &[u8; 32], record: &'a [u8], allow_insecure: bool) -> Result<Self> {
+        if content_id(record) != *expected_id {
+            return Err(Error::IdMismatch);
+        }
+        if record.len() > MAX_RECORD_LEN {
+            return Err(Error::InvalidManifest("record too long"));
+        }
+        if record.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(Error::MalformedHeader("record shorter than its header"));
+        }
+        let (sealed, trailer) = record.split_at(record.len() - TRAILER_LEN);
+        let (mut expiry, mut check) = ([0u8; EXPIRY_LEN], [0u8; DELETE_CHECK_LEN]);
+        expiry.copy_from_slice(&trailer[..EXPIRY_LEN]);
+        check.copy_from_slice(&trailer[EXPIRY_LEN..]);
+        let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
+        let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
+        Ok(Self {
+            header,
+            header_bytes,
+            sealed_manifest,
+            expiry,
+            check,
+        })
+    }
 }
 
 /// What an open checks a record against.
@@ -169,19 +198,13 @@ impl FileOpener {
             allow_insecure,
             ceiling,
         } = request;
-        if content_id(record) != *expected_id {
-            return Err(Error::IdMismatch);
-        }
-        if record.len() > MAX_RECORD_LEN {
-            return Err(Error::InvalidManifest("record too long"));
-        }
-        if record.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::MalformedHeader("record shorter than its header"));
-        }
-        let (sealed, trailer) = record.split_at(record.len() - TRAILER_LEN);
-        let (expiry, stored_check) = split_trailer(trailer);
-        let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
-        let header = RecordHeader::parse_with(header_bytes, allow_insecure)?;
+        let Parts {
+            header,
+            header_bytes,
+            sealed_manifest,
+            expiry,
+            check: stored_check,
+        } = Parts::of(expected_id, record, allow_insecure)?;
         if let Some(ceiling) = ceiling {
             let k = &header.kdf;
             if !ceiling.allows(k) {
@@ -263,19 +286,13 @@ impl FileOpener {
         record: &[u8],
         read: &ReadKey,
     ) -> Result<Self> {
-        if content_id(record) != *expected_id {
-            return Err(Error::IdMismatch);
-        }
-        if record.len() > MAX_RECORD_LEN {
-            return Err(Error::InvalidManifest("record too long"));
-        }
-        if record.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::MalformedHeader("record shorter than its header"));
-        }
-        let (sealed, trailer) = record.split_at(record.len() - TRAILER_LEN);
-        let (expiry, check) = split_trailer(trailer);
-        let (header_bytes, sealed_manifest) = sealed.split_at(HEADER_LEN);
-        let header = RecordHeader::parse_with(header_bytes, ALLOW_INSECURE)?;
+        let Parts {
+            header,
+            header_bytes,
+            sealed_manifest,
+            expiry,
+            check,
+        } = Parts::of(expected_id, record, ALLOW_INSECURE)?;
         let keys = ReadKeys::derive(read, &header.file_nonce)?;
         let plaintext = manifest::open(&keys.manifest, header_bytes, expiry, sealed_manifest)?;
         let manifest = manifest::decode(&plaintext, header.chunk_size)?;
