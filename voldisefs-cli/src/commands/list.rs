@@ -32,6 +32,9 @@ struct FileEntry {
     chunks: u64,
     /// Upload time, seconds since the Unix epoch.
     created: u64,
+    /// When it expires, seconds since the Unix epoch (absent: never).
+    #[serde(default)]
+    expires: Option<u64>,
 }
 
 /// `GET /api/v1/network`.
@@ -143,6 +146,7 @@ fn files_table(list: &FileList) -> String {
                 format_size(f.size),
                 f.chunks.to_string(),
                 format_utc(f.created),
+                f.expires.map_or_else(|| "never".to_owned(), format_utc),
                 if f.kind.as_deref() == Some("collection") {
                     // A collection reads as a folder: `voldisefs ls ID` lists its files.
                     format!("{}/", printable(&f.name))
@@ -152,7 +156,17 @@ fn files_table(list: &FileList) -> String {
             ]
         })
         .collect();
-    render(&["ID", "SIZE", "CHUNKS", "CREATED (UTC)", "NAME"], &rows)
+    render(
+        &[
+            "ID",
+            "SIZE",
+            "CHUNKS",
+            "CREATED (UTC)",
+            "EXPIRES (UTC)",
+            "NAME",
+        ],
+        &rows,
+    )
 }
 
 use super::collection::printable;
@@ -222,13 +236,18 @@ mod tests {
     #[test]
     fn files_table_lists_every_file() {
         let list: FileList = serde_json::from_str(
-            r#"{"files":[{"id":"aa","name":"notes \u001b[31mred\n.txt","size":2048,"chunks":1,"created":0,"extra":true}]}"#,
+            r#"{"files":[{"id":"aa","name":"notes \u001b[31mred\n.txt","size":2048,"chunks":1,"created":0,"extra":true},
+                         {"id":"bb","name":"brief","size":1,"chunks":1,"created":0,"expires":86400}]}"#,
         )
         .unwrap();
         let text = files_table(&list);
         assert!(text.starts_with("ID  SIZE"), "{text}");
         assert!(
-            text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00  notes \\u{1b}[31mred\\n.txt"),
+            text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00  never                notes \\u{1b}[31mred\\n.txt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1970-01-01 00:00:00  1970-01-02 00:00:00  brief"),
             "{text}"
         );
         assert!(!text.contains('\u{1b}'), "{text}");
