@@ -375,6 +375,17 @@ fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
     })
 }
 
+/// A 201 answer of `value` with `read_key` added (an upload that asked for a share link).
+fn created_with_key(
+    value: &impl serde::Serialize,
+    key: &voldisefs_crypto::ReadKey,
+) -> Result<Response, ApiError> {
+    let mut answer = serde_json::to_value(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    answer["read_key"] = json!(key.to_hex().as_str());
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
 /// A `true`/`false` header (absent: false).
 fn flag(headers: &HeaderMap, name: &str) -> Result<bool, ApiError> {
     match headers.get(name).map(HeaderValue::as_bytes) {
@@ -431,11 +442,7 @@ async fn upload(
         )
         .await?;
     if want_link {
-        let mut answer = serde_json::to_value(&receipt).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-        answer["read_key"] = json!(receipt.read_key.to_hex().as_str());
-        return Ok((StatusCode::CREATED, Json(answer)).into_response());
+        return created_with_key(&receipt, &receipt.read_key);
     }
     Ok((StatusCode::CREATED, Json(receipt)).into_response())
 }
@@ -718,11 +725,7 @@ async fn upload_collection(
     let want_link = flag(&headers, LINK_HEADER)?;
     let listing = batch.finish(&name).await?;
     if let (true, Some(key)) = (want_link, &listing.read_key) {
-        let mut answer = serde_json::to_value(&listing).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-        answer["read_key"] = json!(key.to_hex().as_str());
-        return Ok((StatusCode::CREATED, Json(answer)).into_response());
+        return created_with_key(&listing, key);
     }
     Ok((StatusCode::CREATED, Json(listing)).into_response())
 }
