@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
-use voldisefs_node::crypto::ChunkSize;
+use voldisefs_node::crypto::{ChunkSize, Redundancy};
 
 use crate::size::{SIZE_HELP, parse_size};
 
@@ -77,6 +77,12 @@ pub(crate) struct NodeStartArgs {
     /// Copies kept of every chunk [default: 3].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) replicas: Option<u16>,
+    /// How files uploaded through this node keep their chunks unless an upload says
+    /// otherwise: `replicas:N` (sets --replicas too) or `rs:K+M` (K data and M parity
+    /// Reed-Solomon shards on K + M distinct nodes; needs K + M live nodes)
+    /// [default: replicas:<--replicas>].
+    #[arg(long, value_name = "SPEC", value_parser = parse_redundancy)]
+    pub(crate) redundancy: Option<Redundancy>,
     /// RAM this node may use for stored chunks [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, long_help = format!(
         "RAM this node may use for stored chunks [default: 1GiB].\nSIZE: {SIZE_HELP}."))]
@@ -208,6 +214,12 @@ pub(crate) struct PutArgs {
     /// file everywhere afterwards. Single files only.
     #[arg(long)]
     pub(crate) once: bool,
+    /// How the chunks are kept: `replicas:N` (N whole copies; N must be the network's
+    /// `--replicas`) or `rs:K+M` (Reed-Solomon: K data and M parity shards of every chunk on
+    /// K + M distinct nodes; survives M lost nodes at (K+M)/K times the size, e.g. `rs:4+2`:
+    /// two lost nodes at 1.5x) [default: the node's `--redundancy`].
+    #[arg(long, value_name = "SPEC", value_parser = parse_redundancy)]
+    pub(crate) redundancy: Option<Redundancy>,
     /// The node to upload through.
     #[command(flatten)]
     pub(crate) node: NodeArg,
@@ -452,6 +464,12 @@ pub(crate) fn parse_file_ref(text: &str) -> Result<FileRef, String> {
 
 /// Parses a DURATION: a whole number with an optional unit, `s` (default), `m`, `h`, `d` or
 /// `w`; at least one second.
+/// Parses `replicas:N` or `rs:K+M`.
+pub(crate) fn parse_redundancy(text: &str) -> Result<Redundancy, String> {
+    text.parse()
+        .map_err(|e: voldisefs_node::crypto::Error| e.to_string())
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("{text:?} is not a duration (for example 90s, 10m, 24h, 7d, 2w)");
     let text = text.trim();

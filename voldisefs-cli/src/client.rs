@@ -14,6 +14,7 @@ use reqwest::{Body, Response, StatusCode, Url};
 use serde::Deserialize;
 use voldisefs_node::{
     EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
+    REDUNDANCY_HEADER,
 };
 
 use crate::error::CliError;
@@ -44,6 +45,9 @@ pub(crate) struct UploadReceipt {
     /// Copies confirmed for the least-copied chunk (absent from older nodes).
     #[serde(default)]
     pub(crate) copies: Option<u64>,
+    /// How the chunks are kept (`replicas:3`, `rs:4+2`); absent from older nodes.
+    #[serde(default)]
+    pub(crate) redundancy: Option<String>,
     /// When the file expires, unix seconds (absent: never).
     #[serde(default)]
     pub(crate) expires: Option<u64>,
@@ -92,6 +96,8 @@ pub(crate) struct UploadOptions {
     pub(crate) expires: Option<Duration>,
     /// Delete it after its first complete download.
     pub(crate) once: bool,
+    /// How the chunks are kept (`None`: the node's default).
+    pub(crate) redundancy: Option<voldisefs_node::crypto::Redundancy>,
 }
 
 /// A collection as the node lists it (`GET /api/v1/collections/{id}`, and the answer to a
@@ -223,6 +229,7 @@ impl NodeClient {
             link,
             expires,
             once,
+            redundancy,
         } = options;
         let mut request = self
             .http
@@ -238,6 +245,9 @@ impl NodeClient {
         }
         if once {
             request = request.header(ONCE_HEADER, "true");
+        }
+        if let Some(redundancy) = redundancy {
+            request = request.header(REDUNDANCY_HEADER, redundancy.to_string());
         }
         // Without a length (a pipe) the body goes chunked; the node streams it either way.
         if let Some(len) = len {
@@ -258,9 +268,14 @@ impl NodeClient {
         form: reqwest::multipart::Form,
         name: Option<&str>,
         password: &Password,
-        expires: Option<Duration>,
-        link: bool,
+        options: UploadOptions,
     ) -> anyhow::Result<serde_json::Value> {
+        let UploadOptions {
+            link,
+            expires,
+            redundancy,
+            ..
+        } = options;
         let mut request = self
             .http
             .post(self.url("api/v1/collections")?)
@@ -270,6 +285,9 @@ impl NodeClient {
         }
         if let Some(expires) = expires {
             request = request.header(EXPIRES_HEADER, expires.as_secs());
+        }
+        if let Some(redundancy) = redundancy {
+            request = request.header(REDUNDANCY_HEADER, redundancy.to_string());
         }
         if link {
             request = request.header(LINK_HEADER, "true");

@@ -1259,3 +1259,65 @@ fn a_folder_link_recreates_the_folder_without_the_password() {
     assert_code(&output, 0);
     assert_eq!(tree(&out), expected);
 }
+
+/// `put --redundancy rs:K+M` stores Reed-Solomon shards and reads back through another node;
+/// a spec needing more nodes than are live, a replica count other than the network's and a
+/// malformed spec are refused with clear messages.
+#[test]
+fn put_redundancy_rs_round_trips_and_bad_specs_are_refused() {
+    let net = Network::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shards.bin");
+    let bytes = data((1 << 20) + 12_345);
+    std::fs::write(&path, &bytes).unwrap();
+    let put = |extra: &[&str]| {
+        run(voldisefs()
+            .args(["put", path.to_str().unwrap(), "--node", &net.url(0)])
+            .args(extra)
+            .env("VOLDISEFS_PASSWORD", PASSWORD))
+    };
+    let output = put(&["--redundancy", "rs:2+1"]);
+    assert_code(&output, 0);
+    assert!(
+        stderr(&output).contains("kept as rs:2+1"),
+        "{}",
+        stderr(&output)
+    );
+    let id = last_line(&output);
+    let out = dir.path().join("back.bin");
+    let output = run(voldisefs()
+        .args([
+            "get",
+            &id,
+            "--node",
+            &net.url(2),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, b"six nodes wanted").unwrap();
+    let output = run(voldisefs()
+        .args(["put", small.to_str().unwrap(), "--node", &net.url(0)])
+        .args(["--redundancy", "rs:4+2"])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("rs:4+2 needs 6 live nodes, and 3 are live"),
+        "{}",
+        stderr(&output)
+    );
+    let output = put(&["--redundancy", "replicas:2"]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("keeps 3 copies"),
+        "{}",
+        stderr(&output)
+    );
+    let output = put(&["--redundancy", "rs:4"]);
+    assert_code(&output, 2);
+    assert!(stderr(&output).contains("rs:K+M"), "{}", stderr(&output));
+}

@@ -99,6 +99,15 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A stripe descriptor or shard set is malformed or does not fit together (FORMAT.md
+    /// section 8).
+    #[error("invalid stripe: {0}")]
+    InvalidStripe(&'static str),
+
+    /// A redundancy spec that is not `replicas:N` or `rs:K+M` within the bounds.
+    #[error("invalid redundancy: {0}")]
+    InvalidRedundancy(&'static str),
+
     /// A chunk size that is not a power of two in the supported range.
     #[error("invalid chunk size {0} (must be a power of two from 64 KiB to 16 MiB)")]
     InvalidChunkSize(u64),

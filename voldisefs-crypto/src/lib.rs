@@ -92,6 +92,7 @@ mod opener;
 mod password;
 mod read_key;
 mod sealer;
+mod stripe;
 #[cfg(test)]
 mod tests;
 
@@ -118,6 +119,7 @@ pub use read_key::{READ_KEY_LEN, ReadKey};
 #[cfg(any(test, feature = "insecure-test-kdf"))]
 pub use sealer::FixedRandomness;
 pub use sealer::{FileSealer, PasswordKey, SealedRecord};
+pub use stripe::{EncodedStripe, MAX_DESCRIPTOR_LEN, MAX_SHARDS, Redundancy, Stripe};
 
 /// Magic bytes at the start of every record (also the format tag in chunk AAD).
 pub const MAGIC: [u8; 4] = *b"VDFS";

@@ -9,10 +9,15 @@
 //! |          8 | file size in bytes, u64 BE              |
 //! |          8 | created, unix seconds, u64 BE           |
 //! |          1 | kind: 0 file, 1 collection (version 3)  |
-//! |          1 | flags: bit 0 "once" (version 3)         |
+//! |          1 | flags: bit 0 "once", bit 1 "redundancy" |
 //! |     0 / 32 | the delete key, if "once"               |
+//! |      0 / 3 | redundancy, if flagged: kind, a, b      |
 //! |          4 | chunk count `c`, u32 BE                 |
-//! |     32 * c | chunk ids (SHA-256 of each sealed chunk) |
+//! |     32 * c | chunk ids, or stripe ids if `rs:K+M`    |
+//!
+//! Redundancy (flag bit 1): kind 0 `replicas:a` (b = 0) or kind 1 `rs:a+b`. For an
+//! erasure-coded file each listed id is the SHA-256 of the chunk's stripe descriptor
+//! ([`crate::Stripe`]) rather than of the sealed chunk. Writers of this build always set it.
 
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
@@ -20,6 +25,7 @@ use zeroize::Zeroizing;
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len};
 use crate::delete::{DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
+use crate::stripe::Redundancy;
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
 /// Longest file name a manifest holds, in bytes of UTF-8.
@@ -81,6 +87,8 @@ pub struct Manifest {
     kind: FileKind,
     /// Burn after reading: the delete key, so whoever reads the file once deletes it.
     once: Option<DeleteKey>,
+    /// How the chunks are kept, if the writer recorded it.
+    redundancy: Option<Redundancy>,
     chunk_size: ChunkSize,
     chunks: Vec<[u8; 32]>,
 }
@@ -94,6 +102,7 @@ impl std::fmt::Debug for Manifest {
             .field("created", &self.created)
             .field("kind", &self.kind)
             .field("once", &self.once.is_some())
+            .field("redundancy", &self.redundancy)
             .field("chunk_size", &self.chunk_size.bytes())
             .field("chunks", &self.chunks.len())
             .finish()
@@ -125,6 +134,18 @@ impl Manifest {
     /// reading"); the manifest then carries the delete key, so any reader can do it.
     pub fn once(&self) -> bool {
         self.once.is_some()
+    }
+
+    /// How the file's chunks are kept, as its writer chose: `None` for records written
+    /// before redundancy was recorded (whole copies, as many as the network keeps). For
+    /// [`Redundancy::ErasureCoded`] the ids [`chunks`](Self::chunks) lists are stripe ids.
+    pub fn redundancy(&self) -> Option<Redundancy> {
+        self.redundancy
+    }
+
+    /// Whether the listed ids name stripe descriptors (an erasure-coded file).
+    pub fn is_striped(&self) -> bool {
+        matches!(self.redundancy, Some(Redundancy::ErasureCoded { .. }))
     }
 
     /// The delete key a "once" file's manifest carries.
@@ -172,7 +193,7 @@ impl Manifest {
 /// Checks the writer's input and serialises it (not a "once" file).
 #[cfg(test)]
 pub(crate) fn encode(info: &ManifestInfo, chunk_size: ChunkSize) -> Result<Zeroizing<Vec<u8>>> {
-    encode_with(info, chunk_size, None)
+    encode_with(info, chunk_size, None, None)
 }
 
 /// Checks the writer's input and serialises it; `once` carries the delete key of a file to
@@ -181,6 +202,7 @@ pub(crate) fn encode_with(
     info: &ManifestInfo,
     chunk_size: ChunkSize,
     once: Option<&DeleteKey>,
+    redundancy: Option<Redundancy>,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let count = checked_chunk_count(info.size, chunk_size)?;
     if info.chunks.len() as u64 != count {
@@ -201,12 +223,19 @@ pub(crate) fn encode_with(
     out.extend_from_slice(&info.size.to_be_bytes());
     out.extend_from_slice(&info.created.to_be_bytes());
     out.push(info.kind.to_byte());
-    match once {
-        Some(key) => {
-            out.push(FLAG_ONCE);
-            out.extend_from_slice(key.as_bytes());
-        }
-        None => out.push(0),
+    let mut flags = 0;
+    if once.is_some() {
+        flags |= FLAG_ONCE;
+    }
+    if redundancy.is_some() {
+        flags |= FLAG_REDUNDANCY;
+    }
+    out.push(flags);
+    if let Some(key) = once {
+        out.extend_from_slice(key.as_bytes());
+    }
+    if let Some(redundancy) = redundancy {
+        out.extend_from_slice(&redundancy.validate()?.to_bytes());
     }
     out.extend_from_slice(&count.to_be_bytes());
     for id in &info.chunks {
@@ -249,10 +278,22 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
     let created = u64::from_be_bytes(r.array()?);
     let [kind] = r.array()?;
     let kind = FileKind::from_byte(kind)?;
-    let once = match r.array()? {
-        [0] => None,
-        [FLAG_ONCE] => Some(DeleteKey::from_bytes(r.array()?)),
-        _ => return Err(Error::InvalidManifest("unknown flags")),
+    let [flags] = r.array()?;
+    if flags & !(FLAG_ONCE | FLAG_REDUNDANCY) != 0 {
+        return Err(Error::InvalidManifest("unknown flags"));
+    }
+    let once = if flags & FLAG_ONCE != 0 {
+        Some(DeleteKey::from_bytes(r.array()?))
+    } else {
+        None
+    };
+    let redundancy = if flags & FLAG_REDUNDANCY != 0 {
+        Some(
+            Redundancy::from_bytes(r.array()?)
+                .map_err(|_| Error::InvalidManifest("unknown redundancy"))?,
+        )
+    } else {
+        None
     };
     let count = u64::from(u32::from_be_bytes(r.array()?));
     if count != checked_chunk_count(size, chunk_size)? {
@@ -279,6 +320,7 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
         created,
         kind,
         once,
+        redundancy,
         chunk_size,
         chunks,
     })
@@ -286,6 +328,8 @@ pub(crate) fn decode(bytes: &[u8], chunk_size: ChunkSize) -> Result<Manifest> {
 
 /// Manifest flag: delete the file after its first complete download.
 const FLAG_ONCE: u8 = 1;
+/// Manifest flag: the redundancy the writer chose follows.
+const FLAG_REDUNDANCY: u8 = 2;
 
 /// Builds a whole record: `header || nonce(12) || ciphertext || tag(16) || expiry(8) ||
 /// check(32)`, the manifest sealed under `key` with AAD = the whole header then the expiry,
@@ -391,13 +435,44 @@ mod tests {
         assert_eq!(decode(&bytes, cs).unwrap().kind(), FileKind::Collection);
         // A "once" file carries its delete key after the flags.
         let key = DeleteKey::from_bytes([9; 32]);
-        let bytes = encode_with(&i, cs, Some(&key)).unwrap();
+        let bytes = encode_with(&i, cs, Some(&key), None).unwrap();
         assert_eq!(bytes[2 + name_len + 17], 1);
         assert_eq!(&bytes[2 + name_len + 18..2 + name_len + 50], &[9; 32]);
         let m = decode(&bytes, cs).unwrap();
         assert!(m.once());
         assert_eq!(m.once_key(), Some(&key));
         assert!(!decode(&encode(&i, cs).unwrap(), cs).unwrap().once());
+        // The redundancy follows the once key: kind, then two parameters.
+        let rs = Redundancy::ErasureCoded { data: 4, parity: 2 };
+        let bytes = encode_with(&i, cs, Some(&key), Some(rs)).unwrap();
+        assert_eq!(bytes[2 + name_len + 17], 3);
+        assert_eq!(&bytes[2 + name_len + 50..2 + name_len + 53], &[1, 4, 2]);
+        let m = decode(&bytes, cs).unwrap();
+        assert_eq!(
+            (m.redundancy(), m.once(), m.is_striped()),
+            (Some(rs), true, true)
+        );
+        let bytes = encode_with(&i, cs, None, Some(Redundancy::Replicas(3))).unwrap();
+        assert_eq!(bytes[2 + name_len + 17], 2);
+        assert_eq!(&bytes[2 + name_len + 18..2 + name_len + 21], &[0, 3, 0]);
+        let m = decode(&bytes, cs).unwrap();
+        assert_eq!(
+            (m.redundancy(), m.is_striped()),
+            (Some(Redundancy::Replicas(3)), false)
+        );
+        assert_eq!(
+            decode(&encode(&i, cs).unwrap(), cs).unwrap().redundancy(),
+            None
+        );
+        // Unknown kinds, out-of-bounds values and unknown flags are refused.
+        for bad in [[2u8, 1, 1], [1, 0, 2], [1, 30, 3], [0, 0, 0], [0, 3, 1]] {
+            let mut b = encode_with(&i, cs, None, Some(Redundancy::Replicas(3))).unwrap();
+            b[2 + name_len + 18..2 + name_len + 21].copy_from_slice(&bad);
+            assert!(decode(&b, cs).is_err(), "{bad:?}");
+        }
+        let mut b = encode(&i, cs).unwrap();
+        b[2 + name_len + 17] = 4;
+        assert!(decode(&b, cs).is_err());
     }
 
     #[test]

@@ -352,7 +352,8 @@ impl FileOpener {
     }
 
     /// Checks a fetched chunk against the manifest without decrypting it: its SHA-256 must be
-    /// the listed id ([`Error::ChunkIdMismatch`]: try another replica), then its length must
+    /// the listed id ([`Error::ChunkIdMismatch`]: try another replica; not for an erasure-coded
+    /// file, whose list holds stripe ids and whose shards were checked instead), then its length must
     /// be the one the file size implies and it must end with the file's delete check
     /// ([`Error::InvalidChunk`]).
     pub fn verify_chunk(&self, index: u64, ciphertext: &[u8]) -> Result<()> {
@@ -360,7 +361,9 @@ impl FileOpener {
             index,
             reason: "index past the final chunk",
         })?;
-        if content_id(ciphertext) != *expected {
+        // An erasure-coded file lists stripe ids: the shards were checked against the stripe's
+        // descriptor, and the AEAD tag checks the joined chunk.
+        if !self.manifest.is_striped() && content_id(ciphertext) != *expected {
             return Err(Error::ChunkIdMismatch { index });
         }
         let plain_len = self.manifest.chunk_len(index);
@@ -407,6 +410,9 @@ impl FileOpener {
         .with_expiry(self.expires());
         if self.manifest.once() {
             sealer = sealer.once();
+        }
+        if let Some(redundancy) = self.manifest.redundancy() {
+            sealer = sealer.with_redundancy(redundancy);
         }
         sealer.finish(&self.manifest.to_info())
     }

@@ -15,6 +15,7 @@ use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
 use crate::read_key::ReadKey;
+use crate::stripe::Redundancy;
 
 /// A sealed manifest record: its [FileId](crate#ids) and its bytes (header, sealed manifest,
 /// delete check).
@@ -64,6 +65,7 @@ pub struct FileSealer {
     delete: DeleteKey,
     read: ReadKey,
     once: bool,
+    redundancy: Option<Redundancy>,
     fixed_manifest_nonce: Option<[u8; NONCE_LEN]>,
 }
 
@@ -220,6 +222,7 @@ impl FileSealer {
             delete: keys.delete,
             read: keys.read,
             once: false,
+            redundancy: None,
             fixed_manifest_nonce: None,
         })
     }
@@ -263,6 +266,19 @@ impl FileSealer {
         self
     }
 
+    /// Records in the manifest how the file's chunks are kept. With
+    /// [`Redundancy::ErasureCoded`] the ids given to [`finish`](Self::finish) are stripe ids
+    /// ([`crate::Stripe`]), not chunk ids.
+    pub fn with_redundancy(mut self, redundancy: Redundancy) -> Self {
+        self.redundancy = Some(redundancy);
+        self
+    }
+
+    /// The redundancy recorded so far, if any.
+    pub fn redundancy(&self) -> Option<Redundancy> {
+        self.redundancy
+    }
+
     /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
     /// [`chunk_size`](Self::chunk_size) bytes; the final one 1..=chunk size bytes, or empty
     /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 48`
@@ -289,7 +305,7 @@ impl FileSealer {
     /// Each call draws a fresh manifest nonce.
     pub fn finish(&self, info: &ManifestInfo) -> Result<SealedRecord> {
         let once = self.once.then_some(&self.delete);
-        let plaintext = manifest::encode_with(info, self.chunk_size, once)?;
+        let plaintext = manifest::encode_with(info, self.chunk_size, once, self.redundancy)?;
         let nonce = match self.fixed_manifest_nonce {
             Some(nonce) => nonce,
             None => random(&SystemRandom::new())?,

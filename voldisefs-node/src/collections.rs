@@ -109,6 +109,8 @@ pub struct Batch {
     paths: HashSet<String>,
     /// When the batch's files and collection expire (one time for all of them).
     expires: crate::transfer::upload::Expiry,
+    /// How the batch's files and collection keep their chunks.
+    redundancy: voldisefs_crypto::Redundancy,
     /// Bytes the listing will take so far (capped at `MAX_COLLECTION_LEN`).
     listing_len: usize,
     /// What to delete if the batch never finishes.
@@ -159,6 +161,7 @@ impl Node {
             entries: Vec::new(),
             paths: HashSet::new(),
             expires,
+            redundancy: self.redundancy(None)?,
             listing_len: 4,
             stored: Vec::new(),
             finished: false,
@@ -284,6 +287,16 @@ impl Node {
 }
 
 impl Batch {
+    /// Keeps the chunks of every file added from now on, and of the collection, as
+    /// `redundancy` says (checked like [`Node::redundancy`]) instead of the node's default.
+    pub fn set_redundancy(
+        &mut self,
+        redundancy: voldisefs_crypto::Redundancy,
+    ) -> Result<(), NodeError> {
+        self.redundancy = self.node.redundancy(Some(redundancy))?;
+        Ok(())
+    }
+
     /// Uploads `body` as the file at `path` (relative, `/`-separated; its last component
     /// becomes the file's name) under the batch's key: no Argon2id. Refuses unsafe and
     /// duplicate paths and more than [`MAX_COLLECTION_ENTRIES`] files.
@@ -315,6 +328,7 @@ impl Batch {
             keying: Keying::Key(self.key.clone()),
             expires: self.expires,
             once: false,
+            redundancy: self.redundancy,
         };
         let uploaded = self.node.upload_with(request, body, None).await?;
         let receipt = uploaded.receipt;
@@ -355,6 +369,7 @@ impl Batch {
             keying: Keying::Key(self.key.clone()),
             expires: self.expires,
             once: false,
+            redundancy: self.redundancy,
         };
         let indexed = Indexed::Collection {
             size: collection.total_size(),

@@ -20,6 +20,10 @@ pub struct NodeConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// Copies kept of every chunk and manifest record (fewer only while the network is smaller).
     pub replicas: usize,
+    /// How files uploaded through this node keep their chunks unless an upload says
+    /// otherwise: `None` for `replicas:N` with this network's `replicas`, or
+    /// [`Redundancy::ErasureCoded`](voldisefs_crypto::Redundancy::ErasureCoded) for K + M Reed-Solomon shards on K + M distinct nodes.
+    pub redundancy: Option<voldisefs_crypto::Redundancy>,
     /// Bytes this node's store may hold, each chunk charged
     /// [`ENTRY_OVERHEAD`](voldisefs_store::ENTRY_OVERHEAD) bytes on top of its length so the
     /// bound holds for memory whatever the chunk sizes.
@@ -139,6 +143,7 @@ impl Default for NodeConfig {
             advertise: None,
             bootstrap: Vec::new(),
             replicas: 3,
+            redundancy: None,
             capacity: 1 << 30,
             chunk_size: ChunkSize::default(),
             kdf: KdfParams::default(),

@@ -43,6 +43,19 @@ pub enum NodeError {
         /// The last failure seen.
         reason: String,
     },
+    /// An erasure-coded upload needs more live nodes than the network has: its shards go to
+    /// distinct nodes, or the promised loss tolerance would not hold.
+    #[error(
+        "{redundancy} needs {needed} live nodes, and {live} are live; use fewer shards or replicas:N"
+    )]
+    TooFewNodes {
+        /// The redundancy asked for.
+        redundancy: voldisefs_crypto::Redundancy,
+        /// Distinct nodes it needs.
+        needed: usize,
+        /// Live nodes now (this one included).
+        live: usize,
+    },
     /// Every node that could hold the chunk is full.
     #[error("network full: {0}")]
     Full(String),

@@ -32,6 +32,9 @@ pub const READ_KEY_HEADER: &str = "x-voldisefs-read-key";
 pub const EXPIRES_HEADER: &str = "x-voldisefs-expires";
 /// Upload header asking for the file to be deleted after its first complete download (`true`).
 pub const ONCE_HEADER: &str = "x-voldisefs-once";
+/// Upload header choosing how the file's chunks are kept: `replicas:N` (N must be the
+/// network's count) or `rs:K+M` (K data and M parity Reed-Solomon shards on K + M nodes).
+pub const REDUNDANCY_HEADER: &str = "x-voldisefs-redundancy";
 /// Upload header asking for the new file's read key in the answer (`true`), to make a link.
 pub const LINK_HEADER: &str = "x-voldisefs-link";
 
@@ -281,6 +284,7 @@ impl From<NodeError> for ApiError {
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            NodeError::TooFewNodes { .. } => (StatusCode::SERVICE_UNAVAILABLE, "too_few_nodes"),
             NodeError::ShuttingDown | NodeError::Cancelled => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -361,7 +365,7 @@ async fn list_files(State(node): State<Node>) -> Json<serde_json::Value> {
 }
 
 async fn network(State(node): State<Node>) -> Json<crate::NetworkStatus> {
-    Json(node.status())
+    Json(node.network_status().await)
 }
 
 /// The name given in the file-name header (empty without one).
@@ -414,6 +418,19 @@ fn expires_after(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
         })
 }
 
+/// The upload's `X-Voldisefs-Redundancy`, if given.
+fn redundancy(headers: &HeaderMap) -> Result<Option<voldisefs_crypto::Redundancy>, ApiError> {
+    let Some(value) = headers.get(REDUNDANCY_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| bad_request(format!("{REDUNDANCY_HEADER} is not ASCII")))?;
+    text.parse()
+        .map(Some)
+        .map_err(|e| bad_request(format!("{REDUNDANCY_HEADER}: {e}")))
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
@@ -430,6 +447,7 @@ async fn upload(
     let options = crate::UploadOptions {
         expires_after: expires_after(&headers)?,
         once: flag(&headers, ONCE_HEADER)?,
+        redundancy: redundancy(&headers)?,
     };
     let body = idle_limited(body.into_data_stream(), idle);
     let receipt = node
@@ -671,9 +689,13 @@ async fn upload_collection(
             "{ONCE_HEADER} works for single files: a collection's files are read one by one"
         )));
     }
+    let asked = redundancy(&headers)?;
     let mut batch = node
         .batch_expiring(password, expires_after(&headers)?)
         .await?;
+    if let Some(asked) = asked {
+        batch.set_redundancy(asked)?;
+    }
     let mut path: Option<String> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(bad_part)? {
         if field.name() == Some("path") {

@@ -158,6 +158,9 @@ pub struct UploadOptions {
     pub expires_after: Option<std::time::Duration>,
     /// Delete the file everywhere after its first complete download ("burn after reading").
     pub once: bool,
+    /// How the file's chunks are kept (`None`: the node's default, see
+    /// [`NodeConfig::redundancy`](crate::NodeConfig::redundancy)).
+    pub redundancy: Option<voldisefs_crypto::Redundancy>,
 }
 
 /// How an upload goes into the node's index.
@@ -168,6 +171,9 @@ pub(crate) enum Indexed {
     /// As a collection of `files` files of `size` bytes in all.
     Collection { size: u64, files: u64 },
 }
+
+/// Most peers [`Node::network_status`] asks for their store usage.
+pub const MAX_STATS_PEERS: usize = 256;
 
 /// The shortest expiry an upload may ask for: less would expire while it is stored.
 pub const MIN_EXPIRY_SECS: u64 = 2;
@@ -483,9 +489,48 @@ impl Node {
             keying: Keying::Password(password),
             expires: self.expiry(options.expires_after)?,
             once: options.once,
+            redundancy: self.redundancy(options.redundancy)?,
         };
         let indexed = (kind == FileKind::File).then_some(Indexed::File);
         Ok(self.upload_with(request, body, indexed).await?.receipt)
+    }
+
+    /// The redundancy of an upload asking for `asked`: checked, or the node's default;
+    /// [`NodeError::TooFewNodes`] when `rs:K+M` needs more nodes than are live now.
+    /// `replicas:N` must be this network's count: holders keep that many copies of every
+    /// replicated object whoever uploaded it (they see no manifest), so another count could
+    /// not be kept; `rs:K+M` is per file.
+    pub fn redundancy(
+        &self,
+        asked: Option<voldisefs_crypto::Redundancy>,
+    ) -> Result<voldisefs_crypto::Redundancy, NodeError> {
+        use voldisefs_crypto::Redundancy;
+        let replicas = self
+            .inner
+            .config
+            .replicas
+            .clamp(1, voldisefs_crypto::MAX_SHARDS);
+        let spec = asked
+            .or(self.inner.config.redundancy)
+            .unwrap_or(Redundancy::Replicas(replicas as u8))
+            .validate()
+            .map_err(|e| NodeError::InvalidRequest(e.to_string()))?;
+        match spec {
+            Redundancy::Replicas(n) if usize::from(n) != replicas => {
+                Err(NodeError::InvalidRequest(format!(
+                    "this network keeps {replicas} copies of replicated files, so replicas:{n} is not available; use replicas:{replicas}, or rs:K+M for another overhead"
+                )))
+            }
+            // Refused before the body is read (each stripe checks again as it is placed).
+            Redundancy::ErasureCoded { .. } if self.inner.cluster.nodes().len() < spec.nodes() => {
+                Err(NodeError::TooFewNodes {
+                    redundancy: spec,
+                    needed: spec.nodes(),
+                    live: self.inner.cluster.nodes().len(),
+                })
+            }
+            spec => Ok(spec),
+        }
     }
 
     /// The expiry (unix seconds, 0: never) of an upload asking for `after`, by this node's
@@ -680,7 +725,9 @@ impl Node {
         let cluster = self.inner.cluster.clone();
         self.inner.tracker.spawn(async move {
             cluster.delete(&burn.key, &[burn.record], &[], true).await;
-            cluster.delete(&burn.key, &burn.chunks, &[], false).await;
+            cluster
+                .delete_spread(&burn.key, &burn.chunks, &[], false, burn.spread)
+                .await;
             tracing::info!(file = %id, "read once: deleted everywhere");
         });
     }
@@ -705,7 +752,9 @@ impl Node {
         self.inner.tracker.spawn(async move {
             let files = stored.len();
             for (key, ids) in stored {
-                cluster.delete(&key, &ids, &[], false).await;
+                cluster
+                    .delete_spread(&key, &ids, &[], false, voldisefs_crypto::MAX_SHARDS)
+                    .await;
             }
             tracing::info!(files, "removed the files of an unfinished batch");
         });
@@ -808,7 +857,14 @@ impl Node {
             "a password open always has the delete key".into(),
         ))?;
         cluster.delete(key, &[id.record_chunk()], &[], true).await;
-        cluster.delete(key, &opened.chunk_ids, &[], false).await;
+        let spread = opened
+            .opener
+            .manifest()
+            .redundancy()
+            .map_or(0, voldisefs_crypto::Redundancy::nodes);
+        cluster
+            .delete_spread(key, &opened.chunk_ids, &[], false, spread)
+            .await;
         self.lock_index().retain(|e| e.id != id);
         let deleted = opened.chunk_ids.len() as u64 + 1 + members;
         tracing::info!(file = %id, deleted, "file deleted");
@@ -852,6 +908,8 @@ impl Node {
                         state: e.state.as_str(),
                         demoted: health.demoted,
                         failures: health.failures,
+                        stored_bytes: None,
+                        stored_objects: None,
                     }
                 })
                 .collect(),
@@ -868,6 +926,25 @@ impl Node {
                 }
             },
         }
+    }
+
+    /// Like [`Node::status`], with what each live peer says it stores (one `get_stats` to each
+    /// of at most [`MAX_STATS_PEERS`] live peers, all at once, each given a second), so the
+    /// network's storage overhead shows: the sum over all nodes against the files' sizes.
+    pub async fn network_status(&self) -> NetworkStatus {
+        let mut status = self.status();
+        let answers = self
+            .inner
+            .cluster
+            .peer_stats(MAX_STATS_PEERS, std::time::Duration::from_secs(1))
+            .await;
+        for peer in &mut status.peers {
+            if let Some((objects, bytes)) = answers.get(&peer.id) {
+                peer.stored_objects = Some(*objects);
+                peer.stored_bytes = Some(*bytes);
+            }
+        }
+        status
     }
 
     /// Ids of the live nodes (this one included) placement currently uses.

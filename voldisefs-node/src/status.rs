@@ -140,6 +140,15 @@ pub struct PeerStatus {
     pub demoted: bool,
     /// Gets, puts and proofs of possession it failed so far.
     pub failures: u64,
+    /// Bytes the peer says it stores (asked by [`Node::network_status`](crate::Node::network_status);
+    /// absent from [`Node::status`](crate::Node::status), for peers that did not answer
+    /// within a second, and past the first 256 live peers). A claim, shown for the storage
+    /// overhead; placement never relies on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<u64>,
+    /// Objects (chunks, shards, descriptors, records) the peer says it stores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_objects: Option<u64>,
 }
 
 /// Repair activity in a [`NetworkStatus`].

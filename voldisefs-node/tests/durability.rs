@@ -7,9 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{CHUNK, data, eventually, pw, shutdown};
-use voldisefs_node::net::NetConfig;
-use voldisefs_node::proto::FileId;
+use common::{CHUNK, File, check_all, data, eventually, pw, shutdown, wait_dead_everywhere};
 use voldisefs_node::{Node, NodeConfig};
 
 const REPLICAS: usize = 3;
@@ -18,25 +16,8 @@ const REPLICAS: usize = 3;
 fn fast(c: NodeConfig) -> NodeConfig {
     NodeConfig {
         replicas: REPLICAS,
-        repair_interval: Duration::from_millis(500),
-        handoff_deadline: Duration::from_secs(10),
-        net: NetConfig {
-            probe_interval: Duration::from_millis(50),
-            probe_timeout: Duration::from_millis(300),
-            connect_timeout: Duration::from_millis(300),
-            dead_after: 3,
-            dead_probe_every: 2,
-            discovery_interval: Duration::from_millis(200),
-            ..NetConfig::default()
-        },
-        ..c
+        ..common::fast_repair(c)
     }
-}
-
-struct File {
-    id: FileId,
-    bytes: Vec<u8>,
-    chunks: u64,
 }
 
 /// Uploads 20 files of 1 to 4 chunks through the nodes in turn.
@@ -72,25 +53,6 @@ async fn wait_replicated(nodes: &[Node], files: &[File]) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("not fully replicated: {held} copies held, {want} wanted");
-}
-
-/// Every file reads back byte for byte through every node.
-async fn check_all(nodes: &[Node], files: &[File]) {
-    for node in nodes {
-        for f in files {
-            let (_, got) = node.download_bytes(f.id, pw("pw")).await.unwrap();
-            assert_eq!(got, f.bytes, "file {} via {}", f.id, node.id());
-        }
-    }
-}
-
-async fn wait_dead_everywhere(survivors: &[Node], gone: &[&Node]) {
-    eventually("the lost nodes leave placement everywhere", || {
-        survivors
-            .iter()
-            .all(|n| gone.iter().all(|g| !n.live_nodes().contains(&g.id())))
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,7 @@ pub struct PeerInfo {
 /// | `prove_chunks` | `proofs`                         |
 /// | `delete_chunks`| `ack`                            |
 /// | `leave`        | `ack`                            |
+/// | `get_stats`    | `stats`                          |
 ///
 /// Any request may instead be answered by `error`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +96,15 @@ pub enum Message {
     Ping,
     /// Answer to [`Message::Ping`].
     Pong,
+    /// Asks how much the peer stores (for status pages: a claim, never trusted for placement).
+    GetStats,
+    /// Answer to [`Message::GetStats`].
+    Stats {
+        /// Objects (chunks, shards, descriptors, records) the peer holds.
+        objects: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
     /// Store the chunk in the frame body under `chunk` (its SHA-256).
     PutChunk {
         /// Id the body must hash to.
@@ -178,6 +188,8 @@ impl Message {
             Message::Peers { .. } => "peers",
             Message::Ping => "ping",
             Message::Pong => "pong",
+            Message::GetStats => "get_stats",
+            Message::Stats { .. } => "stats",
             Message::PutChunk { .. } => "put_chunk",
             Message::PutOk { .. } => "put_ok",
             Message::GetChunk { .. } => "get_chunk",
@@ -200,6 +212,7 @@ impl Message {
             Message::Hello { .. }
                 | Message::GetPeers
                 | Message::Ping
+                | Message::GetStats
                 | Message::PutChunk { .. }
                 | Message::GetChunk { .. }
                 | Message::HasChunks { .. }

@@ -70,6 +70,8 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|peers| Message::Peers { peers }),
         Just(Message::Ping),
         Just(Message::Pong),
+        Just(Message::GetStats),
+        (any::<u64>(), any::<u64>()).prop_map(|(objects, bytes)| Message::Stats { objects, bytes }),
         chunk_id().prop_map(|chunk| Message::PutChunk { chunk }),
         chunk_id().prop_map(|chunk| Message::PutOk { chunk }),
         chunk_id().prop_map(|chunk| Message::GetChunk { chunk }),

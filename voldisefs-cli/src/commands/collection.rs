@@ -187,8 +187,12 @@ pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
             form(&items, &bar),
             name.as_deref(),
             &password,
-            args.expires,
-            args.link,
+            crate::client::UploadOptions {
+                link: args.link,
+                expires: args.expires,
+                once: false,
+                redundancy: args.redundancy,
+            },
         )
         .await;
     drop(bar);

@@ -84,6 +84,9 @@ struct PeerEntry {
     /// Gets, puts and proofs it failed so far.
     #[serde(default)]
     failures: u64,
+    /// Bytes it says it stores (absent when it did not answer).
+    #[serde(default)]
+    stored_bytes: Option<u64>,
 }
 
 /// A node's store usage.
@@ -222,10 +225,35 @@ fn network_text(view: &NetworkView) -> String {
             if p.demoted {
                 state.push_str(", demoted");
             }
-            vec![p.id.clone(), p.addr.clone(), state, p.failures.to_string()]
+            vec![
+                p.id.clone(),
+                p.addr.clone(),
+                state,
+                p.failures.to_string(),
+                p.stored_bytes.map_or_else(|| "?".to_owned(), format_size),
+            ]
         })
         .collect();
-    out.push_str(&render(&["PEER", "ADDRESS", "STATE", "FAILURES"], &rows));
+    out.push_str(&render(
+        &["PEER", "ADDRESS", "STATE", "FAILURES", "STORED"],
+        &rows,
+    ));
+    // The network's RAM use, to compare with the files' sizes (replicas:3 keeps 3x,
+    // rs:4+2 1.5x).
+    let answered: Vec<u64> = view.peers.iter().filter_map(|p| p.stored_bytes).collect();
+    if let Some(store) = &view.store {
+        out.push_str(&format!(
+            "\nstored across the network: {} on {} node{}{}\n",
+            format_size(store.bytes + answered.iter().sum::<u64>()),
+            answered.len() + 1,
+            if answered.is_empty() { "" } else { "s" },
+            if answered.len() < view.peers.len() {
+                " (peers marked ? did not answer)"
+            } else {
+                ""
+            }
+        ));
+    }
     out
 }
 
@@ -260,7 +288,7 @@ mod tests {
         let view: NetworkView = serde_json::from_str(
             r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
                 "state":"joining",
-                "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive"},
+                "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive","stored_bytes":2048},
                          {"id":"n3","addr":"127.0.0.1:4102","state":"alive","demoted":true,"failures":4}],
                 "store":{"chunks":1,"bytes":1024,"capacity":1073741824},
                 "repair":{"backlog":2,"pushed":1,"dropped":0,"failed":0,"sweeps":3}}"#,
@@ -273,7 +301,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("n2    127.0.0.1:4101  alive"), "{text}");
-        assert!(text.contains("alive, demoted  4"), "{text}");
+        assert!(text.contains("alive, demoted  4         ?"), "{text}");
+        assert!(text.contains("alive           0         2.0 KiB"), "{text}");
+        assert!(
+            text.contains(
+                "stored across the network: 3.0 KiB on 2 nodes (peers marked ? did not answer)"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("state  joining: no bootstrap peer answered yet"),
             "{text}"

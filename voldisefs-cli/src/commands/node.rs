@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
+use voldisefs_node::crypto::Redundancy;
 use voldisefs_node::net::{NetConfig, NetworkKey};
 use voldisefs_node::{ApiToken, Node, NodeConfig};
 
@@ -40,6 +41,15 @@ pub(crate) async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
 /// The node configuration for the command-line options; host names are resolved here.
 async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
     let defaults = NodeConfig::default();
+    let redundancy = args.redundancy;
+    let replicas = match (redundancy, args.replicas) {
+        (Some(Redundancy::Replicas(n)), Some(r)) if u16::from(n) != r => {
+            anyhow::bail!("--redundancy replicas:{n} and --replicas {r} disagree: give one of them")
+        }
+        (Some(Redundancy::Replicas(n)), _) => usize::from(n),
+        (_, Some(r)) => usize::from(r),
+        (_, None) => defaults.replicas,
+    };
     let mut bootstrap = Vec::with_capacity(args.bootstrap.len());
     for peer in &args.bootstrap {
         bootstrap.push(resolve(peer).await?);
@@ -80,7 +90,11 @@ async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
         http: Some(resolve(&args.http).await?),
         advertise,
         bootstrap,
-        replicas: args.replicas.map_or(defaults.replicas, usize::from),
+        replicas,
+        redundancy: match redundancy {
+            Some(spec @ Redundancy::ErasureCoded { .. }) => Some(spec),
+            _ => None,
+        },
         capacity: args.capacity.unwrap_or(defaults.capacity),
         chunk_size: args.chunk_size.unwrap_or(defaults.chunk_size),
         default_expiry: args.default_expiry,

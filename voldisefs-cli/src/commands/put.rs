@@ -85,6 +85,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
                 link: args.link,
                 expires: args.expires,
                 once: args.once,
+                redundancy: args.redundancy,
             },
         )
         .await;
@@ -108,8 +109,12 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
         );
     }
     if !args.quiet {
+        let kept = receipt
+            .redundancy
+            .as_deref()
+            .map_or_else(String::new, |r| format!(", kept as {r}"));
         eprintln!(
-            "stored {name} ({}, {chunks} chunk{}); fetch it with: voldisefs get {}",
+            "stored {name} ({}, {chunks} chunk{}{kept}); fetch it with: voldisefs get {}",
             format_size(receipt.size),
             if chunks == 1 { "" } else { "s" },
             receipt.id

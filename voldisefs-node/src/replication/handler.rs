@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use voldisefs_net::{Handler, Payload};
 use voldisefs_proto::{ErrorCode, MAX_BATCH, Message, NodeId};
+use voldisefs_store::ChunkStore;
 
 use super::holder::{HolderError, LocalHolder, MAX_PROVE_BATCH};
 
@@ -77,6 +78,13 @@ impl Handler for StoreHandler {
                 }
                 tracing::debug!(peer = %from, asked = chunks.len(), dropped = done.dropped, "chunks deleted");
                 Message::Ack
+            }
+            Message::GetStats => {
+                let stats = local.store.stats();
+                Message::Stats {
+                    objects: stats.chunks,
+                    bytes: stats.bytes,
+                }
             }
             other => Message::error(
                 ErrorCode::UnexpectedMessage,

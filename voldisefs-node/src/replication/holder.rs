@@ -273,7 +273,25 @@ impl LocalHolder {
     pub(crate) fn delete(&self, key: DeleteKey, ids: &[ChunkId]) -> Deleted {
         let mut tombstones = self.tombstones.lock();
         let mut done = Deleted::default();
-        for id in ids {
+        // Deleting a stripe descriptor deletes the shards it lists too (the same key covers
+        // them): a delete names stripes, and every shard holder keeps the descriptor.
+        let mut ids = ids.to_vec();
+        let mut expanded = 0;
+        while expanded < ids.len() {
+            let id = ids[expanded];
+            expanded += 1;
+            if let Some(bytes) = self.store.get(&id) {
+                if authorizes(&key, &bytes) {
+                    if let Some(stripe) = super::stripes::descriptor(&bytes) {
+                        ids.extend(super::stripes::shard_ids(&stripe));
+                    }
+                }
+            }
+            if expanded > MAX_BATCH * (voldisefs_crypto::MAX_SHARDS + 1) {
+                break;
+            }
+        }
+        for id in &ids {
             match self.store.get(id) {
                 Some(bytes) if authorizes(&key, &bytes) => {
                     self.store.remove(id);

@@ -25,6 +25,8 @@ mod holder;
 pub mod placement;
 mod plan;
 mod repair;
+mod stripe_repair;
+mod stripes;
 mod tombstones;
 
 use std::collections::HashMap;
@@ -44,6 +46,7 @@ pub(crate) use health::{Failure, PeerHealth};
 pub(crate) use hedge::AttemptError;
 pub(crate) use holder::{Holder, HolderError, LocalHolder, unix_now};
 pub(crate) use repair::{Mode, RepairCounters, Repairer};
+pub(crate) use stripes::StripeUpload;
 pub(crate) use tombstones::Tombstones;
 
 use crate::NodeError;
@@ -140,6 +143,36 @@ impl Cluster {
     /// Holder failures so far, by kind.
     pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
         self.inner.health.failure_counts()
+    }
+
+    /// What up to `max` live peers say they store, `(objects, bytes)` by peer: one
+    /// `get_stats` each, all at once, each given `timeout`; silent peers are left out.
+    pub(crate) async fn peer_stats(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> HashMap<NodeId, (u64, u64)> {
+        let peers = self.inner.net.membership().live_peers();
+        let asks = peers.into_iter().take(max).map(|peer| async move {
+            let ask = self.inner.net.request(
+                peer,
+                voldisefs_net::Payload::new(voldisefs_proto::Message::GetStats),
+            );
+            match tokio::time::timeout(timeout, ask).await {
+                Ok(Ok(answer)) => match answer.message {
+                    voldisefs_proto::Message::Stats { objects, bytes } => {
+                        Some((peer.id, (objects, bytes)))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            }
+        });
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Forgets everything held (shutdown, crash).
@@ -533,9 +566,24 @@ impl Cluster {
         also: &[NodeId],
         everywhere: bool,
     ) -> usize {
+        self.delete_spread(key, ids, also, everywhere, self.replicas())
+            .await
+    }
+
+    /// Like [`delete`](Self::delete) for objects spread over `spread` nodes each (K + M for
+    /// the stripe ids of an erasure-coded file): the window is `2 * max(replicas, spread)`
+    /// ranked nodes. A holder deleting a stripe descriptor deletes the shards it lists.
+    pub(crate) async fn delete_spread(
+        &self,
+        key: &voldisefs_crypto::DeleteKey,
+        ids: &[ChunkId],
+        also: &[NodeId],
+        everywhere: bool,
+        spread: usize,
+    ) -> usize {
         let key = DeleteKey::from_bytes(*key.as_bytes());
         let nodes = self.nodes();
-        let window = 2 * self.replicas();
+        let window = 2 * self.replicas().max(spread);
         let mut targets: HashMap<Holder, Vec<ChunkId>> = HashMap::new();
         for id in ids {
             let ranked = placement::rank(id, &nodes);

@@ -26,6 +26,7 @@ use voldisefs_store::ChunkStore;
 
 use super::holder::{Holder, HolderError, MAX_PROVE_BATCH, authorizes};
 use super::plan::{Plan, Status, plan};
+use super::stripe_repair::{STRIPE_BATCH, classify};
 use super::{Cluster, Failure, placement};
 
 /// Chunks examined per batch.
@@ -82,12 +83,12 @@ pub(crate) struct Repairer {
 }
 
 /// Paces pushes to a byte rate.
-struct Throttle {
+pub(crate) struct Throttle {
     next_free: Instant,
 }
 
 impl Throttle {
-    async fn admit(&mut self, bytes: usize, rate: u64) {
+    pub(crate) async fn admit(&mut self, bytes: usize, rate: u64) {
         let now = Instant::now();
         if self.next_free > now {
             tokio::time::sleep_until(self.next_free).await;
@@ -98,6 +99,16 @@ impl Throttle {
 }
 
 impl Repairer {
+    /// Bytes per second repair may push now: a quarter of its bandwidth while users
+    /// transfer files through this node.
+    pub(crate) fn rate(&self) -> u64 {
+        if self.active_transfers.load(Ordering::Relaxed) > 0 {
+            self.bandwidth / 4
+        } else {
+            self.bandwidth
+        }
+    }
+
     /// Sweeps until `token` is cancelled: after membership changes, every `interval`, and
     /// with backoff after failures.
     pub(crate) async fn run(self, interval: Duration, token: CancellationToken) {
@@ -155,6 +166,8 @@ impl Repairer {
                 })
                 .copied()
                 .collect();
+            // Stripes settle in the sweeps: their descriptors are not extra copies.
+            let (held, _) = classify(&self.cluster, held);
             self.repair_batch(&held, &nodes, None, &mut throttle, &mut outcome)
                 .await;
         }
@@ -172,7 +185,7 @@ impl Repairer {
             Mode::Maintain => self.cluster.nodes(),
             Mode::Handoff => self.cluster.net().membership().live_peers(),
         };
-        let ids = self.cluster.inner.local.store.ids();
+        let (ids, stripes) = classify(&self.cluster, self.cluster.inner.local.store.ids());
         // Health records of peers no longer known go (the table stays bounded by membership).
         let membership = self.cluster.net().membership();
         self.cluster
@@ -193,6 +206,16 @@ impl Repairer {
                 break;
             }
             self.repair_batch(batch, &nodes, deadline, &mut throttle, &mut outcome)
+                .await;
+        }
+        let mut stripes = stripes.into_iter().peekable();
+        while stripes.peek().is_some() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                outcome.unfinished += stripes.count() as u64;
+                break;
+            }
+            let batch: Vec<_> = stripes.by_ref().take(STRIPE_BATCH).collect();
+            self.repair_stripes(batch, &nodes, mode, &mut throttle, &mut outcome)
                 .await;
         }
         self.counters
@@ -304,13 +327,7 @@ impl Repairer {
                     chunk.settled = true; // Deleted meanwhile.
                     continue;
                 };
-                let busy = self.active_transfers.load(Ordering::Relaxed) > 0;
-                let rate = if busy {
-                    self.bandwidth / 4
-                } else {
-                    self.bandwidth
-                };
-                throttle.admit(bytes.len(), rate).await;
+                throttle.admit(bytes.len(), self.rate()).await;
                 let target = Holder::Remote(chunk.ranked[n]);
                 chunk.statuses[n] = match cluster.put_on(target, chunk.id, bytes).await {
                     Ok(()) => {

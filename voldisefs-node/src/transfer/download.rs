@@ -106,6 +106,8 @@ pub(crate) struct Burn {
     pub(crate) key: voldisefs_crypto::DeleteKey,
     pub(crate) record: ChunkId,
     pub(crate) chunks: Vec<ChunkId>,
+    /// Nodes each chunk is spread over (K + M for stripes).
+    pub(crate) spread: usize,
 }
 
 impl std::fmt::Debug for Download {
@@ -262,6 +264,10 @@ pub(crate) async fn download(
             key: key.clone(),
             record: id.record_chunk(),
             chunks: chunk_ids.clone(),
+            spread: opener
+                .manifest()
+                .redundancy()
+                .map_or(0, voldisefs_crypto::Redundancy::nodes),
         }),
         _ => None,
     };
@@ -311,13 +317,39 @@ pub(crate) async fn download(
     }
     let manifest = opener.manifest();
     let (name, created) = (manifest.name().to_string(), manifest.created());
+    let striped = manifest.is_striped();
     let cluster = cluster.clone();
     let body = futures_util::stream::iter(chunk_ids.into_iter().zip(holders))
         .map(move |((index, chunk), holders)| {
             let (cluster, opener) = (cluster.clone(), opener.clone());
             async move {
-                let open = move |bytes: Bytes| open_chunk(&opener, index, bytes);
-                let fetch = cluster.fetch(chunk, &holders, open);
+                let fetch = async {
+                    if striped {
+                        // Any K shards, joined; then checked and decrypted like a chunk.
+                        return match cluster.fetch_stripe(chunk, &holders).await? {
+                            Fetched::Found(sealed) => {
+                                let opened = tokio::task::spawn_blocking(move || {
+                                    open_chunk(&opener, index, Bytes::from(sealed))
+                                })
+                                .await
+                                .map_err(|e| NodeError::Internal(e.to_string()))?;
+                                match opened {
+                                    Ok(plain) => Ok(Fetched::Found(plain)),
+                                    Err(AttemptError::Stop(e)) => Err(e),
+                                    Err(AttemptError::Next(e)) => {
+                                        Err(NodeError::Internal(format!(
+                                            "shards that match their ids gave a bad chunk: {e}"
+                                        )))
+                                    }
+                                }
+                            }
+                            Fetched::Deleted => Ok(Fetched::Deleted),
+                            Fetched::Missing => Ok(Fetched::Missing),
+                        };
+                    }
+                    let open = move |bytes: Bytes| open_chunk(&opener, index, bytes);
+                    cluster.fetch(chunk, &holders, open).await
+                };
                 match tokio::time::timeout(deadline, fetch).await {
                     Ok(Ok(Fetched::Found(plain))) => {
                         // Cut the range's ends out of its first and last chunk.
@@ -341,7 +373,8 @@ pub(crate) async fn download(
                 }
             }
         })
-        .buffered(read_ahead.max(1));
+        // A stripe takes a round trip more (its descriptor) in smaller pieces: read further ahead.
+        .buffered(read_ahead.max(1) * if striped { 2 } else { 1 });
     Ok(Download {
         name,
         size,

@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{
     CHUNK_OVERHEAD, ChunkSize, DeleteKey, FileKind, FileSealer, KdfParams, MAX_FILE_SIZE,
-    MAX_NAME_LEN, ManifestInfo, Password, PasswordKey, ReadKey,
+    MAX_NAME_LEN, ManifestInfo, Password, PasswordKey, ReadKey, Redundancy, Stripe,
 };
 use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
 
 use crate::NodeError;
-use crate::replication::Cluster;
+use crate::replication::{Cluster, StripeUpload};
 use crate::transfer::kdf_gate::KdfGate;
 
 /// What an upload produced.
@@ -45,6 +45,8 @@ pub struct UploadReceipt {
     /// nodes were live (or took the chunk) than copies wanted. Repair adds the missing copies
     /// when nodes join.
     pub copies: u64,
+    /// How the chunks are kept: `replicas:N` or `rs:K+M`.
+    pub redundancy: String,
     /// When the file expires, unix seconds (absent: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
@@ -83,6 +85,8 @@ pub(crate) struct UploadRequest {
     pub(crate) expires: Expiry,
     /// Delete it after its first complete download.
     pub(crate) once: bool,
+    /// How the chunks are kept (checked by the caller, [`crate::Node::redundancy`]).
+    pub(crate) redundancy: Redundancy,
 }
 
 /// When an upload's objects expire.
@@ -231,6 +235,31 @@ async fn seal_and_store(
 ) -> Result<ChunkId, NodeError> {
     let plaintext = std::mem::take(&mut *plaintext);
     let expires = sealer.expires();
+    if let Some(spec @ Redundancy::ErasureCoded { data, parity }) = sealer.redundancy() {
+        let encoded = tokio::task::spawn_blocking(move || {
+            let sealed = sealer.seal_chunk_owned(index, is_final, plaintext)?;
+            Stripe::encode(data, parity, &sealed.bytes)
+        })
+        .await??;
+        too_late(expires)?;
+        let id = ChunkId::from_bytes(encoded.id);
+        let ids = encoded
+            .shards
+            .iter()
+            .map(|s| ChunkId::from_bytes(voldisefs_crypto::content_id(s)))
+            .collect();
+        lock(&sealed_ids).ids.push(id);
+        cluster
+            .put_stripe(StripeUpload {
+                redundancy: spec,
+                id,
+                descriptor: Bytes::from(encoded.descriptor),
+                ids,
+                shards: encoded.shards.into_iter().map(Bytes::from).collect(),
+            })
+            .await?;
+        return Ok(id);
+    }
     let sealed =
         tokio::task::spawn_blocking(move || sealer.seal_chunk_owned(index, is_final, plaintext))
             .await??;
@@ -265,6 +294,7 @@ where
         max: settings.parallelism.max(1),
     };
     let sealed = Sealed::default();
+    let spread = request.redundancy.nodes();
     let result = tokio::select! {
         result = run(cluster, settings, request, body, &mut in_flight, &sealed) => result,
         () = token.cancelled() => Err(NodeError::Cancelled),
@@ -289,7 +319,9 @@ where
         )),
         (Err(e), key) => {
             if let (Some(key), false) = (key, ids.is_empty()) {
-                let confirmed = cluster.delete(&key, &ids, &holders, false).await;
+                let confirmed = cluster
+                    .delete_spread(&key, &ids, &holders, false, spread)
+                    .await;
                 tracing::info!(
                     chunks = ids.len(),
                     nodes = confirmed,
@@ -319,6 +351,7 @@ where
         keying,
         expires,
         once,
+        redundancy,
     } = request;
     if name.len() > MAX_NAME_LEN {
         return Err(NodeError::InvalidRequest(format!(
@@ -341,7 +374,8 @@ where
         }
         Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
     }
-    .with_expiry(expires.stamp());
+    .with_expiry(expires.stamp())
+    .with_redundancy(redundancy);
     let sealer = Arc::new(if once { sealer.once() } else { sealer });
     lock(sealed).key = Some(sealer.delete_key().clone());
     let chunk_len = chunk_size.bytes();
@@ -419,6 +453,7 @@ where
         // Filled in by `upload` from what every chunk's store confirmed.
         replicas: 0,
         copies: 0,
+        redundancy: redundancy.to_string(),
         read_key,
         expires: (sealer_expires != 0).then_some(sealer_expires),
     })

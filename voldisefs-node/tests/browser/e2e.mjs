@@ -239,6 +239,31 @@ try {
   }
   check(burnt, 'and is not found after that');
 
+  // 5c. Erasure coding from the page: "Keep as rs:2+1" on the three-node network stores
+  // Reed-Solomon shards (the answer says so) and downloads back byte for byte; rs:4+2 needs
+  // six nodes and says so.
+  const { page: e } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await e.goto(A);
+  const striped = randomBytes(300_000);
+  await e.setInputFiles('#up-file', { name: 'striped.bin', mimeType: 'application/octet-stream', buffer: striped });
+  await e.fill('#up-pw', PASSWORD);
+  await e.selectOption('#up-redundancy', 'rs:2+1');
+  await e.click('#up-btn');
+  await e.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  const kept = await text(e, '#up-result-meta');
+  check(kept.includes('kept as rs:2+1'), `the page says how the file is kept (${kept})`);
+  const stripedId = (await text(e, '#up-id')).trim();
+  await b.fill('#down-id', stripedId);
+  await b.fill('#down-pw', PASSWORD);
+  const [shards] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  check((await readFile(await shards.path())).equals(striped), 'an rs:2+1 file downloads byte for byte');
+  await e.setInputFiles('#up-file', { name: 'wide.bin', mimeType: 'application/octet-stream', buffer: randomBytes(1000) });
+  await e.fill('#up-pw', PASSWORD);
+  await e.selectOption('#up-redundancy', 'rs:4+2');
+  await e.click('#up-btn');
+  check((await waitText(e, '#up-msg.err')).includes('needs 6 live nodes'), 'too few nodes for rs:4+2 says so');
+  await shot(e, 'too-few-nodes');
+
   // 6. A network without room: the upload fails with "full", not a broken connection.
   const { page: f } = await newPage(browser, FULL, { viewport: { width: 1280, height: 900 } });
   await f.goto(FULL);

@@ -89,6 +89,51 @@ pub async fn more_sweeps(nodes: &[Node], n: u64) {
     .await;
 }
 
+/// Failure detection and repair fast enough for tests that lose nodes on purpose.
+pub fn fast_repair(c: NodeConfig) -> NodeConfig {
+    NodeConfig {
+        repair_interval: Duration::from_millis(500),
+        handoff_deadline: Duration::from_secs(10),
+        net: voldisefs_node::net::NetConfig {
+            probe_interval: Duration::from_millis(50),
+            probe_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(300),
+            dead_after: 3,
+            dead_probe_every: 2,
+            discovery_interval: Duration::from_millis(200),
+            ..voldisefs_node::net::NetConfig::default()
+        },
+        ..c
+    }
+}
+
+/// A file a test uploaded (with password `pw`).
+pub struct File {
+    pub id: voldisefs_node::proto::FileId,
+    pub bytes: Vec<u8>,
+    pub chunks: u64,
+}
+
+/// Every one of `files` reads back byte for byte through every node.
+pub async fn check_all(nodes: &[Node], files: &[File]) {
+    for node in nodes {
+        for f in files {
+            let (_, got) = node.download_bytes(f.id, pw("pw")).await.unwrap();
+            assert_eq!(got, f.bytes, "file {} via {}", f.id, node.id());
+        }
+    }
+}
+
+/// Waits until no node of `survivors` counts any of `gone` among the live nodes.
+pub async fn wait_dead_everywhere(survivors: &[Node], gone: &[&Node]) {
+    eventually("the lost nodes leave placement everywhere", || {
+        survivors
+            .iter()
+            .all(|n| gone.iter().all(|g| !n.live_nodes().contains(&g.id())))
+    })
+    .await;
+}
+
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -1,0 +1,411 @@
+//! Repair of erasure-coded chunks: keep every stripe this node holds a descriptor of on K + M
+//! distinct nodes, one shard each, rebuilding lost shards from any K survivors.
+//!
+//! For a stripe, the *target set* is the first K + M live, non-suspect nodes in rendezvous
+//! order of the stripe id. Each sweep asks the target set and two more nodes which shards and
+//! whether the descriptor they hold (one batched `has_chunks` per peer for a batch of
+//! stripes). Then:
+//! * The **leader**, the best-ranked node holding the descriptor, gives every target node that
+//!   holds no shard one of the shards no target node holds: copied from a holder outside the
+//!   set when there is one, else rebuilt from any K shards (each checked against its id, and
+//!   the rebuilt one too), and pushes the descriptor to target nodes that miss it.
+//! * A node **outside** the target set drops its shard only when every shard is on a distinct
+//!   target node and the one holding its own shard *proved* possession to it (it can check the
+//!   proof: it holds the same bytes). A claim never makes it drop anything.
+//! * A node **leaving** hands each shard no target node holds to a target node that holds
+//!   none, with the descriptor.
+//!
+//! Whether a shard is lost is judged from `has_chunks` claims: a proof of possession of shard
+//! `j` can only be checked by a node holding shard `j`. A holder that lies about a shard is
+//! caught when a read or a rebuild fetches it (it is demoted); until then the stripe counts
+//! one shard more than it has, which is why M is the loss tolerance and not M + 1.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use voldisefs_crypto::Stripe;
+use voldisefs_net::PeerState;
+use voldisefs_proto::{ChunkId, PeerInfo};
+use voldisefs_store::ChunkStore;
+
+use super::holder::{Holder, HolderError};
+use super::plan::Status;
+use super::repair::{Mode, Outcome, Repairer, Throttle};
+use super::stripes::shard_ids;
+
+/// Stripes examined per batch (each asks about K + M + 1 ids per peer).
+pub(crate) const STRIPE_BATCH: usize = 64;
+
+/// What one stripe looks like from here: who claims which shard, who has the descriptor.
+struct StripeView {
+    id: ChunkId,
+    stripe: Arc<Stripe>,
+    shards: Vec<ChunkId>,
+    /// Candidate nodes in rendezvous order (target set first, then two more).
+    pool: Vec<PeerInfo>,
+    /// How many of `pool` form the target set.
+    targets: usize,
+    /// Per pool node: which shards it claims.
+    claims: Vec<Vec<bool>>,
+    /// Per pool node: whether it claims the descriptor.
+    has_descriptor: Vec<bool>,
+}
+
+impl StripeView {
+    fn holders_of(&self, j: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.pool.len()).filter(move |&p| self.claims[p][j])
+    }
+
+    fn target_holds(&self, j: usize) -> bool {
+        self.holders_of(j).any(|p| p < self.targets)
+    }
+
+    fn holds_any(&self, p: usize) -> bool {
+        self.claims[p].iter().any(|c| *c)
+    }
+}
+
+impl Repairer {
+    /// Repairs a batch of stripes whose descriptors this node holds.
+    pub(crate) async fn repair_stripes(
+        &self,
+        batch: Vec<(ChunkId, Stripe)>,
+        nodes: &[PeerInfo],
+        mode: Mode,
+        throttle: &mut Throttle,
+        outcome: &mut Outcome,
+    ) {
+        let cluster = &self.cluster;
+        let local = cluster.local().id;
+        let membership = cluster.net().membership();
+        let usable: Vec<PeerInfo> = nodes
+            .iter()
+            .filter(|p| {
+                p.id == local || membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+            })
+            .copied()
+            .collect();
+        let mut views: Vec<StripeView> = batch
+            .into_iter()
+            .map(|(id, stripe)| {
+                let n = stripe.shard_ids().len();
+                let mut pool = super::placement::rank(&id, &usable);
+                pool.truncate(n + 2);
+                let targets = n.min(pool.len());
+                let shards = shard_ids(&stripe);
+                StripeView {
+                    id,
+                    claims: vec![vec![false; n]; pool.len()],
+                    has_descriptor: vec![false; pool.len()],
+                    stripe: Arc::new(stripe),
+                    shards,
+                    pool,
+                    targets,
+                }
+            })
+            .collect();
+        self.learn_claims(&mut views).await;
+        for view in &views {
+            let result = match mode {
+                Mode::Handoff => self.hand_off_stripe(view, throttle, outcome).await,
+                Mode::Maintain => self.maintain_stripe(view, throttle, outcome).await,
+            };
+            if let Err(e) = result {
+                outcome.failed += 1;
+                tracing::debug!(stripe = %view.id, error = %e, "stripe not repaired yet");
+            }
+        }
+    }
+
+    /// Fills in every view's claims: this node's from its store, peers' by one `has_chunks`
+    /// per peer for the whole batch.
+    async fn learn_claims(&self, views: &mut [StripeView]) {
+        let cluster = &self.cluster;
+        let local = cluster.local().id;
+        let mut asks: HashMap<PeerInfo, Vec<(usize, usize)>> = HashMap::new();
+        for (v, view) in views.iter_mut().enumerate() {
+            for p in 0..view.pool.len() {
+                if view.pool[p].id == local {
+                    let held = cluster.inner.local.has(&view.shards);
+                    view.claims[p] = held;
+                    view.has_descriptor[p] = cluster.inner.local.store.contains(&view.id);
+                } else {
+                    asks.entry(view.pool[p]).or_default().push((v, p));
+                }
+            }
+        }
+        let answers = futures_util::future::join_all(asks.into_iter().map(|(peer, asked)| {
+            let ids: Vec<ChunkId> = asked
+                .iter()
+                .flat_map(|&(v, _)| {
+                    std::iter::once(views[v].id).chain(views[v].shards.iter().copied())
+                })
+                .collect();
+            async move {
+                let answer = cluster.has_on(Holder::Remote(peer), &ids).await;
+                (asked, answer)
+            }
+        }))
+        .await;
+        for (asked, answer) in answers {
+            let Ok(present) = answer else {
+                continue; // No answer: claims nothing, so nothing is believed of it.
+            };
+            let mut at = 0;
+            for (v, p) in asked {
+                let n = views[v].shards.len();
+                let Some(slice) = present.get(at..at + 1 + n) else {
+                    break;
+                };
+                views[v].has_descriptor[p] = slice[0];
+                views[v].claims[p] = slice[1..].to_vec();
+                at += 1 + n;
+            }
+        }
+    }
+
+    /// Upkeep of one stripe (see the module docs).
+    async fn maintain_stripe(
+        &self,
+        view: &StripeView,
+        throttle: &mut Throttle,
+        outcome: &mut Outcome,
+    ) -> Result<(), HolderError> {
+        let local = self.cluster.local().id;
+        let Some(me) = view.pool.iter().position(|p| p.id == local) else {
+            // Ranked below the pool: an outsider.
+            return self.maybe_drop(view, outcome).await;
+        };
+        let leader = (0..view.pool.len()).find(|&p| view.has_descriptor[p]);
+        if leader != Some(me) {
+            if me >= view.targets {
+                return self.maybe_drop(view, outcome).await;
+            }
+            return Ok(());
+        }
+        let n = view.shards.len();
+        let missing: Vec<usize> = (0..n).filter(|&j| !view.target_holds(j)).collect();
+        let free: Vec<usize> = (0..view.targets).filter(|&p| !view.holds_any(p)).collect();
+        // Target nodes with a shard but no descriptor get the descriptor.
+        for p in 0..view.targets {
+            if p != me && view.holds_any(p) && !view.has_descriptor[p] {
+                self.push(view, p, view.id, throttle, outcome).await?;
+            }
+        }
+        let moves: Vec<(usize, usize)> = missing.into_iter().zip(free).collect();
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.shard_bytes(view, &moves).await?;
+        for (&(j, p), shard) in moves.iter().zip(bytes) {
+            if p != me {
+                if !view.has_descriptor[p] {
+                    self.push(view, p, view.id, throttle, outcome).await?;
+                }
+                self.push_bytes(view, p, view.shards[j], shard, throttle, outcome)
+                    .await?;
+            } else {
+                self.cluster.inner.local.put_sealed(view.shards[j], shard)?;
+                outcome.pushed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard objects for `moves` (shard, target): local copies, copies from holders
+    /// outside the target set, and shards rebuilt from any K others.
+    async fn shard_bytes(
+        &self,
+        view: &StripeView,
+        moves: &[(usize, usize)],
+    ) -> Result<Vec<bytes::Bytes>, HolderError> {
+        let local = &self.cluster.inner.local;
+        let mut out: Vec<Option<bytes::Bytes>> = moves
+            .iter()
+            .map(|(j, _)| local.store.get(&view.shards[*j]))
+            .collect();
+        let lost: Vec<usize> = moves
+            .iter()
+            .zip(&out)
+            .filter(|(_, b)| b.is_none())
+            .map(|((j, _), _)| *j)
+            .collect();
+        if lost.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let stripe = view.stripe.clone();
+        let shards = self
+            .cluster
+            .fetch_shards(view.id, &stripe, stripe.data_shards())
+            .await;
+        if shards.iter().flatten().count() < stripe.data_shards() {
+            return Err(HolderError::Failed(format!(
+                "fewer than {} shards of stripe {} reachable",
+                stripe.data_shards(),
+                view.id
+            )));
+        }
+        let wanted = lost.clone();
+        let rebuilt = tokio::task::spawn_blocking(move || stripe.rebuild(&shards, &wanted))
+            .await
+            .map_err(|e| HolderError::Failed(e.to_string()))?
+            .map_err(|e| HolderError::Failed(e.to_string()))?;
+        let mut rebuilt = lost.into_iter().zip(rebuilt).collect::<HashMap<_, _>>();
+        for ((j, _), slot) in moves.iter().zip(out.iter_mut()) {
+            if slot.is_none() {
+                *slot = rebuilt.remove(j).map(bytes::Bytes::from);
+            }
+        }
+        out.into_iter()
+            .map(|b| b.ok_or_else(|| HolderError::Failed("a shard was not rebuilt".into())))
+            .collect()
+    }
+
+    /// An outsider's shards go once every shard is on a distinct target node and the one with
+    /// this node's shard proved it; the descriptor goes with the last of them.
+    async fn maybe_drop(
+        &self,
+        view: &StripeView,
+        outcome: &mut Outcome,
+    ) -> Result<(), HolderError> {
+        let n = view.shards.len();
+        let complete = view.targets == n
+            && (0..view.targets).all(|p| view.claims[p].iter().filter(|c| **c).count() == 1)
+            && (0..n).all(|j| view.target_holds(j));
+        if !complete {
+            return Ok(());
+        }
+        let local = &self.cluster.inner.local;
+        for j in 0..n {
+            if !local.store.contains(&view.shards[j]) {
+                continue;
+            }
+            let Some(p) = view.holders_of(j).find(|&p| p < view.targets) else {
+                return Ok(());
+            };
+            let proved = self
+                .cluster
+                .prove_on(view.pool[p], vec![view.shards[j]])
+                .await;
+            if proved.first().map(|(s, _)| *s) != Some(Status::Proven) {
+                return Ok(());
+            }
+            if local.store.remove(&view.shards[j]) {
+                outcome.dropped += 1;
+            }
+        }
+        if !local.has(&view.shards).iter().any(|h| *h) {
+            local.store.remove(&view.id);
+        }
+        Ok(())
+    }
+
+    /// Hand-off of one stripe by a leaving node (see the module docs).
+    async fn hand_off_stripe(
+        &self,
+        view: &StripeView,
+        throttle: &mut Throttle,
+        outcome: &mut Outcome,
+    ) -> Result<(), HolderError> {
+        let local = &self.cluster.inner.local;
+        let mut taken: Vec<bool> = (0..view.pool.len()).map(|p| view.holds_any(p)).collect();
+        for j in 0..view.shards.len() {
+            let Some(bytes) = local.store.get(&view.shards[j]) else {
+                continue;
+            };
+            if view.target_holds(j) {
+                continue;
+            }
+            // A target node without a shard, else any pool node without one.
+            let Some(p) = (0..view.pool.len()).find(|&p| !taken[p]) else {
+                return Err(HolderError::Failed("no node free for a shard".into()));
+            };
+            taken[p] = true;
+            if !view.has_descriptor[p] {
+                self.push(view, p, view.id, throttle, outcome).await?;
+            }
+            self.push_bytes(view, p, view.shards[j], bytes, throttle, outcome)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the local object `id` to pool node `p`.
+    async fn push(
+        &self,
+        view: &StripeView,
+        p: usize,
+        id: ChunkId,
+        throttle: &mut Throttle,
+        outcome: &mut Outcome,
+    ) -> Result<(), HolderError> {
+        let bytes = self
+            .cluster
+            .inner
+            .local
+            .store
+            .get(&id)
+            .ok_or(HolderError::NotFound)?;
+        self.push_bytes(view, p, id, bytes, throttle, outcome).await
+    }
+
+    async fn push_bytes(
+        &self,
+        view: &StripeView,
+        p: usize,
+        id: ChunkId,
+        bytes: bytes::Bytes,
+        throttle: &mut Throttle,
+        outcome: &mut Outcome,
+    ) -> Result<(), HolderError> {
+        throttle.admit(bytes.len(), self.rate()).await;
+        let peer = view.pool[p];
+        match self.cluster.put_on(Holder::Remote(peer), id, bytes).await {
+            Ok(()) => {
+                if id != view.id {
+                    outcome.pushed += 1;
+                }
+                Ok(())
+            }
+            Err(HolderError::Deleted) => {
+                self.check_deleted(view, peer).await;
+                Err(HolderError::Deleted)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A push was refused as deleted: if the peer proves the stripe's deletion with a key
+    /// that fits the local descriptor, delete it here too (shards included).
+    async fn check_deleted(&self, view: &StripeView, peer: PeerInfo) {
+        let proved = self.cluster.prove_on(peer, vec![view.id]).await;
+        if let Some((Status::Deleted, Some(key))) = proved.first() {
+            self.cluster.inner.local.delete(*key, &[view.id]);
+            tracing::debug!(stripe = %view.id, "dropped a deleted stripe");
+        }
+    }
+}
+
+/// Splits the local store into plain objects and stripe descriptors (with their shards,
+/// which generic repair must leave alone: they have one copy each by design).
+pub(crate) fn classify(
+    cluster: &super::Cluster,
+    ids: Vec<ChunkId>,
+) -> (Vec<ChunkId>, Vec<(ChunkId, Stripe)>) {
+    let store = &cluster.inner.local.store;
+    let mut descriptors = Vec::new();
+    let mut shards: std::collections::HashSet<ChunkId> = std::collections::HashSet::new();
+    for id in &ids {
+        if let Some(stripe) = store.get(id).and_then(|b| super::stripes::descriptor(&b)) {
+            shards.extend(shard_ids(&stripe));
+            descriptors.push((*id, stripe));
+        }
+    }
+    let described: std::collections::HashSet<ChunkId> =
+        descriptors.iter().map(|(id, _)| *id).collect();
+    let plain = ids
+        .into_iter()
+        .filter(|id| !described.contains(id) && !shards.contains(id))
+        .collect();
+    (plain, descriptors)
+}

@@ -1,0 +1,310 @@
+//! Erasure-coded chunks (`rs:K+M`) in the replication layer: a stripe's K + M shards go to
+//! distinct nodes, reads fetch any K of them, and holders recognise stripes by their
+//! descriptors (FORMAT.md section 8).
+//!
+//! * **Placement**: the descriptor's id (the stripe id) is the rendezvous key. Shard `j` goes
+//!   to the `j`-th node of the ranking (healthy nodes first), and every shard holder also keeps
+//!   the descriptor, so any of them can rebuild a lost sibling without a key. A holder that
+//!   fails is replaced by the next-ranked node not yet used. With fewer live nodes than K + M
+//!   the upload is refused ([`NodeError::TooFewNodes`]): two shards on one node would make
+//!   one lost node cost two shards, and the promised tolerance of M lost nodes would not hold.
+//! * **Reads**: the descriptor is fetched like any object (it is on K + M nodes), then the
+//!   data shards from the nodes placement put them on, each checked against its id. A shard
+//!   that is missing, corrupt or slow (past the hedging delay) brings in the next parity shard;
+//!   shards not where placement put them are located with one batched `has_chunks` over the
+//!   ranked nodes, then over every live peer. Decoding runs only when a data shard is missing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use voldisefs_crypto::{MAX_DESCRIPTOR_LEN, Redundancy, Stripe};
+use voldisefs_proto::{ChunkId, NodeId};
+use voldisefs_store::ChunkStore;
+
+use super::hedge::AttemptError;
+use super::holder::{Holder, HolderError};
+use super::{Cluster, Failure, Fetched, placement};
+use crate::NodeError;
+
+/// Whether a stored object is a stripe descriptor (a cheap check of length and magic, then a
+/// full parse). Sealed chunks are ciphertext and records start with `VDFS`, so nothing else a
+/// writer of this format stores parses as one.
+pub(crate) fn descriptor(bytes: &[u8]) -> Option<Stripe> {
+    if bytes.len() > MAX_DESCRIPTOR_LEN || !bytes.starts_with(b"VDST") {
+        return None;
+    }
+    Stripe::parse(bytes).ok()
+}
+
+/// The shard ids of `stripe` as chunk ids.
+pub(crate) fn shard_ids(stripe: &Stripe) -> Vec<ChunkId> {
+    stripe
+        .shard_ids()
+        .iter()
+        .map(|id| ChunkId::from_bytes(*id))
+        .collect()
+}
+
+/// One sealed chunk as a stripe, ready to place.
+#[derive(Debug, Clone)]
+pub(crate) struct StripeUpload {
+    /// The redundancy it gives.
+    pub(crate) redundancy: Redundancy,
+    /// The stripe id (SHA-256 of the descriptor).
+    pub(crate) id: ChunkId,
+    /// The descriptor object.
+    pub(crate) descriptor: Bytes,
+    /// Shard ids, in order.
+    pub(crate) ids: Vec<ChunkId>,
+    /// Shard objects, in order.
+    pub(crate) shards: Vec<Bytes>,
+}
+
+impl Cluster {
+    /// Places a stripe: shard `j` and the descriptor on the `j`-th ranked node, replacing
+    /// nodes that fail by the next-ranked unused one. Returns the nodes that confirmed.
+    pub(crate) async fn put_stripe(&self, stripe: StripeUpload) -> Result<Vec<NodeId>, NodeError> {
+        let nodes = self.nodes();
+        let n = stripe.shards.len();
+        if nodes.len() < n {
+            return Err(NodeError::TooFewNodes {
+                redundancy: stripe.redundancy,
+                needed: n,
+                live: nodes.len(),
+            });
+        }
+        let stripe = Arc::new(stripe);
+        let mut ranked = self.rank(&stripe.id, &nodes).into_iter();
+        let put_pair = |holder: Holder, j: usize| {
+            let stripe = stripe.clone();
+            async move {
+                let result = async {
+                    self.put_on(holder, stripe.id, stripe.descriptor.clone())
+                        .await?;
+                    self.put_on(holder, stripe.ids[j], stripe.shards[j].clone())
+                        .await
+                }
+                .await;
+                (j, holder, result)
+            }
+        };
+        let mut running = FuturesUnordered::new();
+        for j in 0..n {
+            if let Some(holder) = ranked.next() {
+                running.push(put_pair(holder, j));
+            }
+        }
+        let mut confirmed = Vec::with_capacity(n);
+        let mut failures: Vec<HolderError> = Vec::new();
+        while let Some((j, holder, result)) = running.next().await {
+            match result {
+                Ok(()) => confirmed.push(holder.id()),
+                Err(e) => {
+                    tracing::debug!(peer = %holder.id(), shard = j, error = %e, "shard put failed");
+                    failures.push(e);
+                    match ranked.next() {
+                        Some(next) => running.push(put_pair(next, j)),
+                        None => {
+                            let full = failures.iter().all(|e| matches!(e, HolderError::Full(_)));
+                            let reason = failures
+                                .last()
+                                .map_or_else(|| "no node".into(), ToString::to_string);
+                            return Err(if full {
+                                NodeError::Full(reason)
+                            } else {
+                                NodeError::NoHolder {
+                                    chunk: stripe.ids[j],
+                                    reason,
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// Fetches a stripe's descriptor (checked against `id`), then any K of its shards, and
+    /// joins them into the sealed chunk.
+    pub(crate) async fn fetch_stripe(
+        &self,
+        id: ChunkId,
+        claimed: &[NodeId],
+    ) -> Result<Fetched<Vec<u8>>, NodeError> {
+        let stripe = match self.fetch_descriptor(id, claimed).await? {
+            Fetched::Found(stripe) => Arc::new(stripe),
+            Fetched::Deleted => return Ok(Fetched::Deleted),
+            Fetched::Missing => return Ok(Fetched::Missing),
+        };
+        let shards = self.fetch_shards(id, &stripe, stripe.data_shards()).await;
+        if shards.iter().flatten().count() < stripe.data_shards() {
+            return Ok(Fetched::Missing);
+        }
+        let joined = tokio::task::spawn_blocking(move || stripe.join(&shards))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .map_err(NodeError::Crypto)?;
+        Ok(Fetched::Found(joined))
+    }
+
+    /// Fetches and parses the descriptor of stripe `id`.
+    pub(crate) async fn fetch_descriptor(
+        &self,
+        id: ChunkId,
+        claimed: &[NodeId],
+    ) -> Result<Fetched<Stripe>, NodeError> {
+        self.fetch(id, claimed, move |bytes: Bytes| {
+            if !id.matches(&bytes) {
+                return Err(AttemptError::Next(HolderError::Failed(
+                    "served a forged stripe descriptor".into(),
+                )));
+            }
+            descriptor(&bytes).ok_or_else(|| {
+                AttemptError::Next(HolderError::Failed(
+                    "served something that is not a stripe descriptor".into(),
+                ))
+            })
+        })
+        .await
+    }
+
+    /// Fetches at least `want` verified shards of `stripe` (id `id`), data shards first: from
+    /// this node, then from where placement put them, then from wherever `has_chunks` finds
+    /// them. Slots of shards not fetched are `None`; fewer than `want` means no reachable set.
+    pub(crate) async fn fetch_shards(
+        &self,
+        id: ChunkId,
+        stripe: &Arc<Stripe>,
+        want: usize,
+    ) -> Vec<Option<Bytes>> {
+        let ids = shard_ids(stripe);
+        let n = ids.len();
+        let mut shards: Vec<Option<Bytes>> =
+            ids.iter().map(|s| self.inner.local.store.get(s)).collect();
+        let nodes = self.nodes();
+        let local = self.local().id;
+        let ranked: Vec<Holder> = placement::rank(&id, &nodes)
+            .into_iter()
+            .map(|p| self.holder(p))
+            .collect();
+        // First guess: where placement put each shard.
+        let mut candidates: Vec<Vec<Holder>> = (0..n)
+            .map(|j| ranked.get(j).copied().into_iter().collect())
+            .collect();
+        let mut tried: HashSet<(usize, NodeId)> = HashSet::new();
+        for round in 0..3 {
+            if shards.iter().flatten().count() >= want {
+                break;
+            }
+            if round > 0 {
+                // Look for the missing shards: among the ranked nodes, then everywhere.
+                let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
+                let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
+                let pool: Vec<Holder> = if round == 1 {
+                    ranked.iter().take(n + 2).copied().collect()
+                } else {
+                    ranked.iter().skip(n + 2).copied().collect()
+                };
+                let pool: Vec<Holder> = pool.into_iter().filter(|h| h.id() != local).collect();
+                let found = self.locate_among(&wanted, &pool).await;
+                candidates = vec![Vec::new(); n];
+                for (&j, holders) in missing.iter().zip(found) {
+                    candidates[j] = holders;
+                }
+            }
+            for (j, list) in candidates.iter_mut().enumerate() {
+                list.retain(|h| h.id() != local && !tried.contains(&(j, h.id())));
+                for h in list.iter() {
+                    tried.insert((j, h.id()));
+                }
+            }
+            self.fetch_round(stripe, &ids, &mut shards, &candidates, want)
+                .await;
+        }
+        shards
+    }
+
+    /// One round of shard fetches: starts as many as are still needed (lowest indices first,
+    /// so data shards before parity), one more for each failure or each hedging delay without
+    /// progress, and stops once `want` shards are in hand.
+    async fn fetch_round(
+        &self,
+        stripe: &Arc<Stripe>,
+        ids: &[ChunkId],
+        shards: &mut [Option<Bytes>],
+        candidates: &[Vec<Holder>],
+        want: usize,
+    ) {
+        let mut have = shards.iter().flatten().count();
+        let mut queue = (0..shards.len())
+            .filter(|&j| shards[j].is_none() && !candidates[j].is_empty())
+            .collect::<Vec<_>>()
+            .into_iter();
+        let launch = |j: usize| {
+            let holders = candidates[j].clone();
+            let (stripe, id) = (stripe.clone(), ids[j]);
+            async move {
+                for holder in holders {
+                    let Ok(bytes) = self.get_from(holder, id).await else {
+                        continue;
+                    };
+                    let stripe = stripe.clone();
+                    let checked = tokio::task::spawn_blocking(move || {
+                        stripe.check_shard(j, &bytes).then_some(bytes)
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    match checked {
+                        Some(bytes) => return (j, Some(bytes)),
+                        None => {
+                            if let Holder::Remote(peer) = holder {
+                                tracing::warn!(peer = %peer.id, shard = %id, "holder served a corrupt shard");
+                                self.inner.health.failure(peer.id, Failure::Get);
+                            }
+                        }
+                    }
+                }
+                (j, None)
+            }
+        };
+        let mut running = FuturesUnordered::new();
+        for _ in have..want {
+            if let Some(j) = queue.next() {
+                running.push(launch(j));
+            }
+        }
+        let hedge = self.hedge_delay(Failure::Get);
+        let tick = tokio::time::sleep(hedge);
+        tokio::pin!(tick);
+        while have < want && !running.is_empty() {
+            tokio::select! {
+                done = running.next() => {
+                    let Some((j, got)) = done else { break };
+                    match got {
+                        Some(bytes) => {
+                            shards[j] = Some(bytes);
+                            have += 1;
+                        }
+                        None => {
+                            if let Some(next) = queue.next() {
+                                running.push(launch(next));
+                            }
+                        }
+                    }
+                }
+                () = &mut tick => {
+                    // Slow shards: ask for one more.
+                    if let Some(next) = queue.next() {
+                        running.push(launch(next));
+                    }
+                    tick.as_mut().reset(tokio::time::Instant::now() + hedge);
+                }
+            }
+        }
+    }
+}
