@@ -25,6 +25,10 @@
 //! * Repair keeps `replicas` *proven* copies: a copy is dropped only after better-ranked
 //!   holders answered a fresh proof-of-possession challenge; deletes leave tombstones so a
 //!   holder that missed one cannot bring the file back.
+//! * Erasure coding (`rs:K+M`, per file; [`NodeConfig::redundancy`], [`UploadOptions`]):
+//!   each sealed chunk becomes K + M Reed-Solomon shards on K + M distinct nodes, named by a
+//!   public stripe descriptor every shard holder keeps; reads take any K shards; the holders
+//!   rebuild lost shards from any K others (`replication/stripes.rs`, `stripe_repair.rs`).
 //! * Collections ([`Node::batch`]): several files under one password key (one Argon2id run),
 //!   listed by a sealed collection record; read back as a listing, one file, or a streamed
 //!   tar archive.
