@@ -541,3 +541,58 @@ async fn a_seed_listing_peers_that_hang_does_not_hold_up_the_start() {
     seed_task.abort();
     drop(hanging);
 }
+
+/// `rs:4+2` with a member that acknowledges shards and keeps nothing: reads never wait on it,
+/// repair finds it out (it cannot prove the stripe descriptors it claims) and rebuilds its
+/// shards on honest nodes, so two honest nodes lost at once afterwards cost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
+    let rs = voldisefs_node::crypto::Redundancy::ErasureCoded { data: 4, parity: 2 };
+    let mut nodes = common::network_with(6, |c| NodeConfig {
+        redundancy: Some(rs),
+        ..fast(c)
+    })
+    .await;
+    let liar = liar(nodes[0].peer_addr()).await;
+    eventually("the liar is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 7)
+    })
+    .await;
+    let mut files = Vec::new();
+    let mut stripes = 0;
+    for i in 0..6u64 {
+        let bytes = data((i as usize % 3 + 1) * CHUNK + 10, 70 + i);
+        let r = nodes[i as usize % 6]
+            .upload_bytes(&format!("f{i}"), pw("pw"), Bytes::from(bytes.clone()))
+            .await
+            .unwrap();
+        stripes += r.chunks;
+        files.push((r, bytes));
+    }
+    for node in &nodes[..2] {
+        for (r, bytes) in &files {
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
+                    .await
+                    .expect("a read stalled behind the liar")
+                    .unwrap();
+            assert_eq!(&read.1, bytes);
+        }
+    }
+    // Six shards and six descriptors of every stripe on the honest nodes.
+    eventually("every stripe whole on honest nodes", || {
+        total_chunks(&nodes) >= stripes * 12 + files.len() as u64 * 3
+    })
+    .await;
+    common::more_sweeps(&nodes, 2).await;
+    let lost = [nodes.remove(4), nodes.remove(1)];
+    for node in &lost {
+        node.crash().await;
+    }
+    for (r, bytes) in &files {
+        let (_, got) = nodes[0].download_bytes(r.id, pw("pw")).await.unwrap();
+        assert_eq!(&got, bytes);
+    }
+    liar.shutdown().await;
+    shutdown(nodes).await;
+}

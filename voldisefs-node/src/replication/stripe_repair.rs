@@ -78,10 +78,14 @@ impl Repairer {
         let cluster = &self.cluster;
         let local = cluster.local().id;
         let membership = cluster.net().membership();
+        // Suspect peers (not answering lately) and demoted ones (failed a get, put or proof)
+        // are neither trusted as holders nor given shards.
         let usable: Vec<PeerInfo> = nodes
             .iter()
             .filter(|p| {
-                p.id == local || membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+                p.id == local
+                    || (membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+                        && !cluster.inner.health.is_demoted(&p.id))
             })
             .copied()
             .collect();
@@ -160,6 +164,39 @@ impl Repairer {
                 views[v].has_descriptor[p] = slice[0];
                 views[v].claims[p] = slice[1..].to_vec();
                 at += 1 + n;
+            }
+        }
+        self.check_descriptor_claims(views).await;
+    }
+
+    /// Every peer that claims a descriptor proves it (one `prove_chunks` per peer for the
+    /// batch, checked against the local copy). A peer that cannot is demoted and none of its
+    /// claims for the batch count: a member that acknowledges shards and keeps nothing is
+    /// caught here, its shards rebuilt elsewhere.
+    async fn check_descriptor_claims(&self, views: &mut [StripeView]) {
+        let cluster = &self.cluster;
+        let local = cluster.local().id;
+        let mut asks: HashMap<PeerInfo, Vec<(usize, usize)>> = HashMap::new();
+        for (v, view) in views.iter().enumerate() {
+            for p in 0..view.pool.len() {
+                if view.pool[p].id != local && view.has_descriptor[p] {
+                    asks.entry(view.pool[p]).or_default().push((v, p));
+                }
+            }
+        }
+        let answers = futures_util::future::join_all(asks.into_iter().map(|(peer, asked)| {
+            let ids: Vec<ChunkId> = asked.iter().map(|&(v, _)| views[v].id).collect();
+            async move { (asked, cluster.prove_on(peer, ids).await) }
+        }))
+        .await;
+        for (asked, proved) in answers {
+            let liar = proved.iter().any(|(s, _)| *s == Status::Failed);
+            for ((v, p), (status, _)) in asked.into_iter().zip(proved) {
+                if liar || status != Status::Proven {
+                    let n = views[v].shards.len();
+                    views[v].has_descriptor[p] = false;
+                    views[v].claims[p] = vec![false; n];
+                }
             }
         }
     }

@@ -14,14 +14,14 @@
 //!   shards not where placement put them are located with one batched `has_chunks` over the
 //!   ranked nodes, then over every live peer. Decoding runs only when a data shard is missing.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use voldisefs_crypto::{MAX_DESCRIPTOR_LEN, Redundancy, Stripe};
-use voldisefs_proto::{ChunkId, NodeId};
+use voldisefs_proto::{ChunkId, NodeId, PeerInfo};
 use voldisefs_store::ChunkStore;
 
 use super::hedge::AttemptError;
@@ -174,7 +174,15 @@ impl Cluster {
 
     /// Fetches at least `want` verified shards of `stripe` (id `id`), data shards first: from
     /// this node, then from where placement put them, then from wherever `has_chunks` finds
-    /// them. Slots of shards not fetched are `None`; fewer than `want` means no reachable set.
+    /// them (the ranked nodes first, then every live peer). Slots of shards not fetched are
+    /// `None`; fewer than `want` means no reachable set.
+    ///
+    /// Every (shard, holder) pair is an attempt. Attempts start in order of the holders'
+    /// place (every shard's first holder, data shards first, then every shard's second
+    /// holder, ...): as many as shards are still needed, one more for each failure and one
+    /// more for each hedging delay without progress. When no attempt is left to start, the
+    /// missing shards are looked for further afield while the attempts in flight go on, so a
+    /// hung holder costs a hedging delay, never its deadline.
     pub(crate) async fn fetch_shards(
         &self,
         id: ChunkId,
@@ -185,126 +193,153 @@ impl Cluster {
         let n = ids.len();
         let mut shards: Vec<Option<Bytes>> =
             ids.iter().map(|s| self.inner.local.store.get(s)).collect();
+        let mut have = shards.iter().flatten().count();
+        if have >= want {
+            return shards;
+        }
         let nodes = self.nodes();
         let local = self.local().id;
         let ranked: Vec<Holder> = placement::rank(&id, &nodes)
             .into_iter()
             .map(|p| self.holder(p))
-            .collect();
-        // First guess: where placement put each shard.
-        let mut candidates: Vec<Vec<Holder>> = (0..n)
-            .map(|j| ranked.get(j).copied().into_iter().collect())
+            .filter(|h| h.id() != local)
             .collect();
         let mut tried: HashSet<(usize, NodeId)> = HashSet::new();
-        for round in 0..3 {
-            if shards.iter().flatten().count() >= want {
-                break;
-            }
-            if round > 0 {
-                // Look for the missing shards: among the ranked nodes, then everywhere.
-                let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
-                let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
-                let pool: Vec<Holder> = if round == 1 {
-                    ranked.iter().take(n + 2).copied().collect()
-                } else {
-                    ranked.iter().skip(n + 2).copied().collect()
-                };
-                let pool: Vec<Holder> = pool.into_iter().filter(|h| h.id() != local).collect();
-                let found = self.locate_among(&wanted, &pool).await;
-                candidates = vec![Vec::new(); n];
-                for (&j, holders) in missing.iter().zip(found) {
-                    candidates[j] = holders;
-                }
-            }
-            for (j, list) in candidates.iter_mut().enumerate() {
-                list.retain(|h| h.id() != local && !tried.contains(&(j, h.id())));
-                for h in list.iter() {
-                    tried.insert((j, h.id()));
-                }
-            }
-            self.fetch_round(stripe, &ids, &mut shards, &candidates, want)
-                .await;
-        }
-        shards
-    }
-
-    /// One round of shard fetches: starts as many as are still needed (lowest indices first,
-    /// so data shards before parity), one more for each failure or each hedging delay without
-    /// progress, and stops once `want` shards are in hand.
-    async fn fetch_round(
-        &self,
-        stripe: &Arc<Stripe>,
-        ids: &[ChunkId],
-        shards: &mut [Option<Bytes>],
-        candidates: &[Vec<Holder>],
-        want: usize,
-    ) {
-        let mut have = shards.iter().flatten().count();
-        let mut queue = (0..shards.len())
-            .filter(|&j| shards[j].is_none() && !candidates[j].is_empty())
-            .collect::<Vec<_>>()
-            .into_iter();
-        let launch = |j: usize| {
-            let holders = candidates[j].clone();
+        // First guess: where placement put each shard (the full ranking has this node too).
+        let full: Vec<PeerInfo> = placement::rank(&id, &nodes);
+        let mut pending: VecDeque<(usize, Holder)> = (0..n)
+            .filter(|&j| shards[j].is_none())
+            .filter_map(|j| {
+                full.get(j)
+                    .filter(|p| p.id != local)
+                    .map(|p| (j, self.holder(*p)))
+            })
+            .collect();
+        let attempt = |j: usize, holder: Holder| {
             let (stripe, id) = (stripe.clone(), ids[j]);
             async move {
-                for holder in holders {
-                    let Ok(bytes) = self.get_from(holder, id).await else {
-                        continue;
-                    };
-                    let stripe = stripe.clone();
-                    let checked = tokio::task::spawn_blocking(move || {
-                        stripe.check_shard(j, &bytes).then_some(bytes)
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    match checked {
-                        Some(bytes) => return (j, Some(bytes)),
+                let Ok(bytes) = self.get_from(holder, id).await else {
+                    return (j, None);
+                };
+                let checked = tokio::task::spawn_blocking(move || {
+                    stripe.check_shard(j, &bytes).then_some(bytes)
+                })
+                .await
+                .ok()
+                .flatten();
+                if checked.is_none() {
+                    if let Holder::Remote(peer) = holder {
+                        tracing::warn!(peer = %peer.id, shard = %id, "holder served a corrupt shard");
+                        self.inner.health.failure(peer.id, Failure::Get);
+                    }
+                }
+                (j, checked)
+            }
+        };
+        let locate = |stage: usize, missing: Vec<usize>| {
+            let pool: Vec<Holder> = if stage == 0 {
+                ranked.iter().take(n + 2).copied().collect()
+            } else {
+                ranked.iter().skip(n + 2).copied().collect()
+            };
+            let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
+            async move {
+                let found = self.locate_among(&wanted, &pool).await;
+                missing.into_iter().zip(found).collect::<Vec<_>>()
+            }
+        };
+        let mut running = FuturesUnordered::new();
+        let mut in_flight: HashSet<usize> = HashSet::new();
+        let mut stage = 0;
+        let mut locating = None;
+        let hedge = self.hedge_delay(Failure::Get);
+        let tick = tokio::time::sleep(hedge);
+        tokio::pin!(tick);
+        // The next attempt at a shard not in hand, preferring shards nobody is asked for yet.
+        let next = |pending: &mut VecDeque<(usize, Holder)>,
+                    shards: &[Option<Bytes>],
+                    in_flight: &HashSet<usize>,
+                    tried: &mut HashSet<(usize, NodeId)>| {
+            pending.retain(|(j, h)| shards[*j].is_none() && !tried.contains(&(*j, h.id())));
+            let at = pending
+                .iter()
+                .position(|(j, _)| !in_flight.contains(j))
+                .or(if pending.is_empty() { None } else { Some(0) })?;
+            let (j, holder) = pending.remove(at)?;
+            tried.insert((j, holder.id()));
+            Some((j, holder))
+        };
+        for _ in 0..want - have {
+            if let Some((j, h)) = next(&mut pending, &shards, &in_flight, &mut tried) {
+                in_flight.insert(j);
+                running.push(attempt(j, h));
+            }
+        }
+        loop {
+            if have >= want {
+                break;
+            }
+            if running.is_empty() && pending.is_empty() && locating.is_none() {
+                if stage >= 2 {
+                    break;
+                }
+                let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
+                locating = Some(Box::pin(locate(stage, missing)));
+                stage += 1;
+            }
+            tokio::select! {
+                done = running.next(), if !running.is_empty() => {
+                    let Some((j, got)) = done else { continue };
+                    in_flight.remove(&j);
+                    match got {
+                        Some(bytes) if shards[j].is_none() => {
+                            shards[j] = Some(bytes);
+                            have += 1;
+                        }
+                        Some(_) => {}
                         None => {
-                            if let Holder::Remote(peer) = holder {
-                                tracing::warn!(peer = %peer.id, shard = %id, "holder served a corrupt shard");
-                                self.inner.health.failure(peer.id, Failure::Get);
+                            if let Some((j, h)) = next(&mut pending, &shards, &in_flight, &mut tried) {
+                                in_flight.insert(j);
+                                running.push(attempt(j, h));
                             }
                         }
                     }
                 }
-                (j, None)
-            }
-        };
-        let mut running = FuturesUnordered::new();
-        for _ in have..want {
-            if let Some(j) = queue.next() {
-                running.push(launch(j));
-            }
-        }
-        let hedge = self.hedge_delay(Failure::Get);
-        let tick = tokio::time::sleep(hedge);
-        tokio::pin!(tick);
-        while have < want && !running.is_empty() {
-            tokio::select! {
-                done = running.next() => {
-                    let Some((j, got)) = done else { break };
-                    match got {
-                        Some(bytes) => {
-                            shards[j] = Some(bytes);
-                            have += 1;
-                        }
-                        None => {
-                            if let Some(next) = queue.next() {
-                                running.push(launch(next));
-                            }
+                found = async {
+                    match locating.as_mut() {
+                        Some(search) => search.await,
+                        None => std::future::pending().await,
+                    }
+                }, if locating.is_some() => {
+                    locating = None;
+                    for (j, holders) in found {
+                        pending.extend(holders.into_iter().map(|h| (j, h)));
+                    }
+                    let needed = want.saturating_sub(have + in_flight.len()).max(usize::from(running.is_empty()));
+                    for _ in 0..needed {
+                        if let Some((j, h)) = next(&mut pending, &shards, &in_flight, &mut tried) {
+                            in_flight.insert(j);
+                            running.push(attempt(j, h));
                         }
                     }
                 }
                 () = &mut tick => {
-                    // Slow shards: ask for one more.
-                    if let Some(next) = queue.next() {
-                        running.push(launch(next));
+                    match next(&mut pending, &shards, &in_flight, &mut tried) {
+                        Some((j, h)) => {
+                            in_flight.insert(j);
+                            running.push(attempt(j, h));
+                        }
+                        None if locating.is_none() && stage < 2 => {
+                            let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
+                            locating = Some(Box::pin(locate(stage, missing)));
+                            stage += 1;
+                        }
+                        None => {}
                     }
                     tick.as_mut().reset(tokio::time::Instant::now() + hedge);
                 }
             }
         }
+        shards
     }
 }
