@@ -175,7 +175,8 @@ async fn repair_and_hand_off_never_revive_an_expired_file() {
         common::total_chunks(&nodes) == 0
     })
     .await;
-    assert!(stale.status().store.chunks > 0);
+    // The stale node usually still holds its copy here; its own repair may already have
+    // dropped it (holders refused its pushes as expired), which is fine too. Either way:
     // A few repair rounds of the stale node: its pushes are refused.
     common::more_sweeps(std::slice::from_ref(&stale), 3).await;
     assert_eq!(
