@@ -57,71 +57,96 @@ pub(crate) enum Command {
 pub(crate) enum NodeCommand {
     /// Start a node and serve until Ctrl-C or SIGTERM.
     Start(NodeStartArgs),
+    /// Print the configuration `node start` would run with (the same options, file and
+    /// environment; defaults filled in; key and token files named, never read out).
+    Config(NodeStartArgs),
 }
 
-/// Options of `voldisefs node start`.
-#[derive(Debug, Args)]
+/// Options of `voldisefs node start` (and `node config`). Every option can also come from
+/// the environment (`VOLDISEFS_` and its name in capitals, `-` as `_`; lists comma-separated)
+/// or from the `--config` file (a TOML key of the same name); the command line wins over the
+/// environment, which wins over the file.
+#[derive(Debug, Clone, Default, Args)]
 pub(crate) struct NodeStartArgs {
-    /// Address of the peer-to-peer TCP server (port 0: any free port).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4100")]
-    pub(crate) listen: HostPort,
-    /// Address of the HTTP API used by the CLI and the web page (port 0: any free port).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4200")]
-    pub(crate) http: HostPort,
+    /// A TOML file with any of these options as keys of the same name (`listen = "..."`,
+    /// `chunk-size = "1MiB"`, `bootstrap = ["a:4100", "b:4100"]`, ...); see
+    /// `deploy/voldisefs.toml`.
+    #[arg(long, value_name = "FILE", env = "VOLDISEFS_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address of the peer-to-peer TCP server (port 0: any free port) [default:
+    /// 127.0.0.1:4100].
+    #[arg(long, value_name = "HOST:PORT", env = "VOLDISEFS_LISTEN")]
+    pub(crate) listen: Option<HostPort>,
+    /// Address of the HTTP API used by the CLI and the web page (port 0: any free port)
+    /// [default: 127.0.0.1:4200].
+    #[arg(long, value_name = "HOST:PORT", env = "VOLDISEFS_HTTP")]
+    pub(crate) http: Option<HostPort>,
     /// A peer of an existing network to join through (repeatable).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "VOLDISEFS_BOOTSTRAP",
+        value_delimiter = ','
+    )]
     pub(crate) bootstrap: Vec<HostPort>,
     /// The address other peers should dial, if not the listen address (behind NAT, 0.0.0.0).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "VOLDISEFS_ADVERTISE")]
     pub(crate) advertise: Option<HostPort>,
     /// Copies kept of every chunk [default: 3].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", env = "VOLDISEFS_REPLICAS",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) replicas: Option<u16>,
     /// How files uploaded through this node keep their chunks unless an upload says
     /// otherwise: `replicas:N` (sets --replicas too) or `rs:K+M` (K data and M parity
     /// Reed-Solomon shards on K + M distinct nodes; needs K + M live nodes)
     /// [default: replicas:<--replicas>].
-    #[arg(long, value_name = "SPEC", value_parser = parse_redundancy)]
+    #[arg(long, value_name = "SPEC", env = "VOLDISEFS_REDUNDANCY", value_parser = parse_redundancy)]
     pub(crate) redundancy: Option<Redundancy>,
     /// RAM this node may use for stored chunks [default: 1GiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, long_help = format!(
-        "RAM this node may use for stored chunks [default: 1GiB].\nSIZE: {SIZE_HELP}."))]
+    #[arg(long, value_name = "SIZE", env = "VOLDISEFS_CAPACITY", value_parser = parse_size_arg,
+          long_help = format!("RAM this node may use for stored chunks [default: 1GiB].\nSIZE: {SIZE_HELP}."))]
     pub(crate) capacity: Option<u64>,
     /// Chunk size of files uploaded through this node: a power of two from 64KiB to 16MiB
     /// [default: 1MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
+    #[arg(long, value_name = "SIZE", env = "VOLDISEFS_CHUNK_SIZE", value_parser = parse_chunk_size)]
     pub(crate) chunk_size: Option<ChunkSize>,
     /// How long files uploaded through this node live when an upload names no expiry
     /// (DURATION: `10m`, `24h`, `7d`, ...) [default: forever, or --max-expiry if set].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "VOLDISEFS_DEFAULT_EXPIRY", value_parser = parse_duration)]
     pub(crate) default_expiry: Option<std::time::Duration>,
     /// The longest expiry an upload through this node may ask for (DURATION) [default: no
     /// limit].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "VOLDISEFS_MAX_EXPIRY", value_parser = parse_duration)]
     pub(crate) max_expiry: Option<std::time::Duration>,
     /// The network key (written by `voldisefs keygen`): peer links are encrypted and
     /// authenticated and only nodes with the same key can join. Without it the node runs in
     /// open mode.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "VOLDISEFS_NETWORK_KEY_FILE")]
     pub(crate) network_key_file: Option<PathBuf>,
     /// A token every API request must carry (`Authorization: Bearer`); required when --http
     /// is not a loopback address.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "VOLDISEFS_API_TOKEN_FILE")]
     pub(crate) api_token_file: Option<PathBuf>,
     /// A host name the HTTP API answers to (repeatable; e.g. the name of a proxy in front of
     /// it). IP addresses, `localhost` and the name given to `--http` always work; requests
     /// naming any other host are refused, so a web page cannot reach the node through a
     /// DNS-rebinding domain.
-    #[arg(long = "http-host", value_name = "NAME")]
+    #[arg(
+        long = "http-host",
+        value_name = "NAME",
+        env = "VOLDISEFS_HTTP_HOST",
+        value_delimiter = ','
+    )]
     pub(crate) http_hosts: Vec<String>,
-    /// Log format on stderr: human-readable text, or one JSON object per line.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub(crate) log_format: LogFormat,
+    /// Log format on stderr: human-readable text, or one JSON object per line [default: text].
+    #[arg(long, value_enum, env = "VOLDISEFS_LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
 }
 
 /// How `node start` and `demo` write their logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub(crate) enum LogFormat {
+    #[default]
     /// Human-readable lines.
     Text,
     /// One JSON object per line, for log collectors.
@@ -492,12 +517,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
 }
 
 /// Parses a SIZE argument.
-fn parse_size_arg(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size_arg(text: &str) -> Result<u64, String> {
     parse_size(text)
 }
 
 /// Parses `--chunk-size`: a SIZE that is a power of two between 64KiB and 16MiB.
-fn parse_chunk_size(text: &str) -> Result<ChunkSize, String> {
+pub(crate) fn parse_chunk_size(text: &str) -> Result<ChunkSize, String> {
     let bytes = parse_size(text)?;
     ChunkSize::from_bytes(bytes)
         .map_err(|_| format!("chunk size must be a power of two from 64KiB to 16MiB, not {text}"))

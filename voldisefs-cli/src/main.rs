@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod error;
 mod names;
+mod node_config;
 mod password;
 mod progress;
 mod secrets;

@@ -488,7 +488,8 @@ impl NodeProcess {
 
     /// Like [`NodeProcess::start`], with the node's stderr (its logs) going to `logs`.
     fn start_logging(extra: &[&str], logs: Stdio) -> NodeProcess {
-        let child = voldisefs()
+        let mut command = voldisefs();
+        command
             .args([
                 "node",
                 "start",
@@ -499,10 +500,13 @@ impl NodeProcess {
             ])
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(logs)
-            .spawn()
-            .unwrap();
+            .stderr(logs);
+        Self::spawn(command)
+    }
+
+    /// Spawns `command` (a `node start`) and waits for its three ready lines.
+    fn spawn(mut command: Command) -> NodeProcess {
+        let child = command.stdout(Stdio::piped()).spawn().unwrap();
         let mut node = NodeProcess {
             child,
             lines: Vec::new(),
@@ -1320,4 +1324,74 @@ fn put_redundancy_rs_round_trips_and_bad_specs_are_refused() {
     let output = put(&["--redundancy", "rs:4"]);
     assert_code(&output, 2);
     assert!(stderr(&output).contains("rs:K+M"), "{}", stderr(&output));
+}
+
+/// A node configured by a TOML file alone (`node start --config`), as the systemd unit runs
+/// it: `node config` shows the settings with a flag and a variable overriding the file, and
+/// at the default log level the redirected text log has one plain line per transfer and no
+/// terminal colour codes.
+#[test]
+fn a_node_runs_from_a_config_file_with_plain_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\ncapacity = \"64MiB\"\n\
+         chunk-size = \"64KiB\"\nlog-format = \"text\"\n",
+    )
+    .unwrap();
+    let output = run(voldisefs()
+        .args(["node", "config", "--config", config.to_str().unwrap()])
+        .args(["--capacity", "32MiB"])
+        .env("VOLDISEFS_CHUNK_SIZE", "128KiB"));
+    assert_code(&output, 0);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        "listen = \"127.0.0.1:0\"",
+        "capacity = 33554432",
+        "chunk-size = 131072",
+        "log-format = \"text\"",
+        "redundancy = \"replicas:3\"",
+    ] {
+        assert!(printed.contains(line), "{line} missing from:\n{printed}");
+    }
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "capasity = 1\n").unwrap();
+    let output = run(voldisefs().args(["node", "config", "--config", bad.to_str().unwrap()]));
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("unknown field `capasity`"),
+        "{}",
+        stderr(&output)
+    );
+
+    let log_path = tmp.path().join("node.log");
+    let mut command = voldisefs();
+    command
+        .args(["node", "start", "--config", config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let node = NodeProcess::spawn(command);
+    let file = tmp.path().join("plain.txt");
+    std::fs::write(&file, data(2000)).unwrap();
+    let id = put(node.url(), &file);
+    assert_eq!(node.stop(), Some(0));
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a redirected log:\n{logs}"
+    );
+    let upload = logs
+        .lines()
+        .find(|l| l.contains(" upload ") && l.contains(&id))
+        .unwrap_or_else(|| panic!("no upload line at the default level:\n{logs}"));
+    assert!(
+        upload.contains("INFO") && upload.contains("outcome=\"ok\""),
+        "{upload}"
+    );
+    assert!(
+        upload.contains("size=2000") && upload.contains("duration_ms="),
+        "{upload}"
+    );
+    assert!(!logs.contains("plain.txt"), "a file name was logged");
 }

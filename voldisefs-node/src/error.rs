@@ -43,6 +43,10 @@ pub enum NodeError {
         /// The last failure seen.
         reason: String,
     },
+    /// A redundancy this network cannot keep: `replicas:N` other than the network's count, or
+    /// shard counts past the format's bounds.
+    #[error("{0}")]
+    RedundancyUnavailable(String),
     /// An erasure-coded upload needs more live nodes than the network has: its shards go to
     /// distinct nodes, or the promised loss tolerance would not hold.
     #[error(

@@ -43,6 +43,7 @@ pub const LINK_HEADER: &str = "x-voldisefs-link";
 fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
     vec![
         ("GET", "/", get(page)),
+        ("GET", "/favicon.ico", get(favicon)),
         ("GET", "/healthz", get(healthz)),
         ("GET", "/metrics", get(metrics)),
         ("GET", "/api/v1/files", get(list_files)),
@@ -284,7 +285,9 @@ impl From<NodeError> for ApiError {
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
-            NodeError::TooFewNodes { .. } => (StatusCode::SERVICE_UNAVAILABLE, "too_few_nodes"),
+            // The request is fine; the network cannot honour it as it is now.
+            NodeError::TooFewNodes { .. } => (StatusCode::CONFLICT, "too_few_nodes"),
+            NodeError::RedundancyUnavailable(_) => (StatusCode::CONFLICT, "redundancy_unavailable"),
             NodeError::ShuttingDown | NodeError::Cancelled => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -333,6 +336,18 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 
 async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
+}
+
+/// The page's icon (SVG, from the binary; browsers ask for `/favicon.ico` by default).
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("favicon.svg"),
+    )
+        .into_response()
 }
 
 /// The OpenAPI 3.1 description of this API.
@@ -426,9 +441,32 @@ fn redundancy(headers: &HeaderMap) -> Result<Option<voldisefs_crypto::Redundancy
     let text = value
         .to_str()
         .map_err(|_| bad_request(format!("{REDUNDANCY_HEADER} is not ASCII")))?;
-    text.parse()
-        .map(Some)
-        .map_err(|e| bad_request(format!("{REDUNDANCY_HEADER}: {e}")))
+    match text.parse() {
+        Ok(spec) => Ok(Some(spec)),
+        // Well formed, past the bounds (K + M > 32): the network cannot keep it.
+        Err(e) if well_formed_redundancy(text) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "redundancy_unavailable",
+            format!("{REDUNDANCY_HEADER}: {e}"),
+        )),
+        Err(e) => Err(bad_request(format!("{REDUNDANCY_HEADER}: {e}"))),
+    }
+}
+
+/// `replicas:N` or `rs:K+M` with every number 1 to 32 (the document's pattern).
+fn well_formed_redundancy(text: &str) -> bool {
+    let number = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 2
+            && !s.starts_with('0')
+            && s.parse::<u8>().is_ok_and(|n| (1..=32).contains(&n))
+    };
+    if let Some(n) = text.strip_prefix("replicas:") {
+        return number(n);
+    }
+    text.strip_prefix("rs:")
+        .and_then(|km| km.split_once('+'))
+        .is_some_and(|(k, m)| number(k) && number(m))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

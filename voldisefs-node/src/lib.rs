@@ -76,7 +76,7 @@ pub use http::{
     EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
     REDUNDANCY_HEADER, api_routes,
 };
-pub use node::{MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, UploadOptions};
+pub use node::{MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
 pub use replication::placement;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,

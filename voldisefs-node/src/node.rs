@@ -97,7 +97,7 @@ impl TrackedBody {
             .metrics
             .download(outcome, elapsed.as_secs_f64());
         let duration_ms = elapsed.as_millis() as u64;
-        tracing::info!(file = %self.id, size = self.size, duration_ms, outcome, "download");
+        tracing::info!(target: TRANSFER_LOG, file = %self.id, size = self.size, duration_ms, outcome, "download");
         if let (Some(burn), "ok") = (self.burn.take(), outcome) {
             self.node.burn(self.id, burn);
         }
@@ -171,6 +171,11 @@ pub(crate) enum Indexed {
     /// As a collection of `files` files of `size` bytes in all.
     Collection { size: u64, files: u64 },
 }
+
+/// The `tracing` target of the one line logged per upload and download (id, size, duration,
+/// outcome; never a name or a password): `RUST_LOG=voldisefs::transfer=info` shows just
+/// those.
+pub const TRANSFER_LOG: &str = "voldisefs::transfer";
 
 /// Most peers [`Node::network_status`] asks for their store usage.
 pub const MAX_STATS_PEERS: usize = 256;
@@ -514,10 +519,10 @@ impl Node {
             .or(self.inner.config.redundancy)
             .unwrap_or(Redundancy::Replicas(replicas as u8))
             .validate()
-            .map_err(|e| NodeError::InvalidRequest(e.to_string()))?;
+            .map_err(|e| NodeError::RedundancyUnavailable(e.to_string()))?;
         match spec {
             Redundancy::Replicas(n) if usize::from(n) != replicas => {
-                Err(NodeError::InvalidRequest(format!(
+                Err(NodeError::RedundancyUnavailable(format!(
                     "this network keeps {replicas} copies of replicated files, so replicas:{n} is not available; use replicas:{replicas}, or rs:K+M for another overhead"
                 )))
             }
@@ -621,7 +626,7 @@ impl Node {
         match &result {
             Ok(Uploaded { receipt, .. }) => {
                 self.inner.metrics.upload("ok", elapsed.as_secs_f64());
-                tracing::info!(file = %receipt.id, size = receipt.size, chunks = receipt.chunks, copies = receipt.copies, duration_ms, outcome = "ok", "upload");
+                tracing::info!(target: TRANSFER_LOG, file = %receipt.id, size = receipt.size, chunks = receipt.chunks, copies = receipt.copies, duration_ms, outcome = "ok", "upload");
                 if receipt.copies < receipt.replicas {
                     tracing::warn!(file = %receipt.id, copies = receipt.copies, replicas = receipt.replicas, "file stored with fewer copies than wanted: too few live nodes; repair adds copies as nodes join");
                 }
@@ -656,7 +661,7 @@ impl Node {
                     "error"
                 };
                 self.inner.metrics.upload(outcome, elapsed.as_secs_f64());
-                tracing::warn!(duration_ms, outcome, error = %e, "upload");
+                tracing::warn!(target: TRANSFER_LOG, duration_ms, outcome, error = %e, "upload");
             }
         }
         result
@@ -789,7 +794,7 @@ impl Node {
                 let elapsed = started.elapsed();
                 self.inner.metrics.download("error", elapsed.as_secs_f64());
                 let duration_ms = elapsed.as_millis() as u64;
-                tracing::warn!(file = %id, duration_ms, outcome = "error", error = %e, "download");
+                tracing::warn!(target: TRANSFER_LOG, file = %id, duration_ms, outcome = "error", error = %e, "download");
                 return Err(e);
             }
         };

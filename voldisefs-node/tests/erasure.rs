@@ -195,7 +195,7 @@ async fn deletes_take_every_shard_and_uploads_check_their_choice() {
         .upload_with_options("y", pw("pw"), FileKind::File, options, body)
         .await;
     assert!(
-        matches!(refused, Err(NodeError::InvalidRequest(_))),
+        matches!(refused, Err(NodeError::RedundancyUnavailable(_))),
         "{refused:?}"
     );
     eventually("nothing left behind", || common::total_chunks(&nodes) == 0).await;

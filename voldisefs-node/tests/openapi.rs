@@ -357,7 +357,13 @@ async fn live_answers_conform_to_the_document() {
     const FILES: &str = "/api/v1/files";
     const FILE: &str = "/api/v1/files/{id}";
 
-    for path in ["/", "/healthz", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/",
+        "/favicon.ico",
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let res = http.get(format!("{a}{path}")).send().await.unwrap();
         let answer = conform(doc, "GET", path, res).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");

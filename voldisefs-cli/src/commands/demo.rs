@@ -23,7 +23,8 @@ const BASE_HTTP_PORT: u16 = 4200;
 
 /// Runs the demo network until a stop signal.
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    init_logging("warn", args.log_format);
+    // Warnings, and the one line per upload and download the README promises.
+    init_logging("warn,voldisefs::transfer=info", args.log_format);
     let mut signals = StopSignals::install()?;
     let mut nodes: Vec<Node> = Vec::with_capacity(usize::from(args.nodes));
     let result = start_all(args.nodes, &mut nodes).await;

@@ -18,6 +18,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         // These serve until a stop signal and handle it themselves.
         Command::Node(NodeCommand::Start(args)) => node::start(args).await,
+        Command::Node(NodeCommand::Config(args)) => node::print_config(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Put(args) => interruptible(put::run(args)).await,
         Command::Get(args) => interruptible(get::run(args)).await,

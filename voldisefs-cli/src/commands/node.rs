@@ -18,7 +18,8 @@ use crate::signals::StopSignals;
 /// Starts the node, prints its addresses, serves until a stop signal, then shuts it down
 /// (a second signal cuts the graceful shutdown short).
 pub(crate) async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
-    init_logging("info", args.log_format);
+    let args = crate::node_config::merge(args)?;
+    init_logging("info", args.log_format.unwrap_or_default());
     let config = config_from(&args).await?;
     let mut signals = StopSignals::install()?;
     let node = Node::start(config).await.context("cannot start the node")?;
@@ -35,6 +36,16 @@ pub(crate) async fn start(args: NodeStartArgs) -> anyhow::Result<()> {
         () = node.shutdown() => tracing::info!("node stopped"),
         signal = signals.next() => tracing::warn!("{signal} received again, stopping at once"),
     }
+    Ok(())
+}
+
+/// `voldisefs node config`: checks the configuration as `node start` would (addresses
+/// resolved, key and token files read) and prints it as a `--config` file, without the
+/// contents of those files.
+pub(crate) async fn print_config(args: NodeStartArgs) -> anyhow::Result<()> {
+    let args = crate::node_config::merge(args)?;
+    config_from(&args).await?;
+    print!("{}", crate::node_config::render(&args));
     Ok(())
 }
 
@@ -76,18 +87,19 @@ async fn config_from(args: &NodeStartArgs) -> anyhow::Result<NodeConfig> {
         None => None,
     };
     let mut http_hosts = args.http_hosts.clone();
-    if args.http.host.parse::<std::net::IpAddr>().is_err() {
-        http_hosts.push(args.http.host.clone());
+    let http = args.http_addr();
+    if http.host.parse::<std::net::IpAddr>().is_err() {
+        http_hosts.push(http.host.clone());
     }
     Ok(NodeConfig {
-        listen: resolve(&args.listen).await?,
+        listen: resolve(&args.listen_addr()).await?,
         api_token,
         http_hosts,
         net: NetConfig {
             network_key,
             ..defaults.net.clone()
         },
-        http: Some(resolve(&args.http).await?),
+        http: Some(resolve(&http).await?),
         advertise,
         bootstrap,
         replicas,
@@ -116,8 +128,11 @@ pub(crate) async fn resolve(addr: &HostPort) -> anyhow::Result<SocketAddr> {
 /// Sends `tracing` output to stderr in `format`, filtered by `RUST_LOG` or else `default`.
 pub(crate) fn init_logging(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a terminal: redirected logs (files, journald) stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     // Fails only when a subscriber is already installed, which is then fine to keep.
     let _ = match format {

@@ -5,7 +5,8 @@
 //! order of the stripe id. Each sweep asks the target set and two more nodes which shards and
 //! whether the descriptor they hold (one batched `has_chunks` per peer for a batch of
 //! stripes). Then:
-//! * The **leader**, the best-ranked node holding the descriptor, gives every target node that
+//! * The **leader**, the best-ranked node holding the descriptor and a shard (a descriptor
+//!   planted alone starts no work), gives every target node that
 //!   holds no shard one of the shards no target node holds: copied from a holder outside the
 //!   set when there is one, else rebuilt from any K shards (each checked against its id, and
 //!   the rebuilt one too), and pushes the descriptor to target nodes that miss it.
@@ -14,6 +15,14 @@
 //!   proof: it holds the same bytes). A claim never makes it drop anything.
 //! * A node **leaving** hands each shard no target node holds to a target node that holds
 //!   none, with the descriptor.
+//!
+//! Every peer's claims count only if it proves the descriptors it claims (the checker holds
+//! them); a peer that cannot is demoted, and demoted and suspect peers neither count as
+//! holders nor receive shards. Repair looks for shards among the ranked nodes only, never
+//! network-wide, so what a planted stripe can cost is one batched question per sweep.
+//! Known limit: a target node left holding two shards of a stripe (after a race between two
+//! nodes that each thought they led) keeps both; the stripe then has one distinct node fewer
+//! than shards until that node leaves.
 //!
 //! Whether a shard is lost is judged from `has_chunks` claims: a proof of possession of shard
 //! `j` can only be checked by a node holding shard `j`. A holder that lies about a shard is
@@ -213,7 +222,9 @@ impl Repairer {
             // Ranked below the pool: an outsider.
             return self.maybe_drop(view, outcome).await;
         };
-        let leader = (0..view.pool.len()).find(|&p| view.has_descriptor[p]);
+        // Only a holder of the descriptor *and* a shard leads: a descriptor planted alone (any
+        // peer can store one) starts no work anywhere.
+        let leader = (0..view.pool.len()).find(|&p| view.has_descriptor[p] && view.holds_any(p));
         if leader != Some(me) {
             if me >= view.targets {
                 return self.maybe_drop(view, outcome).await;
@@ -273,7 +284,7 @@ impl Repairer {
         let stripe = view.stripe.clone();
         let shards = self
             .cluster
-            .fetch_shards(view.id, &stripe, stripe.data_shards())
+            .fetch_shards(view.id, &stripe, stripe.data_shards(), false)
             .await;
         if shards.iter().flatten().count() < stripe.data_shards() {
             return Err(HolderError::Failed(format!(

@@ -5,7 +5,10 @@
 //! * **Placement**: the descriptor's id (the stripe id) is the rendezvous key. Shard `j` goes
 //!   to the `j`-th node of the ranking (healthy nodes first), and every shard holder also keeps
 //!   the descriptor, so any of them can rebuild a lost sibling without a key. A holder that
-//!   fails is replaced by the next-ranked node not yet used. With fewer live nodes than K + M
+//!   fails is replaced by the next-ranked node not yet used (a hung one after the per-attempt
+//!   deadline; it is then demoted, so later stripes rank it last: unlike replica puts, shard
+//!   puts are not hedged, since a second copy of a shard would sit on a node that holds
+//!   another shard of the stripe). With fewer live nodes than K + M
 //!   the upload is refused ([`NodeError::TooFewNodes`]): two shards on one node would make
 //!   one lost node cost two shards, and the promised tolerance of M lost nodes would not hold.
 //! * **Reads**: the descriptor is fetched like any object (it is on K + M nodes), then the
@@ -140,7 +143,9 @@ impl Cluster {
             Fetched::Deleted => return Ok(Fetched::Deleted),
             Fetched::Missing => return Ok(Fetched::Missing),
         };
-        let shards = self.fetch_shards(id, &stripe, stripe.data_shards()).await;
+        let shards = self
+            .fetch_shards(id, &stripe, stripe.data_shards(), true)
+            .await;
         if shards.iter().flatten().count() < stripe.data_shards() {
             return Ok(Fetched::Missing);
         }
@@ -174,8 +179,10 @@ impl Cluster {
 
     /// Fetches at least `want` verified shards of `stripe` (id `id`), data shards first: from
     /// this node, then from where placement put them, then from wherever `has_chunks` finds
-    /// them (the ranked nodes first, then every live peer). Slots of shards not fetched are
-    /// `None`; fewer than `want` means no reachable set.
+    /// them (the ranked nodes first, then, if `wide`, every live peer). Slots of shards not
+    /// fetched are `None`; fewer than `want` means no reachable set. Repair does not search
+    /// wide: a stripe it cannot rebuild from its ranked nodes waits for the next sweep, so a
+    /// planted stripe costs the network a bounded, batched question per sweep and no more.
     ///
     /// Every (shard, holder) pair is an attempt. Attempts start in order of the holders'
     /// place (every shard's first holder, data shards first, then every shard's second
@@ -188,6 +195,7 @@ impl Cluster {
         id: ChunkId,
         stripe: &Arc<Stripe>,
         want: usize,
+        wide: bool,
     ) -> Vec<Option<Bytes>> {
         let ids = shard_ids(stripe);
         let n = ids.len();
@@ -279,8 +287,9 @@ impl Cluster {
             if have >= want {
                 break;
             }
+            let stages = if wide { 2 } else { 1 };
             if running.is_empty() && pending.is_empty() && locating.is_none() {
-                if stage >= 2 {
+                if stage >= stages {
                     break;
                 }
                 let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
@@ -329,7 +338,7 @@ impl Cluster {
                             in_flight.insert(j);
                             running.push(attempt(j, h));
                         }
-                        None if locating.is_none() && stage < 2 => {
+                        None if locating.is_none() && stage < stages => {
                             let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
                             locating = Some(Box::pin(locate(stage, missing)));
                             stage += 1;
