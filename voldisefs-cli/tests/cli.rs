@@ -1375,8 +1375,25 @@ fn a_node_runs_from_a_config_file_with_plain_logs() {
     let file = tmp.path().join("plain.txt");
     std::fs::write(&file, data(2000)).unwrap();
     let id = put(node.url(), &file);
+    // An empty file's download is complete, though its body is never polled.
+    let empty = tmp.path().join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_id = put(node.url(), &empty);
+    let output = run(voldisefs()
+        .args(["get", "-q", &empty_id, "-o", "-", "--node", node.url()])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert!(output.stdout.is_empty());
     assert_eq!(node.stop(), Some(0));
     let logs = std::fs::read_to_string(&log_path).unwrap();
+    let empty_download = logs
+        .lines()
+        .find(|l| l.contains(" download ") && l.contains(&empty_id))
+        .unwrap_or_else(|| panic!("no download line for the empty file:\n{logs}"));
+    assert!(
+        empty_download.contains("outcome=\"ok\""),
+        "{empty_download}"
+    );
     assert!(
         !logs.contains('\u{1b}'),
         "colour codes in a redirected log:\n{logs}"

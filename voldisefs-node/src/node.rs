@@ -131,7 +131,13 @@ impl Stream for TrackedBody {
 
 impl Drop for TrackedBody {
     fn drop(&mut self) {
-        self.finish("aborted");
+        // An empty body is never polled (Content-Length: 0): dropped, it was complete.
+        let outcome = if self.delivered == self.size {
+            "ok"
+        } else {
+            "aborted"
+        };
+        self.finish(outcome);
     }
 }
 
