@@ -99,6 +99,11 @@ pub struct NetConfig {
     /// else keeps links open, so a node holds connections only to the peers it currently
     /// exchanges chunks or requests with.
     pub idle_timeout: Duration,
+    /// Drill and benchmark setting: every request this node sends to a peer waits this long
+    /// before it goes out, as over a link with this round-trip time (bandwidth is not
+    /// limited; datagrams are not delayed). Default 0: none. The benches use it to measure
+    /// transfers over slow links; the kernel's netem is not always available.
+    pub drill_rtt: Duration,
     /// Requests of one inbound connection handled at once; the connection stops reading beyond.
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted or sent.
@@ -212,6 +217,7 @@ impl Default for NetConfig {
             max_handshaking_per_ip: 8,
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(15),
+            drill_rtt: Duration::ZERO,
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             bootstrap_parallelism: 16,

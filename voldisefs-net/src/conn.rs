@@ -41,6 +41,8 @@ pub(crate) struct Conn {
     tx: mpsc::Sender<Frame>,
     closed: CancellationToken,
     request_timeout: Duration,
+    /// Added before every request goes out ([`crate::NetConfig::drill_rtt`]).
+    drill_rtt: Duration,
     /// Time allowed for a started frame to arrive whole.
     frame_timeout: Duration,
     counters: std::sync::Arc<crate::stats::Counters>,
@@ -132,6 +134,7 @@ impl Conn {
             tx,
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
+            drill_rtt: config.drill_rtt,
             frame_timeout: config.frame_timeout,
             counters: shared.counters.clone(),
             freeze: shared.freeze_watch(),
@@ -211,6 +214,9 @@ impl Conn {
             return Err(e);
         }
         let outcome = tokio::time::timeout_at(deadline, async {
+            if !self.drill_rtt.is_zero() {
+                tokio::time::sleep(self.drill_rtt).await;
+            }
             self.tx
                 .send(frame)
                 .await
