@@ -280,9 +280,13 @@ async fn idle_connections_are_closed_and_free_their_places() {
 async fn pre_handshake_junk_does_not_keep_members_out() {
     let key = NetworkKey::generate().unwrap();
     let handshake_timeout = Duration::from_secs(2);
+    // Links stay pooled for the whole test: on a loaded machine the junk round below can take
+    // longer than half the default idle timeout, and a member would then dial afresh (into the
+    // full handshake slots) rather than use the link the test is about.
     let keyed = |config: NetConfig| NetConfig {
         network_key: Some(key.clone()),
         handshake_timeout,
+        idle_timeout: Duration::from_secs(120),
         ..config
     };
     let node = start_with(keyed(NetConfig {
