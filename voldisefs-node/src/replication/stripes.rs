@@ -244,22 +244,35 @@ impl Cluster {
                 (j, checked)
             }
         };
+        // Asks the holders of one search stage which of the missing shards they have; each
+        // answer is used as it arrives, so a holder that hangs on the question holds up nothing.
         let locate = |stage: usize, missing: Vec<usize>| {
             let pool: Vec<Holder> = if stage == 0 {
                 ranked.iter().take(n + 2).copied().collect()
             } else {
                 ranked.iter().skip(n + 2).copied().collect()
             };
-            let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
-            async move {
-                let found = self.locate_among(&wanted, &pool).await;
-                missing.into_iter().zip(found).collect::<Vec<_>>()
-            }
+            let missing = Arc::new(missing);
+            pool.into_iter()
+                .map(|holder| {
+                    let missing = missing.clone();
+                    let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
+                    async move {
+                        let present = self.has_on(holder, &wanted).await.unwrap_or_default();
+                        missing
+                            .iter()
+                            .zip(present)
+                            .filter(|(_, here)| *here)
+                            .map(|(&j, _)| (j, holder))
+                            .collect::<Vec<_>>()
+                    }
+                })
+                .collect::<FuturesUnordered<_>>()
         };
         let mut running = FuturesUnordered::new();
         let mut in_flight: HashSet<usize> = HashSet::new();
         let mut stage = 0;
-        let mut locating = None;
+        let mut locating = FuturesUnordered::new();
         let hedge = self.hedge_delay(Failure::Get);
         let tick = tokio::time::sleep(hedge);
         tokio::pin!(tick);
@@ -288,12 +301,12 @@ impl Cluster {
                 break;
             }
             let stages = if wide { 2 } else { 1 };
-            if running.is_empty() && pending.is_empty() && locating.is_none() {
+            if running.is_empty() && pending.is_empty() && locating.is_empty() {
                 if stage >= stages {
                     break;
                 }
                 let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
-                locating = Some(Box::pin(locate(stage, missing)));
+                locating = locate(stage, missing);
                 stage += 1;
             }
             tokio::select! {
@@ -314,16 +327,8 @@ impl Cluster {
                         }
                     }
                 }
-                found = async {
-                    match locating.as_mut() {
-                        Some(search) => search.await,
-                        None => std::future::pending().await,
-                    }
-                }, if locating.is_some() => {
-                    locating = None;
-                    for (j, holders) in found {
-                        pending.extend(holders.into_iter().map(|h| (j, h)));
-                    }
+                found = locating.next(), if !locating.is_empty() => {
+                    pending.extend(found.into_iter().flatten());
                     let needed = want.saturating_sub(have + in_flight.len()).max(usize::from(running.is_empty()));
                     for _ in 0..needed {
                         if let Some((j, h)) = next(&mut pending, &shards, &in_flight, &mut tried) {
@@ -338,9 +343,9 @@ impl Cluster {
                             in_flight.insert(j);
                             running.push(attempt(j, h));
                         }
-                        None if locating.is_none() && stage < stages => {
+                        None if locating.is_empty() && stage < stages => {
                             let missing: Vec<usize> = (0..n).filter(|&j| shards[j].is_none()).collect();
-                            locating = Some(Box::pin(locate(stage, missing)));
+                            locating = locate(stage, missing);
                             stage += 1;
                         }
                         None => {}
