@@ -956,6 +956,7 @@ fn raw_listing(entries: &[&str]) -> Vec<u8> {
         out.extend_from_slice(path.as_bytes());
         out.extend_from_slice(&0u64.to_be_bytes());
         out.extend_from_slice(&[7; 32]);
+        out.extend_from_slice(&[8; 32]);
     }
     out
 }
@@ -966,12 +967,12 @@ fn hostile_collections_are_refused_and_write_nothing() {
 
     let net = Network::start(2);
     let dst = tempfile::tempdir().unwrap();
-    for entries in [
-        &["../escape"][..],
-        &["ok", "../../etc/cron.d/x"],
-        &["/tmp/absolute"],
-        &["twice", "twice"],
-        &["a", "a/b"],
+    for (entries, reason) in [
+        (&["../escape"][..], "`.` or `..` in path"),
+        (&["../../etc/cron.d/x", "ok"], "`.` or `..` in path"),
+        (&["/tmp/absolute"], "absolute path"),
+        (&["twice", "twice"], "duplicate path"),
+        (&["a", "a/b"], "a file and a folder share a path"),
     ] {
         let listing = bytes::Bytes::from(raw_listing(entries));
         let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(listing)]);
@@ -992,7 +993,7 @@ fn hostile_collections_are_refused_and_write_nothing() {
             .env("VOLDISEFS_PASSWORD", PASSWORD));
         assert_code(&output, 3);
         assert!(
-            stderr(&output).contains("invalid collection"),
+            stderr(&output).contains("invalid collection") && stderr(&output).contains(reason),
             "{entries:?}: {}",
             stderr(&output)
         );

@@ -21,14 +21,19 @@ const LOOKUP_LABEL: &[u8] = b"voldisefs kek cache v1";
 ///
 /// - Neither passwords nor plain hashes of them are kept: an entry is found by
 ///   HMAC-SHA256, under a random key made when the cache is, of the KDF parameters, the salt
-///   and the password. That key lives in this process's memory only (zeroed on drop), so an
-///   entry alone allows no guessing; whoever can read the whole process memory while entries
+///   and the password. That key lives in this process's memory only (`ring` does not wipe it
+///   when dropped; the `voldisefs` binary's zero-on-free allocator does), so an entry alone
+///   allows no guessing; whoever can read the whole process memory while entries
 ///   live can test guesses fast, but could read the cached keys (and the files they open)
 ///   anyway.
 /// - Only keys whose commitment checked out (the right password) are stored, so a wrong
 ///   password always pays a full Argon2id run: no fast oracle for online guessing.
 /// - Bounded: at most `max_entries` keys, each forgotten `max_age` after it was derived (the
-///   oldest evicted first when full); evicted, expired and cleared keys are zeroed.
+///   oldest evicted first when full); evicted, expired and cleared keys are zeroed. Expired
+///   keys go at the next lookup, insert or [`sweep`](Self::sweep), so an owner that wants the
+///   age bound to hold while the cache is idle calls `sweep` on a timer (a node does, every
+///   second). The table is sized for `max_entries` (up to 4,096) up front, so it never grows
+///   by copying keys into a new allocation and freeing the old one unwiped.
 pub struct KekCache {
     secret: hmac::Key,
     max_entries: usize,
@@ -61,11 +66,11 @@ impl KekCache {
             secret,
             max_entries,
             max_age,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::with_capacity(max_entries.min(4096))),
         })
     }
 
-    /// Keys held now (expired ones included until the next lookup or insert removes them).
+    /// Keys held now (expired ones included until the next lookup, insert or sweep).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -78,6 +83,18 @@ impl KekCache {
     /// Forgets (and zeroes) every key, e.g. when the node stops.
     pub fn clear(&self) {
         self.lock().clear();
+    }
+
+    /// Forgets (and zeroes) every key older than the cache's maximum age; returns how many.
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(Instant::now())
+    }
+
+    fn sweep_at(&self, now: Instant) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, e| now.saturating_duration_since(e.at) < self.max_age);
+        before - entries.len()
     }
 
     /// The lookup key of (`params`, `salt`, `password`).
@@ -133,5 +150,24 @@ impl KekCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_forgets_keys_past_their_age_and_only_those() {
+        let cache = KekCache::new(8, Duration::from_secs(60)).unwrap();
+        let kek = Zeroizing::new([7u8; KEK_LEN]);
+        cache.insert([1; 32], &kek);
+        assert_eq!(cache.sweep(), 0);
+        assert_eq!(cache.len(), 1);
+        let now = Instant::now();
+        assert_eq!(cache.sweep_at(now + Duration::from_secs(30)), 0);
+        assert_eq!(cache.sweep_at(now + Duration::from_secs(61)), 1);
+        assert!(cache.is_empty());
+        assert!(cache.get(&[1; 32]).is_none());
     }
 }

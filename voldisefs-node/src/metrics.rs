@@ -229,6 +229,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "kdf_cache_keys",
+            "Password keys held in the key cache now (each forgotten within a second of its maximum age)",
+            ConstGauge::new(self.kdf.cache().len() as i64),
+        )?;
+        single(
+            e,
             "kdf_busy",
             "Requests refused because every key-derivation slot stayed taken",
             ConstCounter::new(self.kdf.refused()),

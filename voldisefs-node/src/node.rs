@@ -316,8 +316,10 @@ impl Node {
             .clone()
             .run(node.inner.config.repair_interval, node.inner.work.clone());
         node.inner.tracker.spawn(repair);
-        // Expired objects leave the store within `expiry_sweep` (reads drop them at once).
+        // Expired objects leave the store within `expiry_sweep` (reads drop them at once);
+        // expired password keys and download tickets leave RAM within the same second.
         let token = node.inner.work.clone();
+        let (cache, swept) = (node.inner.kdf.cache(), node.internal());
         let every = node
             .inner
             .config
@@ -335,6 +337,8 @@ impl Node {
                 if dropped > 0 {
                     tracing::debug!(dropped, "expired objects dropped");
                 }
+                cache.sweep();
+                swept.inner.tickets.sweep(std::time::Instant::now());
             }
         });
         if !node.inner.config.bootstrap.is_empty() {

@@ -101,6 +101,16 @@ impl Tickets {
         Some(grant.clone())
     }
 
+    /// Drops (and wipes) every expired ticket; returns how many. The node calls this every
+    /// second, so a ticket's key leaves RAM within a second of its expiry even if no other
+    /// ticket is issued or redeemed.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let mut grants = self.lock();
+        let before = grants.len();
+        grants.retain(|_, g| now.saturating_duration_since(g.issued) < TICKET_TTL);
+        before - grants.len()
+    }
+
     /// Drops every ticket (the node stops).
     pub(crate) fn clear(&self) {
         self.lock().clear();
@@ -153,6 +163,16 @@ mod tests {
         }
         assert_eq!(tickets.len(), MAX_TICKETS);
         assert!(tickets.redeem(&first, start).is_none());
+        // The sweep wipes expired tickets without any other ticket being touched.
+        assert_eq!(tickets.sweep(start + Duration::from_secs(3)), 0);
+        assert_eq!(
+            tickets.sweep(start + TICKET_TTL + Duration::from_secs(2)),
+            MAX_TICKETS
+        );
+        assert_eq!(tickets.len(), 0);
+        tickets
+            .issue(id, TicketKind::File, access(), start)
+            .unwrap();
         tickets.clear();
         assert_eq!(tickets.len(), 0);
     }

@@ -119,11 +119,42 @@ async fn password_checks_beyond_the_slots_are_refused_as_busy() {
 
 /// `voldisefs_kdf_cache_hits_total` in a node's metrics.
 fn cache_hits(node: &Node) -> u64 {
+    metric(node, "voldisefs_kdf_cache_hits_total ")
+}
+
+/// The value of the metric line starting with `prefix`.
+fn metric(node: &Node, prefix: &str) -> u64 {
     node.metrics_text()
         .lines()
-        .find_map(|l| l.strip_prefix("voldisefs_kdf_cache_hits_total "))
+        .find_map(|l| l.strip_prefix(prefix))
         .and_then(|v| v.trim().parse().ok())
         .expect("the metric is there")
+}
+
+/// A cached password key leaves RAM within a second of its maximum age while the node sits
+/// idle (no later read or upload evicts it), and at once when the node stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_keys_leave_ram_at_their_age_even_when_idle_and_at_stop() {
+    let nodes = common::network_with(2, |c| NodeConfig {
+        kdf_cache_age: Duration::from_millis(1500),
+        expiry_sweep: Duration::from_millis(100),
+        ..c
+    })
+    .await;
+    let r = nodes[0]
+        .upload_bytes("f", pw("right"), Bytes::from(data(1000, 5)))
+        .await
+        .unwrap();
+    let keys = |n: &Node| metric(n, "voldisefs_kdf_cache_keys ");
+    nodes[1].download_bytes(r.id, pw("right")).await.unwrap();
+    assert_eq!(keys(&nodes[1]), 1);
+    common::eventually("the idle cache forgets the key", || keys(&nodes[1]) == 0).await;
+    // A fresh key goes at stop.
+    nodes[0].download_bytes(r.id, pw("right")).await.unwrap();
+    assert!(keys(&nodes[0]) >= 1);
+    nodes[0].shutdown().await;
+    assert_eq!(keys(&nodes[0]), 0);
+    shutdown(nodes).await;
 }
 
 /// A second read of a file with the same password takes the password key from the reading
