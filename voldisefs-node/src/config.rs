@@ -58,6 +58,13 @@ pub struct NodeConfig {
     /// How often the store drops expired objects (reads drop an expired object at once, and
     /// puts of one are refused, whatever this is). Default 1 s.
     pub expiry_sweep: Duration,
+    /// How often the node asks its peers for their time, to follow them when its own clock
+    /// runs late (see the node crate's clock docs: expiry is never extended by a late clock
+    /// by more than 2 s and one such round). Default 30 s.
+    pub clock_check_interval: Duration,
+    /// Seconds added to this node's system clock: a drill setting for tests of clock skew.
+    /// Default 0.
+    pub drill_clock_offset: i64,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
     /// transfer is about twice this many chunks.
     pub transfer_parallelism: usize,
@@ -155,6 +162,8 @@ impl Default for NodeConfig {
             default_expiry: None,
             max_expiry: None,
             expiry_sweep: Duration::from_secs(1),
+            clock_check_interval: Duration::from_secs(30),
+            drill_clock_offset: 0,
             transfer_parallelism: (2 * cores).clamp(4, 16),
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,

@@ -58,6 +58,7 @@
 //! ```
 
 mod archive;
+pub mod clock;
 mod collections;
 mod config;
 mod error;

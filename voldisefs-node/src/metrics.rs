@@ -229,6 +229,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "clock_correction_seconds",
+            "Seconds this node's clock is moved forward to follow its peers' (0: it agrees with them)",
+            ConstGauge::new(i64::try_from(self.cluster.clock().correction()).unwrap_or(i64::MAX)),
+        )?;
+        single(
+            e,
             "kdf_cache_keys",
             "Password keys held in the key cache now (each forgotten within a second of its maximum age)",
             ConstGauge::new(self.kdf.cache().len() as i64),

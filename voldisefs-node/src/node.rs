@@ -245,10 +245,13 @@ impl Node {
             None => None,
         };
         let root = CancellationToken::new();
-        let local = Arc::new(LocalHolder::new(
-            config.capacity,
-            Tombstones::new(config.tombstone_ttl, config.max_tombstones),
-        ));
+        let local = Arc::new(
+            LocalHolder::new(
+                config.capacity,
+                Tombstones::new(config.tombstone_ttl, config.max_tombstones),
+            )
+            .with_clock(crate::clock::Clock::new(config.drill_clock_offset)),
+        );
         let handler = Arc::new(StoreHandler {
             local: local.clone(),
         });
@@ -333,12 +336,38 @@ impl Node {
                     () = token.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                let dropped = sweeper.expire(crate::replication::unix_now());
+                let dropped = sweeper.expire(sweeper.clock.now());
                 if dropped > 0 {
                     tracing::debug!(dropped, "expired objects dropped");
                 }
                 cache.sweep();
                 swept.inner.tickets.sweep(std::time::Instant::now());
+            }
+        });
+        // A late clock follows the peers' (see `clock`): one round of questions per interval.
+        let (cluster, token) = (node.inner.cluster.clone(), node.inner.work.clone());
+        let every = node
+            .inner
+            .config
+            .clock_check_interval
+            .max(std::time::Duration::from_millis(100));
+        node.inner.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let own = cluster.clock().own();
+                let answers = cluster
+                    .peer_stats(
+                        crate::clock::SAMPLE_PEERS,
+                        std::time::Duration::from_secs(1),
+                    )
+                    .await;
+                let times: Vec<u64> = answers.values().map(|(_, _, time)| *time).collect();
+                cluster.clock().observe(own, &times);
             }
         });
         if !node.inner.config.bootstrap.is_empty() {
@@ -757,6 +786,11 @@ impl Node {
         &self.inner.kdf
     }
 
+    /// The unix time this node judges expiry by (see [`crate::clock`]).
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.cluster.now()
+    }
+
     /// Deletes, in the background, what finished uploads stored (a batch that never
     /// finished), unless the node is stopping anyway.
     pub(crate) fn forget_later(&self, stored: Vec<(DeleteKey, Vec<voldisefs_proto::ChunkId>)>) {
@@ -954,7 +988,7 @@ impl Node {
             .peer_stats(MAX_STATS_PEERS, std::time::Duration::from_secs(1))
             .await;
         for peer in &mut status.peers {
-            if let Some((objects, bytes)) = answers.get(&peer.id) {
+            if let Some((objects, bytes, _)) = answers.get(&peer.id) {
                 peer.stored_objects = Some(*objects);
                 peer.stored_bytes = Some(*bytes);
             }

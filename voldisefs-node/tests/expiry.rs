@@ -196,3 +196,122 @@ async fn repair_and_hand_off_never_revive_an_expired_file() {
     }
     shutdown(nodes).await;
 }
+
+/// The value of the metric line starting with `prefix`.
+fn metric(node: &Node, prefix: &str) -> u64 {
+    node.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the metric is there")
+}
+
+/// A node cut off before a file expires, which never sweeps on its own, comes back after the
+/// expiry still holding its copies: it serves nothing, its repair and the others' refuse to
+/// bring the file back, and it is "not found" everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rejoining_after_the_expiry_brings_nothing_back() {
+    let tweak = |c: NodeConfig| NodeConfig {
+        replicas: 4,
+        ..common::fast_repair(c)
+    };
+    let mut nodes = common::network_with(3, tweak).await;
+    let away = Node::start(NodeConfig {
+        bootstrap: vec![nodes[0].peer_addr()],
+        expiry_sweep: Duration::from_secs(3600),
+        ..tweak(common::config())
+    })
+    .await
+    .unwrap();
+    common::eventually("the fourth node joined", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 4)
+    })
+    .await;
+    let response = put(&nodes[0], Some("3")).await;
+    assert_eq!(response.status(), 201);
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    common::eventually("every node holds a copy", || {
+        nodes
+            .iter()
+            .chain([&away])
+            .all(|n| n.status().store.chunks > 0)
+    })
+    .await;
+    let held = away.status().store.chunks;
+    away.network().set_isolated(true);
+    common::eventually("the others swept the file", || {
+        common::total_chunks(&nodes) == 0
+    })
+    .await;
+    // Still cut off after the expiry: its copies are all there (it never swept).
+    assert_eq!(away.status().store.chunks, held);
+    away.network().set_isolated(false);
+    nodes.push(away.clone());
+    common::eventually("the node is back everywhere", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 4)
+    })
+    .await;
+    common::more_sweeps(&nodes, 3).await;
+    assert_eq!(
+        common::total_chunks(&nodes[..3]),
+        0,
+        "the rejoining node's repair revived an expired file"
+    );
+    for node in &nodes {
+        assert_eq!(status(node, &format!("/api/v1/files/{id}")).await, 404);
+    }
+    shutdown(nodes).await;
+}
+
+/// A node whose clock runs an hour late follows its peers' time: it drops and refuses an
+/// expired file on time, answers "not found" for it, and stamps its own uploads' expiry by
+/// the right time (else the others would refuse them as long expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
+    let tweak = |c: NodeConfig| NodeConfig {
+        replicas: 4,
+        clock_check_interval: Duration::from_millis(200),
+        ..c
+    };
+    let mut nodes = common::network_with(3, tweak).await;
+    let late = Node::start(NodeConfig {
+        bootstrap: vec![nodes[0].peer_addr()],
+        drill_clock_offset: -3600,
+        ..tweak(common::config())
+    })
+    .await
+    .unwrap();
+    nodes.push(late.clone());
+    common::eventually("the late node follows its peers' clocks", || {
+        metric(&late, "voldisefs_clock_correction_seconds ") >= 3599
+    })
+    .await;
+    for node in &nodes[..3] {
+        assert_eq!(metric(node, "voldisefs_clock_correction_seconds "), 0);
+    }
+    // Its own upload expires by the right time, and every holder takes it.
+    let response = put(&late, Some("60")).await;
+    assert_eq!(response.status(), 201);
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    let expires = receipt["expires"].as_u64().unwrap();
+    assert!(expires > now() + 55 && expires <= now() + 65, "{expires}");
+    let held = |n: &Node| n.status().store.chunks;
+    common::eventually("every node holds the late node's file", || {
+        nodes.iter().all(|n| held(n) > 0 && held(n) == held(&late))
+    })
+    .await;
+    let base = held(&late);
+    // A short-lived file uploaded elsewhere leaves the late node on time too.
+    let response = put(&nodes[0], Some("2")).await;
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let expires = receipt["expires"].as_u64().unwrap();
+    common::eventually("the late node holds both files", || held(&late) > base).await;
+    common::eventually("the short-lived file left every node", || {
+        now() > expires + 1 && nodes.iter().all(|n| held(n) == base)
+    })
+    .await;
+    assert_eq!(status(&late, &format!("/api/v1/files/{id}")).await, 404);
+    shutdown(nodes).await;
+}

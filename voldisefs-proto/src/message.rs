@@ -104,6 +104,10 @@ pub enum Message {
         objects: u64,
         /// Their bytes.
         bytes: u64,
+        /// The peer's own clock, unix seconds (0 or absent: not told). Nodes follow the
+        /// median of their peers' clocks when theirs runs late, for expiry.
+        #[serde(default)]
+        time: u64,
     },
     /// Store the chunk in the frame body under `chunk` (its SHA-256).
     PutChunk {

@@ -71,7 +71,13 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::Ping),
         Just(Message::Pong),
         Just(Message::GetStats),
-        (any::<u64>(), any::<u64>()).prop_map(|(objects, bytes)| Message::Stats { objects, bytes }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(objects, bytes, time)| {
+            Message::Stats {
+                objects,
+                bytes,
+                time,
+            }
+        }),
         chunk_id().prop_map(|chunk| Message::PutChunk { chunk }),
         chunk_id().prop_map(|chunk| Message::PutOk { chunk }),
         chunk_id().prop_map(|chunk| Message::GetChunk { chunk }),

@@ -84,6 +84,7 @@ impl Handler for StoreHandler {
                 Message::Stats {
                     objects: stats.chunks,
                     bytes: stats.bytes,
+                    time: local.clock.own(),
                 }
             }
             other => Message::error(

@@ -125,6 +125,8 @@ pub(crate) struct LocalHolder {
     pub(crate) id: std::sync::OnceLock<NodeId>,
     pub(crate) store: MemoryStore,
     pub(crate) tombstones: Tombstones,
+    /// The time expiry is judged by.
+    pub(crate) clock: crate::clock::Clock,
 }
 
 impl LocalHolder {
@@ -140,7 +142,13 @@ impl LocalHolder {
                 voldisefs_store::ENTRY_OVERHEAD,
             ),
             tombstones,
+            clock: crate::clock::Clock::new(0),
         }
+    }
+
+    /// The same holder, judging expiry by `clock`.
+    pub(crate) fn with_clock(self, clock: crate::clock::Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// Stores bytes whose id the caller computed from them (the gateway sealed them). Bytes
@@ -151,7 +159,7 @@ impl LocalHolder {
         if bytes.len() < voldisefs_crypto::MIN_STORED_LEN {
             return Err(HolderError::TooShort(bytes.len()));
         }
-        if is_expired(&bytes, unix_now()) {
+        if is_expired(&bytes, self.clock.now()) {
             return Err(HolderError::Deleted);
         }
         let mut tombstones = self.tombstones.lock();
@@ -171,7 +179,7 @@ impl LocalHolder {
     /// Stores bytes received from a peer: checks them against `id` on the blocking pool, then
     /// stores them unless the id is tombstoned.
     pub(crate) async fn put_received(&self, id: ChunkId, bytes: Bytes) -> Result<(), HolderError> {
-        if is_expired(&bytes, unix_now())
+        if is_expired(&bytes, self.clock.now())
             || self
                 .tombstones
                 .key(&id)
@@ -199,7 +207,7 @@ impl LocalHolder {
     /// The chunk's bytes (an object that expired since the last sweep is dropped now).
     pub(crate) fn get(&self, id: &ChunkId) -> Result<Bytes, HolderError> {
         match self.store.get(id) {
-            Some(bytes) if is_expired(&bytes, unix_now()) => {
+            Some(bytes) if is_expired(&bytes, self.clock.now()) => {
                 self.store.remove(id);
                 Err(HolderError::Deleted)
             }
@@ -306,7 +314,8 @@ impl LocalHolder {
     }
 }
 
-/// The current time in unix seconds (0 if the clock is before 1970).
+/// The system clock in unix seconds (0 if the clock is before 1970).
+#[cfg(test)]
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -44,7 +44,7 @@ use voldisefs_store::{ChunkStore, StoreStats};
 pub(crate) use handler::StoreHandler;
 pub(crate) use health::{Failure, PeerHealth};
 pub(crate) use hedge::AttemptError;
-pub(crate) use holder::{Holder, HolderError, LocalHolder, unix_now};
+pub(crate) use holder::{Holder, HolderError, LocalHolder};
 pub(crate) use repair::{Mode, RepairCounters, Repairer};
 pub(crate) use stripes::StripeUpload;
 pub(crate) use tombstones::Tombstones;
@@ -126,6 +126,16 @@ impl Cluster {
     }
 
     /// This node's store usage.
+    pub(crate) fn clock(&self) -> &crate::clock::Clock {
+        &self.inner.local.clock
+    }
+
+    /// The unix time expiry is judged by on this node (see [`crate::clock`]).
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.local.clock.now()
+    }
+
+    /// What this node stores.
     pub(crate) fn store_stats(&self) -> StoreStats {
         self.inner.local.store.stats()
     }
@@ -145,14 +155,21 @@ impl Cluster {
         self.inner.health.failure_counts()
     }
 
-    /// What up to `max` live peers say they store, `(objects, bytes)` by peer: one
+    /// What up to `max` live peers say they store, `(objects, bytes, time)` by peer: one
     /// `get_stats` each, all at once, each given `timeout`; silent peers are left out.
     pub(crate) async fn peer_stats(
         &self,
         max: usize,
         timeout: Duration,
-    ) -> HashMap<NodeId, (u64, u64)> {
-        let peers = self.inner.net.membership().live_peers();
+    ) -> HashMap<NodeId, (u64, u64, u64)> {
+        let mut peers = self.inner.net.membership().live_peers();
+        // A different sample each time when there are more peers than asked.
+        if peers.len() > max {
+            use std::hash::BuildHasher;
+            let len = peers.len();
+            let start = std::collections::hash_map::RandomState::new().hash_one(len);
+            peers.rotate_left((start % len as u64) as usize);
+        }
         let asks = peers.into_iter().take(max).map(|peer| async move {
             let ask = self.inner.net.request(
                 peer,
@@ -160,9 +177,11 @@ impl Cluster {
             );
             match tokio::time::timeout(timeout, ask).await {
                 Ok(Ok(answer)) => match answer.message {
-                    voldisefs_proto::Message::Stats { objects, bytes } => {
-                        Some((peer.id, (objects, bytes)))
-                    }
+                    voldisefs_proto::Message::Stats {
+                        objects,
+                        bytes,
+                        time,
+                    } => Some((peer.id, (objects, bytes, time))),
                     _ => None,
                 },
                 _ => None,

@@ -135,9 +135,9 @@ pub(crate) struct OpenedFile {
 }
 
 impl OpenedFile {
-    /// The opened file, or [`NodeError::NotFound`] once it expired (by this node's clock).
-    fn checked(id: FileId, opener: FileOpener) -> Result<Self, NodeError> {
-        let now = crate::replication::unix_now();
+    /// The opened file, or [`NodeError::NotFound`] once it expired at `now` (this node's
+    /// time).
+    fn checked(id: FileId, opener: FileOpener, now: u64) -> Result<Self, NodeError> {
         if voldisefs_crypto::expired(opener.expires(), now) {
             return Err(NodeError::NotFound(id));
         }
@@ -213,7 +213,7 @@ pub(crate) async fn open_record(
                 FileOpener::open_with_read_key(id.as_bytes(), &record, &key)
             })
             .await??;
-            return OpenedFile::checked(id, opener);
+            return OpenedFile::checked(id, opener, cluster.now());
         }
     };
     let ceiling = gate.ceiling();
@@ -238,7 +238,7 @@ pub(crate) async fn open_record(
             .await??
         }
     };
-    OpenedFile::checked(id, opener)
+    OpenedFile::checked(id, opener, cluster.now())
 }
 
 /// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body

@@ -103,20 +103,18 @@ pub(crate) enum Expiry {
 impl Expiry {
     /// The unix time to stamp now (0: never): an `After` counts from the next whole second,
     /// so at least that many seconds remain.
-    pub(crate) fn stamp(self) -> u64 {
+    pub(crate) fn stamp(self, now: u64) -> u64 {
         match self {
             Expiry::Never => 0,
             Expiry::At(at) => at,
-            Expiry::After(secs) => crate::replication::unix_now()
-                .saturating_add(1)
-                .saturating_add(secs),
+            Expiry::After(secs) => now.saturating_add(1).saturating_add(secs),
         }
     }
 }
 
 /// Whether an object stamped to expire at `expires` must not be stored any more.
-fn too_late(expires: u64) -> Result<(), NodeError> {
-    if voldisefs_crypto::expired(expires, crate::replication::unix_now()) {
+fn too_late(expires: u64, now: u64) -> Result<(), NodeError> {
+    if voldisefs_crypto::expired(expires, now) {
         return Err(NodeError::InvalidRequest(
             "the file's expiry passed before it was stored; ask for a longer one".into(),
         ));
@@ -241,7 +239,7 @@ async fn seal_and_store(
             Stripe::encode(data, parity, &sealed.bytes)
         })
         .await??;
-        too_late(expires)?;
+        too_late(expires, cluster.now())?;
         let id = ChunkId::from_bytes(encoded.id);
         let ids = encoded
             .shards
@@ -263,7 +261,7 @@ async fn seal_and_store(
     let sealed =
         tokio::task::spawn_blocking(move || sealer.seal_chunk_owned(index, is_final, plaintext))
             .await??;
-    too_late(expires)?;
+    too_late(expires, cluster.now())?;
     let id = ChunkId::from_bytes(sealed.id);
     let mut bytes = sealed.bytes;
     // Stored as is on this node: do not pin the spare capacity of a short final chunk.
@@ -374,7 +372,7 @@ where
         }
         Keying::Key(key) => FileSealer::with_key(&key, chunk_size)?,
     }
-    .with_expiry(expires.stamp())
+    .with_expiry(expires.stamp(cluster.now()))
     .with_redundancy(redundancy);
     let sealer = Arc::new(if once { sealer.once() } else { sealer });
     lock(sealed).key = Some(sealer.delete_key().clone());
@@ -435,7 +433,7 @@ where
     };
     let read_key = sealer.read_key().clone();
     let sealer_expires = sealer.expires();
-    too_late(sealer_expires)?;
+    too_late(sealer_expires, cluster.now())?;
     let record = tokio::task::spawn_blocking(move || sealer.finish(&info)).await??;
     let id = FileId::from_bytes(record.id);
     store(

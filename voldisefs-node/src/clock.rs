@@ -1,0 +1,123 @@
+//! The node's clock for expiry: its own wall clock, moved forward to its peers' time when it
+//! runs late.
+//!
+//! Every decision about expiry (stamping an upload, refusing or dropping an expired object,
+//! answering "not found" for an expired file) reads [`Clock::now`]. A node whose own clock
+//! runs late would otherwise keep and serve a file after its expiry by as much as its clock
+//! is off. So a node asks up to [`SAMPLE_PEERS`] live peers for their time every
+//! `clock_check_interval` (the `time` of their `stats` answer, read from their own
+//! uncorrected clocks, so corrections never chain) and, when the median of at least
+//! [`MIN_SAMPLES`] answers is more than [`TOLERANCE_SECS`] ahead of its own clock, counts
+//! time from that median instead (and logs a warning once).
+//!
+//! The bound this gives: as long as most of the peers a node asks have correct clocks, it
+//! drops and stops serving an expired file at most [`TOLERANCE_SECS`] plus one sampling
+//! round after the uploader's choice, whatever its own clock says. A node whose clock runs
+//! *ahead* is not moved back: it drops files early, which costs one copy and never extends a
+//! file. Peers lying about the time can, as a majority of the ones asked, only make a node
+//! drop expiring files early; they can never make it keep one longer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most peers asked for their time per round.
+pub const SAMPLE_PEERS: usize = 16;
+/// Fewest answers a round needs before it may move the clock.
+pub const MIN_SAMPLES: usize = 3;
+/// How far the peers' median may run ahead of this node's clock before the node follows it.
+pub const TOLERANCE_SECS: u64 = 2;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    /// Seconds added to the system clock (a drill setting: tests run a node whose clock is
+    /// wrong on purpose).
+    drill_offset: i64,
+    /// Seconds this node's time is moved forward to follow its peers (0: not moved).
+    correction: AtomicU64,
+}
+
+impl Clock {
+    /// A clock reading the system clock shifted by `drill_offset` seconds.
+    pub(crate) fn new(drill_offset: i64) -> Self {
+        Self {
+            drill_offset,
+            correction: AtomicU64::new(0),
+        }
+    }
+
+    /// This node's own unix time in seconds (what it tells peers that ask).
+    pub(crate) fn own(&self) -> u64 {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        system.saturating_add_signed(self.drill_offset)
+    }
+
+    /// The unix time expiry is judged by: [`own`](Self::own) plus the correction.
+    pub(crate) fn now(&self) -> u64 {
+        self.own()
+            .saturating_add(self.correction.load(Ordering::Relaxed))
+    }
+
+    /// Seconds this node's time is moved forward now.
+    pub(crate) fn correction(&self) -> u64 {
+        self.correction.load(Ordering::Relaxed)
+    }
+
+    /// Takes one round of peers' times (`own` read just before asking; 0 answers are
+    /// unknown and skipped): follows their median when it runs more than [`TOLERANCE_SECS`]
+    /// ahead, and drops any correction otherwise. Returns the correction now.
+    pub(crate) fn observe(&self, own: u64, peers: &[u64]) -> u64 {
+        let mut times: Vec<u64> = peers.iter().copied().filter(|&t| t > 0).collect();
+        if times.len() < MIN_SAMPLES {
+            return self.correction();
+        }
+        times.sort_unstable();
+        // The lower median: with an even count, the earlier of the two middle times.
+        let median = times[(times.len() - 1) / 2];
+        let ahead = median.saturating_sub(own);
+        let correction = if ahead > TOLERANCE_SECS { ahead } else { 0 };
+        let before = self.correction.swap(correction, Ordering::Relaxed);
+        if correction > 0 && before == 0 {
+            tracing::warn!(
+                behind_secs = correction,
+                peers = times.len(),
+                "this node's clock runs behind the median of its peers' clocks: expiry follows their time; fix the clock (NTP)"
+            );
+        } else if correction == 0 && before > 0 {
+            tracing::info!("this node's clock agrees with its peers' again");
+        }
+        correction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_clock_follows_the_median_and_nothing_else_moves_it() {
+        let clock = Clock::new(-3600);
+        let own = clock.own();
+        let right = own + 3600;
+        // Too few answers: nothing moves.
+        assert_eq!(clock.observe(own, &[right, right]), 0);
+        // Most peers right, one liar far ahead, one unknown: the median wins.
+        assert_eq!(
+            clock.observe(own, &[right, right + 1, right - 1, own + 999_999, 0]),
+            3600
+        );
+        assert!(clock.now() >= right && clock.now() <= right + 2);
+        // A minority of liars far ahead moves nothing on a right clock.
+        let fine = Clock::new(0);
+        let t = fine.own();
+        assert_eq!(fine.observe(t, &[t, t + 1, t, u64::MAX, u64::MAX]), 0);
+        // Peers behind never move a clock back, and small differences are noise.
+        assert_eq!(fine.observe(t, &[1, 1, 1]), 0);
+        assert_eq!(fine.observe(t, &[t + 2, t + 2, t + 2]), 0);
+        // The correction goes once the peers agree with the clock again.
+        assert_eq!(clock.observe(right, &[right, right, right]), 0);
+        assert_eq!(clock.correction(), 0);
+    }
+}
