@@ -2,7 +2,7 @@
 //! runs late.
 //!
 //! Every decision about expiry (stamping an upload, refusing or dropping an expired object,
-//! answering "not found" for an expired file) reads [`Clock::now`]. A node whose own clock
+//! answering "not found" for an expired file) reads the node's clock. A node whose own clock
 //! runs late would otherwise keep and serve a file after its expiry by as much as its clock
 //! is off. So a node asks up to [`SAMPLE_PEERS`] live peers for their time every
 //! `clock_check_interval` (the `time` of their `stats` answer, read from their own
