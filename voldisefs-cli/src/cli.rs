@@ -228,7 +228,7 @@ pub(crate) struct PutArgs {
     pub(crate) quiet: bool,
     /// Also print a share link (last): a URL of the node's page that opens the file without
     /// the password (its fragment, which browsers never send, carries the id and a read key
-    /// for this one file; the key cannot delete the file). Single files only.
+    /// for this one file, or for a collection and so its files; the key cannot delete).
     #[arg(long)]
     pub(crate) link: bool,
     /// Delete the file (or collection) everywhere after DURATION: `90s`, `10m`, `24h`, `7d`,

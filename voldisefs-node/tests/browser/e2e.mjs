@@ -264,6 +264,43 @@ try {
   check((await waitText(e, '#up-msg.err')).includes('needs 6 live nodes'), 'too few nodes for rs:4+2 says so');
   await shot(e, 'too-few-nodes');
 
+  // 5d. Audio plays in the page and seeks (through Range requests on the download ticket):
+  // a 4 s WAV tone uploaded on A, opened on B, sought to 3 s.
+  const rate = 8000, seconds = 4, samples = rate * seconds;
+  const wav = Buffer.alloc(44 + 2 * samples);
+  wav.write('RIFF', 0); wav.writeUInt32LE(36 + 2 * samples, 4); wav.write('WAVE', 8);
+  wav.write('fmt ', 12); wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22);
+  wav.writeUInt32LE(rate, 24); wav.writeUInt32LE(2 * rate, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34);
+  wav.write('data', 36); wav.writeUInt32LE(2 * samples, 40);
+  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * 440 * i / rate)), 44 + 2 * i);
+  const { page: m } = await newPage(browser, A, { viewport: { width: 1280, height: 900 } });
+  await m.goto(A);
+  await m.setInputFiles('#up-file', { name: 'tone.wav', mimeType: 'audio/wav', buffer: wav });
+  await m.fill('#up-pw', PASSWORD);
+  await m.click('#up-btn');
+  await m.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  const toneId = (await text(m, '#up-id')).trim();
+  const ranges = [];
+  b.on('request', (r) => { if (r.url().includes('/download/') && r.headers().range) ranges.push(r.headers().range); });
+  await b.fill('#down-id', toneId);
+  await b.fill('#down-pw', PASSWORD);
+  const [tone] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  check((await readFile(await tone.path())).equals(wav), 'an audio file downloads byte for byte');
+  await b.locator('#player audio').waitFor({ state: 'attached', timeout: WAIT });
+  await b.waitForFunction(() => document.querySelector('#player audio').readyState >= 1, null, { timeout: WAIT });
+  const duration = await b.evaluate(() => document.querySelector('#player audio').duration);
+  check(Math.abs(duration - seconds) < 0.1, `the page plays it: an audio player with its duration (${duration} s)`);
+  const sought = await b.evaluate(() => new Promise((resolve, reject) => {
+    const audio = document.querySelector('#player audio');
+    audio.addEventListener('seeked', () => resolve(audio.currentTime), { once: true });
+    audio.addEventListener('error', () => reject(new Error(`media error ${audio.error && audio.error.code}`)), { once: true });
+    audio.currentTime = 3;
+  }));
+  check(Math.abs(sought - 3) < 0.1 && (await b.evaluate(() => document.querySelector('#player audio').error)) === null,
+    `it seeks to ${sought} s without an error`);
+  check(ranges.length > 0, `the player reads the ticket with Range requests (${ranges.slice(0, 3).join(', ')})`);
+  await shot(b, 'audio-player');
+
   // 6. A network without room: the upload fails with "full", not a broken connection.
   const { page: f } = await newPage(browser, FULL, { viewport: { width: 1280, height: 900 } });
   await f.goto(FULL);
