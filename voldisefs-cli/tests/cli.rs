@@ -1045,6 +1045,18 @@ fn get_resume_continues_a_partial_download_after_checking_it() {
     );
     assert!(!out.exists());
     assert_eq!(std::fs::read(partial(&out, &id)).unwrap(), wrong);
+    // So is one damaged in the middle (its end is right): the sampled windows catch it.
+    let mut damaged = bytes[..1_500_000].to_vec();
+    damaged[360_000] ^= 1;
+    std::fs::write(partial(&out, &id), &damaged).unwrap();
+    let output = get();
+    assert_code(&output, 1);
+    assert!(
+        stderr(&output).contains("its bytes at 358616 differ"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(partial(&out, &id)).unwrap(), damaged);
 
     // A true beginning (what an interrupted download leaves) is continued.
     std::fs::write(partial(&out, &id), &bytes[..2_000_123]).unwrap();

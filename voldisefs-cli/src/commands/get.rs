@@ -97,8 +97,15 @@ async fn write(download: Download, args: &GetArgs, target: Target) -> anyhow::Re
     Ok(())
 }
 
-/// How much of a partial file `--resume` checks against the file's bytes before appending.
+/// How much of a partial file's end `--resume` checks against the file's bytes before
+/// appending.
 const RESUME_CHECK: u64 = 64 * 1024;
+/// Further windows of a partial file `--resume` checks, spread evenly over the part before
+/// its end (each one range request of [`RESUME_SAMPLE`] bytes): a part of another file, or
+/// one damaged in the middle, is caught before anything is appended to it.
+const RESUME_SAMPLES: u64 = 4;
+/// Bytes in each of those windows.
+const RESUME_SAMPLE: u64 = 4 * 1024;
 
 /// Where `--resume` keeps the part of `path` downloaded so far: hidden, beside it, named after
 /// the file id so a part of another file is never taken for this one's.
@@ -111,8 +118,8 @@ fn partial_path(path: &Path, id: &str) -> PathBuf {
 }
 
 /// `get --resume`: continues `.NAME.ID.part` if there is one, after checking that its last
-/// bytes (up to 64 KiB) are the file's bytes at that offset, and keeps it if this run fails
-/// too; renames it into place once complete.
+/// bytes (up to 64 KiB), and four windows of 4 KiB spread over the rest, are the file's bytes
+/// at those offsets, and keeps it if this run fails too; renames it into place once complete.
 async fn resume(
     args: &GetArgs,
     client: &NodeClient,
@@ -157,6 +164,7 @@ async fn resume(
     }
     let overlap = have.min(RESUME_CHECK);
     let from = have - overlap;
+    check_samples(client, id, password, &partial, from).await?;
     let mut download = if have == 0 {
         client.download(id, password).await?
     } else {
@@ -241,6 +249,61 @@ async fn resume(
         .await
         .with_context(|| format!("cannot create {}", path.display()))?;
     println!("{}", path.display());
+    Ok(())
+}
+
+/// Checks [`RESUME_SAMPLES`] windows of the partial file before `end` (evenly spread, the
+/// first at its start) against the file's bytes, with one range request each.
+async fn check_samples(
+    client: &NodeClient,
+    id: &str,
+    password: &password::Password,
+    partial: &Path,
+    end: u64,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    if end == 0 {
+        return Ok(());
+    }
+    let read_error = || format!("cannot read {}", partial.display());
+    let mut existing = tokio::fs::File::open(partial)
+        .await
+        .with_context(read_error)?;
+    let mut last = None;
+    for k in 0..RESUME_SAMPLES {
+        let at = end * k / RESUME_SAMPLES;
+        let len = RESUME_SAMPLE.min(end - at);
+        if len == 0 || last == Some(at) {
+            continue;
+        }
+        last = Some(at);
+        let mut mine = vec![0u8; len as usize];
+        existing
+            .seek(std::io::SeekFrom::Start(at))
+            .await
+            .with_context(read_error)?;
+        existing
+            .read_exact(&mut mine)
+            .await
+            .with_context(read_error)?;
+        let mut download = client
+            .download_range(id, Some(&format!("bytes={at}-{}", at + len - 1)), password)
+            .await?;
+        let mut theirs = Vec::with_capacity(mine.len());
+        while let Some(piece) = download.next_chunk().await? {
+            theirs.extend_from_slice(&piece);
+            if theirs.len() > mine.len() {
+                break;
+            }
+        }
+        if theirs != mine {
+            bail!(
+                "{} is not the beginning of file {id} (its bytes at {at} differ); delete it to \
+                 start over",
+                partial.display()
+            );
+        }
+    }
     Ok(())
 }
 
