@@ -34,17 +34,7 @@ async fn network(n: usize) -> Vec<Node> {
 }
 
 fn bytes(len: usize, seed: u64) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    Bytes::from(
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect::<Vec<u8>>(),
-    )
+    Bytes::from(support::pseudo_random(len, seed))
 }
 
 async fn upload(node: &Node, files: usize, len: usize) -> Vec<FileId> {

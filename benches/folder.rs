@@ -80,15 +80,7 @@ fn run(cli: &Path, args: &[&str]) -> Result<String, Error> {
 
 /// The bytes of file `i`.
 fn content(i: usize) -> Vec<u8> {
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..FILE_LEN)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::pseudo_random(FILE_LEN, i as u64 + 1)
 }
 
 fn rate(files: usize, secs: f64) -> f64 {

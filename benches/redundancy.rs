@@ -49,15 +49,7 @@ fn config(redundancy: Redundancy) -> NodeConfig {
 
 /// File `i`'s bytes: cheap to make, different in every chunk.
 fn file_bytes(i: u64, len: u64) -> Bytes {
-    let mut data = vec![0u8; len as usize];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i;
-    for word in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
-    }
-    Bytes::from(data)
+    Bytes::from(support::pseudo_random(len as usize, i + 1))
 }
 
 /// Waits until repair is idle everywhere and the object count is stable for a second.

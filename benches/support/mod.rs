@@ -78,3 +78,18 @@ pub(crate) fn stop_children<'a>(
         }
     }
 }
+
+/// `len` pseudo-random bytes from `seed` (xorshift64, a word at a time): cheap to make,
+/// different for every seed and in every chunk, so nothing deduplicates or compresses.
+#[allow(dead_code)] // Not every bench that includes this module makes data.
+pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for word in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+    }
+    data
+}

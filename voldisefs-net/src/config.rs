@@ -104,6 +104,11 @@ pub struct NetConfig {
     /// limited; datagrams are not delayed). Default 0: none. The benches use it to measure
     /// transfers over slow links; the kernel's netem is not always available.
     pub drill_rtt: Duration,
+    /// Drill and benchmark setting: the share of requests (0 to 1) that meet a lost segment
+    /// on the way, as over a lossy link: such a request waits a TCP retransmission timeout
+    /// more (twice `drill_rtt`, at least 200 ms, Linux's minimum) before it goes out.
+    /// Default 0: none.
+    pub drill_loss: f64,
     /// Requests of one inbound connection handled at once; the connection stops reading beyond.
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted or sent.
@@ -218,6 +223,7 @@ impl Default for NetConfig {
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(15),
             drill_rtt: Duration::ZERO,
+            drill_loss: 0.0,
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             bootstrap_parallelism: 16,

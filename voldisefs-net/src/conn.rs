@@ -43,6 +43,8 @@ pub(crate) struct Conn {
     request_timeout: Duration,
     /// Added before every request goes out ([`crate::NetConfig::drill_rtt`]).
     drill_rtt: Duration,
+    /// Share of requests delayed a retransmission timeout more ([`crate::NetConfig::drill_loss`]).
+    drill_loss: f64,
     /// Time allowed for a started frame to arrive whole.
     frame_timeout: Duration,
     counters: std::sync::Arc<crate::stats::Counters>,
@@ -135,6 +137,7 @@ impl Conn {
             closed: shared.generation().child_token(),
             request_timeout: config.request_timeout,
             drill_rtt: config.drill_rtt,
+            drill_loss: config.drill_loss,
             frame_timeout: config.frame_timeout,
             counters: shared.counters.clone(),
             freeze: shared.freeze_watch(),
@@ -214,8 +217,9 @@ impl Conn {
             return Err(e);
         }
         let outcome = tokio::time::timeout_at(deadline, async {
-            if !self.drill_rtt.is_zero() {
-                tokio::time::sleep(self.drill_rtt).await;
+            let delay = self.drill_delay(id);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             self.tx
                 .send(frame)
@@ -254,6 +258,21 @@ impl Conn {
                 body: frame.body,
             }),
         }
+    }
+
+    /// What the drill settings add before request `id` goes out: the round trip, and for a
+    /// `drill_loss` share of requests (picked by a keyed hash of the id) a retransmission
+    /// timeout more.
+    fn drill_delay(&self, id: u64) -> Duration {
+        let mut delay = self.drill_rtt;
+        if self.drill_loss > 0.0 {
+            use std::hash::BuildHasher;
+            let draw = std::collections::hash_map::RandomState::new().hash_one(id) as f64;
+            if draw < self.drill_loss * u64::MAX as f64 {
+                delay += (2 * self.drill_rtt).max(Duration::from_millis(200));
+            }
+        }
+        delay
     }
 
     fn forget(&self, id: u64) {

@@ -65,8 +65,10 @@ pub struct NodeConfig {
     /// Seconds added to this node's system clock: a drill setting for tests of clock skew.
     /// Default 0.
     pub drill_clock_offset: i64,
-    /// Chunks in flight per upload or download (sealing, transfer, read-ahead). Memory per
-    /// transfer is about twice this many chunks.
+    /// Chunks in flight per upload or download (sealing, transfer, read-ahead), to begin
+    /// with: a transfer's window grows by the bandwidth-delay product of the median latency
+    /// of this node's recent chunk puts or gets (sized for 1 GiB/s), up to 64 MiB of chunks,
+    /// so slow links stay busy. Memory per transfer is about twice the window's chunks.
     pub transfer_parallelism: usize,
     /// Time between two anti-entropy sweeps (repair also runs after every membership change).
     pub repair_interval: Duration,

@@ -187,6 +187,19 @@ impl Latency {
         sorted.get(index).copied()
     }
 
+    /// The median of the samples, once there are at least 3.
+    pub(crate) fn median(&self) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = {
+            let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+            if samples.len() < 3 {
+                return None;
+            }
+            samples.iter().copied().collect()
+        };
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied()
+    }
+
     /// How long to wait for an answer before asking the next holder as well: about the
     /// observed p99 latency, within `[min, max]` (`max` until enough samples are in).
     pub(crate) fn hedge_delay(&self, min: Duration, max: Duration) -> Duration {
@@ -261,5 +274,15 @@ mod tests {
             l.record(Duration::from_secs(30));
         }
         assert_eq!(l.hedge_delay(min, max), max, "never above the maximum");
+    }
+
+    #[test]
+    fn the_median_needs_three_samples() {
+        let l = Latency::default();
+        l.record(Duration::from_millis(5));
+        l.record(Duration::from_millis(80));
+        assert_eq!(l.median(), None);
+        l.record(Duration::from_millis(90));
+        assert_eq!(l.median(), Some(Duration::from_millis(80)));
     }
 }

@@ -50,6 +50,52 @@ pub(crate) use stripes::StripeUpload;
 pub(crate) use tombstones::Tombstones;
 
 use crate::NodeError;
+
+/// [`Cluster::window`] for a median latency of `median` (`None`: not measured yet).
+fn window_for(base: usize, chunk_len: usize, median: Option<Duration>) -> usize {
+    let base = base.max(1);
+    let Some(median) = median else {
+        return base;
+    };
+    let chunk_len = chunk_len.max(1);
+    let extra = (median.as_secs_f64() * WINDOW_RATE / chunk_len as f64).ceil() as usize;
+    let cap = base.max(WINDOW_MAX_BYTES / chunk_len);
+    base.saturating_add(extra).min(cap)
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_window_covers_the_latency_within_its_cap() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(
+            window_for(4, MIB, None),
+            4,
+            "nothing measured: the configured window"
+        );
+        assert_eq!(window_for(4, MIB, Some(Duration::ZERO)), 4);
+        // A MiB takes 1/1024 s at 1 GiB/s: a latency of about two of those, two chunks more.
+        assert_eq!(
+            window_for(4, MIB, Some(Duration::from_nanos(2 * 976_562))),
+            6
+        );
+        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(2))), 7);
+        // 80 ms would be 80 chunks more: capped at 64 MiB of chunks.
+        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(80))), 64);
+        // Small chunks: many more of them, the same bytes at most.
+        assert_eq!(window_for(4, 64 << 10, Some(Duration::from_secs(1))), 1024);
+        // A configured window above the cap stays as configured.
+        assert_eq!(window_for(100, MIB, Some(Duration::from_secs(1))), 100);
+        assert_eq!(window_for(0, MIB, None), 1, "never no window at all");
+    }
+}
+
+/// The rate a transfer window is sized for (bytes a second): see [`Cluster::window`].
+pub(crate) const WINDOW_RATE: f64 = 1024.0 * 1024.0 * 1024.0;
+/// Most bytes of chunks one transfer keeps in flight when its window grows with latency.
+pub(crate) const WINDOW_MAX_BYTES: usize = 64 * 1024 * 1024;
 use health::Health;
 use holder::RemoteHolder;
 
@@ -350,6 +396,19 @@ impl Cluster {
             tracing::warn!(chunk = %id, stored = run.ok.len(), want, "chunk stored with fewer copies than wanted");
         }
         Ok(run.ok.into_iter().map(|(h, ())| h.id()).collect())
+    }
+
+    /// Chunks of `chunk_len` bytes a transfer keeps in flight: `base`, plus what covers the
+    /// median latency of this node's recent puts (`Failure::Put`) or gets at
+    /// [`WINDOW_RATE`] bytes a second (the bandwidth-delay product), at most
+    /// [`WINDOW_MAX_BYTES`] of chunks (or `base`, if more). On a fast link that adds a chunk
+    /// or two; over 80 ms it keeps the pipe full instead of waiting a round trip per window.
+    pub(crate) fn window(&self, base: usize, chunk_len: usize, what: Failure) -> usize {
+        let latency = match what {
+            Failure::Put => self.inner.health.put_latency(),
+            _ => self.inner.health.get_latency(),
+        };
+        window_for(base, chunk_len, latency.median())
     }
 
     fn hedge_delay(&self, what: Failure) -> Duration {

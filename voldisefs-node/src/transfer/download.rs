@@ -14,7 +14,7 @@ use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
 use crate::NodeError;
-use crate::replication::{AttemptError, Cluster, Fetched, HolderError};
+use crate::replication::{AttemptError, Cluster, Failure, Fetched, HolderError};
 use crate::transfer::kdf_gate::KdfGate;
 
 /// A stream of plaintext pieces of a file, in order.
@@ -318,9 +318,13 @@ pub(crate) async fn download(
     let manifest = opener.manifest();
     let (name, created) = (manifest.name().to_string(), manifest.created());
     let striped = manifest.is_striped();
+    // A stripe takes a round trip more (its descriptor) in smaller pieces: read further ahead.
+    let base = read_ahead.max(1) * if striped { 2 } else { 1 };
+    let window_cluster = cluster.clone();
+    let window = move || window_cluster.window(base, chunk_len as usize, Failure::Get);
     let cluster = cluster.clone();
-    let body = futures_util::stream::iter(chunk_ids.into_iter().zip(holders))
-        .map(move |((index, chunk), holders)| {
+    let fetches = futures_util::stream::iter(chunk_ids.into_iter().zip(holders)).map(
+        move |((index, chunk), holders)| {
             let (cluster, opener) = (cluster.clone(), opener.clone());
             async move {
                 let fetch = async {
@@ -372,9 +376,9 @@ pub(crate) async fn download(
                     Ok(Err(e)) => Err(e),
                 }
             }
-        })
-        // A stripe takes a round trip more (its descriptor) in smaller pieces: read further ahead.
-        .buffered(read_ahead.max(1) * if striped { 2 } else { 1 });
+        },
+    );
+    let body = ordered_window(fetches, window);
     Ok(Download {
         name,
         size,
@@ -384,6 +388,31 @@ pub(crate) async fn download(
         body: Box::pin(body),
         burn,
     })
+}
+
+/// Runs the futures `source` yields with up to `limit()` of them in flight (asked again before
+/// each start, so the window follows the latency as it is measured), yielding their outputs in
+/// order: [`StreamExt::buffered`] with a window that may change.
+fn ordered_window<S, L>(source: S, limit: L) -> impl Stream<Item = <S::Item as Future>::Output>
+where
+    S: Stream + Unpin,
+    S::Item: Future,
+    L: FnMut() -> usize,
+{
+    let queue = futures_util::stream::FuturesOrdered::new();
+    futures_util::stream::unfold(
+        (source, queue, false, limit),
+        |(mut source, mut queue, mut exhausted, mut limit)| async move {
+            while !exhausted && queue.len() < limit().max(1) {
+                match source.next().await {
+                    Some(work) => queue.push_back(work),
+                    None => exhausted = true,
+                }
+            }
+            let item = queue.next().await?;
+            Some((item, (source, queue, exhausted, limit)))
+        },
+    )
 }
 
 /// Verifies and decrypts chunk `index` (on the blocking pool). Bytes that do not match the

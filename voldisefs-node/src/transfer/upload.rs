@@ -136,10 +136,19 @@ struct InFlight {
     /// Handles to stop the tasks in `running` without giving them up.
     aborts: Vec<tokio::task::AbortHandle>,
     ids: Vec<ChunkId>,
+    /// Chunks in flight at most now.
     max: usize,
+    /// The configured window, before it grows with latency.
+    base: usize,
 }
 
 impl InFlight {
+    /// Sizes the window for the next chunk of `chunk_len` bytes by the latency of this node's
+    /// recent puts (see [`Cluster::window`]).
+    fn resize(&mut self, cluster: &Cluster, chunk_len: usize) {
+        self.max = cluster.window(self.base, chunk_len, crate::replication::Failure::Put);
+    }
+
     /// Starts one chunk's work, first waiting for room if `max` chunks are in flight.
     async fn push(
         &mut self,
@@ -290,6 +299,7 @@ where
         aborts: Vec::new(),
         ids: Vec::new(),
         max: settings.parallelism.max(1),
+        base: settings.parallelism.max(1),
     };
     let sealed = Sealed::default();
     let spread = request.redundancy.nodes();
@@ -401,6 +411,7 @@ where
                     full,
                     sealed.clone(),
                 );
+                in_flight.resize(cluster, chunk_len);
                 in_flight.push(work).await?;
                 index += 1;
             }
