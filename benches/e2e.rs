@@ -603,6 +603,68 @@ fn matches_block(block: &Bytes, offset: u64, mut piece: &[u8]) -> bool {
     true
 }
 
+/// Peer bytes `(in, out)` node `node` has moved so far (its `/metrics`).
+async fn peer_bytes(client: &reqwest::Client, node: &NodeProc) -> Result<(u64, u64), Error> {
+    let text = client
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let read = |direction: &str| {
+        let prefix = format!("voldisefs_peer_traffic_bytes_total{{direction=\"{direction}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    Ok((read("in"), read("out")))
+}
+
+/// What the data path cannot avoid, measured in this process on one core, in CPU seconds per
+/// GiB: AES-256-GCM sealing and SHA-256 of 16 KiB blocks (as `openssl speed` measures them),
+/// and one Argon2id run with the nodes' default parameters (seconds, not per GiB).
+struct Primitives {
+    aes: f64,
+    sha: f64,
+    kdf: f64,
+}
+
+impl Primitives {
+    fn measure() -> Self {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+        const ROUNDS: usize = 64 * 1024; // 1 GiB of 16 KiB blocks
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
+        let mut block = vec![0x5au8; 16 * 1024];
+        let started = support::cpu_seconds(None);
+        for i in 0..ROUNDS {
+            let mut nonce = [0u8; 12];
+            nonce[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let tag = key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::empty(),
+                    &mut block,
+                )
+                .unwrap();
+            std::hint::black_box(tag);
+        }
+        let aes = support::cpu_seconds(None) - started;
+        let started = support::cpu_seconds(None);
+        for _ in 0..ROUNDS {
+            std::hint::black_box(ring::digest::digest(&SHA256, &block));
+        }
+        let sha = support::cpu_seconds(None) - started;
+        let started = support::cpu_seconds(None);
+        let password = voldisefs::crypto::Password::new("e2e kdf");
+        let params = NodeConfig::default().kdf;
+        std::hint::black_box(voldisefs::crypto::PasswordKey::derive(&password, params).unwrap());
+        let kdf = support::cpu_seconds(None) - started;
+        Self { aes, sha, kdf }
+    }
+}
+
 async fn delete(client: &reqwest::Client, node: &NodeProc, id: &str) -> Result<(), Error> {
     client
         .delete(format!("{}/api/v1/files/{id}", node.url))
@@ -716,6 +778,8 @@ struct Row {
     gets: Vec<(usize, GetResult)>,
     peaks: Vec<u64>,
     cpu: Vec<(String, f64, (f64, f64, f64))>,
+    /// Peer bytes the gateway sent during the put and received during each get.
+    moved: Vec<u64>,
 }
 
 fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
@@ -764,8 +828,11 @@ async fn run_scenario(
     for &size in sizes {
         let mut peaks = Peaks::start(&network);
         let mut cpu = Vec::new();
+        let mut moved = Vec::new();
         let before = CpuSnapshot::take(&network);
+        let (_, out_before) = peer_bytes(client, &network.nodes[0]).await?;
         let file = put(client, &network.nodes[0], size, block, verify).await?;
+        moved.push(peer_bytes(client, &network.nodes[0]).await?.1 - out_before);
         cpu.push((
             "put n0".to_string(),
             file.elapsed.as_secs_f64(),
@@ -774,7 +841,9 @@ async fn run_scenario(
         let mut gets = Vec::new();
         for g in [0, other] {
             let before = CpuSnapshot::take(&network);
+            let (in_before, _) = peer_bytes(client, &network.nodes[g]).await?;
             let result = get(client, &network, &mut peaks, g, &file, block).await?;
+            moved.push(peer_bytes(client, &network.nodes[g]).await?.0 - in_before);
             cpu.push((
                 format!("get n{g}"),
                 result.elapsed.as_secs_f64(),
@@ -794,6 +863,7 @@ async fn run_scenario(
             gets,
             peaks: peaks.peak,
             cpu,
+            moved,
         };
         print_row(&row);
         rows.push(row);
@@ -828,6 +898,68 @@ fn print_row(row: &Row) {
 fn growth_text(r: &GetResult) -> String {
     let stream = r.stream_growth.map_or("-".into(), mib);
     format!("{} / {stream}", mib(r.growth))
+}
+
+/// CPU seconds per GiB by role, next to the primitives measured in the same run, and the
+/// end-to-end rates against the one-core AES-256-GCM + SHA-256 rate (issue 15).
+fn print_roles(rows: &[Row], p: &Primitives) {
+    let gib = GIB as f64;
+    println!(
+        "\n## CPU per GiB by role (same run: AES-256-GCM {:.2} s/GiB, SHA-256 {:.2} s/GiB, one Argon2id run {:.2} s, subtracted from each gateway operation)\n",
+        p.aes, p.sha, p.kdf
+    );
+    println!("| nodes | size | role | CPU s/GiB | unavoidable s/GiB | ratio (target <= 1.5) |");
+    println!("|---|---|---|---:|---:|---:|");
+    for row in rows.iter().filter(|r| r.size >= 256 * MIB) {
+        let size = row.size as f64 / gib;
+        for (i, (op, _, (gw, others, _))) in row.cpu.iter().enumerate() {
+            let moved = row.moved.get(i).copied().unwrap_or(0) as f64 / gib;
+            let put = op.starts_with("put");
+            let (gw_need, peer_role, peer_need) = if put {
+                (p.aes + p.sha, "receiving peers", p.sha)
+            } else {
+                (p.sha + p.aes, "serving peers", 0.0)
+            };
+            let gw_cost = (gw - p.kdf).max(0.0) / size;
+            println!(
+                "| {} | {} | gateway {op} | {gw_cost:.2} | {gw_need:.2} | {:.2} |",
+                row.nodes,
+                human(row.size),
+                gw_cost / gw_need
+            );
+            if moved > 0.0 {
+                let peer_cost = others / moved;
+                let ratio = if peer_need > 0.0 {
+                    format!("{:.2}", peer_cost / peer_need)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "| {} | {} | {peer_role} ({op}, per GiB moved: {moved:.2} GiB) | {peer_cost:.2} | {peer_need:.2} | {ratio} |",
+                    row.nodes,
+                    human(row.size),
+                );
+            }
+        }
+    }
+    let one_core = 1e-6 * gib / (p.aes + p.sha);
+    println!(
+        "\none core of AES-256-GCM + SHA-256 (same run): {one_core:.0} MB/s; targets: PUT >= 0.30x, GET >= 0.45x (3 nodes, 256 MiB)"
+    );
+    for row in rows.iter().filter(|r| r.nodes == 3 && r.size == 256 * MIB) {
+        let put = mb_per_s(row.size, row.put) / one_core;
+        println!(
+            "target: PUT {put:.2}x of one core: {}",
+            if put >= 0.30 { "ok" } else { "MISSED" }
+        );
+        for (g, r) in &row.gets {
+            let get = mb_per_s(row.size, r.elapsed) / one_core;
+            println!(
+                "target: GET via n{g} {get:.2}x of one core: {}",
+                if get >= 0.45 { "ok" } else { "MISSED" }
+            );
+        }
+    }
 }
 
 fn print_report(rows: &[Row]) {
@@ -929,6 +1061,7 @@ fn run_benchmark() -> Result<(), Error> {
             rows.extend(run_scenario(&client, nodes, &plan.sizes, &block, plan.verify).await?);
         }
         print_report(&rows);
+        print_roles(&rows, &Primitives::measure());
         Ok(())
     })
 }

@@ -67,8 +67,9 @@ pub struct NodeConfig {
     pub drill_clock_offset: i64,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead), to begin
     /// with: a transfer's window grows by the bandwidth-delay product of the median latency
-    /// of this node's recent chunk puts or gets (sized for 1 GiB/s), up to 64 MiB of chunks,
-    /// so slow links stay busy. Memory per transfer is about twice the window's chunks.
+    /// of this node's recent chunk puts or gets (sized for 2 GiB/s), up to 128 MiB of chunks,
+    /// so slow links stay busy; all transfers of a node together grow by at most 512 MiB.
+    /// Memory per transfer is about twice the window's chunks.
     pub transfer_parallelism: usize,
     /// Time between two anti-entropy sweeps (repair also runs after every membership change).
     pub repair_interval: Duration,

@@ -72,6 +72,7 @@ pub(crate) struct Health {
     records: Mutex<HashMap<NodeId, Record>>,
     get_latency: Latency,
     put_latency: Latency,
+    rtt: Latency,
     failures: [std::sync::atomic::AtomicU64; 3],
 }
 
@@ -155,6 +156,12 @@ impl Health {
     pub(crate) fn put_latency(&self) -> &Latency {
         &self.put_latency
     }
+
+    /// Round trips of small requests (`has_chunks` answers): what a transfer's window starts
+    /// from before its own chunks were timed.
+    pub(crate) fn rtt(&self) -> &Latency {
+        &self.rtt
+    }
 }
 
 /// The most recent latencies of one kind of request.
@@ -189,9 +196,14 @@ impl Latency {
 
     /// The median of the samples, once there are at least 3.
     pub(crate) fn median(&self) -> Option<Duration> {
+        self.median_of(3)
+    }
+
+    /// The median of the samples, once there are at least `min` (and one).
+    pub(crate) fn median_of(&self, min: usize) -> Option<Duration> {
         let mut sorted: Vec<Duration> = {
             let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-            if samples.len() < 3 {
+            if samples.len() < min.max(1) {
                 return None;
             }
             samples.iter().copied().collect()

@@ -31,6 +31,7 @@ mod tombstones;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,7 +52,66 @@ pub(crate) use tombstones::Tombstones;
 
 use crate::NodeError;
 
-/// [`Cluster::window`] for a median latency of `median` (`None`: not measured yet).
+/// One transfer's window of chunks in flight: `base`, plus what covers the median latency
+/// of this node's recent puts or gets at [`WINDOW_RATE`] bytes a second (the
+/// bandwidth-delay product), at most [`WINDOW_MAX_BYTES`] of chunks (or `base`, if more).
+/// On a fast link that adds a chunk or two; over 80 ms it keeps the pipe full instead of
+/// waiting a round trip per window. The growth beyond `base` is drawn from a node-wide pool
+/// of [`WINDOW_BUDGET_BYTES`] and given back when the window shrinks or is dropped, so many
+/// slow transfers at once cannot make a node hold more than that beyond their base windows.
+#[derive(Debug)]
+pub(crate) struct Window {
+    cluster: Cluster,
+    base: usize,
+    chunk_len: usize,
+    what: Failure,
+    /// Bytes of growth held from the pool.
+    held: usize,
+}
+
+impl Window {
+    /// Chunks that may be in flight now (asked before each chunk starts).
+    pub(crate) fn size(&mut self) -> usize {
+        let health = &self.cluster.inner.health;
+        let latency = match self.what {
+            Failure::Put => health.put_latency(),
+            _ => health.get_latency(),
+        };
+        // The chunks' own latency, or the round trip while they have not been timed enough
+        // (one round trip timed is enough: a download times its record's before it starts).
+        let median = match (latency.median(), health.rtt().median_of(1)) {
+            (Some(chunks), Some(rtt)) => Some(chunks.max(rtt)),
+            (chunks, rtt) => chunks.or(rtt),
+        };
+        let want = (window_for(self.base, self.chunk_len, median) - self.base)
+            .saturating_mul(self.chunk_len);
+        let pool = &self.cluster.inner.window_pool;
+        if want > self.held {
+            let asked = want - self.held;
+            let took = pool
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                    Some(free - free.min(asked))
+                })
+                .map_or(0, |free| free.min(asked));
+            self.held += took;
+        } else if want < self.held {
+            pool.fetch_add(self.held - want, Ordering::AcqRel);
+            self.held = want;
+        }
+        self.base + self.held / self.chunk_len
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        self.cluster
+            .inner
+            .window_pool
+            .fetch_add(self.held, Ordering::AcqRel);
+    }
+}
+
+/// The window for a median latency of `median` (`None`: not measured yet).
 fn window_for(base: usize, chunk_len: usize, median: Option<Duration>) -> usize {
     let base = base.max(1);
     let Some(median) = median else {
@@ -76,26 +136,32 @@ mod window_tests {
             "nothing measured: the configured window"
         );
         assert_eq!(window_for(4, MIB, Some(Duration::ZERO)), 4);
-        // A MiB takes 1/1024 s at 1 GiB/s: a latency of about two of those, two chunks more.
+        // A MiB takes 1/2048 s at 2 GiB/s: a latency of about two of those, two chunks more.
         assert_eq!(
-            window_for(4, MIB, Some(Duration::from_nanos(2 * 976_562))),
+            window_for(4, MIB, Some(Duration::from_nanos(2 * 488_281))),
             6
         );
-        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(2))), 7);
-        // 80 ms would be 80 chunks more: capped at 64 MiB of chunks.
-        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(80))), 64);
+        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(1))), 7);
+        // 20 ms is 41 chunks more; 80 ms would be 164 more: capped at 128 MiB of chunks.
+        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(20))), 45);
+        assert_eq!(window_for(4, MIB, Some(Duration::from_millis(80))), 128);
         // Small chunks: many more of them, the same bytes at most.
-        assert_eq!(window_for(4, 64 << 10, Some(Duration::from_secs(1))), 1024);
+        assert_eq!(window_for(4, 64 << 10, Some(Duration::from_secs(1))), 2048);
         // A configured window above the cap stays as configured.
-        assert_eq!(window_for(100, MIB, Some(Duration::from_secs(1))), 100);
+        assert_eq!(window_for(200, MIB, Some(Duration::from_secs(1))), 200);
         assert_eq!(window_for(0, MIB, None), 1, "never no window at all");
     }
 }
 
 /// The rate a transfer window is sized for (bytes a second): see [`Cluster::window`].
-pub(crate) const WINDOW_RATE: f64 = 1024.0 * 1024.0 * 1024.0;
+pub(crate) const WINDOW_RATE: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
+/// Objects up to this size are timed as round trips too (see [`Window`]).
+const SMALL_OBJECT: usize = 64 * 1024;
 /// Most bytes of chunks one transfer keeps in flight when its window grows with latency.
-pub(crate) const WINDOW_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const WINDOW_MAX_BYTES: usize = 128 * 1024 * 1024;
+/// Most bytes of window growth (beyond their base windows) all of a node's transfers hold
+/// at once.
+pub(crate) const WINDOW_BUDGET_BYTES: usize = 512 * 1024 * 1024;
 use health::Health;
 use holder::RemoteHolder;
 
@@ -125,6 +191,9 @@ struct Shared {
     local: Arc<LocalHolder>,
     health: Health,
     settings: Settings,
+    /// Bytes of window growth the node's transfers may still take ([`WINDOW_BUDGET_BYTES`]
+    /// in all).
+    window_pool: Arc<AtomicUsize>,
 }
 
 /// A holder's rank class: healthy nodes first, then demoted ones, then suspect ones.
@@ -145,6 +214,7 @@ impl Cluster {
                 local,
                 health: Health::default(),
                 settings,
+                window_pool: Arc::new(AtomicUsize::new(WINDOW_BUDGET_BYTES)),
             }),
         }
     }
@@ -319,8 +389,13 @@ impl Cluster {
             Holder::Local(_) => self.inner.local.get(&id),
             Holder::Remote(peer) => self.remote(peer).get(id).await,
         };
-        if result.is_ok() && holder.is_remote() {
-            self.inner.health.get_latency().record(started.elapsed());
+        if let (Ok(bytes), true) = (&result, holder.is_remote()) {
+            let took = started.elapsed();
+            self.inner.health.get_latency().record(took);
+            // A small object (a record, a descriptor) takes about a round trip.
+            if bytes.len() <= SMALL_OBJECT {
+                self.inner.health.rtt().record(took);
+            }
         }
         self.note(holder, Failure::Get, &result);
         result
@@ -330,7 +405,14 @@ impl Cluster {
     async fn has_on(&self, holder: Holder, ids: &[ChunkId]) -> Result<Vec<bool>, HolderError> {
         match holder {
             Holder::Local(_) => Ok(self.inner.local.has(ids)),
-            Holder::Remote(peer) => self.remote(peer).has(ids).await,
+            Holder::Remote(peer) => {
+                let started = Instant::now();
+                let answer = self.remote(peer).has(ids).await;
+                if answer.is_ok() {
+                    self.inner.health.rtt().record(started.elapsed());
+                }
+                answer
+            }
         }
     }
 
@@ -398,17 +480,17 @@ impl Cluster {
         Ok(run.ok.into_iter().map(|(h, ())| h.id()).collect())
     }
 
-    /// Chunks of `chunk_len` bytes a transfer keeps in flight: `base`, plus what covers the
-    /// median latency of this node's recent puts (`Failure::Put`) or gets at
-    /// [`WINDOW_RATE`] bytes a second (the bandwidth-delay product), at most
-    /// [`WINDOW_MAX_BYTES`] of chunks (or `base`, if more). On a fast link that adds a chunk
-    /// or two; over 80 ms it keeps the pipe full instead of waiting a round trip per window.
-    pub(crate) fn window(&self, base: usize, chunk_len: usize, what: Failure) -> usize {
-        let latency = match what {
-            Failure::Put => self.inner.health.put_latency(),
-            _ => self.inner.health.get_latency(),
-        };
-        window_for(base, chunk_len, latency.median())
+    /// A transfer's window of chunks in flight (see [`Window`]): `base` chunks of
+    /// `chunk_len` bytes to begin with, growing with the latency of puts (`Failure::Put`)
+    /// or gets.
+    pub(crate) fn window(&self, base: usize, chunk_len: usize, what: Failure) -> Window {
+        Window {
+            cluster: self.clone(),
+            base: base.max(1),
+            chunk_len: chunk_len.max(1),
+            what,
+            held: 0,
+        }
     }
 
     fn hedge_delay(&self, what: Failure) -> Duration {

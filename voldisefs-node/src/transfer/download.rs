@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password, ReadKey};
-use voldisefs_proto::{ChunkId, FileId};
+use voldisefs_proto::{ChunkId, FileId, NodeId};
 use zeroize::Zeroizing;
 
 use crate::NodeError;
@@ -302,29 +303,18 @@ pub(crate) async fn download(
         .filter(|(i, _)| (first_chunk..=last_chunk).contains(i))
         .collect();
     let ids: Vec<ChunkId> = chunk_ids.iter().map(|(_, c)| *c).collect();
-    let holders = cluster.locate(&ids).await;
-    let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     let total = opener.manifest().chunk_count();
-    if missing > 0 {
-        // A delete may have run since the record was read: then the file is gone, not broken.
-        if !matches!(
-            cluster.fetch(id.record_chunk(), &[], Ok).await?,
-            Fetched::Found(_)
-        ) {
-            return Err(NodeError::NotFound(id));
-        }
-        return Err(NodeError::Unavailable { missing, total });
-    }
     let manifest = opener.manifest();
     let (name, created) = (manifest.name().to_string(), manifest.created());
     let striped = manifest.is_striped();
     // A stripe takes a round trip more (its descriptor) in smaller pieces: read further ahead.
     let base = read_ahead.max(1) * if striped { 2 } else { 1 };
-    let window_cluster = cluster.clone();
-    let window = move || window_cluster.window(base, chunk_len as usize, Failure::Get);
-    let cluster = cluster.clone();
-    let fetches = futures_util::stream::iter(chunk_ids.into_iter().zip(holders)).map(
-        move |((index, chunk), holders)| {
+    let mut window = cluster.window(base, chunk_len as usize, Failure::Get);
+    // One chunk's fetch, checked and decrypted, cut to the range; `holders` are the nodes
+    // known to hold it (tried first), if any.
+    let fetch_one = {
+        let (cluster, opener) = (cluster.clone(), opener.clone());
+        move |index: u64, chunk: ChunkId, holders: Vec<NodeId>| {
             let (cluster, opener) = (cluster.clone(), opener.clone());
             async move {
                 let fetch = async {
@@ -376,9 +366,39 @@ pub(crate) async fn download(
                     Ok(Err(e)) => Err(e),
                 }
             }
-        },
-    );
-    let body = ordered_window(fetches, window);
+        }
+    };
+    // The first window's chunks are fetched while the holders of all of them are located
+    // (from where placement put them), so a download waits one round trip less to start.
+    let first = window.size().min(chunk_ids.len());
+    let prefetched: Vec<_> = chunk_ids[..first]
+        .iter()
+        .map(|&(index, chunk)| {
+            AbortOnDropHandle::new(tokio::spawn(fetch_one(index, chunk, Vec::new())))
+        })
+        .collect();
+    let holders = cluster.locate(&ids).await;
+    let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
+    if missing > 0 {
+        // A delete may have run since the record was read: then the file is gone, not broken.
+        if !matches!(
+            cluster.fetch(id.record_chunk(), &[], Ok).await?,
+            Fetched::Found(_)
+        ) {
+            return Err(NodeError::NotFound(id));
+        }
+        return Err(NodeError::Unavailable { missing, total });
+    }
+    let early = futures_util::stream::iter(prefetched).map(|task| {
+        async move {
+            task.await
+                .map_err(|e| NodeError::Internal(format!("a chunk fetch failed: {e}")))?
+        }
+        .boxed()
+    });
+    let rest = futures_util::stream::iter(chunk_ids.into_iter().zip(holders).skip(first))
+        .map(move |((index, chunk), holders)| fetch_one(index, chunk, holders).boxed());
+    let body = ordered_window(early.chain(rest), move || window.size());
     Ok(Download {
         name,
         size,

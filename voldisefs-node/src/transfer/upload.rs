@@ -138,15 +138,21 @@ struct InFlight {
     ids: Vec<ChunkId>,
     /// Chunks in flight at most now.
     max: usize,
-    /// The configured window, before it grows with latency.
-    base: usize,
+    /// The window that sets `max`, once the chunk size is known.
+    window: Option<crate::replication::Window>,
 }
 
 impl InFlight {
     /// Sizes the window for the next chunk of `chunk_len` bytes by the latency of this node's
     /// recent puts (see [`Cluster::window`]).
     fn resize(&mut self, cluster: &Cluster, chunk_len: usize) {
-        self.max = cluster.window(self.base, chunk_len, crate::replication::Failure::Put);
+        let base = self.max;
+        self.max = self
+            .window
+            .get_or_insert_with(|| {
+                cluster.window(base, chunk_len, crate::replication::Failure::Put)
+            })
+            .size();
     }
 
     /// Starts one chunk's work, first waiting for room if `max` chunks are in flight.
@@ -299,7 +305,7 @@ where
         aborts: Vec::new(),
         ids: Vec::new(),
         max: settings.parallelism.max(1),
-        base: settings.parallelism.max(1),
+        window: None,
     };
     let sealed = Sealed::default();
     let spread = request.redundancy.nodes();
