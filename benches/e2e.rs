@@ -632,10 +632,12 @@ struct Primitives {
 }
 
 impl Primitives {
-    fn measure() -> Self {
+    fn measure() -> Result<Self, Error> {
         use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
         const ROUNDS: usize = 64 * 1024; // 1 GiB of 16 KiB blocks
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
+        let key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &[7; 32]).map_err(|_| "AES key refused")?,
+        );
         let mut block = vec![0x5au8; 16 * 1024];
         let started = support::cpu_seconds(None);
         for i in 0..ROUNDS {
@@ -647,7 +649,7 @@ impl Primitives {
                     Aad::empty(),
                     &mut block,
                 )
-                .unwrap();
+                .map_err(|_| "AES-GCM seal failed")?;
             std::hint::black_box(tag);
         }
         let aes = support::cpu_seconds(None) - started;
@@ -659,9 +661,9 @@ impl Primitives {
         let started = support::cpu_seconds(None);
         let password = voldisefs::crypto::Password::new("e2e kdf");
         let params = NodeConfig::default().kdf;
-        std::hint::black_box(voldisefs::crypto::PasswordKey::derive(&password, params).unwrap());
+        std::hint::black_box(voldisefs::crypto::PasswordKey::derive(&password, params)?);
         let kdf = support::cpu_seconds(None) - started;
-        Self { aes, sha, kdf }
+        Ok(Self { aes, sha, kdf })
     }
 }
 
@@ -1061,7 +1063,7 @@ fn run_benchmark() -> Result<(), Error> {
             rows.extend(run_scenario(&client, nodes, &plan.sizes, &block, plan.verify).await?);
         }
         print_report(&rows);
-        print_roles(&rows, &Primitives::measure());
+        print_roles(&rows, &Primitives::measure()?);
         Ok(())
     })
 }
