@@ -154,13 +154,13 @@ fn main() {
     let file = bytes(mib * MIB);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<Row> = runtime.block_on(async {
-        // A first run warms the process up (page faults, allocator): its numbers are dropped.
-        if bench {
-            let n = node_counts.first().copied().unwrap_or(3) as usize;
-            run(n, Duration::ZERO, 0.0, &file, window).await;
-        }
         let mut rows = Vec::new();
         for &n in &node_counts {
+            // A first run per network size warms the process up (page faults, allocator, a
+            // heap grown to that many nodes): its numbers are dropped.
+            if bench {
+                run(n as usize, Duration::ZERO, 0.0, &file, window).await;
+            }
             for &ms in &rtts {
                 let rtt = Duration::from_millis(ms);
                 rows.push(run(n as usize, rtt, loss, &file, window).await);
