@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 /// The `voldisefs` binary's allocator: every heap block is zeroed before it is freed.
 #[cfg(not(voldisefs_no_wipe))]
 #[global_allocator]
-static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
-    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+static ALLOC: zeroizing_alloc::ZeroAlloc<tikv_jemallocator::Jemalloc> =
+    zeroizing_alloc::ZeroAlloc(tikv_jemallocator::Jemalloc);
 
 mod support;
 

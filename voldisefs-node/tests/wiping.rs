@@ -14,8 +14,8 @@ use voldisefs_node::{Node, NodeConfig};
 use zeroize::Zeroizing;
 
 #[global_allocator]
-static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
-    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+static ALLOC: zeroizing_alloc::ZeroAlloc<tikv_jemallocator::Jemalloc> =
+    zeroizing_alloc::ZeroAlloc(tikv_jemallocator::Jemalloc);
 
 /// Bytes of the file: 64 Ki blocks of 32 bytes, each holding the marker.
 const BLOCKS: usize = 64 * 1024;
