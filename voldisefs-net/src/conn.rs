@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
@@ -91,7 +91,7 @@ impl Conn {
         };
         let (read, write) = stream.into_split();
         let mut reader = FramedRead::new(read, codec.clone());
-        let mut writer = FramedWrite::new(write, codec);
+        let mut writer = crate::link::LinkWriter::new(write, codec);
 
         let hello = Frame::new(
             0,
@@ -332,7 +332,7 @@ fn handshake_answer(addr: SocketAddr, message: Message) -> Result<PeerInfo, NetE
 
 async fn write_loop(
     conn: std::sync::Arc<Conn>,
-    mut writer: FramedWrite<OwnedWriteHalf, LinkCodec>,
+    mut writer: crate::link::LinkWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<Frame>,
 ) {
     let addr = conn.remote.addr;

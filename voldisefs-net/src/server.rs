@@ -14,12 +14,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use voldisefs_proto::{
     ErrorCode, Frame, MAX_PEERS_PER_ANSWER, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
 };
@@ -199,7 +199,7 @@ async fn serve_connection<H: Handler>(
         let (read, write) = stream.into_split();
         let mut link = Link {
             reader: FramedRead::new(read, codec.clone()),
-            writer: FramedWrite::new(write, codec),
+            writer: crate::link::LinkWriter::new(write, codec),
         };
         let (peer, permit) = handshake(&mut link, shared, expected, &established).await?;
         Ok::<_, CloseReason>((link, peer, permit))
@@ -327,7 +327,7 @@ async fn serve_connection<H: Handler>(
 /// Both halves of one inbound connection.
 struct Link {
     reader: FramedRead<OwnedReadHalf, LinkCodec>,
-    writer: FramedWrite<OwnedWriteHalf, LinkCodec>,
+    writer: crate::link::LinkWriter<OwnedWriteHalf>,
 }
 
 /// Reads the peer's `hello`, checks it, takes an established slot and answers with ours.

@@ -160,6 +160,24 @@ impl Decoder for CountingCodec {
     }
 }
 
+impl CountingCodec {
+    /// [`FrameCodec::encode_head`], counted: the body that must follow is counted as sent.
+    pub(crate) fn encode_head(
+        &mut self,
+        frame: Frame,
+        dst: &mut BytesMut,
+    ) -> Result<Option<bytes::Bytes>, CodecError> {
+        let before = dst.len();
+        let body = self.inner.encode_head(frame, dst)?;
+        self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        let written = (dst.len() - before + body.as_ref().map_or(0, bytes::Bytes::len)) as u64;
+        self.counters
+            .bytes_out
+            .fetch_add(written, Ordering::Relaxed);
+        Ok(body)
+    }
+}
+
 impl Encoder<Frame> for CountingCodec {
     type Error = CodecError;
 

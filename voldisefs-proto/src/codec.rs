@@ -151,6 +151,44 @@ impl FrameCodec {
     pub const fn max_frame_len(&self) -> usize {
         self.max_frame_len
     }
+
+    /// Encodes `frame` without its body: the length prefix and JSON (counting the body in the
+    /// length), so a writer can send the body straight from its buffer after them. Returns
+    /// the body, which must follow on the wire exactly.
+    pub fn encode_head(
+        &mut self,
+        frame: Frame,
+        dst: &mut BytesMut,
+    ) -> Result<Option<Bytes>, CodecError> {
+        let body_len = match (frame.envelope.message.carries_body(), &frame.body) {
+            (true, Some(body)) => body.len(),
+            (true, None) => return Err(CodecError::Malformed("message needs a body")),
+            (false, None) => 0,
+            (false, Some(_)) => {
+                return Err(CodecError::Malformed("body on a message that carries none"));
+            }
+        };
+        let start = dst.len();
+        dst.reserve(HEADER_LEN + 256);
+        dst.put_u64(0);
+        if let Err(e) = serde_json::to_writer((&mut *dst).writer(), &frame.envelope) {
+            dst.truncate(start);
+            return Err(e.into());
+        }
+        let json_len = dst.len() - start - HEADER_LEN;
+        let len = dst.len() - start - 4 + body_len;
+        if len > self.max_frame_len || json_len > MAX_JSON_LEN {
+            dst.truncate(start);
+            return Err(CodecError::TooLarge {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        // Both values are below the cap, itself at most u32::MAX.
+        let header = ((len as u64) << 32) | json_len as u64;
+        dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+        Ok(frame.body)
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -222,34 +260,12 @@ impl Encoder<Frame> for FrameCodec {
     type Error = CodecError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let body = match (frame.envelope.message.carries_body(), &frame.body) {
-            (true, Some(body)) => body.as_ref(),
-            (true, None) => return Err(CodecError::Malformed("message needs a body")),
-            (false, None) => &[],
-            (false, Some(_)) => {
-                return Err(CodecError::Malformed("body on a message that carries none"));
-            }
-        };
-        let start = dst.len();
-        dst.reserve(HEADER_LEN + 256 + body.len());
-        dst.put_u64(0);
-        if let Err(e) = serde_json::to_writer((&mut *dst).writer(), &frame.envelope) {
-            dst.truncate(start);
-            return Err(e.into());
+        if let Some(body) = &frame.body {
+            dst.reserve(HEADER_LEN + 256 + body.len());
         }
-        let json_len = dst.len() - start - HEADER_LEN;
-        let len = dst.len() - start - 4 + body.len();
-        if len > self.max_frame_len || json_len > MAX_JSON_LEN {
-            dst.truncate(start);
-            return Err(CodecError::TooLarge {
-                len,
-                max: self.max_frame_len,
-            });
+        if let Some(body) = self.encode_head(frame, dst)? {
+            dst.extend_from_slice(&body);
         }
-        dst.extend_from_slice(body);
-        // Both values are below the cap, itself at most u32::MAX.
-        let header = ((len as u64) << 32) | json_len as u64;
-        dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
         Ok(())
     }
 }
