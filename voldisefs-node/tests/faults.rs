@@ -615,3 +615,74 @@ async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
     liar.shutdown().await;
     shutdown(nodes).await;
 }
+
+/// A peer plants stripe descriptors, alone and beside one shard each, some claiming the most
+/// shards a stripe may have, none of which can be rebuilt: repair keeps sweeping on every
+/// node at its interval (an unrebuildable stripe fetches nothing and puts no node's repair
+/// into back-off), copies no more than it would of any junk object (at most `replicas`
+/// copies of each), and a real file still reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_stripe_descriptors_start_no_unbounded_work() {
+    use voldisefs_node::crypto::{Stripe, TRAILER_LEN};
+    use voldisefs_node::proto::ChunkId;
+    let nodes = common::network_with(6, |c| NodeConfig {
+        replicas: 3,
+        ..common::fast_repair(c)
+    })
+    .await;
+    let bytes = data(3 * CHUNK + 5, 91);
+    let real = nodes[2]
+        .upload_bytes("real", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    common::more_sweeps(&nodes, 2).await;
+    let before = total_chunks(&nodes);
+    let attacker = liar(nodes[0].peer_addr()).await;
+    eventually("the attacker is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 7)
+    })
+    .await;
+    let put = |to: &Node, body: Vec<u8>| {
+        let body = Bytes::from(body);
+        let chunk = ChunkId::digest(&body);
+        attacker.request(
+            to.network().local(),
+            Payload::with_body(Message::PutChunk { chunk }, body),
+        )
+    };
+    let mut planted = 0u64;
+    for i in 0..24u64 {
+        // A "sealed chunk" of junk with a trailer that never expires.
+        let mut sealed = data(2000 + i as usize, 500 + i);
+        sealed.extend_from_slice(&[0u8; TRAILER_LEN]);
+        let (k, m) = if i % 2 == 0 { (4, 2) } else { (16, 16) };
+        let stripe = Stripe::encode(k, m, &sealed).unwrap();
+        let to = &nodes[(i % 6) as usize];
+        put(to, stripe.descriptor.clone()).await.unwrap();
+        planted += 1;
+        if i % 3 != 0 {
+            put(to, stripe.shards[0].clone()).await.unwrap();
+            planted += 1;
+        }
+    }
+    // Repair goes on everywhere (nothing it cannot rebuild holds a sweep up) ...
+    common::more_sweeps(&nodes, 4).await;
+    // ... and copies the junk no more than any junk object: at most `replicas` copies.
+    let junk = total_chunks(&nodes) - before;
+    assert!(junk <= 3 * planted, "{junk} objects for {planted} planted");
+    let settled = total_chunks(&nodes);
+    common::more_sweeps(&nodes, 2).await;
+    assert!(total_chunks(&nodes) <= settled, "the junk keeps growing");
+    for node in &nodes[..2] {
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            node.download_bytes(real.id, pw("pw")),
+        )
+        .await
+        .expect("a read stalled")
+        .unwrap();
+        assert_eq!(read.1, bytes);
+    }
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}

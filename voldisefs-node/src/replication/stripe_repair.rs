@@ -72,6 +72,13 @@ impl StripeView {
     fn holds_any(&self, p: usize) -> bool {
         self.claims[p].iter().any(|c| *c)
     }
+
+    /// How many distinct shards some node of the pool holds (by claims that count).
+    fn shards_held(&self) -> usize {
+        (0..self.shards.len())
+            .filter(|&j| self.holders_of(j).next().is_some())
+            .count()
+    }
 }
 
 impl Repairer {
@@ -242,6 +249,20 @@ impl Repairer {
         }
         let moves: Vec<(usize, usize)> = missing.into_iter().zip(free).collect();
         if moves.is_empty() {
+            return Ok(());
+        }
+        // Fewer than K shards anywhere the pool can see (a planted stripe, or one lost for
+        // good): nothing to rebuild from. Nothing is fetched (a hung holder would hold the
+        // sweep up for its attempt deadline), and it is no failure to retry sooner: a
+        // planted stripe must not put this node's repair into back-off. Each sweep looks
+        // again, in case the holders come back.
+        if view.shards_held() < view.stripe.data_shards() {
+            tracing::debug!(
+                stripe = %view.id,
+                held = view.shards_held(),
+                needed = view.stripe.data_shards(),
+                "stripe cannot be rebuilt: too few shards are held"
+            );
             return Ok(());
         }
         let bytes = self.shard_bytes(view, &moves).await?;
