@@ -321,55 +321,37 @@ impl Node {
         node.inner.tracker.spawn(repair);
         // Expired objects leave the store within `expiry_sweep` (reads drop them at once);
         // expired password keys and download tickets leave RAM within the same second.
-        let token = node.inner.work.clone();
         let (cache, swept) = (node.inner.kdf.cache(), node.internal());
-        let every = node
-            .inner
-            .config
-            .expiry_sweep
-            .max(std::time::Duration::from_millis(10));
-        node.inner.tracker.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let dropped = sweeper.expire(sweeper.clock.now());
-                if dropped > 0 {
-                    tracing::debug!(dropped, "expired objects dropped");
-                }
-                cache.sweep();
-                swept.inner.tickets.sweep(std::time::Instant::now());
+        let every = node.inner.config.expiry_sweep;
+        node.every(every.max(std::time::Duration::from_millis(10)), move || {
+            let dropped = sweeper.expire(sweeper.clock.now());
+            if dropped > 0 {
+                tracing::debug!(dropped, "expired objects dropped");
             }
+            cache.sweep();
+            swept.inner.tickets.sweep(std::time::Instant::now());
+            std::future::ready(())
         });
         // A late clock follows the peers' (see `clock`): one round of questions per interval.
-        let (cluster, token) = (node.inner.cluster.clone(), node.inner.work.clone());
-        let every = node
-            .inner
-            .config
-            .clock_check_interval
-            .max(std::time::Duration::from_millis(100));
-        node.inner.tracker.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    _ = tick.tick() => {}
+        let cluster = node.inner.cluster.clone();
+        let every = node.inner.config.clock_check_interval;
+        node.every(
+            every.max(std::time::Duration::from_millis(100)),
+            move || {
+                let cluster = cluster.clone();
+                async move {
+                    let own = cluster.clock().own();
+                    let answers = cluster
+                        .peer_stats(
+                            crate::clock::SAMPLE_PEERS,
+                            std::time::Duration::from_secs(1),
+                        )
+                        .await;
+                    let times: Vec<u64> = answers.values().map(|(_, _, time)| *time).collect();
+                    cluster.clock().observe(own, &times);
                 }
-                let own = cluster.clock().own();
-                let answers = cluster
-                    .peer_stats(
-                        crate::clock::SAMPLE_PEERS,
-                        std::time::Duration::from_secs(1),
-                    )
-                    .await;
-                let times: Vec<u64> = answers.values().map(|(_, _, time)| *time).collect();
-                cluster.clock().observe(own, &times);
-            }
-        });
+            },
+        );
         if !node.inner.config.bootstrap.is_empty() {
             node.join().await;
         }
@@ -779,6 +761,26 @@ impl Node {
     /// The node's download tickets.
     pub(crate) fn tickets(&self) -> &crate::tickets::Tickets {
         &self.inner.tickets
+    }
+
+    /// Runs `work` every `period` (a missed tick waits for the next) until the node stops.
+    fn every<F, W>(&self, period: std::time::Duration, mut work: W)
+    where
+        W: FnMut() -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let token = self.inner.work.clone();
+        self.inner.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                work().await;
+            }
+        });
     }
 
     /// The node's gate for key derivations.

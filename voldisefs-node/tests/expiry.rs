@@ -197,15 +197,6 @@ async fn repair_and_hand_off_never_revive_an_expired_file() {
     shutdown(nodes).await;
 }
 
-/// The value of the metric line starting with `prefix`.
-fn metric(node: &Node, prefix: &str) -> u64 {
-    node.metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the metric is there")
-}
-
 /// A node cut off before a file expires, which never sweeps on its own, comes back after the
 /// expiry still holding its copies: it serves nothing, its repair and the others' refuse to
 /// bring the file back, and it is "not found" everywhere.
@@ -284,11 +275,14 @@ async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
     .unwrap();
     nodes.push(late.clone());
     common::eventually("the late node follows its peers' clocks", || {
-        metric(&late, "voldisefs_clock_correction_seconds ") >= 3599
+        common::metric(&late, "voldisefs_clock_correction_seconds ") >= 3599
     })
     .await;
     for node in &nodes[..3] {
-        assert_eq!(metric(node, "voldisefs_clock_correction_seconds "), 0);
+        assert_eq!(
+            common::metric(node, "voldisefs_clock_correction_seconds "),
+            0
+        );
     }
     // Its own upload expires by the right time, and every holder takes it.
     let response = put(&late, Some("60")).await;

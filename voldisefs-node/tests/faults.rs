@@ -93,6 +93,15 @@ async fn member<H: Handler>(seed: std::net::SocketAddr, handler: Arc<H>) -> Netw
     net
 }
 
+/// Reads file `id` (password "pw") through `node` within 10 s, or fails with `what`.
+async fn read_within(node: &Node, id: voldisefs_node::proto::FileId, what: &str) -> Vec<u8> {
+    tokio::time::timeout(Duration::from_secs(10), node.download_bytes(id, pw("pw")))
+        .await
+        .expect(what)
+        .unwrap()
+        .1
+}
+
 /// Chunks held by each node.
 fn held(nodes: &[Node]) -> Vec<u64> {
     nodes.iter().map(|n| n.status().store.chunks).collect()
@@ -141,12 +150,8 @@ async fn a_lying_member_neither_erases_copies_nor_stalls_reads() {
     // Every read succeeds, and none waits for the liar's hung gets to time out (20 s).
     for node in &nodes {
         for (r, bytes) in &files {
-            let read =
-                tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
-                    .await
-                    .expect("a read stalled behind the liar")
-                    .unwrap();
-            assert_eq!(&read.1, bytes);
+            let read = read_within(node, r.id, "a read stalled behind the liar").await;
+            assert_eq!(&read, bytes);
         }
     }
     liar.shutdown().await;
@@ -398,12 +403,8 @@ async fn many_lying_identities_cannot_erase_a_file() {
     common::more_sweeps(&nodes, 3).await;
     assert_eq!(held(&nodes), vec![expected; 3]);
     for node in &nodes {
-        let read =
-            tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
-                .await
-                .expect("a read stalled behind the liars")
-                .unwrap();
-        assert_eq!(read.1, bytes);
+        let read = read_within(node, r.id, "a read stalled behind the liars").await;
+        assert_eq!(read, bytes);
     }
     for liar in liars {
         liar.shutdown().await;
@@ -571,12 +572,8 @@ async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
     }
     for node in &nodes[..2] {
         for (r, bytes) in &files {
-            let read =
-                tokio::time::timeout(Duration::from_secs(10), node.download_bytes(r.id, pw("pw")))
-                    .await
-                    .expect("a read stalled behind the liar")
-                    .unwrap();
-            assert_eq!(&read.1, bytes);
+            let read = read_within(node, r.id, "a read stalled behind the liar").await;
+            assert_eq!(&read, bytes);
         }
     }
     // Six shards and six descriptors of every stripe on the honest nodes.
@@ -586,14 +583,8 @@ async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
     .await;
     // Every read still succeeds without waiting on the liar.
     for (r, bytes) in &files {
-        let read = tokio::time::timeout(
-            Duration::from_secs(10),
-            nodes[2].download_bytes(r.id, pw("pw")),
-        )
-        .await
-        .expect("a read stalled behind the liar")
-        .unwrap();
-        assert_eq!(&read.1, bytes);
+        let read = read_within(&nodes[2], r.id, "a read stalled behind the liar").await;
+        assert_eq!(&read, bytes);
     }
     // Two honest nodes lost at once cost nothing either: four shards of every stripe are left,
     // and a read finds them without waiting out the liar's hung gets.
@@ -603,14 +594,8 @@ async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
         node.crash().await;
     }
     for (r, bytes) in &files {
-        let read = tokio::time::timeout(
-            Duration::from_secs(10),
-            nodes[0].download_bytes(r.id, pw("pw")),
-        )
-        .await
-        .expect("a read stalled behind the liar after two honest nodes were lost")
-        .unwrap();
-        assert_eq!(&read.1, bytes);
+        let stalled = "a read stalled behind the liar after two honest nodes were lost";
+        assert_eq!(&read_within(&nodes[0], r.id, stalled).await, bytes);
     }
     liar.shutdown().await;
     shutdown(nodes).await;
@@ -674,14 +659,8 @@ async fn planted_stripe_descriptors_start_no_unbounded_work() {
     common::more_sweeps(&nodes, 2).await;
     assert!(total_chunks(&nodes) <= settled, "the junk keeps growing");
     for node in &nodes[..2] {
-        let read = tokio::time::timeout(
-            Duration::from_secs(10),
-            node.download_bytes(real.id, pw("pw")),
-        )
-        .await
-        .expect("a read stalled")
-        .unwrap();
-        assert_eq!(read.1, bytes);
+        let read = read_within(node, real.id, "a read stalled").await;
+        assert_eq!(read, bytes);
     }
     attacker.shutdown().await;
     shutdown(nodes).await;

@@ -119,16 +119,7 @@ async fn password_checks_beyond_the_slots_are_refused_as_busy() {
 
 /// `voldisefs_kdf_cache_hits_total` in a node's metrics.
 fn cache_hits(node: &Node) -> u64 {
-    metric(node, "voldisefs_kdf_cache_hits_total ")
-}
-
-/// The value of the metric line starting with `prefix`.
-fn metric(node: &Node, prefix: &str) -> u64 {
-    node.metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the metric is there")
+    common::metric(node, "voldisefs_kdf_cache_hits_total ")
 }
 
 /// A cached password key leaves RAM within a second of its maximum age while the node sits
@@ -145,7 +136,7 @@ async fn cached_keys_leave_ram_at_their_age_even_when_idle_and_at_stop() {
         .upload_bytes("f", pw("right"), Bytes::from(data(1000, 5)))
         .await
         .unwrap();
-    let keys = |n: &Node| metric(n, "voldisefs_kdf_cache_keys ");
+    let keys = |n: &Node| common::metric(n, "voldisefs_kdf_cache_keys ");
     nodes[1].download_bytes(r.id, pw("right")).await.unwrap();
     assert_eq!(keys(&nodes[1]), 1);
     common::eventually("the idle cache forgets the key", || keys(&nodes[1]) == 0).await;

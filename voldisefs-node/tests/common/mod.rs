@@ -53,6 +53,15 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The value of `node`'s metric line starting with `prefix`.
+pub fn metric(node: &Node, prefix: &str) -> u64 {
+    node.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the metric is there")
+}
+
 /// Chunks (and records) held by all of `nodes` together.
 pub fn total_chunks(nodes: &[Node]) -> u64 {
     nodes.iter().map(|n| n.status().store.chunks).sum()
