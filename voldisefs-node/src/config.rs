@@ -68,9 +68,12 @@ pub struct NodeConfig {
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead), to begin
     /// with: a transfer's window grows by the bandwidth-delay product of the median latency
     /// of this node's recent chunk puts or gets (sized for 2 GiB/s), up to 128 MiB of chunks,
-    /// so slow links stay busy; all transfers of a node together grow by at most 512 MiB.
-    /// Memory per transfer is about twice the window's chunks.
+    /// so slow links stay busy; all transfers of a node together grow by at most
+    /// `transfer_window_budget`. Memory per transfer is about twice the window's chunks.
     pub transfer_parallelism: usize,
+    /// Bytes by which all of a node's transfers together may grow their windows beyond
+    /// `transfer_parallelism` chunks each (see there). Default 512 MiB.
+    pub transfer_window_budget: usize,
     /// Time between two anti-entropy sweeps (repair also runs after every membership change).
     pub repair_interval: Duration,
     /// Bytes per second repair and hand-off may send (a quarter of it while users transfer
@@ -168,6 +171,7 @@ impl Default for NodeConfig {
             clock_check_interval: Duration::from_secs(30),
             drill_clock_offset: 0,
             transfer_parallelism: (2 * cores).clamp(4, 16),
+            transfer_window_budget: 512 * 1024 * 1024,
             repair_interval: Duration::from_secs(60),
             repair_bandwidth: 256 << 20,
             handoff_deadline: Duration::from_secs(30),

@@ -229,6 +229,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "transfer_window_growth_bytes",
+            "Bytes by which transfers have grown their windows for slow links now (at most the node's budget)",
+            ConstGauge::new(i64::try_from(self.cluster.window_growth()).unwrap_or(i64::MAX)),
+        )?;
+        single(
+            e,
             "clock_correction_seconds",
             "Seconds this node's clock is moved forward to follow its peers' (0: it agrees with them)",
             ConstGauge::new(i64::try_from(self.cluster.clock().correction()).unwrap_or(i64::MAX)),

@@ -273,6 +273,7 @@ impl Node {
                 attempt_timeout: config.attempt_timeout,
                 hedge_min: config.hedge_min,
                 hedge_max: config.hedge_max,
+                window_budget: config.transfer_window_budget,
             },
         );
         let repairer = Repairer {

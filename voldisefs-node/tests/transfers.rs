@@ -263,3 +263,55 @@ async fn full_network_refuses_with_a_clear_error() {
     );
     shutdown(nodes).await;
 }
+
+/// Over a slow link, transfers grow their windows beyond the configured chunks in flight, but
+/// all of a node's transfers together never by more than its budget, and every byte of it is
+/// given back when they end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_link_windows_grow_within_the_node_budget() {
+    let budget = 16 * CHUNK;
+    let nodes = common::network(4, 2).await;
+    let reader = voldisefs_node::Node::start(voldisefs_node::NodeConfig {
+        bootstrap: vec![nodes[0].peer_addr()],
+        replicas: 2,
+        transfer_window_budget: budget,
+        net: voldisefs_node::net::NetConfig {
+            drill_rtt: Duration::from_millis(30),
+            ..common::config().net
+        },
+        ..common::config()
+    })
+    .await
+    .unwrap();
+    eventually("the reader joined", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 5)
+    })
+    .await;
+    let bytes = data(48 * CHUNK + 7, 31);
+    let file = nodes[0]
+        .upload_bytes("slow", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let growth = || common::metric(&reader, "voldisefs_transfer_window_growth_bytes ");
+    let reads =
+        futures_util::future::join_all((0..4).map(|_| reader.download_bytes(file.id, pw("pw"))));
+    tokio::pin!(reads);
+    let mut most = 0;
+    let results = loop {
+        tokio::select! {
+            results = &mut reads => break results,
+            () = tokio::time::sleep(Duration::from_millis(5)) => most = most.max(growth()),
+        }
+    };
+    for result in results {
+        assert_eq!(result.unwrap().1, bytes);
+    }
+    assert!(most > 0, "no window grew over a 30 ms link");
+    assert!(
+        most <= budget as u64,
+        "{most} bytes of growth, budget {budget}"
+    );
+    assert_eq!(growth(), 0, "a finished transfer kept its growth");
+    reader.shutdown().await;
+    shutdown(nodes).await;
+}

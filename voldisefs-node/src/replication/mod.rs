@@ -57,8 +57,9 @@ use crate::NodeError;
 /// bandwidth-delay product), at most [`WINDOW_MAX_BYTES`] of chunks (or `base`, if more).
 /// On a fast link that adds a chunk or two; over 80 ms it keeps the pipe full instead of
 /// waiting a round trip per window. The growth beyond `base` is drawn from a node-wide pool
-/// of [`WINDOW_BUDGET_BYTES`] and given back when the window shrinks or is dropped, so many
-/// slow transfers at once cannot make a node hold more than that beyond their base windows.
+/// (`NodeConfig::transfer_window_budget`, 512 MiB by default) and given back when the window
+/// shrinks or is dropped, so many slow transfers at once cannot make a node hold more than
+/// that beyond their base windows.
 #[derive(Debug)]
 pub(crate) struct Window {
     cluster: Cluster,
@@ -159,9 +160,7 @@ pub(crate) const WINDOW_RATE: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
 const SMALL_OBJECT: usize = 64 * 1024;
 /// Most bytes of chunks one transfer keeps in flight when its window grows with latency.
 pub(crate) const WINDOW_MAX_BYTES: usize = 128 * 1024 * 1024;
-/// Most bytes of window growth (beyond their base windows) all of a node's transfers hold
-/// at once.
-pub(crate) const WINDOW_BUDGET_BYTES: usize = 512 * 1024 * 1024;
+
 use health::Health;
 use holder::RemoteHolder;
 
@@ -176,6 +175,8 @@ pub(crate) struct Settings {
     pub(crate) hedge_min: Duration,
     /// Longest hedging delay (used until enough latencies are observed).
     pub(crate) hedge_max: Duration,
+    /// Bytes of window growth all transfers may hold at once.
+    pub(crate) window_budget: usize,
 }
 
 /// Places, finds, fetches and deletes chunks across the live nodes, this one included.
@@ -191,8 +192,7 @@ struct Shared {
     local: Arc<LocalHolder>,
     health: Health,
     settings: Settings,
-    /// Bytes of window growth the node's transfers may still take ([`WINDOW_BUDGET_BYTES`]
-    /// in all).
+    /// Bytes of window growth the node's transfers may still take (`window_budget` in all).
     window_pool: Arc<AtomicUsize>,
 }
 
@@ -213,10 +213,18 @@ impl Cluster {
                 net,
                 local,
                 health: Health::default(),
+                window_pool: Arc::new(AtomicUsize::new(settings.window_budget)),
                 settings,
-                window_pool: Arc::new(AtomicUsize::new(WINDOW_BUDGET_BYTES)),
             }),
         }
+    }
+
+    /// Bytes of window growth the node's transfers hold now (at most the budget).
+    pub(crate) fn window_growth(&self) -> usize {
+        self.inner
+            .settings
+            .window_budget
+            .saturating_sub(self.inner.window_pool.load(Ordering::Acquire))
     }
 
     /// The network (membership, status, drills).
