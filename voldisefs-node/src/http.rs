@@ -383,12 +383,12 @@ async fn network(State(node): State<Node>) -> Json<crate::NetworkStatus> {
     Json(node.network_status().await)
 }
 
-/// The name given in the file-name header (empty without one).
+/// The name given in the file-name header (empty without one), percent-decoded; bytes that
+/// are not UTF-8 become U+FFFD (a name is a label: an odd one is kept, not refused).
 fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(match headers.get(FILENAME_HEADER) {
         Some(value) => percent_decode(value.as_bytes())
-            .decode_utf8()
-            .map_err(|_| bad_request("file name is not percent-encoded UTF-8"))?
+            .decode_utf8_lossy()
             .into_owned(),
         None => String::new(),
     })

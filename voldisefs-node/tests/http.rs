@@ -160,7 +160,7 @@ async fn errors_have_status_and_stable_codes() {
         (
             http.post(url(node, "/api/v1/files"))
                 .header("X-Voldisefs-Password", "pw")
-                .header("X-Voldisefs-Filename", "%FF%FE")
+                .header("X-Voldisefs-Filename", "a".repeat(5000))
                 .body("x"),
             400,
             "bad_request",
@@ -184,6 +184,34 @@ async fn errors_have_status_and_stable_codes() {
         .await
         .unwrap();
     assert_eq!(res.bytes().await.unwrap(), "hello");
+    shutdown(nodes).await;
+}
+
+/// A name that is not UTF-8 once percent-decoded is kept with U+FFFD in place of the odd
+/// bytes (a name is a label), not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_is_not_utf8_is_kept_lossily() {
+    let nodes = common::network(1, 1).await;
+    let node = &nodes[0];
+    let http = reqwest::Client::new();
+    let res = http
+        .post(url(node, "/api/v1/files"))
+        .header("X-Voldisefs-Password", "pw")
+        .header("X-Voldisefs-Filename", "a%FF%FEb.txt")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let listed: Value = http
+        .get(url(node, "/api/v1/files"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["files"][0]["name"], "a\u{FFFD}\u{FFFD}b.txt");
     shutdown(nodes).await;
 }
 
