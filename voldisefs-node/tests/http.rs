@@ -34,6 +34,17 @@ async fn upload(
         .to_string()
 }
 
+/// What `GET /api/v1/files` on `node` answers.
+async fn listing(http: &reqwest::Client, node: &voldisefs_node::Node) -> Value {
+    http.get(url(node, "/api/v1/files"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The response's content type.
 fn content_type(res: &reqwest::Response) -> &str {
     res.headers()["content-type"].to_str().unwrap()
@@ -92,14 +103,7 @@ async fn upload_download_list_delete_over_http() {
     }
     assert_eq!(got, bytes);
 
-    let list: Value = http
-        .get(url(&nodes[0], "/api/v1/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = listing(&http, &nodes[0]).await;
     assert_eq!(list["files"][0]["id"], id);
     assert_eq!(list["files"][0]["size"], bytes.len());
     assert_eq!(
@@ -203,14 +207,7 @@ async fn a_name_that_is_not_utf8_is_kept_lossily() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let listed: Value = http
-        .get(url(node, "/api/v1/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = listing(&http, node).await;
     assert_eq!(listed["files"][0]["name"], "a\u{FFFD}\u{FFFD}b.txt");
     shutdown(nodes).await;
 }
