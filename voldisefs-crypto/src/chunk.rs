@@ -106,7 +106,7 @@ pub(crate) fn chunk_plain_len(size: u64, chunk_size: ChunkSize, index: u64) -> O
 /// check`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedChunk {
-    /// ChunkId: SHA-256 of `bytes`.
+    /// ChunkId: BLAKE3 of `bytes`.
     pub id: [u8; 32],
     /// `ciphertext || 16-byte GCM tag || 8-byte expiry || 32-byte delete check`, to be stored
     /// under `id`.
@@ -212,7 +212,7 @@ impl ChunkCipher {
     }
 
     /// Seals a plaintext chunk: one output allocation (`len + 48`), one copy, AES-256-GCM in
-    /// place, the delete check appended, SHA-256 over the result.
+    /// place, the delete check appended, BLAKE3 over the result.
     pub(crate) fn seal(&self, index: u64, is_final: bool, plaintext: &[u8]) -> Result<SealedChunk> {
         self.check_plaintext(index, is_final, plaintext.len())?;
         let mut buf = Vec::with_capacity(plaintext.len() + CHUNK_OVERHEAD);
@@ -372,7 +372,7 @@ mod tests {
         );
         assert_eq!(chunk_nonce(0, false), [0; 12]);
         let aad = chunk_aad(&[9; 16], 5, true);
-        assert_eq!(&aad[..6], b"VDFS\x00\x03");
+        assert_eq!(&aad[..6], b"VDFS\x00\x04");
         assert_eq!(&aad[6..22], &[9; 16]);
         assert_eq!(&aad[22..30], &5u64.to_be_bytes());
         assert_eq!(aad[30], 1);

@@ -12,11 +12,11 @@ pub enum Error {
     #[error("wrong password or corrupted data")]
     Decrypt,
 
-    /// The record's SHA-256 does not match the file id it was requested under.
+    /// The record's BLAKE3 digest does not match the file id it was requested under.
     #[error("record does not match the requested file id")]
     IdMismatch,
 
-    /// A chunk's SHA-256 does not match the id listed for it in the manifest.
+    /// A chunk's BLAKE3 digest does not match the id listed for it in the manifest.
     #[error("chunk {index} does not match its id in the manifest")]
     ChunkIdMismatch {
         /// Index of the offending chunk.

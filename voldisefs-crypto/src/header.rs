@@ -186,7 +186,7 @@ mod tests {
         let h = sample();
         let b = h.to_bytes();
         assert_eq!(&b[..4], b"VDFS");
-        assert_eq!(&b[4..6], &[0, 3]);
+        assert_eq!(&b[4..6], &[0, 4]);
         assert_eq!(b[6], KDF_ARGON2ID);
         assert_eq!(&b[7..11], &65536u32.to_be_bytes());
         assert_eq!(&b[11..15], &3u32.to_be_bytes());
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(&b[52..84], &[3; 32]);
         assert_eq!(&b[84..132], &[4; 48]);
         assert_eq!(RecordHeader::parse(&b).unwrap(), h);
-        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 3);
+        assert_eq!(RecordHeader::parse(&b).unwrap().format_version(), 4);
     }
 
     #[test]
@@ -227,7 +227,7 @@ mod tests {
             RecordHeader::parse(&bad),
             Err(Error::Unsupported { field: "magic", .. })
         ));
-        for v in [0u16, 1, 2, 4, 0x0300, u16::MAX] {
+        for v in [0u16, 1, 2, 3, 5, 0x0400, u16::MAX] {
             let mut bad = b;
             bad[4..6].copy_from_slice(&v.to_be_bytes());
             assert!(matches!(

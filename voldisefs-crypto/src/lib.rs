@@ -1,5 +1,5 @@
 //! Voldisefs crypto: password KDF, key schedule, chunk and manifest sealing, delete keys,
-//! collections (format v3).
+//! collections (format v4).
 //!
 //! Argon2id turns a password into a key-encryption key (KEK); HKDF-SHA256 derives from it a
 //! wrap key and a key commitment. A random per-file data key (DEK), wrapped under the wrap key,
@@ -11,8 +11,8 @@
 //!
 //! # Ids
 //!
-//! Every id is a raw SHA-256 (`[u8; 32]`) of stored bytes: a ChunkId is the SHA-256 of a
-//! sealed chunk, a FileId the SHA-256 of a sealed record ([`content_id`]). Anyone can verify
+//! Every id is a raw BLAKE3 digest (`[u8; 32]`) of stored bytes: a ChunkId is the BLAKE3 of a
+//! sealed chunk, a FileId the BLAKE3 of a sealed record ([`content_id`]). Anyone can verify
 //! them without keys; [`FileOpener::open`] and [`FileOpener::open_chunk`] always do.
 //!
 //! # Streaming and threads
@@ -125,8 +125,9 @@ pub use stripe::{EncodedStripe, MAX_DESCRIPTOR_LEN, MAX_SHARDS, Redundancy, Stri
 pub const MAGIC: [u8; 4] = *b"VDFS";
 /// Format version written and accepted by this build (2: every stored object ends with the
 /// file's delete check; 3: the wrap key and commitment are salted with the file nonce, so a
-/// batch of files can share one Argon2id derivation, and the manifest records a kind).
-pub const FORMAT_VERSION: u16 = 3;
+/// batch of files can share one Argon2id derivation, and the manifest records a kind; 4: every
+/// content id is BLAKE3 instead of SHA-256).
+pub const FORMAT_VERSION: u16 = 4;
 /// Bytes a sealed chunk is longer than its plaintext (the AES-GCM tag).
 pub const TAG_LEN: usize = 16;
 /// Length of the sealed manifest's random nonce.
@@ -149,12 +150,10 @@ pub(crate) fn scrub_stack() {
     std::hint::black_box(&scratch);
 }
 
-/// SHA-256 of `bytes`: the id of a sealed chunk (ChunkId) or of a sealed record (FileId).
+/// BLAKE3 of `bytes`: the id of a sealed chunk (ChunkId), a sealed record (FileId), a stripe
+/// descriptor or a shard object (format version 4; versions up to 3 used SHA-256).
 pub fn content_id(bytes: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut id = [0u8; 32];
-    id.copy_from_slice(digest.as_ref());
-    id
+    *blake3::hash(bytes).as_bytes()
 }
 
 /// Formats an id as lowercase hex in `Debug` output.

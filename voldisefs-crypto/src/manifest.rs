@@ -16,7 +16,7 @@
 //! |     32 * c | chunk ids, or stripe ids if `rs:K+M`    |
 //!
 //! Redundancy (flag bit 1): kind 0 `replicas:a` (b = 0) or kind 1 `rs:a+b`. For an
-//! erasure-coded file each listed id is the SHA-256 of the chunk's stripe descriptor
+//! erasure-coded file each listed id is the BLAKE3 of the chunk's stripe descriptor
 //! ([`crate::Stripe`]) rather than of the sealed chunk. Writers of this build always set it.
 
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};

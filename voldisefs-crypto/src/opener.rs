@@ -27,7 +27,7 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    /// Checks, in order: SHA-256 against `expected_id`, the length, the header.
+    /// Checks, in order: BLAKE3 against `expected_id`, the length, the header.
     fn of(expected_id: &[u8; 32], record: &'a [u8], allow_insecure: bool) -> Result<Self> {
         if content_id(record) != *expected_id {
             return Err(Error::IdMismatch);
@@ -111,7 +111,7 @@ impl std::fmt::Debug for FileOpener {
 }
 
 impl FileOpener {
-    /// Opens the record fetched for `expected_id`, in this order: SHA-256 of the record against
+    /// Opens the record fetched for `expected_id`, in this order: BLAKE3 of the record against
     /// the id ([`Error::IdMismatch`]); header parse and KDF parameter checks, before anything
     /// expensive; Argon2id (slow: call from a blocking thread); key commitment, compared in
     /// constant time; DEK unwrap; manifest open and consistency checks; the record's trailing
@@ -266,7 +266,7 @@ impl FileOpener {
     }
 
     /// Opens the record fetched for `expected_id` with the file's read key (what a share link
-    /// carries) instead of its password: no Argon2id. Checks, in order: SHA-256 of the record
+    /// carries) instead of its password: no Argon2id. Checks, in order: BLAKE3 of the record
     /// against the id, the header, the manifest's tag and consistency. A read key of another
     /// file (or a damaged one) gives [`Error::Decrypt`]. The opener reads chunks like any other
     /// but knows no delete key ([`FileOpener::delete_key`] is `None`) and cannot re-wrap.
@@ -351,7 +351,7 @@ impl FileOpener {
         self.header.chunk_size
     }
 
-    /// Checks a fetched chunk against the manifest without decrypting it: its SHA-256 must be
+    /// Checks a fetched chunk against the manifest without decrypting it: its BLAKE3 must be
     /// the listed id ([`Error::ChunkIdMismatch`]: try another replica; not for an erasure-coded
     /// file, whose list holds stripe ids and whose shards were checked instead), then its length must
     /// be the one the file size implies and it must end with the file's delete check

@@ -21,7 +21,7 @@ use crate::stripe::Redundancy;
 /// delete check).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedRecord {
-    /// FileId: SHA-256 of `bytes`.
+    /// FileId: BLAKE3 of `bytes`.
     pub id: [u8; 32],
     /// The record, to be stored under `id`.
     pub bytes: Vec<u8>,
@@ -282,7 +282,7 @@ impl FileSealer {
     /// Seals chunk `index` (0-based). Every chunk but the last (`is_final`) must be exactly
     /// [`chunk_size`](Self::chunk_size) bytes; the final one 1..=chunk size bytes, or empty
     /// when it is chunk 0 of an empty file. The result's `bytes` are `plaintext.len() + 48`
-    /// ([`CHUNK_OVERHEAD`](crate::CHUNK_OVERHEAD)) long and `id` is their SHA-256.
+    /// ([`CHUNK_OVERHEAD`](crate::CHUNK_OVERHEAD)) long and `id` is their BLAKE3.
     pub fn seal_chunk(&self, index: u64, is_final: bool, plaintext: &[u8]) -> Result<SealedChunk> {
         self.chunks.seal(index, is_final, plaintext)
     }

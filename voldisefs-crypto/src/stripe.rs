@@ -8,10 +8,10 @@
 //! (`reed-solomon-simd`, Leopard-RS). Any K of them give the body back. A shard object is
 //! `index(1) || payload || trailer`: the index byte keeps the ids of a stripe distinct even
 //! where payloads are equal (the zero padding of a tiny chunk). Every shard object is
-//! content addressed like a chunk (its id is its SHA-256) and ends with the chunk's trailer, so
+//! content addressed like a chunk (its id is its BLAKE3) and ends with the chunk's trailer, so
 //! holders apply expiry and deletes to shards exactly as to chunks.
 //!
-//! The descriptor lists the shard ids in order; its own SHA-256 is the **stripe id**, which the
+//! The descriptor lists the shard ids in order; its own BLAKE3 is the **stripe id**, which the
 //! sealed manifest lists in place of the chunk id. The descriptor reveals nothing but sizes and
 //! ids, so holders keep it beside their shard and can rebuild a lost sibling without any key:
 //! every shard they fetch is checked against its id here, and every rebuilt one too.
@@ -191,7 +191,7 @@ pub struct Stripe {
 pub struct EncodedStripe {
     /// The descriptor object (stored like a chunk, under [`id`](Self::id)).
     pub descriptor: Vec<u8>,
-    /// The stripe id: SHA-256 of the descriptor.
+    /// The stripe id: BLAKE3 of the descriptor.
     pub id: [u8; 32],
     /// The K + M shard objects, data shards first.
     pub shards: Vec<Vec<u8>>,
@@ -325,7 +325,7 @@ impl Stripe {
         out
     }
 
-    /// The stripe id: SHA-256 of the descriptor.
+    /// The stripe id: BLAKE3 of the descriptor.
     pub fn id(&self) -> [u8; 32] {
         self.id
     }
@@ -373,7 +373,7 @@ impl Stripe {
         &self.trailer
     }
 
-    /// Whether `object` is shard `index` of this stripe (its SHA-256 is the listed id).
+    /// Whether `object` is shard `index` of this stripe (its BLAKE3 is the listed id).
     pub fn check_shard(&self, index: usize, object: &[u8]) -> bool {
         self.shards.get(index) == Some(&content_id(object))
     }

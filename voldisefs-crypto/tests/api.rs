@@ -10,7 +10,9 @@ use voldisefs_crypto::{
 /// A record whose header names the insecure test KDF (m = 8, t = 1, p = 1) and whose other
 /// fields are zeros: well-formed up to the KDF check, garbage after it.
 fn insecure_kdf_record() -> Vec<u8> {
-    let mut r = b"VDFS\x00\x03\xFE".to_vec();
+    let mut r = voldisefs_crypto::MAGIC.to_vec();
+    r.extend_from_slice(&voldisefs_crypto::FORMAT_VERSION.to_be_bytes());
+    r.push(0xFE);
     for v in [8u32, 1, 1] {
         r.extend_from_slice(&v.to_be_bytes());
     }

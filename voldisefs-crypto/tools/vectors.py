@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Rebuilds FORMAT.md's test vectors from the document alone, with Python's `cryptography`
-package (>= 44, for Argon2id): an implementation independent of the Rust code.
+package (>= 44, for Argon2id) and the `blake3` package (the content ids): an implementation
+independent of the Rust code.
 
-    python3 -m pip install 'cryptography>=44' && python3 voldisefs-crypto/tools/vectors.py
+    python3 -m pip install 'cryptography>=44' blake3 && python3 voldisefs-crypto/tools/vectors.py
 
 Prints `name = hex` lines in FORMAT.md's order and checks them against the document. The one
 exception is the stripe's parity (section 8): without a Leopard-RS implementation the parity
@@ -21,13 +22,19 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 import hmac
 
+from blake3 import blake3
+
 PASSWORD = b"correct horse battery staple"
 CREATED = 1700000000
-VERSION = 3
+VERSION = 4
 
 
 def seq(start, n):
     return bytes(range(start, start + n))
+
+
+def content_id(data):
+    return blake3(data).digest()
 
 
 def hkdf_extract(salt, ikm):
@@ -62,7 +69,7 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce, expire
     aad = b"VDFS" + struct.pack(">H", VERSION) + file_nonce + struct.pack(">Q", 0) + b"\x01"
     trailer = struct.pack(">Q", expires) + check
     chunk = AESGCM(chunk_key).encrypt(nonce, content, aad) + trailer
-    chunk_id = hashlib.sha256(chunk).digest()
+    chunk_id = content_id(chunk)
     flags, extra = (0, b"") if redundancy is None else (0x02, redundancy)
     listed = chunk_id if listed_id is None else listed_id
     manifest = (struct.pack(">H", len(name)) + name + struct.pack(">QQ", len(content), CREATED)
@@ -77,7 +84,7 @@ def seal_file(name, kind, content, salt, file_nonce, dek, manifest_nonce, expire
                 chunk_key=chunk_key, delete_key=delete_key, delete_check=check, read_key=read_key,
                 chunk0_nonce=nonce, chunk0_aad=aad, chunk0=chunk, chunk0_id=chunk_id,
                 manifest_plaintext=manifest, header=header, record=record,
-                id=hashlib.sha256(record).digest())
+                id=content_id(record))
 
 
 def stripe(chunk, k, m, parity):
@@ -92,11 +99,11 @@ def stripe(chunk, k, m, parity):
     assert all(len(p) == n for p in parity), "parity payloads have the data payloads' length"
     values, ids = [], []
     for i, payload in enumerate(data + parity):
-        ids.append(hashlib.sha256(bytes([i]) + payload + trailer).digest())
+        ids.append(content_id(bytes([i]) + payload + trailer))
         values += [(f"shard{i}_payload", payload), (f"shard{i}_id", ids[-1])]
     descriptor = (b"VDST" + bytes([1, k, m, 0]) + struct.pack(">I", len(body)) + b"".join(ids)
                   + trailer)
-    values += [("descriptor", descriptor), ("stripe_id", hashlib.sha256(descriptor).digest())]
+    values += [("descriptor", descriptor), ("stripe_id", content_id(descriptor))]
     return values
 
 

@@ -1,5 +1,5 @@
 //! Identifiers: [`NodeId`] (random UUID per node run) and the content addresses [`ChunkId`] and
-//! [`FileId`] (SHA-256 digests), all shown and parsed as lowercase text.
+//! [`FileId`] (BLAKE3 digests), all shown and parsed as lowercase text.
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,7 +78,7 @@ impl<'de> Deserialize<'de> for NodeId {
     }
 }
 
-/// Defines a 32-byte SHA-256 content address with hex text form and serde support.
+/// Defines a 32-byte BLAKE3 content address with hex text form and serde support.
 macro_rules! digest_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
@@ -89,17 +89,14 @@ macro_rules! digest_id {
             /// Length of the id in bytes.
             pub const LEN: usize = 32;
 
-            /// Wraps a raw SHA-256 digest.
+            /// Wraps a raw 32-byte digest.
             pub const fn from_bytes(bytes: [u8; 32]) -> Self {
                 Self(bytes)
             }
 
-            /// The SHA-256 digest of `data`: the id that content must have.
+            /// The BLAKE3 digest of `data`: the id that content must have.
             pub fn digest(data: &[u8]) -> Self {
-                let d = ring::digest::digest(&ring::digest::SHA256, data);
-                let mut out = [0u8; 32];
-                out.copy_from_slice(d.as_ref());
-                Self(out)
+                Self(*blake3::hash(data).as_bytes())
             }
 
             /// Whether `data` hashes to this id.
@@ -169,7 +166,7 @@ macro_rules! digest_id {
 }
 
 digest_id!(
-    /// Content address of a stored chunk (or sealed manifest record): SHA-256 of its bytes.
+    /// Content address of a stored chunk (or sealed manifest record): BLAKE3 of its bytes.
     ///
     /// Any node can verify what it stores or serves against its id without keys.
     ChunkId,
@@ -177,7 +174,7 @@ digest_id!(
 );
 
 digest_id!(
-    /// A file's id: SHA-256 of its sealed manifest record. With the password it is all anyone
+    /// A file's id: BLAKE3 of its sealed manifest record. With the password it is all anyone
     /// needs to fetch the file.
     FileId,
     "file id"
@@ -263,11 +260,12 @@ mod tests {
     }
 
     #[test]
-    fn sha256_known_answer() {
+    fn blake3_known_answer() {
+        // BLAKE3("abc"), from the reference implementation's test vectors.
         let id = ChunkId::digest(b"abc");
         assert_eq!(
             id.to_string(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
         assert!(id.matches(b"abc"));
         assert!(!id.matches(b"abd"));

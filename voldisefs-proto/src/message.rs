@@ -109,7 +109,7 @@ pub enum Message {
         #[serde(default)]
         time: u64,
     },
-    /// Store the chunk in the frame body under `chunk` (its SHA-256).
+    /// Store the chunk in the frame body under `chunk` (its BLAKE3 digest).
     PutChunk {
         /// Id the body must hash to.
         chunk: ChunkId,

@@ -19,7 +19,7 @@ pub enum StoreError {
         /// The store's total byte capacity.
         capacity: u64,
     },
-    /// The data does not hash (SHA-256) to the id it was offered under.
+    /// The data does not hash (BLAKE3) to the id it was offered under.
     #[error("chunk id mismatch: expected {expected}, data hashes to {actual}")]
     IdMismatch {
         /// The id the chunk was offered under.

@@ -1,7 +1,7 @@
 //! Voldisefs chunk storage: the [`ChunkStore`] trait and [`MemoryStore`], a capacity-bounded
 //! store that keeps chunks in RAM only.
 //!
-//! Chunks are opaque ciphertext addressed by [`ChunkId`] (the SHA-256 of their bytes). A store
+//! Chunks are opaque ciphertext addressed by [`ChunkId`] (the BLAKE3 digest of their bytes). A store
 //! never sees keys; it verifies every chunk against its id on the way in, refuses what does not
 //! fit with [`StoreError::Full`] rather than evicting anything, and writes nothing to disk.
 //!

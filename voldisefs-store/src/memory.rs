@@ -17,7 +17,7 @@ pub const ENTRY_OVERHEAD: u64 = 160;
 /// Chunks at least this long may be kept without a copy by [`MemoryStore::put_owned`].
 const KEEP_AS_IS_MIN: usize = 64 * 1024;
 
-/// Number of independently locked shards (a power of two). Ids are SHA-256 digests, so their
+/// Number of independently locked shards (a power of two). Ids are BLAKE3 digests, so their
 /// first byte spreads chunks evenly.
 const SHARDS: usize = 32;
 
@@ -141,7 +141,7 @@ impl MemoryStore {
     }
 
     /// Stores a chunk whose id the caller computed itself from exactly these bytes (a
-    /// gateway's freshly sealed chunk): skips the SHA-256 check (debug builds still make it)
+    /// gateway's freshly sealed chunk): skips the hash check (debug builds still make it)
     /// and stores `data` as is, without a copy, so it should own its whole buffer rather than
     /// be a slice of a larger one. Capacity and idempotence rules are those of
     /// [`ChunkStore::put`].
@@ -151,7 +151,7 @@ impl MemoryStore {
         self.insert(id, data)
     }
 
-    /// Like [`ChunkStore::put`] (the SHA-256 is checked), but keeps a large `data` as is
+    /// Like [`ChunkStore::put`] (the BLAKE3 id is checked), but keeps a large `data` as is
     /// instead of copying it: for callers whose buffers hold (nearly) nothing but the chunk,
     /// such as a body the frame codec read into its own exact-size buffer. Chunks under
     /// 64 KiB are still copied, so small slices never pin larger buffers.
@@ -168,7 +168,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Checks length and SHA-256 (before any lock: hashing is the expensive part of a put),
+    /// Checks length and BLAKE3 id (before any lock: hashing is the expensive part of a put),
     /// then stores `data`, kept as is when at least `keep_from` bytes long and otherwise
     /// copied into an exact-size buffer (see "Memory" above).
     fn put_checked(

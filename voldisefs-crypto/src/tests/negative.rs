@@ -391,7 +391,9 @@ proptest! {
     #[test]
     fn random_header_tails_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
         // A valid-looking prefix (magic, version, test KDF) followed by noise.
-        let mut bytes = b"VDFS\x00\x03\xFE\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        let mut bytes = crate::MAGIC.to_vec();
+        bytes.extend_from_slice(&crate::FORMAT_VERSION.to_be_bytes());
+        bytes.extend_from_slice(b"\xFE\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x01");
         bytes.extend_from_slice(&tail);
         prop_assert!(open_record(&bytes, "pw").is_err());
     }

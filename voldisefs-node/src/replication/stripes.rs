@@ -56,7 +56,7 @@ pub(crate) fn shard_ids(stripe: &Stripe) -> Vec<ChunkId> {
 pub(crate) struct StripeUpload {
     /// The redundancy it gives.
     pub(crate) redundancy: Redundancy,
-    /// The stripe id (SHA-256 of the descriptor).
+    /// The stripe id (BLAKE3 of the descriptor).
     pub(crate) id: ChunkId,
     /// The descriptor object.
     pub(crate) descriptor: Bytes,
