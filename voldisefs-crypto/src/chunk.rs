@@ -1,10 +1,10 @@
 //! Chunk sizes and STREAM-style chunk sealing: AES-256-GCM with counter nonces.
 
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
+use crate::plaintext::{Plaintext, wipe};
 use crate::{FORMAT_VERSION, MAGIC, content_id};
 
 /// Largest file the format accepts: 256 GiB (AES-GCM data limits per key).
@@ -232,18 +232,17 @@ impl ChunkCipher {
         is_final: bool,
         plaintext: Vec<u8>,
     ) -> Result<SealedChunk> {
-        let mut plaintext = Zeroizing::new(plaintext);
+        let mut plaintext = Plaintext::new(plaintext);
         self.check_plaintext(index, is_final, plaintext.len())?;
-        let mut buf = if plaintext.capacity() - plaintext.len() >= CHUNK_OVERHEAD {
-            std::mem::take(&mut *plaintext)
+        let mut buf = if plaintext.vec_mut().capacity() - plaintext.len() >= CHUNK_OVERHEAD {
+            std::mem::take(plaintext.vec_mut())
         } else {
             let mut bigger = Vec::with_capacity(plaintext.len() + CHUNK_OVERHEAD);
             bigger.extend_from_slice(&plaintext);
-            plaintext.zeroize();
             bigger
         };
         if let Err(e) = self.seal_raw(index, is_final, &mut buf) {
-            buf.zeroize();
+            wipe(&mut buf);
             return Err(e);
         }
         Ok(SealedChunk {
@@ -270,12 +269,12 @@ impl ChunkCipher {
         &self,
         index: u64,
         is_final: bool,
-        mut buf: Zeroizing<Vec<u8>>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+        mut buf: Plaintext,
+    ) -> Result<Plaintext> {
         let Some(sealed_len) = buf.len().checked_sub(TRAILER_LEN) else {
             return Err(Error::Decrypt);
         };
-        buf.truncate(sealed_len);
+        buf.vec_mut().truncate(sealed_len);
         let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, is_final));
         let aad = chunk_aad(&self.file_nonce, index, is_final);
         let plain_len = self
@@ -283,7 +282,7 @@ impl ChunkCipher {
             .open_in_place(nonce, Aad::from(aad), &mut buf[..])
             .map_err(|_| Error::Decrypt)?
             .len();
-        buf.truncate(plain_len);
+        buf.vec_mut().truncate(plain_len);
         Ok(buf)
     }
 }
@@ -400,7 +399,7 @@ mod tests {
         assert_eq!(c.seal_owned(3, false, roomy).unwrap(), a);
         assert_eq!(c.seal_owned(3, false, full.clone()).unwrap(), a);
         assert_eq!(
-            *c.open_raw(3, false, Zeroizing::new(a.bytes)).unwrap(),
+            *c.open_raw(3, false, Plaintext::new(a.bytes)).unwrap(),
             full
         );
     }
@@ -435,7 +434,7 @@ mod tests {
         let sealed = c.seal(1, true, b"last").unwrap();
         for (index, is_final) in [(0, true), (2, true), (1, false)] {
             assert!(matches!(
-                c.open_raw(index, is_final, Zeroizing::new(sealed.bytes.clone())),
+                c.open_raw(index, is_final, Plaintext::new(sealed.bytes.clone())),
                 Err(Error::Decrypt)
             ));
         }
@@ -444,25 +443,26 @@ mod tests {
         let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN, 0, [0xcc; 32]);
         assert!(
             other_file
-                .open_raw(1, true, Zeroizing::new(sealed.bytes.clone()))
+                .open_raw(1, true, Plaintext::new(sealed.bytes.clone()))
                 .is_err()
         );
         // Other key: refused.
         assert!(
             cipher(9, 2)
-                .open_raw(1, true, Zeroizing::new(sealed.bytes.clone()))
+                .open_raw(1, true, Plaintext::new(sealed.bytes.clone()))
                 .is_err()
         );
         // Too short to hold a tag and a check: refused, no panic.
         for len in 0..CHUNK_OVERHEAD {
             assert!(
-                c.open_raw(1, true, Zeroizing::new(sealed.bytes[..len].to_vec()))
+                c.open_raw(1, true, crate::Plaintext::new(sealed.bytes[..len].to_vec()))
                     .is_err()
             );
         }
         assert_eq!(
-            *c.open_raw(1, true, Zeroizing::new(sealed.bytes)).unwrap(),
-            b"last"
+            *c.open_raw(1, true, crate::Plaintext::new(sealed.bytes))
+                .unwrap(),
+            *b"last"
         );
     }
 }

@@ -90,6 +90,7 @@ mod keys;
 mod manifest;
 mod opener;
 mod password;
+mod plaintext;
 mod read_key;
 mod sealer;
 mod stripe;
@@ -115,6 +116,7 @@ pub use kek_cache::KekCache;
 pub use manifest::{FileKind, MAX_NAME_LEN, Manifest, ManifestInfo};
 pub use opener::{FileOpener, rewrap};
 pub use password::Password;
+pub use plaintext::Plaintext;
 pub use read_key::{READ_KEY_LEN, ReadKey};
 #[cfg(any(test, feature = "insecure-test-kdf"))]
 pub use sealer::FixedRandomness;

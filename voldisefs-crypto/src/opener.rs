@@ -1,9 +1,8 @@
 //! Reader side: [`FileOpener`] checks and opens a record, then opens chunks; [`rewrap`] changes
 //! a file's password.
 
-use zeroize::Zeroizing;
-
 use crate::MAX_RECORD_LEN;
+use crate::Plaintext;
 use crate::chunk::{ChunkCipher, ChunkSize};
 use crate::content_id;
 use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, EXPIRY_LEN, TRAILER_LEN};
@@ -385,9 +384,9 @@ impl FileOpener {
     /// Verifies ([`verify_chunk`](Self::verify_chunk)) and decrypts chunk `index`, reusing
     /// `ciphertext`'s buffer for the plaintext. The final flag comes from the manifest (the
     /// last index is final), so a chunk moved, reordered or taken from another file fails.
-    pub fn open_chunk(&self, index: u64, ciphertext: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
-        // Wipe even if verification fails: the buffer is the caller's.
-        let ciphertext = Zeroizing::new(ciphertext);
+    pub fn open_chunk(&self, index: u64, ciphertext: Vec<u8>) -> Result<Plaintext> {
+        // Wipe even if verification or decryption fails: the buffer may hold plaintext then.
+        let ciphertext = Plaintext::new(ciphertext);
         self.verify_chunk(index, &ciphertext)?;
         let is_final = index + 1 == self.manifest.chunk_count();
         self.chunks.open_raw(index, is_final, ciphertext)

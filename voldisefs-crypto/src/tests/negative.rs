@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use zeroize::Zeroizing;
 
 use super::{C, CS, data, open, seal};
 use crate::kdf::{KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST};
@@ -181,7 +180,7 @@ fn flipped_chunk_ciphertext_and_tag() {
             assert!(matches!(
                 opener
                     .chunk_cipher()
-                    .open_raw(index, is_final, Zeroizing::new(bad)),
+                    .open_raw(index, is_final, crate::Plaintext::new(bad)),
                 Err(Error::Decrypt)
             ));
         }
@@ -228,7 +227,7 @@ fn chunks_swapped_reordered_dropped_duplicated_appended() {
     let raw = |index: u64, is_final: bool, bytes: &Vec<u8>| {
         opener
             .chunk_cipher()
-            .open_raw(index, is_final, Zeroizing::new(bytes.clone()))
+            .open_raw(index, is_final, crate::Plaintext::new(bytes.clone()))
     };
     // Any chunk at any other position (swap, reorder, duplicate): id check and AEAD both refuse.
     for (i, chunk) in c.iter().enumerate() {
@@ -289,7 +288,7 @@ fn chunk_transplanted_from_another_file_same_password() {
         assert!(matches!(
             opener_a
                 .chunk_cipher()
-                .open_raw(i, i == 1, Zeroizing::new(chunk.bytes.clone())),
+                .open_raw(i, i == 1, crate::Plaintext::new(chunk.bytes.clone())),
             Err(Error::Decrypt)
         ));
     }
@@ -406,7 +405,7 @@ proptest! {
         let s = seal("pw", &data(3, 14));
         let opener = open_record(&s.record.bytes, "pw").unwrap();
         prop_assert!(opener.open_chunk(index, bytes.clone()).is_err());
-        prop_assert!(opener.chunk_cipher().open_raw(index, true, Zeroizing::new(bytes)).is_err());
+        prop_assert!(opener.chunk_cipher().open_raw(index, true, crate::Plaintext::new(bytes)).is_err());
     }
 }
 

@@ -1,7 +1,6 @@
 //! Round trips: boundary sizes, random sizes, parallel sealing, password change.
 
 use proptest::prelude::*;
-use zeroize::Zeroizing;
 
 use super::{C, CS, data, open, seal, seal_with};
 use crate::{
@@ -127,7 +126,7 @@ fn parallel_out_of_order_sealing_and_opening() {
         })
         .unwrap();
     let opener = FileOpener::open(&record.id, &record.bytes, &pw).unwrap();
-    let opened: Vec<Zeroizing<Vec<u8>>> = std::thread::scope(|s| {
+    let opened: Vec<crate::Plaintext> = std::thread::scope(|s| {
         let handles: Vec<_> = sealed
             .into_iter()
             .map(|(i, c)| {
@@ -244,16 +243,16 @@ proptest! {
         prop_assert_eq!(chunk.id, content_id(&chunk.bytes));
         let opened = sealer
             .chunk_cipher()
-            .open_raw(index, is_final, Zeroizing::new(chunk.bytes.clone()))
+            .open_raw(index, is_final, crate::Plaintext::new(chunk.bytes.clone()))
             .unwrap();
         prop_assert_eq!(&*opened, &plain);
         prop_assert!(sealer
             .chunk_cipher()
-            .open_raw(index ^ 1, is_final, Zeroizing::new(chunk.bytes.clone()))
+            .open_raw(index ^ 1, is_final, crate::Plaintext::new(chunk.bytes.clone()))
             .is_err());
         prop_assert!(sealer
             .chunk_cipher()
-            .open_raw(index, !is_final, Zeroizing::new(chunk.bytes))
+            .open_raw(index, !is_final, crate::Plaintext::new(chunk.bytes))
             .is_err());
     }
 }

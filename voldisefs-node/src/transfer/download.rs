@@ -12,7 +12,6 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use tokio_util::task::AbortOnDropHandle;
 use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password, ReadKey};
 use voldisefs_proto::{ChunkId, FileId, NodeId};
-use zeroize::Zeroizing;
 
 use crate::NodeError;
 use crate::replication::{AttemptError, Cluster, Failure, Fetched, HolderError};
@@ -117,15 +116,6 @@ impl std::fmt::Debug for Download {
             .field("size", &self.size)
             .field("chunks", &self.chunks)
             .finish_non_exhaustive()
-    }
-}
-
-/// Plaintext that is wiped when the last reference to its `Bytes` goes.
-struct Plaintext(Zeroizing<Vec<u8>>);
-
-impl AsRef<[u8]> for Plaintext {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -440,7 +430,8 @@ where
 /// the file itself is damaged.
 fn open_chunk(opener: &FileOpener, index: u64, bytes: Bytes) -> Result<Bytes, AttemptError> {
     match opener.open_chunk(index, Vec::from(bytes)) {
-        Ok(plain) => Ok(Bytes::from_owner(Plaintext(plain))),
+        // Wiped (in bulk) when the last reference to its `Bytes` goes.
+        Ok(plain) => Ok(Bytes::from_owner(plain)),
         Err(e @ (CryptoError::ChunkIdMismatch { .. } | CryptoError::InvalidChunk { .. })) => Err(
             AttemptError::Next(HolderError::Failed(format!("served a corrupt chunk: {e}"))),
         ),
