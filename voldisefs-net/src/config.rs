@@ -63,7 +63,10 @@ pub(crate) const DEFAULT_UNVERIFIED_FORGET_AFTER: Duration = Duration::from_secs
 ///   already once its pooled connection has been unused for `idle_timeout / 2`;
 /// - a frame is at most `max_frame_len` bytes, and its buffer grows with the bytes that arrive,
 ///   never with what its length prefix announces (see
-///   [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP)).
+///   [`GROWTH_STEP`](voldisefs_proto::codec::GROWTH_STEP)), except that all connections
+///   together may allocate up to `frame_reserve_budget` bytes for large frames whose length
+///   is known before their bytes arrive (so those are read without copies; see
+///   [`ReserveBudget`](voldisefs_proto::ReserveBudget)).
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Time allowed to open a TCP connection.
@@ -113,6 +116,12 @@ pub struct NetConfig {
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted or sent.
     pub max_frame_len: usize,
+    /// Bytes all connections together may allocate for incoming large frames (64 KiB and up)
+    /// as soon as their length is known, so their bytes are read straight into one exact
+    /// buffer. Frames that find it spent grow their buffer with the bytes that arrive (one
+    /// copy more). A peer that announces frames and stalls holds its share until
+    /// `frame_timeout` closes it. Default 64 MiB; 0 turns it off.
+    pub frame_reserve_budget: usize,
     /// Peers contacted at once during bootstrap.
     pub bootstrap_parallelism: usize,
     /// Time between two probe rounds; every known peer is pinged once per round.
@@ -226,6 +235,7 @@ impl Default for NetConfig {
             drill_loss: 0.0,
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
+            frame_reserve_budget: 64 << 20,
             bootstrap_parallelism: 16,
             probe_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(1),

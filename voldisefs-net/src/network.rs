@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
     pool: Mutex<HashMap<SocketAddr, Slot>>,
     pub(crate) counters: Arc<Counters>,
+    /// What every connection's codec may allocate ahead of a large frame's bytes.
+    pub(crate) frame_budget: voldisefs_proto::ReserveBudget,
     /// Keyed mode: the network key and this node's static key pair.
     pub(crate) keyed: Option<Keyed>,
     isolated: AtomicBool,
@@ -103,6 +105,7 @@ impl Shared {
     /// A codec with this node's frame cap, counting into its traffic counters.
     pub(crate) fn codec(&self) -> CountingCodec {
         CountingCodec::new(self.config.max_frame_len, self.counters.clone())
+            .with_budget(self.frame_budget.clone())
     }
 
     /// Whether the node is cut off from its peers (see [`Network::set_isolated`]).
@@ -175,6 +178,7 @@ impl Network {
             Membership::with_limits(PeerInfo { id, addr }, config.max_peers, config.forget_after)
                 .with_unverified_forget_after(config.unverified_forget_after);
         let verifier = Verifier::new(config.max_verifying, config.max_verify_pending);
+        let frame_budget = voldisefs_proto::ReserveBudget::new(config.frame_reserve_budget);
         let shared = Arc::new(Shared {
             config,
             membership,
@@ -183,6 +187,7 @@ impl Network {
             tracker: TaskTracker::new(),
             pool: Mutex::new(HashMap::new()),
             counters: Arc::default(),
+            frame_budget,
             keyed,
             isolated: AtomicBool::new(false),
             freeze: Freeze::new(),
@@ -220,6 +225,11 @@ impl Network {
     /// Peer traffic of this node so far.
     pub fn traffic(&self) -> TrafficStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Bytes of [`NetConfig::frame_reserve_budget`] no connection holds now.
+    pub fn frame_reserve_available(&self) -> usize {
+        self.shared.frame_budget.available()
     }
 
     /// Cuts this node off from every peer (`true`) or reconnects it (`false`), as a network

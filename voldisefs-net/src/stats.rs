@@ -130,6 +130,12 @@ impl CountingCodec {
         }
     }
 
+    /// This codec, reading large frames into exact buffers while `budget` lasts.
+    pub(crate) fn with_budget(mut self, budget: voldisefs_proto::ReserveBudget) -> Self {
+        self.inner = self.inner.with_budget(budget);
+        self
+    }
+
     fn count_in(&self, before: usize, after: usize, frame: &Option<Frame>) {
         if frame.is_some() {
             self.counters.frames_in.fetch_add(1, Ordering::Relaxed);

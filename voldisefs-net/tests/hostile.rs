@@ -91,13 +91,20 @@ fn put(body: &'static [u8]) -> Payload {
 /// (a) Sixty peers that finish their hello, announce a 16 MiB frame, send a few bytes of it
 /// and stall are all closed once `frame_timeout` passes, while a peer that is merely quiet
 /// after its hello (no frame started) stays open, and an honest node joins and makes requests
-/// meanwhile. That the node does not hold 16 MiB per stalled peer in the meantime is shown by
-/// the codec test `an_announced_16_mib_frame_reserves_little_until_its_bytes_arrive`.
+/// meanwhile. The stalled peers spend the node's frame reserve budget (17 MiB here: one of
+/// them), no more; the honest node's 1 MiB chunk is read without it (its buffer grows with its
+/// bytes),
+/// and the budget is whole again once the stalled peers are closed. That the node does not
+/// hold 16 MiB per stalled peer is shown by the codec tests
+/// `an_announced_16_mib_frame_reserves_little_until_its_bytes_arrive` and
+/// `stalled_announcements_hold_at_most_the_budget`.
 #[tokio::test]
 async fn stalled_frames_are_closed_after_the_frame_timeout() {
     let frame_timeout = Duration::from_millis(700);
+    let budget = 17 * 1024 * 1024;
     let node = start_with(NetConfig {
         frame_timeout,
+        frame_reserve_budget: budget,
         ..quiet()
     })
     .await;
@@ -114,11 +121,26 @@ async fn stalled_frames_are_closed_after_the_frame_timeout() {
         stalled.push(s);
     }
     let started = Instant::now();
+    let spent = async {
+        // Bounded: 200 looks, 10 ms apart.
+        for _ in 0..200 {
+            if node.frame_reserve_available() < 1024 * 1024 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the stalled frames never took the budget");
+    };
+    spent.await;
+    assert!(node.frame_reserve_available() <= budget);
 
-    // Meanwhile an honest node joins and works.
+    // Meanwhile an honest node joins and works, a large frame included.
     let honest = start_with(quiet()).await;
     honest.join(&[addr]).await.unwrap();
     let answer = honest.request(node.local(), put(b"honest chunk")).await;
+    assert_eq!(answer.unwrap().message, Message::Ack);
+    let large: &'static [u8] = Box::leak(vec![5u8; 1024 * 1024].into_boxed_slice());
+    let answer = honest.request(node.local(), put(large)).await;
     assert_eq!(answer.unwrap().message, Message::Ack);
     assert_eq!(
         honest.request(node.local(), ping()).await.unwrap().message,
@@ -136,6 +158,14 @@ async fn stalled_frames_are_closed_after_the_frame_timeout() {
         took >= frame_timeout.mul_f32(0.9),
         "closed after {took:?}, before the frame timeout"
     );
+    // Closed connections give their share back (bounded wait: closing is asynchronous).
+    for _ in 0..200 {
+        if node.frame_reserve_available() == budget {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.frame_reserve_available(), budget);
     // Control: no frame started, no frame timeout (the idle timeout is 60 s here).
     assert_eq!(
         closed_within(&mut quiet_member, Duration::from_millis(200)).await,

@@ -18,7 +18,16 @@
 //! the frame's exact size (see [`GROWTH_STEP`]). The
 //! large body is then kept as one slice of that exact buffer, without a copy at the end and
 //! without pinning unrelated bytes. A peer that announces 16 MiB and sends 10 bytes holds about
-//! 128 KiB, not 16 MiB. The
+//! 128 KiB, not 16 MiB.
+//!
+//! The steps copy what arrived into each larger buffer: about one copy of every large frame.
+//! Codecs given a shared [`ReserveBudget`] ([`FrameCodec::with_budget`]) skip them while the
+//! budget lasts: a large frame's exact buffer is allocated as soon as its length is known and
+//! its bytes are read straight into it, the frame's size drawn from the budget until the frame
+//! is complete (or the codec dropped). When the budget is spent (peers that announce large
+//! frames and stall hold it until the frame timeout closes them) the codec falls back to the
+//! steps above, so the memory a peer can make us reserve ahead of its bytes is the budget for
+//! all codecs together, plus twice what arrived. The
 //! body is present exactly when [`Message::carries_body`] says so; a body on any other message
 //! is invalid. The decoder tells "need more bytes" (`Ok(None)`), "too large"
 //! ([`CodecError::TooLarge`]) and "invalid" ([`CodecError::Malformed`], [`CodecError::Json`])
@@ -28,6 +37,9 @@
 //! because that codec reports an oversized frame as an untyped `io::Error`.
 
 use std::io;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -120,10 +132,63 @@ impl CodecError {
     }
 }
 
+/// Bytes that codecs sharing it may allocate for large frames before those frames' bytes have
+/// arrived (see the module docs). Cloning shares the budget.
+#[derive(Debug, Clone)]
+pub struct ReserveBudget(Arc<AtomicUsize>);
+
+impl ReserveBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(AtomicUsize::new(bytes)))
+    }
+
+    /// Bytes not reserved by any codec now.
+    pub fn available(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Takes `bytes` if that many are left.
+    fn try_take(&self, bytes: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+}
+
+/// Bytes taken from a [`ReserveBudget`], given back when dropped.
+#[derive(Debug)]
+struct Reservation {
+    budget: ReserveBudget,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.0.fetch_add(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// [`Decoder`]/[`Encoder`] for [`Frame`]s; use with `tokio_util::codec::Framed`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct FrameCodec {
     max_frame_len: usize,
+    budget: Option<ReserveBudget>,
+    /// What this codec holds of `budget` for the frame it is reading.
+    reserved: Option<Reservation>,
+}
+
+impl Clone for FrameCodec {
+    /// The same cap and budget; the clone holds no reservation.
+    fn clone(&self) -> Self {
+        Self {
+            max_frame_len: self.max_frame_len,
+            budget: self.budget.clone(),
+            reserved: None,
+        }
+    }
 }
 
 impl Default for FrameCodec {
@@ -137,6 +202,8 @@ impl FrameCodec {
     pub const fn new() -> Self {
         Self {
             max_frame_len: MAX_FRAME_LEN,
+            budget: None,
+            reserved: None,
         }
     }
 
@@ -144,6 +211,29 @@ impl FrameCodec {
     pub fn with_max_frame_len(max_frame_len: usize) -> Self {
         Self {
             max_frame_len: max_frame_len.min(u32::MAX as usize),
+            ..Self::new()
+        }
+    }
+
+    /// This codec, reading large frames into exact buffers while `budget` lasts (see the
+    /// module docs).
+    pub fn with_budget(mut self, budget: ReserveBudget) -> Self {
+        self.reserved = None;
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Takes `bytes` from the budget for the frame being read, if it has them.
+    fn reserve(&mut self, bytes: usize) -> bool {
+        match &self.budget {
+            Some(budget) if budget.try_take(bytes) => {
+                self.reserved = Some(Reservation {
+                    budget: budget.clone(),
+                    bytes,
+                });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -214,6 +304,11 @@ impl Decoder for FrameCodec {
             if len < EXACT_BUFFER_MIN {
                 // Below the growth step: room for the rest at once (bounded by the step).
                 src.reserve(want - src.len());
+            } else if self.reserved.is_none() && src.capacity() < want && self.reserve(want) {
+                // Paid for by the budget: the exact buffer now, the rest read straight in.
+                let mut exact = BytesMut::with_capacity(want);
+                exact.extend_from_slice(src);
+                *src = exact;
             } else if src.capacity() < want.min(src.len() + GROWTH_STEP) {
                 // Grow with the bytes received, never to what the prefix announced: at most
                 // twice what arrived, and exactly the frame from half of it on, so the
@@ -226,6 +321,8 @@ impl Decoder for FrameCodec {
             }
             return Ok(None);
         }
+        // The frame is here: what it reserved is now simply its buffer.
+        self.reserved = None;
         src.advance(4);
         let mut frame = src.split_to(len);
         let json_len = frame.get_u32() as usize;

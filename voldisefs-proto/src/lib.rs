@@ -31,7 +31,7 @@ mod ids;
 mod message;
 pub mod proof;
 
-pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN};
+pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN, ReserveBudget};
 pub use ids::{ChunkId, DeleteKey, FileId, IdError, NodeId, ProofDigest, ProofNonce};
 pub use message::{
     ChunkProof, Envelope, ErrorCode, MAX_BATCH, MAX_PEERS_PER_ANSWER, Message, PROTOCOL_VERSION,

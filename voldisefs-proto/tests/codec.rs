@@ -11,6 +11,7 @@ use voldisefs_proto::codec::GROWTH_STEP;
 use voldisefs_proto::{
     ChunkId, ChunkProof, CodecError, DeleteKey, Envelope, ErrorCode, Frame, FrameCodec,
     MAX_FRAME_LEN, Message, NodeId, PROTOCOL_VERSION, PeerInfo, ProofDigest, ProofNonce,
+    ReserveBudget,
 };
 
 fn node_id() -> impl Strategy<Value = NodeId> {
@@ -398,6 +399,105 @@ fn large_frames_grow_with_the_bytes_and_end_in_an_exact_buffer() {
     }
     assert_eq!(frame.unwrap().body, Some(body));
     assert!(buf.is_empty());
+}
+
+/// A 1 MiB chunk frame on the wire.
+fn chunk_frame() -> (Bytes, BytesMut) {
+    let body = Bytes::from(vec![3u8; 1024 * 1024]);
+    let chunk = ChunkId::digest(&body);
+    let wire = encode(Frame::with_body(9, Message::Chunk { chunk }, body.clone()));
+    (body, wire)
+}
+
+#[test]
+fn with_a_budget_a_large_frame_is_read_into_one_buffer_without_copies() {
+    let (body, wire) = chunk_frame();
+    let budget = ReserveBudget::new(4 * 1024 * 1024);
+    let mut codec = FrameCodec::new().with_budget(budget.clone());
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut pieces = wire.chunks(8 * 1024);
+    buf.extend_from_slice(pieces.next().unwrap());
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    // The exact buffer at once, paid for by the budget ...
+    assert_eq!(buf.capacity(), wire.len());
+    assert_eq!(budget.available(), 4 * 1024 * 1024 - wire.len());
+    let start = buf.as_ptr() as usize;
+    let mut frame = None;
+    for piece in pieces {
+        assert!(frame.is_none());
+        buf.extend_from_slice(piece);
+        // ... and every later byte lands in it: no reallocation, no copy.
+        assert_eq!(buf.as_ptr() as usize, start);
+        frame = codec.decode(&mut buf).unwrap();
+    }
+    let got = frame.unwrap().body.unwrap();
+    assert_eq!(got, body);
+    assert!((start..start + wire.len()).contains(&(got.as_ptr() as usize)));
+    // The frame is complete: the budget is whole again.
+    assert_eq!(budget.available(), 4 * 1024 * 1024);
+}
+
+#[test]
+fn a_spent_budget_falls_back_to_growing_with_the_bytes() {
+    let (body, wire) = chunk_frame();
+    // Less than one frame: every large frame takes the steps.
+    let budget = ReserveBudget::new(wire.len() - 1);
+    let mut codec = FrameCodec::new().with_budget(budget.clone());
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let (mut fed, mut frame) = (0, None);
+    for piece in wire.chunks(4096) {
+        buf.extend_from_slice(piece);
+        fed += piece.len();
+        frame = codec.decode(&mut buf).unwrap();
+        if frame.is_none() {
+            assert!(buf.capacity() <= (2 * fed).max(fed + 2 * GROWTH_STEP));
+        }
+    }
+    assert_eq!(frame.unwrap().body, Some(body));
+    assert_eq!(budget.available(), wire.len() - 1);
+}
+
+#[test]
+fn a_codec_dropped_mid_frame_gives_its_reservation_back() {
+    let (_, wire) = chunk_frame();
+    let budget = ReserveBudget::new(2 * wire.len());
+    let mut codec = FrameCodec::new().with_budget(budget.clone());
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&wire[..100]);
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert_eq!(budget.available(), wire.len());
+    // A clone shares the budget but holds nothing of it.
+    let clone = codec.clone();
+    drop(codec);
+    assert_eq!(budget.available(), 2 * wire.len());
+    drop(clone);
+    assert_eq!(budget.available(), 2 * wire.len());
+}
+
+/// A hundred peers announce 16 MiB frames and stall: together they hold the budget and, for
+/// those that found it spent, twice what they sent, not 1.6 GiB.
+#[test]
+fn stalled_announcements_hold_at_most_the_budget() {
+    let budget = ReserveBudget::new(64 * 1024 * 1024);
+    let mut held = 0;
+    let mut codecs = Vec::new();
+    for _ in 0..100 {
+        let mut codec = FrameCodec::new().with_budget(budget.clone());
+        let mut buf = BytesMut::new();
+        buf.put_u32(16 * 1024 * 1024);
+        buf.put_u32(6);
+        buf.extend_from_slice(b"{\"id\":");
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        held += buf.capacity();
+        codecs.push((codec, buf));
+    }
+    assert!(budget.available() < 16 * 1024 * 1024);
+    assert!(
+        held <= 64 * 1024 * 1024 + 100 * 256 * 1024,
+        "{held} bytes held for 1400 received"
+    );
+    drop(codecs);
+    assert_eq!(budget.available(), 64 * 1024 * 1024);
 }
 
 #[test]
