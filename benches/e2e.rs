@@ -28,7 +28,7 @@
 //! Last, it prints the CPU each role spends per GiB (gateway put and get, receiving and
 //! serving peers) next to what the role cannot avoid, measured in the same run: AES-256-GCM
 //! and the content-id hash (BLAKE3 since format version 4) on one core, and the kernel's cost
-//! of loopback TCP (issue 15). The end-to-end rates are set against one core of AES-256-GCM +
+//! of loopback TCP and of fresh memory for what a role stores (issue 15). The end-to-end rates are set against one core of AES-256-GCM +
 //! SHA-256, the reference issue 15 fixed (what `openssl speed` gives for the old format's
 //! primitives).
 //! Without `--bench` (as `cargo test --benches` runs it) it does a one-size smoke run.
@@ -636,13 +636,17 @@ async fn peer_bytes(client: &reqwest::Client, node: &NodeProc) -> Result<(u64, u
 /// Argon2id run with the nodes' default parameters (seconds, not per GiB), and the kernel's
 /// cost of moving a GiB through a loopback TCP connection (sender and receiver together, 1 MiB
 /// writes and reads): what every byte a node sends or receives costs it. SHA-256 of 16 KiB
-/// blocks too: issue 15's reference rate, and the id hash of format versions up to 3.
+/// blocks too: issue 15's reference rate, and the id hash of format versions up to 3. And
+/// what the kernel charges to put a GiB into RAM the process has not touched before (page
+/// faults, zeroed pages), beyond writing it into memory already touched: what every byte a
+/// node stores costs it, in a store that lives in RAM.
 struct Primitives {
     aes: f64,
     id: f64,
     sha: f64,
     kdf: f64,
     tcp: f64,
+    fresh: f64,
 }
 
 impl Primitives {
@@ -684,13 +688,31 @@ impl Primitives {
         std::hint::black_box(voldisefs::crypto::PasswordKey::derive(&password, params)?);
         let kdf = support::cpu_seconds(None) - started;
         let tcp = Self::tcp()?;
+        let fresh = Self::fresh_memory(&chunk);
         Ok(Self {
             aes,
             id,
             sha,
             kdf,
             tcp,
+            fresh,
         })
+    }
+
+    /// CPU seconds to write 1 GiB of `chunk`-sized buffers into fresh memory, minus the same
+    /// writes into the same buffers once touched.
+    fn fresh_memory(chunk: &[u8]) -> f64 {
+        let count = (GIB / chunk.len() as u64) as usize;
+        let started = support::cpu_seconds(None);
+        let mut held: Vec<Vec<u8>> = (0..count).map(|_| chunk.to_vec()).collect();
+        let fresh = support::cpu_seconds(None) - started;
+        let started = support::cpu_seconds(None);
+        for buf in &mut held {
+            buf.copy_from_slice(chunk);
+        }
+        std::hint::black_box(&held);
+        let warm = support::cpu_seconds(None) - started;
+        (fresh - warm).max(0.0)
     }
 
     /// CPU seconds (both ends) to move 1 GiB through a loopback TCP connection.
@@ -971,14 +993,14 @@ fn growth_text(r: &GetResult) -> String {
 fn print_roles(rows: &[Row], p: &Primitives) {
     let gib = GIB as f64;
     println!(
-        "\n## CPU per GiB by role (same run: AES-256-GCM {:.2} s/GiB, content id (BLAKE3) {:.2} s/GiB, SHA-256 {:.2} s/GiB, one Argon2id run {:.2} s, subtracted from each gateway operation; loopback TCP {:.2} s/GiB, sender and receiver together)\n",
-        p.aes, p.id, p.sha, p.kdf, p.tcp
+        "\n## CPU per GiB by role (same run: AES-256-GCM {:.2} s/GiB, content id (BLAKE3) {:.2} s/GiB, SHA-256 {:.2} s/GiB, one Argon2id run {:.2} s, subtracted from each gateway operation; loopback TCP {:.2} s/GiB, sender and receiver together; fresh memory {:.2} s/GiB)\n",
+        p.aes, p.id, p.sha, p.kdf, p.tcp, p.fresh
     );
     println!(
-        "Unavoidable: the role's primitives (gateway put: AES + id; receiving peer: id; gateway get: id + AES). With TCP: plus half the loopback cost for every byte the role receives or sends. Each row is the best of the repeats.\n"
+        "Unavoidable: the role's primitives (gateway put: AES + id; receiving peer: id; gateway get: id + AES). With TCP and RAM: plus half the loopback cost for every byte the role receives or sends, and the fresh-memory cost for every byte it stores. Each row is the best of the repeats.\n"
     );
     println!(
-        "| nodes | size | role | CPU s/GiB | unavoidable s/GiB | ratio (target <= 1.5) | with TCP s/GiB | ratio to that |"
+        "| nodes | size | role | CPU s/GiB | unavoidable s/GiB | ratio (target <= 1.5) | with TCP and RAM s/GiB | ratio to that |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     // (nodes, size, role) -> (best cost, unavoidable, with TCP), in first-seen order.
@@ -998,9 +1020,15 @@ fn print_roles(rows: &[Row], p: &Primitives) {
             let moved = row.moved.get(i).copied().unwrap_or(0) as f64 / gib;
             let half = p.tcp / 2.0;
             // The gateway receives the body and sends the copies (put), or receives the
-            // peers' chunks and sends the body (get): per GiB of file.
+            // peers' chunks and sends the body (get): per GiB of file. On a put it stores the
+            // copies it does not send.
             let gw_need = p.aes + p.id;
-            let gw_tcp = gw_need + half * (1.0 + moved / size);
+            let stored = if op.starts_with("put") {
+                (REPLICAS as f64 - moved / size).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let gw_tcp = gw_need + half * (1.0 + moved / size) + p.fresh * stored;
             let gw_cost = (gw - p.kdf).max(0.0) / size;
             note(
                 (row.nodes, row.size, format!("gateway {op}")),
@@ -1010,16 +1038,16 @@ fn print_roles(rows: &[Row], p: &Primitives) {
             );
             // Peers' share only when they moved chunks (not just a few probes).
             if moved > size / 100.0 {
-                let (role, need) = if op.starts_with("put") {
-                    ("receiving peers", p.id)
+                let (role, need, keep) = if op.starts_with("put") {
+                    ("receiving peers", p.id, p.fresh)
                 } else {
-                    ("serving peers", 0.0)
+                    ("serving peers", 0.0, 0.0)
                 };
                 note(
                     (row.nodes, row.size, format!("{role} ({op}, per GiB moved)")),
                     others / moved,
                     need,
-                    need + half,
+                    need + half + keep,
                 );
             }
         }

@@ -1,4 +1,4 @@
-//! Volatile store throughput: putting (which verifies the SHA-256 id) and getting 1 MiB chunks.
+//! Volatile store throughput: putting (which verifies the BLAKE3 id) and getting 1 MiB chunks.
 //!
 //! Run with `cargo bench --bench store`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]

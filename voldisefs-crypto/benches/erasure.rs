@@ -2,7 +2,7 @@
 //! (Leopard-RS, GF(2^16)), which [`Stripe`] uses, beside `reed-solomon-erasure` (GF(2^8),
 //! built with its `simd-accel` C kernels), for the shard counts a file may ask for; then
 //! [`Stripe::encode`] and [`Stripe::join`] (with one data shard missing) themselves: cutting,
-//! padding, SHA-256 of every shard and of the descriptor, copies.
+//! padding, BLAKE3 of every shard and of the descriptor, copies.
 //!
 //! The chunk is `1 MiB + 16` bytes of body (ciphertext and tag) and its 40-byte trailer; every
 //! throughput is counted in bytes of body. The codec rows use the same payloads (the body cut
@@ -141,7 +141,7 @@ fn erasure(c: &mut Criterion) {
             )
         });
 
-        // The crate's own path: cut, pad, encode, append trailers, SHA-256 every shard and the
+        // The crate's own path: cut, pad, encode, append trailers, BLAKE3 every shard and the
         // descriptor; join with one data shard missing (decode, then concatenate).
         g.bench_function("Stripe::encode", |b| {
             b.iter(|| black_box(Stripe::encode(k8, m8, black_box(&sealed)).unwrap()))
