@@ -777,14 +777,14 @@ enum Verify {
 /// The client's running hash of an upload or a download.
 enum ClientHash {
     Blake3(Box<blake3::Hasher>),
-    Sha256(Context),
+    Sha256(Box<Context>),
 }
 
 impl ClientHash {
     fn new(verify: Verify) -> Option<Self> {
         match verify {
             Verify::Blake3 => Some(Self::Blake3(Box::default())),
-            Verify::Sha256 => Some(Self::Sha256(Context::new(&SHA256))),
+            Verify::Sha256 => Some(Self::Sha256(Box::new(Context::new(&SHA256)))),
             Verify::Bytes => None,
         }
     }
