@@ -455,13 +455,12 @@ mod tests {
         // Too short to hold a tag and a check: refused, no panic.
         for len in 0..CHUNK_OVERHEAD {
             assert!(
-                c.open_raw(1, true, crate::Plaintext::new(sealed.bytes[..len].to_vec()))
+                c.open_raw(1, true, Plaintext::new(sealed.bytes[..len].to_vec()))
                     .is_err()
             );
         }
         assert_eq!(
-            *c.open_raw(1, true, crate::Plaintext::new(sealed.bytes))
-                .unwrap(),
+            *c.open_raw(1, true, Plaintext::new(sealed.bytes)).unwrap(),
             *b"last"
         );
     }
