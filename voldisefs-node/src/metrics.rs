@@ -159,12 +159,12 @@ impl Collector for StateCollector {
         single(
             e,
             "peers_demoted",
-            "Peers ranked last for now because they failed a get, put or proof",
+            "Peers ranked last for now because they failed a get, put, proof or has_chunks question",
             ConstGauge::new(demoted as i64),
         )?;
         let mut failures = e.encode_descriptor(
             "holder_failures",
-            "Gets, puts and proofs of possession peers failed (timeout, error, wrong answer)",
+            "Gets, puts, proofs of possession and has_chunks questions peers failed (timeout, error, wrong answer)",
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;

@@ -40,6 +40,22 @@ impl Handler for Liar {
     }
 }
 
+/// A member that acknowledges every put and delete, keeps nothing, and never answers anything
+/// else: not a get, not a proof, and not the `has_chunks` question a shard search asks the
+/// ranked nodes when shards are not where placement puts them.
+struct Mute;
+
+impl Handler for Mute {
+    async fn handle(&self, _from: NodeId, request: Payload) -> Payload {
+        let message = match request.message {
+            Message::PutChunk { chunk } => Message::PutOk { chunk },
+            Message::DeleteChunks { .. } => Message::Ack,
+            _ => std::future::pending().await,
+        };
+        Payload::new(message)
+    }
+}
+
 /// A [`Liar`] that also writes down the id of every chunk it is sent.
 #[derive(Default)]
 struct Snoop(std::sync::Mutex<Vec<voldisefs_node::proto::ChunkId>>);
@@ -95,7 +111,17 @@ async fn member<H: Handler>(seed: std::net::SocketAddr, handler: Arc<H>) -> Netw
 
 /// Reads file `id` (password "pw") through `node` within 10 s, or fails with `what`.
 async fn read_within(node: &Node, id: voldisefs_node::proto::FileId, what: &str) -> Vec<u8> {
-    tokio::time::timeout(Duration::from_secs(10), node.download_bytes(id, pw("pw")))
+    read_by(node, id, Duration::from_secs(10), what).await
+}
+
+/// Reads file `id` (password "pw") through `node` within `deadline`, or fails with `what`.
+async fn read_by(
+    node: &Node,
+    id: voldisefs_node::proto::FileId,
+    deadline: Duration,
+    what: &str,
+) -> Vec<u8> {
+    tokio::time::timeout(deadline, node.download_bytes(id, pw("pw")))
         .await
         .expect(what)
         .unwrap()
@@ -548,14 +574,32 @@ async fn a_seed_listing_peers_that_hang_does_not_hold_up_the_start() {
 /// shards on honest nodes, so two honest nodes lost at once afterwards cost nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
+    erasure_coded_reads_never_wait_on(Arc::new(Liar), Duration::from_secs(20)).await;
+}
+
+/// A member that hangs on `has_chunks` (and on gets and proofs) holds up no shard search: after
+/// two honest nodes are lost, shards are searched for, and every read still finishes inside one
+/// attempt's deadline (8 s here). Repair, which waits for every ranked peer's answer up to that
+/// deadline, gets the stripes whole on the honest nodes a sweep or two later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_hanging_on_has_chunks_stalls_no_shard_search() {
+    erasure_coded_reads_never_wait_on(Arc::new(Mute), Duration::from_secs(8)).await;
+}
+
+/// Six honest nodes with `rs:4+2` and one hostile member answering with `handler`: every read
+/// finishes within half of `attempt` (at most 10 s), before and after the stripes are whole on
+/// the honest nodes and after two honest nodes are lost at once.
+async fn erasure_coded_reads_never_wait_on<H: Handler>(handler: Arc<H>, attempt: Duration) {
     let rs = voldisefs_node::crypto::Redundancy::ErasureCoded { data: 4, parity: 2 };
     let mut nodes = common::network_with(6, |c| NodeConfig {
         redundancy: Some(rs),
+        attempt_timeout: attempt,
         ..fast(c)
     })
     .await;
-    let liar = liar(nodes[0].peer_addr()).await;
-    eventually("the liar is a member", || {
+    let deadline = (attempt / 2).min(Duration::from_secs(10));
+    let hostile = member(nodes[0].peer_addr(), handler).await;
+    eventually("the hostile peer is a member", || {
         nodes.iter().all(|n| n.live_nodes().len() == 7)
     })
     .await;
@@ -572,32 +616,59 @@ async fn a_lying_member_loses_no_shard_of_an_erasure_coded_file() {
     }
     for node in &nodes[..2] {
         for (r, bytes) in &files {
-            let read = read_within(node, r.id, "a read stalled behind the liar").await;
+            let read = read_by(
+                node,
+                r.id,
+                deadline,
+                "a read stalled behind the hostile peer",
+            )
+            .await;
             assert_eq!(&read, bytes);
         }
     }
     // Six shards and six descriptors of every stripe on the honest nodes.
-    eventually("every stripe whole on honest nodes", || {
-        total_chunks(&nodes) >= stripes * 12 + files.len() as u64 * 3
-    })
-    .await;
-    // Every read still succeeds without waiting on the liar.
+    // Bounded: a repair sweep waits for a hung peer's answers up to `attempt`.
+    let whole = async {
+        while total_chunks(&nodes) < stripes * 12 + files.len() as u64 * 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(attempt * 5, whole)
+        .await
+        .expect("every stripe whole on honest nodes");
+    // Every read still succeeds without waiting on the hostile peer.
     for (r, bytes) in &files {
-        let read = read_within(&nodes[2], r.id, "a read stalled behind the liar").await;
+        let read = read_by(
+            &nodes[2],
+            r.id,
+            deadline,
+            "a read stalled behind the hostile peer",
+        )
+        .await;
         assert_eq!(&read, bytes);
     }
     // Two honest nodes lost at once cost nothing either: four shards of every stripe are left,
-    // and a read finds them without waiting out the liar's hung gets.
-    common::more_sweeps(&nodes, 2).await;
+    // and a read finds them without waiting out the hostile peer's hung requests.
+    // Two more sweeps everywhere (bounded: a sweep waits for a hung peer up to `attempt`).
+    let sweeps = |node: &Node| node.status().repair.sweeps;
+    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
+    let settled = async {
+        while nodes.iter().zip(&start).any(|(n, s)| sweeps(n) < s + 2) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(attempt * 4, settled)
+        .await
+        .expect("two more repair sweeps on every node");
     let lost = [nodes.remove(4), nodes.remove(1)];
     for node in &lost {
         node.crash().await;
     }
     for (r, bytes) in &files {
-        let stalled = "a read stalled behind the liar after two honest nodes were lost";
-        assert_eq!(&read_within(&nodes[0], r.id, stalled).await, bytes);
+        let stalled = "a read stalled behind the hostile peer after two honest nodes were lost";
+        assert_eq!(&read_by(&nodes[0], r.id, deadline, stalled).await, bytes);
     }
-    liar.shutdown().await;
+    hostile.shutdown().await;
     shutdown(nodes).await;
 }
 

@@ -32,11 +32,15 @@ pub(crate) enum Failure {
     Put,
     /// A proof of possession was wrong, missing or late.
     Proof,
+    /// A `has_chunks` question went unanswered within the attempt deadline (or got a wrong
+    /// answer): a member that never says what it holds is no holder to rank first.
+    Query,
 }
 
 impl Failure {
     /// Every kind, in counter order.
-    const ALL: [Failure; 3] = [Failure::Get, Failure::Put, Failure::Proof];
+    pub(crate) const ALL: [Failure; 4] =
+        [Failure::Get, Failure::Put, Failure::Proof, Failure::Query];
 
     /// Stable lowercase name for metrics.
     pub(crate) fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Failure {
             Failure::Get => "get",
             Failure::Put => "put",
             Failure::Proof => "proof",
+            Failure::Query => "query",
         }
     }
 }
@@ -73,7 +78,7 @@ pub(crate) struct Health {
     get_latency: Latency,
     put_latency: Latency,
     rtt: Latency,
-    failures: [std::sync::atomic::AtomicU64; 3],
+    failures: [std::sync::atomic::AtomicU64; Failure::ALL.len()],
 }
 
 impl Health {
@@ -132,7 +137,7 @@ impl Health {
     }
 
     /// Failures so far by kind (`get`, `put`, `proof`).
-    pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
+    pub(crate) fn failure_counts(&self) -> [(Failure, u64); Failure::ALL.len()] {
         Failure::ALL.map(|f| {
             (
                 f,
@@ -241,9 +246,14 @@ mod tests {
         h.failure(p, Failure::Put);
         tokio::time::advance(DEMOTION_BASE).await;
         assert!(!h.is_demoted(&p), "a success resets the streak");
-        assert_eq!(h.of(&p).failures, 3);
+        h.failure(p, Failure::Query);
+        assert_eq!(h.of(&p).failures, 4);
         let counts = h.failure_counts();
-        assert_eq!(counts.map(|(_, n)| n), [1, 1, 1]);
+        assert_eq!(counts.map(|(_, n)| n), [1, 1, 1, 1]);
+        assert_eq!(
+            counts.map(|(k, _)| k.as_str()),
+            ["get", "put", "proof", "query"]
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -275,7 +275,7 @@ impl Cluster {
     }
 
     /// Holder failures so far, by kind.
-    pub(crate) fn failure_counts(&self) -> [(Failure, u64); 3] {
+    pub(crate) fn failure_counts(&self) -> [(Failure, u64); Failure::ALL.len()] {
         self.inner.health.failure_counts()
     }
 
@@ -418,6 +418,11 @@ impl Cluster {
                 let answer = self.remote(peer).has(ids).await;
                 if answer.is_ok() {
                     self.inner.health.rtt().record(started.elapsed());
+                } else {
+                    // Silence is a failure too: without it a member that acknowledges puts
+                    // and never answers this question would stay ranked among the holders
+                    // and be handed the same shards again every sweep.
+                    self.note(holder, Failure::Query, &answer);
                 }
                 answer
             }
