@@ -473,20 +473,55 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
+/// Most of a refused upload's body read (and dropped) before the refusal is sent.
+const REFUSED_DRAIN_BYTES: usize = 8 << 20;
+/// Longest a refused upload's body is read before the refusal is sent.
+const REFUSED_DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and drops at most [`REFUSED_DRAIN_BYTES`] of `body`, for at most
+/// [`REFUSED_DRAIN_TIME`]. A client still sending a body the node has already refused (a bad
+/// header, an unavailable redundancy) then reads the refusal instead of a broken pipe; larger
+/// or slower bodies are cut off as before.
+async fn drain_refused(body: Body) {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut left = REFUSED_DRAIN_BYTES;
+    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, async {
+        while left > 0 {
+            match stream.next().await {
+                Some(Ok(piece)) => left = left.saturating_sub(piece.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
 async fn upload(
     State(node): State<Node>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let password = password(&headers)?;
-    let name = file_name(&headers)?;
-    let idle = node.config().http_body_idle_timeout;
-    let want_link = flag(&headers, LINK_HEADER)?;
-    let options = crate::UploadOptions {
-        expires_after: expires_after(&headers)?,
-        once: flag(&headers, ONCE_HEADER)?,
-        redundancy: redundancy(&headers)?,
+    // Everything that can refuse the upload before its body is read, checked first.
+    let early = || -> Result<_, ApiError> {
+        let password = password(&headers)?;
+        let name = file_name(&headers)?;
+        let want_link = flag(&headers, LINK_HEADER)?;
+        let options = crate::UploadOptions {
+            expires_after: expires_after(&headers)?,
+            once: flag(&headers, ONCE_HEADER)?,
+            redundancy: Some(node.redundancy(redundancy(&headers)?)?),
+        };
+        Ok((password, name, want_link, options))
     };
+    let (password, name, want_link, options) = match early() {
+        Ok(checked) => checked,
+        Err(refused) => {
+            drain_refused(body).await;
+            return Err(refused);
+        }
+    };
+    let idle = node.config().http_body_idle_timeout;
     let body = idle_limited(body.into_data_stream(), idle);
     let receipt = node
         .upload_with_options(

@@ -336,3 +336,30 @@ async fn metrics_describe_store_peers_requests_and_transfers() {
     );
     shutdown(nodes).await;
 }
+
+/// An upload refused on its headers (here a redundancy the network does not offer) answers the
+/// refusal even while the client is still sending a 6 MiB body: the node reads the body (up to
+/// 8 MiB, for up to a second) before it answers, instead of closing under the client's write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_is_answered_while_its_body_is_still_arriving() {
+    let nodes = network(1, 1).await;
+    let http = reqwest::Client::new();
+    let node = &nodes[0];
+    for _ in 0..3 {
+        let res = http
+            .post(url(node, "/api/v1/files"))
+            .header("X-Voldisefs-Password", "pw")
+            .header("X-Voldisefs-Redundancy", "replicas:3")
+            .body(data(6 << 20, 9))
+            .send()
+            .await
+            .expect("the refusal, not a broken connection");
+        assert!(res.status().is_client_error(), "{}", res.status());
+        let v: Value = res.json().await.unwrap();
+        assert!(
+            v["message"].as_str().unwrap().contains("keeps 1 copies"),
+            "{v}"
+        );
+    }
+    shutdown(nodes).await;
+}
