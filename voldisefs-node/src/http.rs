@@ -482,9 +482,8 @@ const REFUSED_DRAIN_TIME: Duration = Duration::from_secs(1);
 /// [`REFUSED_DRAIN_TIME`]. A client still sending a body the node has already refused (a bad
 /// header, an unavailable redundancy) then reads the refusal instead of a broken pipe; larger
 /// or slower bodies are cut off as before.
-async fn drain_refused(body: Body) {
+async fn drain_refused(mut stream: axum::body::BodyDataStream) {
     use futures_util::StreamExt as _;
-    let mut stream = body.into_data_stream();
     let mut left = REFUSED_DRAIN_BYTES;
     let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, async {
         while left > 0 {
@@ -517,7 +516,7 @@ async fn upload(
     let (password, name, want_link, options) = match early() {
         Ok(checked) => checked,
         Err(refused) => {
-            drain_refused(body).await;
+            drain_refused(body.into_data_stream()).await;
             return Err(refused);
         }
     };
@@ -741,15 +740,35 @@ async fn upload_collection(
 ) -> Result<Response, ApiError> {
     use multer::{Constraints, Multipart, SizeLimit};
 
-    let password = password(&headers)?;
-    let name = file_name(&headers)?;
-    let boundary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok())
-        .ok_or_else(|| {
-            bad_request("a collection upload is multipart/form-data: a `path` field, then a `file` field, for each file")
-        })?;
+    // Everything that can refuse the upload on its headers, checked before the body is read.
+    let early = || -> Result<_, ApiError> {
+        let password = password(&headers)?;
+        let name = file_name(&headers)?;
+        let boundary = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or_else(|| {
+                bad_request("a collection upload is multipart/form-data: a `path` field, then a `file` field, for each file")
+            })?;
+        if flag(&headers, ONCE_HEADER)? {
+            return Err(bad_request(format!(
+                "{ONCE_HEADER} works for single files: a collection's files are read one by one"
+            )));
+        }
+        let asked = redundancy(&headers)?;
+        if let Some(asked) = asked {
+            node.redundancy(Some(asked))?;
+        }
+        Ok((password, name, boundary, asked, expires_after(&headers)?))
+    };
+    let (password, name, boundary, asked, expires) = match early() {
+        Ok(checked) => checked,
+        Err(refused) => {
+            drain_refused(body.into_data_stream()).await;
+            return Err(refused);
+        }
+    };
     let idle = node.config().http_body_idle_timeout;
     let constraints = Constraints::new()
         .allowed_fields(vec!["path", "file"])
@@ -757,15 +776,7 @@ async fn upload_collection(
     let body = idle_limited(body.into_data_stream(), idle);
     let mut multipart = Multipart::with_constraints(body, boundary, constraints);
     let bad_part = |e: multer::Error| bad_request(format!("bad multipart body: {e}"));
-    if flag(&headers, ONCE_HEADER)? {
-        return Err(bad_request(format!(
-            "{ONCE_HEADER} works for single files: a collection's files are read one by one"
-        )));
-    }
-    let asked = redundancy(&headers)?;
-    let mut batch = node
-        .batch_expiring(password, expires_after(&headers)?)
-        .await?;
+    let mut batch = node.batch_expiring(password, expires).await?;
     if let Some(asked) = asked {
         batch.set_redundancy(asked)?;
     }

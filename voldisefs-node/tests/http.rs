@@ -340,11 +340,17 @@ async fn metrics_describe_store_peers_requests_and_transfers() {
 /// An upload refused on its headers (here a redundancy the network does not offer) answers the
 /// refusal even while the client is still sending a 6 MiB body: the node reads the body (up to
 /// 8 MiB, for up to a second) before it answers, instead of closing under the client's write.
+/// The same for a folder upload refused on its headers (`X-Voldisefs-Once` is for files).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_is_answered_while_its_body_is_still_arriving() {
     let nodes = network(1, 1).await;
     let http = reqwest::Client::new();
     let node = &nodes[0];
+    let mut folder =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
+            .to_vec();
+    folder.extend_from_slice(&data(6 << 20, 10));
+    folder.extend_from_slice(b"\r\n--XyZ--\r\n");
     for _ in 0..3 {
         let res = http
             .post(url(node, "/api/v1/files"))
@@ -358,6 +364,24 @@ async fn a_refused_upload_is_answered_while_its_body_is_still_arriving() {
         let v: Value = res.json().await.unwrap();
         assert!(
             v["message"].as_str().unwrap().contains("keeps 1 copies"),
+            "{v}"
+        );
+        let res = http
+            .post(url(node, "/api/v1/collections"))
+            .header("X-Voldisefs-Password", "pw")
+            .header("X-Voldisefs-Once", "true")
+            .header("Content-Type", "multipart/form-data; boundary=XyZ")
+            .body(folder.clone())
+            .send()
+            .await
+            .expect("the refusal, not a broken connection");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let v: Value = res.json().await.unwrap();
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("works for single files"),
             "{v}"
         );
     }
