@@ -496,6 +496,21 @@ async fn drain_refused(mut stream: axum::body::BodyDataStream) {
     .await;
 }
 
+/// What the headers gave (`checked`) with the body to read, or their refusal once the body
+/// was drained (see [`drain_refused`]).
+async fn refused_after_drain<T>(
+    checked: Result<T, ApiError>,
+    body: Body,
+) -> Result<(T, Body), ApiError> {
+    match checked {
+        Ok(checked) => Ok((checked, body)),
+        Err(refused) => {
+            drain_refused(body.into_data_stream()).await;
+            Err(refused)
+        }
+    }
+}
+
 async fn upload(
     State(node): State<Node>,
     headers: HeaderMap,
@@ -513,13 +528,7 @@ async fn upload(
         };
         Ok((password, name, want_link, options))
     };
-    let (password, name, want_link, options) = match early() {
-        Ok(checked) => checked,
-        Err(refused) => {
-            drain_refused(body.into_data_stream()).await;
-            return Err(refused);
-        }
-    };
+    let ((password, name, want_link, options), body) = refused_after_drain(early(), body).await?;
     let idle = node.config().http_body_idle_timeout;
     let body = idle_limited(body.into_data_stream(), idle);
     let receipt = node
@@ -762,13 +771,8 @@ async fn upload_collection(
         }
         Ok((password, name, boundary, asked, expires_after(&headers)?))
     };
-    let (password, name, boundary, asked, expires) = match early() {
-        Ok(checked) => checked,
-        Err(refused) => {
-            drain_refused(body.into_data_stream()).await;
-            return Err(refused);
-        }
-    };
+    let ((password, name, boundary, asked, expires), body) =
+        refused_after_drain(early(), body).await?;
     let idle = node.config().http_body_idle_timeout;
     let constraints = Constraints::new()
         .allowed_fields(vec!["path", "file"])
