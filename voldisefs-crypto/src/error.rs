@@ -120,6 +120,49 @@ pub enum Error {
     #[error("system random number generator failed")]
     Rng,
 
+    /// No source holds the file (never stored, expired or deleted).
+    #[error("no such file: never stored, expired or deleted")]
+    NotFound,
+
+    /// A chunk of the file is held by no source that answers now.
+    #[error("chunk {index} of the file is held by no reachable node")]
+    Unavailable {
+        /// Index of the first missing chunk.
+        index: u64,
+    },
+
+    /// Every source that answered for an object served bytes that failed verification.
+    #[error("every node that answered for object {id} served wrong bytes ({sources})")]
+    BadObject {
+        /// The object's id, hex.
+        id: String,
+        /// The sources that served wrong bytes.
+        sources: String,
+    },
+
+    /// The object store failed (unreachable, refused, full, ...).
+    #[error("{0}")]
+    Store(#[from] crate::client::StoreError),
+
+    /// The id names a collection where a file was expected.
+    #[error("this id names a collection, not a file")]
+    IsCollection,
+
+    /// The id names a file where a collection was expected.
+    #[error("this id names a file, not a collection")]
+    NotACollection,
+
+    /// A byte range that selects nothing of a file of `size` bytes.
+    #[error("the range selects nothing of a {size}-byte file")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
+
+    /// The caller's input was refused or could not be read (a body that failed, a bad path).
+    #[error("{0}")]
+    Input(String),
+
     /// A primitive failed in a way valid inputs never cause (a bug, not bad data).
     #[error("internal crypto error: {0}")]
     Internal(&'static str),

@@ -80,6 +80,7 @@
 //!   with [`Error::InsecureTestKdf`]. Enable it only from `[dev-dependencies]`.
 
 mod chunk;
+pub mod client;
 mod collection;
 mod delete;
 mod error;

@@ -1,0 +1,148 @@
+//! The client pipelines: sealing and opening files, streams, collections, ranges, expiry,
+//! burn after reading, redundancy, share links and deletes, written once and run over any
+//! [`ObjectStore`] (a node's object API from the CLI, a node's own cluster in gateway mode, or
+//! [`MemoryStore`]).
+//!
+//! Whoever runs a [`Client`] holds the secrets; the store only ever sees sealed objects, their
+//! public trailers, stripe descriptors and delete keys. CPU work (Argon2id, AES-GCM, BLAKE3,
+//! Reed-Solomon) runs on an [`Offload`], never on the task that drives the store, and chunks
+//! are sealed and opened in parallel; memory is bounded by
+//! [`Settings::parallelism`] chunks in flight per transfer, never by the file's size.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use voldisefs_crypto::client::{Access, Client, MemoryStore, PutOptions, Keying, Settings, Threads};
+//! use voldisefs_crypto::{Password, Redundancy};
+//! # fn main() -> Result<(), voldisefs_crypto::Error> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|_| voldisefs_crypto::Error::Rng)?;
+//! # runtime.block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let client = Client::new(store.clone(), Arc::new(Threads::per_core()?), Settings::default())?;
+//! let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from("hello"))]);
+//! let options = PutOptions::file("hello.txt", Redundancy::Replicas(3));
+//! let receipt = client.put(Keying::Password(Password::new("pw")), options, body).await?;
+//! let opened = client.open(receipt.id, Access::ReadKey(receipt.read_key.clone())).await?;
+//! assert_eq!(client.read_all(&opened, 1 << 20).await?, b"hello");
+//! # Ok(()) })
+//! # }
+//! ```
+
+mod collection;
+mod get;
+mod offload;
+mod put;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use collection::CollectionUpload;
+pub use get::{Access, Opened};
+pub use offload::{Inline, Job, Offload, Threads, run};
+pub use put::{Keying, PutOptions, PutReceipt};
+pub use store::{
+    BoxFuture, DeleteScope, Fetched, MemoryStore, Object, ObjectKind, ObjectStore, StoreError,
+    StoreErrorKind, Stored,
+};
+
+use crate::{ChunkSize, KdfParams, KekCache, Result};
+
+/// How a [`Client`] seals and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Argon2id parameters for new files.
+    pub kdf: KdfParams,
+    /// The most a record may ask of this reader's Argon2id (a planted record cannot make it
+    /// spend more).
+    pub kdf_ceiling: KdfParams,
+    /// Chunk size of new files.
+    pub chunk_size: ChunkSize,
+    /// Chunks in flight per transfer (sealing, opening, storing, fetching).
+    pub parallelism: usize,
+    /// Most objects in one batch of small files.
+    pub batch_objects: usize,
+    /// Most bytes in one batch of small files.
+    pub batch_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            kdf: KdfParams::default(),
+            kdf_ceiling: KdfParams::default(),
+            chunk_size: ChunkSize::default(),
+            parallelism: 8,
+            batch_objects: 256,
+            batch_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Keys cached per client: at most this many passwords' keys.
+const CACHE_ENTRIES: usize = 16;
+/// ... for at most this long.
+const CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs the pipelines over a store: cheap to clone (every clone shares the store, the offload
+/// threads and the password-key cache).
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn ObjectStore>,
+    offload: Arc<dyn Offload>,
+    settings: Settings,
+    cache: Arc<KekCache>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client over `store`, running CPU work on `offload`. Passwords' keys are cached (at
+    /// most 16, for at most 10 minutes, wiped when dropped) so a collection's files and a
+    /// repeated read cost one Argon2id run.
+    /// Fails only if the system random generator does.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        offload: Arc<dyn Offload>,
+        settings: Settings,
+    ) -> Result<Self> {
+        Ok(Self {
+            store,
+            offload,
+            settings,
+            cache: Arc::new(KekCache::new(CACHE_ENTRIES, CACHE_AGE)?),
+        })
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Runs `work` on the client's offload threads.
+    pub async fn offload<R, F>(&self, work: F) -> Result<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        run(&*self.offload, work).await
+    }
+}
+
+/// Seconds since the Unix epoch by this machine's clock.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,377 @@
+//! The small interface the pipelines run over: a store of sealed, content-addressed objects.
+//!
+//! A store never sees a key. It holds two shapes of object:
+//! - **objects**: sealed chunks and records, stored under the BLAKE3 of their bytes and kept as
+//!   whole copies;
+//! - **stripes**: a sealed chunk of an `rs:K+M` file, handed over as its public descriptor and
+//!   its K + M shards ([`EncodedStripe`]) and read back joined.
+//!
+//! Every read may come from one of several *sources* (nodes): the pipelines verify what each
+//! source answers and ask the next one when the bytes are wrong, so a store needs no trust in
+//! any one of them. [`MemoryStore`] is a complete store in RAM, for tests and examples.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::{DeleteKey, EncodedStripe, Stripe, content_id, expired, stored_expiry};
+
+/// A boxed future, as the store's methods return (`Send` everywhere but wasm32).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What went wrong in a store (a node, or the network behind it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    /// What kind of failure it is, for the caller's exit code or retry.
+    pub kind: StoreErrorKind,
+    /// One readable line (never a secret).
+    pub message: String,
+}
+
+impl StoreError {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Kinds of [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// No source could be reached.
+    Unreachable,
+    /// The store refused the request as given (bad id, expired, too large, a redundancy the
+    /// network cannot keep).
+    Refused,
+    /// The network has no room for it.
+    Full,
+    /// The objects exist but too few holders answer now; trying later may succeed.
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+/// One object to store: its id (the BLAKE3 of `bytes`) and its bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The object's id.
+    pub id: [u8; 32],
+    /// The sealed bytes.
+    pub bytes: bytes::Bytes,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("id", &crate::HexId(&self.id))
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// What a store says after storing: copies made of the least-copied object, of those wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// Copies (or, for a stripe, shards) confirmed for the least-kept object.
+    pub copies: usize,
+    /// Copies (or shards) the store wanted.
+    pub wanted: usize,
+}
+
+impl Stored {
+    /// The weaker of two receipts (for a batch or a whole file).
+    pub fn min(self, other: Stored) -> Stored {
+        Stored {
+            copies: self.copies.min(other.copies),
+            wanted: self.wanted.max(other.wanted),
+        }
+    }
+}
+
+/// What one source answered to a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The bytes it holds under the id (not yet verified: the caller checks them).
+    Found(bytes::Bytes),
+    /// It holds nothing under the id (never stored, expired or deleted).
+    Missing,
+}
+
+/// Which objects a delete reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteScope {
+    /// Every live node keeps a tombstone (a record: once it is gone nobody can start a read).
+    Everywhere,
+    /// The ranked holders of each id, over `nodes` nodes (K + M for stripes; 0: the copies).
+    Holders {
+        /// Nodes one object is spread over (0 for whole copies).
+        nodes: usize,
+    },
+}
+
+/// Whether a read asks for an object or a stripe (joined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A whole object; its id is the BLAKE3 of the bytes.
+    Object,
+    /// A stripe id; the answer is the joined sealed chunk, checked by its AEAD tag.
+    Stripe,
+}
+
+/// A store of sealed objects: what the pipelines run over. Implemented by the CLI (HTTP, one
+/// source per node), by a node over its cluster (gateway mode), and by [`MemoryStore`].
+///
+/// No method sees a key other than a delete key (which only erases the one file it belongs to).
+pub trait ObjectStore: Send + Sync {
+    /// Stores `objects` (a batch: many small files in one round trip) and reports the copies.
+    fn put(&self, objects: Vec<Object>) -> BoxFuture<'_, Result<Stored, StoreError>>;
+
+    /// Stores a stripe: its descriptor (under the stripe id) and its shards.
+    fn put_stripe(&self, stripe: EncodedStripe) -> BoxFuture<'_, Result<Stored, StoreError>>;
+
+    /// Reads `id` from source `source` (`0..sources()`).
+    fn get(
+        &self,
+        source: usize,
+        id: [u8; 32],
+        kind: ObjectKind,
+    ) -> BoxFuture<'_, Result<Fetched, StoreError>>;
+
+    /// Erases `ids` where `scope` says, presenting the file's delete key (holders erase only
+    /// objects whose delete check the key matches).
+    fn delete(
+        &self,
+        key: DeleteKey,
+        ids: Vec<[u8; 32]>,
+        scope: DeleteScope,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// How many sources reads can come from (at least 1).
+    fn sources(&self) -> usize {
+        1
+    }
+
+    /// A source's name for messages (a node's URL).
+    fn source_name(&self, source: usize) -> String {
+        format!("source {source}")
+    }
+
+    /// Told when `source` answered `id` with bytes that failed verification (the pipeline
+    /// has gone on to the next source). A store may warn, or stop asking that source.
+    fn report_bad(&self, source: usize, id: [u8; 32]) {
+        let _ = (source, id);
+    }
+}
+
+impl<S: ObjectStore + ?Sized> ObjectStore for Arc<S> {
+    fn put(&self, objects: Vec<Object>) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        (**self).put(objects)
+    }
+    fn put_stripe(&self, stripe: EncodedStripe) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        (**self).put_stripe(stripe)
+    }
+    fn get(
+        &self,
+        source: usize,
+        id: [u8; 32],
+        kind: ObjectKind,
+    ) -> BoxFuture<'_, Result<Fetched, StoreError>> {
+        (**self).get(source, id, kind)
+    }
+    fn delete(
+        &self,
+        key: DeleteKey,
+        ids: Vec<[u8; 32]>,
+        scope: DeleteScope,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        (**self).delete(key, ids, scope)
+    }
+    fn sources(&self) -> usize {
+        (**self).sources()
+    }
+    fn source_name(&self, source: usize) -> String {
+        (**self).source_name(source)
+    }
+    fn report_bad(&self, source: usize, id: [u8; 32]) {
+        (**self).report_bad(source, id)
+    }
+}
+
+/// A complete [`ObjectStore`] in RAM (one source): checks ids, keeps tombstones so a deleted
+/// object is never stored again, and drops expired objects when read. For tests, examples and
+/// programs that want the format without a network. Unbounded: give it only what you made.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+    /// The unix time expiry is judged by (`None`: the system clock).
+    now: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    objects: HashMap<[u8; 32], bytes::Bytes>,
+    stripes: HashMap<[u8; 32], bytes::Bytes>,
+    deleted: std::collections::HashSet<[u8; 32]>,
+}
+
+impl MemoryStore {
+    /// An empty store judging expiry by the system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store judging expiry as if it were `now` (unix seconds).
+    pub fn at(now: u64) -> Self {
+        Self {
+            now: Some(now),
+            ..Self::default()
+        }
+    }
+
+    /// Objects and stripes held.
+    pub fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.objects.len() + inner.stripes.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every object's bytes (stripes as their joined chunk), for tests that look for leaks.
+    pub fn contents(&self) -> Vec<bytes::Bytes> {
+        let inner = self.lock();
+        inner
+            .objects
+            .values()
+            .chain(inner.stripes.values())
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces what is stored under `id` (a test's way to corrupt it).
+    pub fn tamper(&self, id: [u8; 32], bytes: bytes::Bytes) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        match inner.objects.get_mut(&id) {
+            Some(held) => *held = bytes,
+            None => {
+                inner.stripes.insert(id, bytes);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> u64 {
+        self.now.unwrap_or_else(super::unix_now)
+    }
+
+    fn refuse(message: &str) -> StoreError {
+        StoreError::new(StoreErrorKind::Refused, message)
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    fn put(&self, objects: Vec<Object>) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        Box::pin(async move {
+            let now = self.now();
+            let mut inner = self.lock();
+            for object in objects {
+                if content_id(&object.bytes) != object.id {
+                    return Err(Self::refuse("an object does not match its id"));
+                }
+                match stored_expiry(&object.bytes) {
+                    None => return Err(Self::refuse("an object is too short")),
+                    Some(at) if expired(at, now) => return Err(Self::refuse("expired")),
+                    Some(_) => {}
+                }
+                if !inner.deleted.contains(&object.id) {
+                    inner.objects.insert(object.id, object.bytes);
+                }
+            }
+            Ok(Stored {
+                copies: 1,
+                wanted: 1,
+            })
+        })
+    }
+
+    fn put_stripe(&self, stripe: EncodedStripe) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        Box::pin(async move {
+            let parsed = Stripe::parse(&stripe.descriptor)
+                .map_err(|e| Self::refuse(&format!("bad stripe: {e}")))?;
+            if parsed.id() != stripe.id {
+                return Err(Self::refuse("a stripe does not match its id"));
+            }
+            let shards: Vec<Option<&Vec<u8>>> = stripe.shards.iter().map(Some).collect();
+            for (i, shard) in stripe.shards.iter().enumerate() {
+                if !parsed.check_shard(i, shard) {
+                    return Err(Self::refuse("a shard does not match its descriptor"));
+                }
+            }
+            let joined = parsed
+                .join(&shards)
+                .map_err(|e| Self::refuse(&format!("bad stripe: {e}")))?;
+            let mut inner = self.lock();
+            if !inner.deleted.contains(&stripe.id) {
+                inner.stripes.insert(stripe.id, joined.into());
+            }
+            Ok(Stored {
+                copies: parsed.redundancy().nodes(),
+                wanted: parsed.redundancy().nodes(),
+            })
+        })
+    }
+
+    fn get(
+        &self,
+        _source: usize,
+        id: [u8; 32],
+        kind: ObjectKind,
+    ) -> BoxFuture<'_, Result<Fetched, StoreError>> {
+        Box::pin(async move {
+            let now = self.now();
+            let inner = self.lock();
+            let table = match kind {
+                ObjectKind::Object => &inner.objects,
+                ObjectKind::Stripe => &inner.stripes,
+            };
+            Ok(match table.get(&id) {
+                Some(bytes) if !stored_expiry(bytes).is_some_and(|at| expired(at, now)) => {
+                    Fetched::Found(bytes.clone())
+                }
+                _ => Fetched::Missing,
+            })
+        })
+    }
+
+    fn delete(
+        &self,
+        key: DeleteKey,
+        ids: Vec<[u8; 32]>,
+        _scope: DeleteScope,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut inner = self.lock();
+            for id in ids {
+                let held = inner.objects.get(&id).or_else(|| inner.stripes.get(&id));
+                if held.is_some_and(|bytes| key.authorizes(bytes)) {
+                    inner.objects.remove(&id);
+                    inner.stripes.remove(&id);
+                    inner.deleted.insert(id);
+                }
+            }
+            Ok(())
+        })
+    }
+}
