@@ -12,6 +12,9 @@ pub enum NodeError {
     /// No node holds a record for this file id.
     #[error("file {0} not found")]
     NotFound(FileId),
+    /// No node holds an object under this id (never stored, expired or deleted).
+    #[error("no node holds object {0}")]
+    NoSuchObject(ChunkId),
     /// The id is a collection's, where a file was asked for: list or fetch its files instead.
     #[error("{0} is a collection: list it with `voldisefs ls {0}` or GET /api/v1/collections/{0}")]
     IsCollection(FileId),

@@ -14,13 +14,20 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
 use serde_json::json;
 use voldisefs_crypto::Password;
 use voldisefs_proto::FileId;
 
 use crate::{Node, NodeError};
+
+mod objects;
+
+pub use objects::{BUDGET_WAIT, NodeInfo, OBJECT_BODY_BUDGET};
+
+/// Header of `DELETE`-style object requests carrying a file's delete key (64 hex digits).
+pub const DELETE_KEY_HEADER: &str = "x-voldisefs-delete-key";
 
 /// Header carrying the file's password.
 pub const PASSWORD_HEADER: &str = "x-voldisefs-password";
@@ -61,6 +68,22 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
             get(collection_archive),
         ),
         ("GET", "/api/v1/network", get(network)),
+        ("GET", "/api/v1/info", get(objects::info)),
+        ("POST", "/api/v1/objects", post(objects::put_batch)),
+        ("PUT", "/api/v1/objects/{id}", put(objects::put_object)),
+        ("GET", "/api/v1/objects/{id}", get(objects::get_object)),
+        (
+            "DELETE",
+            "/api/v1/objects/{id}",
+            delete(objects::delete_object),
+        ),
+        (
+            "POST",
+            "/api/v1/objects/delete",
+            post(objects::delete_objects),
+        ),
+        ("PUT", "/api/v1/stripes/{id}", put(objects::put_stripe)),
+        ("GET", "/api/v1/stripes/{id}", get(objects::get_stripe)),
         ("GET", "/api/v1/openapi.json", get(openapi)),
     ]
 }
@@ -279,7 +302,7 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let (status, code) = match &e {
             NodeError::WrongPassword => (StatusCode::UNAUTHORIZED, "wrong_password"),
-            NodeError::NotFound(_) | NodeError::NoSuchPath(_) => {
+            NodeError::NotFound(_) | NodeError::NoSuchPath(_) | NodeError::NoSuchObject(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {

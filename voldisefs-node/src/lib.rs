@@ -65,6 +65,7 @@ mod error;
 mod http;
 mod metrics;
 mod node;
+mod objects;
 mod replication;
 mod status;
 mod tickets;
@@ -74,10 +75,15 @@ pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{
-    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
-    REDUNDANCY_HEADER, api_routes,
+    BUDGET_WAIT, DELETE_KEY_HEADER, EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, NodeInfo,
+    OBJECT_BODY_BUDGET, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER, REDUNDANCY_HEADER,
+    api_routes,
 };
 pub use node::{MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
+pub use objects::{
+    EXPIRY_SKEW_SECS, MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN,
+    ObjectReceipt,
+};
 pub use replication::placement;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,

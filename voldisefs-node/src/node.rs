@@ -56,6 +56,7 @@ struct Inner {
     metrics: Metrics,
     kdf: Arc<KdfGate>,
     tickets: crate::tickets::Tickets,
+    object_budget: Arc<tokio::sync::Semaphore>,
     joining: AtomicBool,
     stopping: AtomicBool,
 }
@@ -299,6 +300,9 @@ impl Node {
                 repairer,
                 kdf,
                 tickets: crate::tickets::Tickets::default(),
+                object_budget: Arc::new(tokio::sync::Semaphore::new(
+                    crate::http::OBJECT_BODY_BUDGET >> 10,
+                )),
                 index: Mutex::new(std::collections::VecDeque::new()),
                 http_addr,
                 root: root.clone(),
@@ -449,6 +453,17 @@ impl Node {
     /// The configuration the node was started with.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
+    }
+
+    /// The replication layer, for the object API ([`crate::objects`]).
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    /// The node-wide budget of object API bodies being read, in KiB
+    /// ([`crate::http::OBJECT_BODY_BUDGET`]).
+    pub(crate) fn object_budget(&self) -> &std::sync::Arc<tokio::sync::Semaphore> {
+        &self.inner.object_budget
     }
 
     /// The peer network (membership, requests, drills) of this node.

@@ -29,6 +29,7 @@
 pub mod codec;
 mod ids;
 mod message;
+pub mod objects;
 pub mod proof;
 
 pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN, ReserveBudget};

@@ -48,6 +48,7 @@ pub(crate) use hedge::AttemptError;
 pub(crate) use holder::{Holder, HolderError, LocalHolder};
 pub(crate) use repair::{Mode, RepairCounters, Repairer};
 pub(crate) use stripes::StripeUpload;
+
 pub(crate) use tombstones::Tombstones;
 
 use crate::NodeError;

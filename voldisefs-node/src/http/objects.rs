@@ -1,0 +1,327 @@
+//! The object API over HTTP: sealed bytes in and out, for clients that seal and open files
+//! themselves (the CLI by default, programs using `voldisefs_crypto::client`). Nothing here
+//! ever sees a password, a name, a read key or a plaintext byte.
+//!
+//! - `GET /api/v1/info`: what a client needs to seal for this network ([`NodeInfo`]).
+//! - `PUT /api/v1/objects/{id}`: one object (a sealed chunk or record) as the body.
+//! - `POST /api/v1/objects`: a batch of objects (`voldisefs_proto::objects`).
+//! - `GET /api/v1/objects/{id}`: the object's bytes.
+//! - `PUT /api/v1/stripes/{id}`: a stripe's descriptor and its shards, as a batch body.
+//! - `GET /api/v1/stripes/{id}`: the stripe's sealed chunk, joined.
+//! - `POST /api/v1/objects/delete`: `{"delete_key", "ids", "everywhere", "spread"}`; one
+//!   object: `DELETE /api/v1/objects/{id}?everywhere=&spread=` with `X-Voldisefs-Delete-Key`.
+//!
+//! Bounds: a body is at most [`MAX_OBJECT_LEN`] (one object) or [`MAX_BATCH_BYTES`] (a batch,
+//! a stripe) and [`MAX_BATCH_OBJECTS`] objects; bodies being read hold their announced length
+//! (their limit when none is announced) of a node-wide [`OBJECT_BODY_BUDGET`], waited for at
+//! most [`BUDGET_WAIT`] (then 503 busy); a body that sends nothing for the node's
+//! `http_body_idle_timeout` is refused (408); a delete names at most [`MAX_DELETE_IDS`] ids.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use voldisefs_crypto::DeleteKey;
+use voldisefs_proto::objects::decode_batch;
+
+use super::{ApiError, DELETE_KEY_HEADER, bad_request};
+use crate::{MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN, Node};
+
+/// Bytes of object API bodies all requests together may hold while they are read (256 MiB).
+pub const OBJECT_BODY_BUDGET: usize = 256 << 20;
+/// How long a request waits for its share of [`OBJECT_BODY_BUDGET`] before 503.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(10);
+
+/// What a client needs to seal files for this network (`GET /api/v1/info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Chunk size new files should use, in bytes.
+    pub chunk_size: u64,
+    /// Argon2id memory cost new files should use, KiB.
+    pub kdf_m_kib: u32,
+    /// Argon2id passes.
+    pub kdf_t: u32,
+    /// Argon2id lanes.
+    pub kdf_p: u32,
+    /// Copies the network keeps of every replicated object.
+    pub replicas: usize,
+    /// The redundancy files get unless they ask (`replicas:N` or `rs:K+M`).
+    pub redundancy: String,
+    /// Live nodes now (this one included).
+    pub live_nodes: usize,
+    /// Expiry files get unless they ask, seconds (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_expiry: Option<u64>,
+    /// Longest expiry this node stores, seconds (absent: no limit; files must then expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_expiry: Option<u64>,
+    /// Longest single object, bytes.
+    pub max_object: usize,
+    /// Longest batch body, bytes.
+    pub max_batch_bytes: usize,
+    /// Most objects in a batch.
+    pub max_batch_objects: usize,
+    /// Most ids in one delete.
+    pub max_delete_ids: usize,
+}
+
+pub(super) async fn info(State(node): State<Node>) -> Result<Json<NodeInfo>, ApiError> {
+    let config = node.config();
+    let redundancy = node.redundancy(None)?;
+    Ok(Json(NodeInfo {
+        chunk_size: config.chunk_size.bytes() as u64,
+        kdf_m_kib: config.kdf.m_kib(),
+        kdf_t: config.kdf.t(),
+        kdf_p: config.kdf.p(),
+        replicas: node.cluster().replicas(),
+        redundancy: redundancy.to_string(),
+        live_nodes: node.live_nodes().len(),
+        default_expiry: config.default_expiry.map(|d| d.as_secs()),
+        max_expiry: config.max_expiry.map(|d| d.as_secs()),
+        max_object: MAX_OBJECT_LEN,
+        max_batch_bytes: MAX_BATCH_BYTES,
+        max_batch_objects: MAX_BATCH_OBJECTS,
+        max_delete_ids: MAX_DELETE_IDS,
+    }))
+}
+
+fn parse_object_id(id: Result<Path<String>, PathRejection>) -> Result<[u8; 32], ApiError> {
+    let Path(id) = id.map_err(|e| bad_request(e.body_text()))?;
+    parse_hex_id(&id)
+}
+
+fn parse_hex_id(text: &str) -> Result<[u8; 32], ApiError> {
+    let mut out = [0u8; 32];
+    hex_decode(text, &mut out).ok_or_else(|| bad_request("an id is 64 hexadecimal digits"))?;
+    Ok(out)
+}
+
+fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(())
+}
+
+/// Reads a body of at most `limit` bytes while holding its share of the node's body budget
+/// (see the module docs); the permit is returned with the bytes and held until they are
+/// stored.
+async fn read_body(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("this body may be at most {limit} bytes"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let kib = announced.unwrap_or(limit).div_ceil(1024).max(1);
+    let permits = u32::try_from(kib).map_err(|_| too_large())?;
+    let permit = tokio::time::timeout(
+        BUDGET_WAIT,
+        node.object_budget().clone().acquire_many_owned(permits),
+    )
+    .await
+    .map_err(|_| {
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the node is reading as many object bodies as it holds in memory; try again",
+        );
+        busy.retry_after = Some(1);
+        busy
+    })?
+    .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "stopping"))?;
+    let idle = node.config().http_body_idle_timeout;
+    let mut stream = body.into_data_stream();
+    let mut out = BytesMut::with_capacity(announced.unwrap_or(0));
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    format!("the client sent nothing for {} s", idle.as_secs()),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(bad_request(format!("reading the body failed: {e}"))),
+            Ok(Some(Ok(piece))) => {
+                if out.len() + piece.len() > limit {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&piece);
+            }
+        }
+    }
+    Ok((out.freeze(), permit))
+}
+
+fn created(receipt: crate::ObjectReceipt) -> Response {
+    (StatusCode::CREATED, Json(receipt)).into_response()
+}
+
+pub(super) async fn put_object(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_object_id(id)?;
+    let (bytes, _permit) = read_body(&node, &headers, body, MAX_OBJECT_LEN).await?;
+    Ok(created(node.put_objects(vec![(id, bytes)]).await?))
+}
+
+pub(super) async fn put_batch(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (bytes, _permit) = read_body(&node, &headers, body, MAX_BATCH_BYTES).await?;
+    let objects = decode_batch(&bytes, MAX_BATCH_OBJECTS, MAX_OBJECT_LEN)
+        .map_err(|e| bad_request(e.to_string()))?;
+    Ok(created(node.put_objects(objects).await?))
+}
+
+pub(super) async fn put_stripe(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_object_id(id)?;
+    let (bytes, _permit) = read_body(&node, &headers, body, MAX_BATCH_BYTES).await?;
+    let objects = decode_batch(&bytes, voldisefs_crypto::MAX_SHARDS + 1, MAX_OBJECT_LEN)
+        .map_err(|e| bad_request(e.to_string()))?;
+    Ok(created(node.put_stripe(id, objects).await?))
+}
+
+fn octets(bytes: Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response()
+}
+
+pub(super) async fn get_object(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_object_id(id)?;
+    Ok(octets(node.get_object(id).await?))
+}
+
+pub(super) async fn get_stripe(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_object_id(id)?;
+    Ok(octets(node.get_stripe(id).await?))
+}
+
+/// `POST /api/v1/objects/delete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteRequest {
+    /// The file's delete key, 64 hex digits.
+    delete_key: String,
+    /// Ids of its objects, 64 hex digits each.
+    ids: Vec<String>,
+    /// Tombstones on every live node (a record), else on the ranked holders.
+    #[serde(default)]
+    everywhere: bool,
+    /// Nodes each object is spread over (K + M for stripes; 0 for copies).
+    #[serde(default)]
+    spread: usize,
+}
+
+impl Drop for DeleteRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.delete_key);
+    }
+}
+
+/// Query of `DELETE /api/v1/objects/{id}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteQuery {
+    #[serde(default)]
+    everywhere: bool,
+    #[serde(default)]
+    spread: usize,
+}
+
+/// `DELETE /api/v1/objects/{id}` with the delete key in [`DELETE_KEY_HEADER`].
+pub(super) async fn delete_object(
+    State(node): State<Node>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_object_id(id)?;
+    let axum::extract::Query(query) = query.map_err(|e| bad_request(e.body_text()))?;
+    let key = headers
+        .get(DELETE_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_hex_id(v.trim()).ok())
+        .map(DeleteKey::from_bytes)
+        .ok_or_else(|| bad_request(format!("{DELETE_KEY_HEADER} must be 64 hexadecimal digits")))?;
+    let nodes = node
+        .delete_objects(&key, &[id], query.everywhere, query.spread)
+        .await?;
+    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+}
+
+/// Most bytes of a delete request's JSON.
+const MAX_DELETE_BODY: usize = MAX_DELETE_IDS * 70 + 4096;
+
+pub(super) async fn delete_objects(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (bytes, _permit) = read_body(&node, &headers, body, MAX_DELETE_BODY).await?;
+    let request: DeleteRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| bad_request(format!("a delete is {{\"delete_key\", \"ids\"}}: {e}")))?;
+    if request.ids.len() > MAX_DELETE_IDS {
+        return Err(bad_request(format!(
+            "at most {MAX_DELETE_IDS} ids per delete"
+        )));
+    }
+    let key = DeleteKey::from_bytes(
+        parse_hex_id(&request.delete_key)
+            .map_err(|_| bad_request("delete_key is 64 hexadecimal digits"))?,
+    );
+    let ids = request
+        .ids
+        .iter()
+        .map(|id| parse_hex_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes = node
+        .delete_objects(&key, &ids, request.everywhere, request.spread)
+        .await?;
+    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+}
