@@ -170,15 +170,18 @@ pub(crate) const API_TOKEN_ENV: &str = "VOLDISEFS_API_TOKEN";
 /// The node to talk to.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArg {
-    /// URL of the node's HTTP API.
+    /// URL of a node's HTTP API. Repeat it (or give $VOLDISEFS_NODE as a comma-separated
+    /// list) to name several: writes go to the first that answers, and reads take an object
+    /// from the next node when one is unreachable or serves wrong bytes.
     #[arg(
         long,
         value_name = "URL",
         env = NODE_ENV,
         default_value = "http://127.0.0.1:4200",
+        value_delimiter = ',',
         value_parser = parse_node_url
     )]
-    pub(crate) node: Url,
+    pub(crate) node: Vec<Url>,
     /// Read the node's API token from FILE (needed when the node was started with one);
     /// otherwise $VOLDISEFS_API_TOKEN is used if set.
     #[arg(long, value_name = "FILE")]
@@ -186,6 +189,12 @@ pub(crate) struct NodeArg {
 }
 
 impl NodeArg {
+    /// The first node named (the one links point at).
+    pub(crate) fn first(&self) -> &Url {
+        // clap's default value guarantees one.
+        &self.node[0]
+    }
+
     /// The API token to send, if any: from `--api-token-file`, else `$VOLDISEFS_API_TOKEN`.
     pub(crate) fn api_token(&self) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
         let token = match &self.api_token_file {

@@ -1,25 +1,18 @@
-//! A small client for a node's HTTP API (DESIGN section 7).
+//! A small client for what a node reports over its HTTP API (`ls`, `network`). Files never go
+//! through here: the CLI seals and opens them itself (`crate::store`).
 //!
 //! Every failure becomes an error whose exit code follows the contract: a node that cannot be
-//! reached is [`CliError::Unreachable`], HTTP 401 is [`CliError::WrongPassword`], HTTP 404 on
-//! a file is [`CliError::NotFound`], HTTP 422 on a file is [`CliError::Corrupt`], any other error status is [`CliError::Server`]. File
-//! bytes are streamed both ways, never held whole in memory.
+//! reached is [`CliError::Unreachable`], HTTP 401 is [`CliError::WrongPassword`], any other
+//! error status is [`CliError::Server`].
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use reqwest::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use reqwest::{Body, Response, StatusCode, Url};
+use reqwest::header::HeaderValue;
+use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
-use voldisefs_node::{
-    EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
-    REDUNDANCY_HEADER,
-};
 
 use crate::error::CliError;
-use crate::names::{encode_filename, filename_from_disposition};
-use crate::password::Password;
 
 /// How long to wait for a TCP connection to the node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,110 +23,6 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest error body we read from a node.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// What the node answers to an upload.
-#[derive(Debug, Deserialize)]
-pub(crate) struct UploadReceipt {
-    /// The new file's id (64 hex digits).
-    pub(crate) id: String,
-    /// The file's size in bytes.
-    pub(crate) size: u64,
-    /// How many chunks the file was cut into.
-    pub(crate) chunks: u64,
-    /// Copies of each chunk the node wants (absent from older nodes).
-    #[serde(default)]
-    pub(crate) replicas: Option<u64>,
-    /// Copies confirmed for the least-copied chunk (absent from older nodes).
-    #[serde(default)]
-    pub(crate) copies: Option<u64>,
-    /// How the chunks are kept (`replicas:3`, `rs:4+2`); absent from older nodes.
-    #[serde(default)]
-    pub(crate) redundancy: Option<String>,
-    /// When the file expires, unix seconds (absent: never).
-    #[serde(default)]
-    pub(crate) expires: Option<u64>,
-    /// The file's read key, when a link was asked for (wiped when the receipt is dropped).
-    #[serde(default)]
-    pub(crate) read_key: Option<String>,
-}
-
-impl Drop for UploadReceipt {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.read_key);
-    }
-}
-
-/// What opens a file or collection: its password, or a share link's read key.
-#[derive(Clone, Copy)]
-pub(crate) enum Auth<'a> {
-    /// The password.
-    Password(&'a Password),
-    /// A read key (64 hex digits).
-    ReadKey(&'a str),
-}
-
-impl Auth<'_> {
-    /// The header that carries it, marked sensitive.
-    fn header(&self) -> anyhow::Result<(&'static str, HeaderValue)> {
-        match self {
-            Auth::Password(password) => Ok((PASSWORD_HEADER, password_header(password)?)),
-            Auth::ReadKey(key) => {
-                let mut value = HeaderValue::from_str(key).map_err(|_| {
-                    anyhow::anyhow!("the read key cannot be sent in an HTTP header")
-                })?;
-                value.set_sensitive(true);
-                Ok((READ_KEY_HEADER, value))
-            }
-        }
-    }
-}
-
-/// What an upload asks of the node besides storing the file.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct UploadOptions {
-    /// Answer with the file's read key, for a share link.
-    pub(crate) link: bool,
-    /// Delete the file everywhere after this long.
-    pub(crate) expires: Option<Duration>,
-    /// Delete it after its first complete download.
-    pub(crate) once: bool,
-    /// How the chunks are kept (`None`: the node's default).
-    pub(crate) redundancy: Option<voldisefs_node::crypto::Redundancy>,
-}
-
-/// A collection as the node lists it (`GET /api/v1/collections/{id}`, and the answer to a
-/// collection upload).
-#[derive(Debug, Deserialize)]
-pub(crate) struct Listing {
-    /// The collection's id.
-    pub(crate) id: String,
-    /// Its name.
-    pub(crate) name: String,
-    /// Total size of its files.
-    pub(crate) size: u64,
-    /// Its files, sorted by path.
-    pub(crate) files: Vec<ListedFile>,
-}
-
-/// One file of a collection.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListedFile {
-    /// Relative path, `/`-separated.
-    pub(crate) path: String,
-    /// Size in bytes.
-    pub(crate) size: u64,
-    /// The file's own id.
-    pub(crate) id: String,
-    /// The file's read key (opens it without the password; absent from older nodes).
-    #[serde(default)]
-    pub(crate) read_key: Option<String>,
-}
-
-impl Drop for ListedFile {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.read_key);
-    }
-}
-
 /// The JSON error body of a node.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
@@ -143,36 +32,6 @@ struct ErrorBody {
     /// Human-readable explanation.
     #[serde(default)]
     message: String,
-}
-
-/// A download whose headers arrived; the body is read with [`Download::next_chunk`].
-pub(crate) struct Download {
-    /// The node's response, body not yet read.
-    response: Response,
-    /// The node's URL, for error messages.
-    node: Url,
-    /// The file's original name from `Content-Disposition`, not yet made safe.
-    pub(crate) filename: Option<String>,
-    /// The body's size, when the node announced it.
-    pub(crate) length: Option<u64>,
-    /// The whole file's size, from `Content-Range` when a range was served.
-    pub(crate) total: Option<u64>,
-}
-
-impl Download {
-    /// The next piece of the body, `None` at its end. A node that sends nothing for a while
-    /// counts as unreachable.
-    pub(crate) async fn next_chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
-        match tokio::time::timeout(STALL_TIMEOUT, self.response.chunk()).await {
-            Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(e)) => Err(anyhow::Error::new(e).context("the download was interrupted")),
-            Err(_) => Err(CliError::Unreachable {
-                node: self.node.to_string(),
-                reason: "the download stalled".into(),
-            }
-            .into()),
-        }
-    }
 }
 
 /// A client for one node.
@@ -186,7 +45,7 @@ pub(crate) struct NodeClient {
 impl NodeClient {
     /// A client for the node `node` names (its URL, and its API token if one is given).
     pub(crate) fn new(node: &crate::cli::NodeArg) -> anyhow::Result<Self> {
-        Self::for_url(node.node.clone(), node)
+        Self::for_url(node.first().clone(), node)
     }
 
     /// A client for the node at `base` (a share link's), with `node`'s API token if any.
@@ -213,226 +72,6 @@ impl NodeClient {
         self.base
             .join(path)
             .with_context(|| format!("cannot build a URL from {} and {path}", self.base))
-    }
-
-    /// Uploads `body` (`len` bytes when known, else sent chunked) under `filename`, encrypted
-    /// with `password`.
-    pub(crate) async fn upload(
-        &self,
-        body: Body,
-        len: Option<u64>,
-        filename: &str,
-        password: &Password,
-        options: UploadOptions,
-    ) -> anyhow::Result<UploadReceipt> {
-        let UploadOptions {
-            link,
-            expires,
-            once,
-            redundancy,
-        } = options;
-        let mut request = self
-            .http
-            .post(self.url("api/v1/files")?)
-            .header(PASSWORD_HEADER, password_header(password)?)
-            .header(FILENAME_HEADER, encode_filename(filename))
-            .header(CONTENT_TYPE, "application/octet-stream");
-        if link {
-            request = request.header(LINK_HEADER, "true");
-        }
-        if let Some(expires) = expires {
-            request = request.header(EXPIRES_HEADER, expires.as_secs());
-        }
-        if once {
-            request = request.header(ONCE_HEADER, "true");
-        }
-        if let Some(redundancy) = redundancy {
-            request = request.header(REDUNDANCY_HEADER, redundancy.to_string());
-        }
-        // Without a length (a pipe) the body goes chunked; the node streams it either way.
-        if let Some(len) = len {
-            request = request.header(CONTENT_LENGTH, len);
-        }
-        let request = request.body(body);
-        let response = self.send(request, None).await?;
-        response
-            .json::<UploadReceipt>()
-            .await
-            .context("the node's answer to the upload is not what was expected")
-    }
-
-    /// Uploads several files as one collection named `name` (the node picks one if `None`):
-    /// `form` holds a `path` part then a `file` part per file.
-    pub(crate) async fn upload_collection(
-        &self,
-        form: reqwest::multipart::Form,
-        name: Option<&str>,
-        password: &Password,
-        options: UploadOptions,
-    ) -> anyhow::Result<serde_json::Value> {
-        let UploadOptions {
-            link,
-            expires,
-            redundancy,
-            ..
-        } = options;
-        let mut request = self
-            .http
-            .post(self.url("api/v1/collections")?)
-            .header(PASSWORD_HEADER, password_header(password)?);
-        if let Some(name) = name {
-            request = request.header(FILENAME_HEADER, encode_filename(name));
-        }
-        if let Some(expires) = expires {
-            request = request.header(EXPIRES_HEADER, expires.as_secs());
-        }
-        if let Some(redundancy) = redundancy {
-            request = request.header(REDUNDANCY_HEADER, redundancy.to_string());
-        }
-        if link {
-            request = request.header(LINK_HEADER, "true");
-        }
-        let response = self.send(request.multipart(form), None).await?;
-        response
-            .json()
-            .await
-            .context("the node's answer to the upload is not what was expected")
-    }
-
-    /// Lists collection `id` (the node checks the password and every path).
-    pub(crate) async fn collection(
-        &self,
-        id: &str,
-        auth: Auth<'_>,
-    ) -> anyhow::Result<serde_json::Value> {
-        let (name, value) = auth.header()?;
-        let request = self
-            .http
-            .get(self.url(&format!("api/v1/collections/{id}"))?)
-            .header(name, value)
-            .timeout(REQUEST_TIMEOUT);
-        let response = self.send(request, Some(id)).await?;
-        response
-            .json()
-            .await
-            .context("the node's collection listing is not what was expected")
-    }
-
-    /// Starts downloading file `id`; fails before any body byte when the node refuses.
-    pub(crate) async fn download(&self, id: &str, password: &Password) -> anyhow::Result<Download> {
-        self.download_range(id, None, password).await
-    }
-
-    /// Like [`NodeClient::download`], asking only for `range` (a `Range` header value) if given.
-    pub(crate) async fn download_range(
-        &self,
-        id: &str,
-        range: Option<&str>,
-        password: &Password,
-    ) -> anyhow::Result<Download> {
-        let url = self.url(&format!("api/v1/files/{id}"))?;
-        self.download_from(url, id, range, password).await
-    }
-
-    /// Starts downloading file `id` with the read key of a share link instead of a password.
-    pub(crate) async fn download_with_key(&self, id: &str, key: &str) -> anyhow::Result<Download> {
-        let url = self.url(&format!("api/v1/files/{id}"))?;
-        let mut value = HeaderValue::from_str(key)
-            .map_err(|_| anyhow::anyhow!("the link's key cannot be sent in an HTTP header"))?;
-        value.set_sensitive(true);
-        self.start_download(self.http.get(url).header(READ_KEY_HEADER, value), id)
-            .await
-    }
-
-    /// Starts downloading the file at `path` of collection `id`.
-    pub(crate) async fn download_path(
-        &self,
-        id: &str,
-        path: &str,
-        password: &Password,
-    ) -> anyhow::Result<Download> {
-        let mut url = self.url(&format!("api/v1/collections/{id}/file"))?;
-        url.query_pairs_mut().append_pair("path", path);
-        self.download_from(url, id, None, password).await
-    }
-
-    /// Starts downloading collection `id` as one tar archive.
-    pub(crate) async fn download_archive(
-        &self,
-        id: &str,
-        auth: Auth<'_>,
-    ) -> anyhow::Result<Download> {
-        let url = self.url(&format!("api/v1/collections/{id}/archive"))?;
-        let (name, value) = auth.header()?;
-        self.start_download(self.http.get(url).header(name, value), id)
-            .await
-    }
-
-    /// Starts a download from `url` (about file or collection `id`), of `range` if given.
-    async fn download_from(
-        &self,
-        url: Url,
-        id: &str,
-        range: Option<&str>,
-        password: &Password,
-    ) -> anyhow::Result<Download> {
-        let mut request = self
-            .http
-            .get(url)
-            .header(PASSWORD_HEADER, password_header(password)?);
-        if let Some(range) = range {
-            request = request.header(reqwest::header::RANGE, range);
-        }
-        self.start_download(request, id).await
-    }
-
-    /// Sends a download request; fails before any body byte when the node refuses.
-    async fn start_download(
-        &self,
-        request: reqwest::RequestBuilder,
-        id: &str,
-    ) -> anyhow::Result<Download> {
-        let response = match tokio::time::timeout(STALL_TIMEOUT, self.send(request, Some(id))).await
-        {
-            Ok(result) => result?,
-            Err(_) => return Err(self.unreachable("no answer in time").into()),
-        };
-        let filename = response
-            .headers()
-            .get(CONTENT_DISPOSITION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(filename_from_disposition);
-        let length = response.content_length();
-        // `bytes first-last/total`
-        let total = response
-            .headers()
-            .get(reqwest::header::CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit_once('/'))
-            .and_then(|(_, total)| total.parse().ok());
-        Ok(Download {
-            response,
-            node: self.base.clone(),
-            filename,
-            length,
-            total,
-        })
-    }
-
-    /// Deletes file (or collection) `id` from the network; returns how many chunks went.
-    pub(crate) async fn delete(&self, id: &str, password: &Password) -> anyhow::Result<u64> {
-        let request = self
-            .http
-            .delete(self.url(&format!("api/v1/files/{id}"))?)
-            .header(PASSWORD_HEADER, password_header(password)?)
-            .timeout(REQUEST_TIMEOUT);
-        let answer: serde_json::Value = self
-            .send(request, Some(id))
-            .await?
-            .json()
-            .await
-            .context("the node's answer to the delete is not JSON")?;
-        Ok(answer["chunks"].as_u64().unwrap_or(0))
     }
 
     /// `GET path` as JSON.
@@ -475,14 +114,6 @@ impl NodeClient {
             reason: reason.to_owned(),
         }
     }
-}
-
-/// The password as a header value, marked sensitive so it never shows in debug output.
-fn password_header(password: &Password) -> anyhow::Result<HeaderValue> {
-    let mut value = HeaderValue::from_bytes(password)
-        .map_err(|_| anyhow::anyhow!("the password cannot be sent in an HTTP header"))?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// A few words on why a connection failed (`connection refused`, `timed out`).
@@ -613,15 +244,5 @@ mod tests {
         assert_eq!(err.to_string(), "file ab not found");
         let err = classify(StatusCode::INSUFFICIENT_STORAGE, None, body("full", ""));
         assert_eq!(err.to_string(), "node refused the request: full (HTTP 507)");
-    }
-
-    #[test]
-    fn password_header_is_sensitive() {
-        let password = zeroize::Zeroizing::new(b"hunter2".to_vec());
-        let value = password_header(&password).unwrap();
-        assert!(value.is_sensitive());
-        assert!(!format!("{value:?}").contains("hunter2"));
-        let bad = zeroize::Zeroizing::new(b"a\nb".to_vec());
-        assert!(password_header(&bad).is_err());
     }
 }

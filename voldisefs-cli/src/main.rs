@@ -1,7 +1,9 @@
 //! `voldisefs`: the command-line front end of Voldisefs.
 //!
-//! `node start` and `demo` run nodes through the `voldisefs-node` library; `put`, `get`, `ls`,
-//! `rm` and `network` talk to a running node over its HTTP API. The binary is glue: it parses
+//! `node start` and `demo` run nodes through the `voldisefs-node` library; `put`, `get`,
+//! `ls ID` and `rm` seal and open files on this machine (`voldisefs_crypto::client`) and hand
+//! nodes only sealed objects over their object API; `ls` and `network` ask a node what it
+//! reports. The binary is glue: it parses
 //! the command line, runs one command and turns its outcome into one line on stderr and the
 //! exit code of DESIGN section 7 (0 ok, 2 usage, 3 wrong password or corrupted file, 4 file
 //! not found, 5 node unreachable, 1 anything else).
@@ -17,6 +19,7 @@ mod progress;
 mod secrets;
 mod signals;
 mod size;
+mod store;
 mod table;
 
 use std::process::ExitCode;

@@ -12,10 +12,10 @@ use crate::NodeError;
 const BLOCK: usize = 512;
 
 /// The end-of-archive marker: two zero blocks.
-pub(crate) const END: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
+pub const END: [u8; 2 * BLOCK] = [0; 2 * BLOCK];
 
 /// Zero bytes after a file of `size` bytes, up to the next block.
-pub(crate) fn padding(size: u64) -> usize {
+pub fn padding(size: u64) -> usize {
     let rest = (size % BLOCK as u64) as usize;
     if rest == 0 { 0 } else { BLOCK - rest }
 }
@@ -26,7 +26,7 @@ fn fail(e: std::io::Error) -> NodeError {
 
 /// The header block(s) announcing a regular file at `path` of `size` bytes, modified at
 /// `mtime` (unix seconds).
-pub(crate) fn file_header(path: &str, size: u64, mtime: u64) -> Result<Vec<u8>, NodeError> {
+pub fn file_header(path: &str, size: u64, mtime: u64) -> Result<Vec<u8>, NodeError> {
     let mut out = Vec::with_capacity(BLOCK);
     let simple = path.is_ascii() && path.len() <= 100;
     if !simple {

@@ -57,7 +57,7 @@
 //! # }).unwrap();
 //! ```
 
-mod archive;
+pub mod archive;
 pub mod clock;
 mod collections;
 mod config;

@@ -13,17 +13,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio_util::io::ReaderStream;
+use voldisefs_node::crypto::client::{Access, Opened};
 use voldisefs_node::crypto::{
-    Collection, CollectionEntry, MAX_COLLECTION_ENTRIES, MAX_PATH_LEN, check_path,
+    Collection, CollectionEntry, FileKind, MAX_COLLECTION_ENTRIES, MAX_PATH_LEN, Password,
+    Plaintext, check_path,
 };
 
+use super::get::Download;
+use super::put::hex;
 use crate::cli::{GetArgs, LsArgs, PutArgs};
-use crate::client::{Auth, ListedFile, Listing, NodeClient};
-use crate::error::CliError;
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
+use crate::store::{Session, crypto_error};
 use crate::table::render;
 
 /// Bytes read from a file per body piece.
@@ -37,14 +40,6 @@ struct Item {
     source: PathBuf,
     path: String,
     len: u64,
-}
-
-/// Whether a download failed because the id is a collection's.
-pub(super) fn is_collection(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<CliError>(),
-        Some(CliError::Server { code, .. }) if code == "collection"
-    )
 }
 
 /// Every file the arguments name: files as their base name, folders recursively under their
@@ -152,75 +147,90 @@ fn walk(dir: &Path, prefix: &str, items: &mut Vec<Item>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A multipart body streaming every file (opened only when its turn comes).
-fn form(items: &[Item], bar: &TransferBar) -> reqwest::multipart::Form {
-    let mut form = reqwest::multipart::Form::new();
-    for item in items {
-        let (source, progress) = (item.source.clone(), bar.handle());
-        let bytes = futures_util::stream::once(async move { tokio::fs::File::open(source).await })
-            .map_ok(|file| ReaderStream::with_capacity(file, READ_BUFFER))
-            .try_flatten()
-            .inspect_ok(move |piece| progress.inc(piece.len() as u64));
-        let part = reqwest::multipart::Part::stream_with_length(
-            reqwest::Body::wrap_stream(bytes),
-            item.len,
-        )
-        .file_name("file");
-        form = form.text("path", item.path.clone()).part("file", part);
-    }
-    form
-}
-
-/// `voldisefs put PATH...` of several paths or a folder: one collection, one password.
+/// `voldisefs put PATH...` of several paths or a folder: one collection, one password (one
+/// Argon2id run), sealed on this machine; small files go to the nodes in batches.
 pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
     let items = gather(&args.files)?;
     let name = args.name.clone().or_else(|| match &args.files[..] {
         [one] => super::put::upload_name(one).ok(),
         _ => None,
     });
+    let name = name.unwrap_or_else(|| format!("{} files", items.len()));
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
-    let client = NodeClient::new(&args.node)?;
+    let session = Session::open(&args.node).await?;
+    let request = super::put::Request::new(&session, &args)?;
     let total: u64 = items.iter().map(|i| i.len).sum();
     let bar = TransferBar::new(Some(total), "uploading", args.quiet);
-    let answer = client
-        .upload_collection(
-            form(&items, &bar),
-            name.as_deref(),
-            &password,
-            crate::client::UploadOptions {
-                link: args.link,
-                expires: args.expires,
-                once: false,
-                redundancy: args.redundancy,
-            },
-        )
-        .await;
+    let key = session
+        .client
+        .derive(Password::new(password.to_vec()))
+        .await
+        .map_err(|e| crypto_error(e, "the collection"))?;
+    drop(password);
+    let mut upload = session
+        .client
+        .collection_upload(key, request.expires, request.redundancy);
+    let small = session.client.settings().chunk_size.bytes() as u64;
+    let mut listed = Vec::with_capacity(items.len());
+    let added = async {
+        for item in &items {
+            if item.len <= small {
+                let bytes = tokio::fs::read(&item.source)
+                    .await
+                    .with_context(|| format!("cannot read {}", item.source.display()))?;
+                upload
+                    .add_bytes(&item.path, Plaintext::new(bytes))
+                    .await
+                    .map_err(|e| crypto_error(e, "the collection"))?;
+            } else {
+                let file = tokio::fs::File::open(&item.source)
+                    .await
+                    .with_context(|| format!("cannot open {}", item.source.display()))?;
+                let progress = bar.handle();
+                let body = ReaderStream::with_capacity(file, READ_BUFFER)
+                    .inspect_ok(move |piece| progress.inc(piece.len() as u64));
+                upload
+                    .add_stream(&item.path, body)
+                    .await
+                    .map_err(|e| crypto_error(e, "the collection"))?;
+                bar.inc(0);
+                continue;
+            }
+            bar.inc(item.len);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = added {
+        upload.abort().await;
+        return Err(e.context("uploading the collection failed"));
+    }
+    for entry in upload.entries() {
+        listed.push((hex(&entry.file), entry.path.clone()));
+    }
+    let receipt = upload
+        .finish(&name)
+        .await
+        .map_err(|e| crypto_error(e, "the collection"))
+        .context("uploading the collection failed")?;
     drop(bar);
-    let answer = answer.context("uploading the collection failed")?;
-    let read_key = answer["read_key"]
-        .as_str()
-        .map(|k| zeroize::Zeroizing::new(k.to_owned()));
-    let listing: Listing = serde_json::from_value(answer)
-        .context("the node's answer to the upload is not what was expected")?;
+    let id = hex(&receipt.id);
     if !args.quiet {
-        for file in &listing.files {
-            println!("{}  {}", file.id, printable(&file.path));
+        for (file, path) in &listed {
+            println!("{file}  {}", printable(path));
         }
         eprintln!(
-            "stored {} file{} ({}) as the collection {}; fetch them with: voldisefs get {}",
-            listing.files.len(),
-            if listing.files.len() == 1 { "" } else { "s" },
-            format_size(listing.size),
-            printable(&listing.name),
-            listing.id
+            "stored {} file{} ({}) as the collection {}; fetch them with: voldisefs get {id}",
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" },
+            format_size(receipt.size),
+            printable(&name),
         );
     }
-    println!("{}", listing.id);
+    println!("{id}");
     if args.link {
-        let key = read_key
-            .context("the node did not answer with a read key: it may be too old for links")?;
-        let link =
-            zeroize::Zeroizing::new(crate::cli::share_link(&args.node.node, &listing.id, &key));
+        let key = receipt.read_key.to_hex();
+        let link = zeroize::Zeroizing::new(crate::cli::share_link(args.node.first(), &id, &key));
         if !args.quiet {
             eprintln!("share link (opens the collection and its files without the password):");
         }
@@ -242,26 +252,15 @@ pub(super) fn printable(name: &str) -> String {
         .collect()
 }
 
-/// Checks a listing the node sent (it checked it too): the paths a reader may write.
-fn checked(listing: &Listing) -> anyhow::Result<()> {
-    let entries = listing
-        .files
-        .iter()
-        .map(|f| entry(&f.path, f.size))
-        .collect();
-    Collection::new(entries).context("refusing the collection")?;
-    Ok(())
-}
-
 /// Where each file of `files` goes under `dir`, after checking that writing there stays
 /// inside `dir`: no existing symbolic link or non-folder where a folder is needed, no existing
 /// file unless `force`.
-fn plan(dir: &Path, files: &[ListedFile], force: bool) -> anyhow::Result<Vec<PathBuf>> {
+fn plan(dir: &Path, files: &[&str], force: bool) -> anyhow::Result<Vec<PathBuf>> {
     let mut targets = Vec::with_capacity(files.len());
     let mut checked_dirs = std::collections::HashSet::new();
     for file in files {
         let mut at = dir.to_path_buf();
-        let components: Vec<&str> = file.path.split('/').collect();
+        let components: Vec<&str> = file.split('/').collect();
         let (last, folders) = components
             .split_last()
             .context("refusing the collection: an empty path")?;
@@ -303,26 +302,29 @@ fn plan(dir: &Path, files: &[ListedFile], force: bool) -> anyhow::Result<Vec<Pat
 }
 
 /// `voldisefs get ID` of a collection: recreates its folders under `-o DIR` (default: its
-/// name), or writes it as a tar archive to standard output with `-o -`.
-pub(super) async fn get(args: GetArgs, client: NodeClient, auth: Auth<'_>) -> anyhow::Result<()> {
+/// name), or writes it as a tar archive to standard output with `-o -`. Every file is opened
+/// here with the read key the listing holds.
+pub(super) async fn get(args: GetArgs, session: Session, opened: Opened) -> anyhow::Result<()> {
+    let listing = session
+        .client
+        .collection(&opened)
+        .await
+        .map_err(|e| crypto_error(e, &args.id))?;
+    let entries = listing.entries();
     if args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
-        let archive = client.download_archive(&args.id, auth).await?;
-        return super::get::to_stdout(archive).await;
+        return archive(&session, entries, opened.manifest().created()).await;
     }
-    let answer = client.collection(&args.id, auth).await?;
-    let listing: Listing = serde_json::from_value(answer)
-        .context("the node's collection listing is not what was expected")?;
-    checked(&listing)?;
     let dir = match args.output {
         Some(dir) => dir,
-        None => PathBuf::from(safe_file_name(Some(&listing.name), &args.id)),
+        None => PathBuf::from(safe_file_name(Some(opened.manifest().name()), &args.id)),
     };
     if let Ok(meta) = std::fs::symlink_metadata(&dir) {
         if !meta.is_dir() && !meta.file_type().is_symlink() {
             bail!("{} exists and is not a folder", dir.display());
         }
     }
-    let targets = plan(&dir, &listing.files, args.force)?;
+    let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    let targets = plan(&dir, &paths, args.force)?;
     // Nothing was written before this point.
     for target in &targets {
         if let Some(parent) = target.parent() {
@@ -331,29 +333,14 @@ pub(super) async fn get(args: GetArgs, client: NodeClient, auth: Auth<'_>) -> an
                 .with_context(|| format!("cannot create the folder {}", parent.display()))?;
         }
     }
-    let bar = TransferBar::new(Some(listing.size), "downloading", args.quiet);
-    let (client, force) = (&client, args.force);
-    let bar_ref = &bar;
-    futures_util::stream::iter(listing.files.iter().zip(&targets))
-        .map(|(file, target)| async move {
-            // Each file by its own read key (no Argon2id), else by the password.
-            let download = match (&file.read_key, auth) {
-                (Some(key), _) => client.download_with_key(&file.id, key).await?,
-                (None, Auth::Password(password)) => client.download(&file.id, password).await?,
-                (None, Auth::ReadKey(_)) => {
-                    bail!("the node listed no read keys: it is too old for collection links")
-                }
-            };
-            if download.length.is_some_and(|len| len != file.size) {
-                bail!(
-                    "refusing {}: the collection lists {} bytes, the file has another size",
-                    target.display(),
-                    file.size
-                );
-            }
+    let bar = TransferBar::new(Some(listing.total_size()), "downloading", args.quiet);
+    let (session, force, bar_ref) = (&session, args.force, &bar);
+    futures_util::stream::iter(entries.iter().zip(&targets))
+        .map(|(entry, target)| async move {
+            let download = member(session, entry).await?;
             super::get::to_file(download, target, force, true).await?;
-            bar_ref.inc(file.size);
-            Ok(())
+            bar_ref.inc(entry.size);
+            anyhow::Ok(())
         })
         .buffer_unordered(PARALLEL_GETS)
         .try_collect::<()>()
@@ -362,9 +349,9 @@ pub(super) async fn get(args: GetArgs, client: NodeClient, auth: Auth<'_>) -> an
     if !args.quiet {
         eprintln!(
             "wrote {} file{} ({}) under {}",
-            listing.files.len(),
-            if listing.files.len() == 1 { "" } else { "s" },
-            format_size(listing.size),
+            entries.len(),
+            if entries.len() == 1 { "" } else { "s" },
+            format_size(listing.total_size()),
             dir.display()
         );
     }
@@ -372,35 +359,120 @@ pub(super) async fn get(args: GetArgs, client: NodeClient, auth: Auth<'_>) -> an
     Ok(())
 }
 
-/// `voldisefs ls ID`: the files of a collection.
+/// Opens one file of a collection by its read key, refusing one whose size is not the one
+/// the listing gives.
+async fn member(session: &Session, entry: &CollectionEntry) -> anyhow::Result<Download> {
+    let id = hex(&entry.file);
+    let opened = session
+        .client
+        .open(entry.file, Access::ReadKey(entry.read.clone()))
+        .await
+        .map_err(|e| crypto_error(e, &id))?;
+    if opened.manifest().size() != entry.size || opened.manifest().kind() != FileKind::File {
+        bail!(
+            "refusing {}: the collection lists {} bytes, the file has another size",
+            printable(&entry.path),
+            entry.size
+        );
+    }
+    Download::of(session, &opened, None)
+}
+
+/// Writes the collection's files to standard output as one tar archive, streamed.
+async fn archive(session: &Session, entries: &[CollectionEntry], mtime: u64) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stdout = tokio::io::stdout();
+    let fail = || "cannot write to standard output";
+    for entry in entries {
+        let mut download = member(session, entry).await?;
+        let header = voldisefs_node::archive::file_header(&entry.path, entry.size, mtime)?;
+        stdout.write_all(&header).await.context(fail())?;
+        let mut written = 0u64;
+        while let Some(piece) = download.next_chunk().await? {
+            written += piece.len() as u64;
+            stdout.write_all(&piece).await.context(fail())?;
+        }
+        anyhow::ensure!(
+            written == entry.size,
+            "a file of the collection was cut short"
+        );
+        let padding = voldisefs_node::archive::padding(entry.size);
+        stdout
+            .write_all(&[0u8; 512][..padding])
+            .await
+            .context(fail())?;
+    }
+    stdout
+        .write_all(&voldisefs_node::archive::END)
+        .await
+        .context(fail())?;
+    stdout.flush().await.context(fail())
+}
+
+/// `voldisefs ls ID`: the files of a collection, opened on this machine.
 pub(super) async fn list(args: LsArgs, id: &str) -> anyhow::Result<()> {
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
-    let client = NodeClient::new(&args.node)?;
-    let answer = client.collection(id, Auth::Password(&password)).await?;
+    let session = Session::open(&args.node).await?;
+    let opened = session
+        .client
+        .open_kind(
+            super::get::parse_id(id)?,
+            Access::Password(Password::new(password.to_vec())),
+            FileKind::Collection,
+        )
+        .await
+        .map_err(|e| crypto_error(e, id))?;
+    let listing = session
+        .client
+        .collection(&opened)
+        .await
+        .map_err(|e| crypto_error(e, id))?;
+    let manifest = opened.manifest();
     if args.json {
+        let files: Vec<serde_json::Value> = listing
+            .entries()
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "path": e.path,
+                    "size": e.size,
+                    "id": hex(&e.file),
+                    "read_key": e.read.to_hex().as_str(),
+                })
+            })
+            .collect();
+        let answer = serde_json::json!({
+            "id": id,
+            "name": manifest.name(),
+            "size": listing.total_size(),
+            "created": manifest.created(),
+            "files": files,
+        });
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    let listing: Listing = serde_json::from_value(answer)
-        .context("the node's collection listing is not what was expected")?;
-    print!("{}", listing_table(&listing));
+    print!("{}", listing_table(manifest.name(), &listing));
     Ok(())
 }
 
 /// The `ls ID` table: one row per file, the path last.
-fn listing_table(listing: &Listing) -> String {
+fn listing_table(name: &str, listing: &Collection) -> String {
     let rows: Vec<Vec<String>> = listing
-        .files
+        .entries()
         .iter()
-        .map(|f| vec![f.id.clone(), format_size(f.size), printable(&f.path)])
+        .map(|f| vec![hex(&f.file), format_size(f.size), printable(&f.path)])
         .collect();
     let mut out = render(&["ID", "SIZE", "PATH"], &rows);
     out.push_str(&format!(
         "{} file{}, {} in all, collection {}\n",
-        listing.files.len(),
-        if listing.files.len() == 1 { "" } else { "s" },
-        format_size(listing.size),
-        printable(&listing.name)
+        listing.entries().len(),
+        if listing.entries().len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        format_size(listing.total_size()),
+        printable(name)
     ));
     out
 }
@@ -460,20 +532,11 @@ mod tests {
         assert_eq!(items[0].path, "link");
     }
 
-    fn listed(path: &str) -> ListedFile {
-        ListedFile {
-            path: path.into(),
-            size: 1,
-            id: "00".into(),
-            read_key: None,
-        }
-    }
-
     #[test]
     fn the_plan_never_writes_through_links_or_over_files() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("out");
-        let files = [listed("a/b"), listed("c")];
+        let files = ["a/b", "c"];
         let targets = plan(&dir, &files, false).unwrap();
         assert_eq!(targets, [dir.join("a/b"), dir.join("c")]);
         std::fs::create_dir_all(&dir).unwrap();
@@ -488,24 +551,5 @@ mod tests {
         std::fs::write(dir.join("a"), b"a file").unwrap();
         let err = plan(&dir, &files, true).unwrap_err();
         assert!(err.to_string().contains("a file is there"), "{err}");
-    }
-
-    #[test]
-    fn hostile_listings_are_refused() {
-        for paths in [
-            &["../x"][..],
-            &["/etc/passwd"],
-            &["a", "a"],
-            &["a", "a/b"],
-            &["a/./b"],
-        ] {
-            let listing = Listing {
-                id: "00".into(),
-                name: "n".into(),
-                size: 0,
-                files: paths.iter().map(|p| listed(p)).collect(),
-            };
-            assert!(checked(&listing).is_err(), "{paths:?}");
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! `voldisefs get ID`: download a file through a node (a collection goes to
+//! `voldisefs get ID`: open a file on this machine from its sealed objects (a collection goes to
 //! [`super::collection::get`]; `--path` fetches one file of a collection).
 //!
 //! The file is written to a hidden temporary file next to its destination and renamed into
@@ -12,11 +12,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use tokio::io::AsyncWriteExt as _;
 
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use voldisefs_node::crypto::client::{Access, Opened};
+use voldisefs_node::crypto::{Error as CryptoError, FileKind, Password, ReadKey};
+
 use crate::cli::GetArgs;
-use crate::client::{Download, NodeClient};
+use crate::error::CliError;
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
+use crate::store::{Session, crypto_error};
+
+use super::put::hex;
 
 /// Where the downloaded bytes go.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,43 +49,153 @@ impl Target {
     }
 }
 
-/// Downloads the file and writes it where `-o` says.
+/// A file's plaintext as it streams out of the local pipeline.
+pub(crate) struct Download {
+    /// Verified, decrypted pieces in order.
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, CryptoError>> + Send>>,
+    /// The file's id, for messages.
+    id: String,
+    /// The file's recorded name, not yet made safe.
+    pub(crate) filename: Option<String>,
+    /// The body's length.
+    pub(crate) length: Option<u64>,
+}
+
+impl Download {
+    /// Bytes `range` of an opened file (`None`: all of it).
+    pub(crate) fn of(
+        session: &Session,
+        opened: &Opened,
+        range: Option<(u64, u64)>,
+    ) -> anyhow::Result<Self> {
+        let id = hex(&opened.id());
+        let size = opened.manifest().size();
+        let length = match range {
+            None => size,
+            Some((first, last)) => last.min(size.saturating_sub(1)) + 1 - first.min(size),
+        };
+        let body = session
+            .client
+            .read(opened, range)
+            .map_err(|e| crypto_error(e, &id))?;
+        Ok(Self {
+            body: Box::pin(body),
+            id,
+            filename: Some(opened.manifest().name().to_string()),
+            length: Some(length),
+        })
+    }
+
+    /// The next piece, `None` at the end.
+    pub(crate) async fn next_chunk(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match self.body.next().await {
+            None => Ok(None),
+            Some(Ok(piece)) => Ok(Some(piece)),
+            Some(Err(e)) => Err(crypto_error(e, &self.id)),
+        }
+    }
+}
+
+/// Parses a file id.
+pub(super) fn parse_id(id: &str) -> anyhow::Result<[u8; 32]> {
+    let id: voldisefs_node::proto::FileId = id
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{id:?} is not a file id: {e}"))?;
+    Ok(*id.as_bytes())
+}
+
+/// Opens `args.id` on this machine: with the password, or the link's key (the link's node
+/// first, then the `--node`s).
+pub(super) async fn open(args: &GetArgs) -> anyhow::Result<(Session, Opened)> {
+    let id = parse_id(&args.id)?;
+    let (session, access) = match &args.id.link {
+        Some((node, key)) => {
+            let mut nodes = vec![node.clone()];
+            nodes.extend(args.node.node.iter().filter(|n| *n != node).cloned());
+            let key = ReadKey::from_hex(key)
+                .map_err(|_| anyhow::anyhow!("the link's key is not 64 hexadecimal digits"))?;
+            (
+                Session::over(&nodes, &args.node).await?,
+                Access::ReadKey(key),
+            )
+        }
+        None => {
+            let password = password::obtain(args.password.password_file.as_deref(), false)?;
+            let session = Session::open(&args.node).await?;
+            (session, Access::Password(Password::new(password.to_vec())))
+        }
+    };
+    let opened = session
+        .client
+        .open(id, access)
+        .await
+        .map_err(|e| crypto_error(e, &args.id))?;
+    Ok((session, opened))
+}
+
+/// Opens the file (or collection) on this machine and writes it where `-o` says.
 pub(crate) async fn run(args: GetArgs) -> anyhow::Result<()> {
     let target = Target::from_arg(args.output.clone());
     if let Target::File(path) = &target {
         refuse_overwrite(path, args.force).await?;
     }
-    if let Some((node, key)) = args.id.link.clone() {
-        if args.resume || args.path.is_some() {
-            bail!("a share link opens one file: --resume and --path need the id and password");
+    if args.id.link.is_some() && (args.resume || args.path.is_some()) {
+        bail!("a share link opens one file: --resume and --path need the id and password");
+    }
+    let (session, opened) = open(&args).await?;
+    let collection = opened.manifest().kind() == FileKind::Collection;
+    if let Some(path) = &args.path {
+        if !collection {
+            bail!(
+                "{} is a file, not a collection: --path picks a file of a collection",
+                args.id
+            );
         }
-        let client = NodeClient::for_url(node, &args.node)?;
-        let download = match client.download_with_key(&args.id, &key).await {
-            Err(e) if super::collection::is_collection(&e) => {
-                let auth = crate::client::Auth::ReadKey(&key);
-                return super::collection::get(args, client, auth).await;
-            }
-            other => other?,
-        };
-        return write(download, &args, target).await;
+        let listing = session
+            .client
+            .collection(&opened)
+            .await
+            .map_err(|e| crypto_error(e, &args.id))?;
+        let entry = listing.find(path).ok_or_else(|| CliError::NotFound {
+            message: format!("collection {} has no file at that path", args.id),
+        })?;
+        let member = session
+            .client
+            .open(entry.file, Access::ReadKey(entry.read.clone()))
+            .await
+            .map_err(|e| crypto_error(e, &hex(&entry.file)))?;
+        return write(Download::of(&session, &member, None)?, &args, target).await;
     }
-    let password = password::obtain(args.password.password_file.as_deref(), false)?;
-    let client = NodeClient::new(&args.node)?;
+    if collection {
+        if args.resume {
+            bail!("--resume works on files; a collection's files are fetched one by one anyway");
+        }
+        return super::collection::get(args, session, opened).await;
+    }
     if args.resume {
-        return resume(&args, &client, &password, target).await;
+        resume(&args, &session, &opened, target).await?;
+    } else {
+        write(Download::of(&session, &opened, None)?, &args, target).await?;
     }
-    let download = match &args.path {
-        Some(path) => client.download_path(&args.id, path, &password).await?,
-        None => match client.download(&args.id, &password).await {
-            Err(e) if super::collection::is_collection(&e) => {
-                let auth = crate::client::Auth::Password(&password);
-                return super::collection::get(args, client, auth).await;
-            }
-            other => other?,
-        },
-    };
-    drop(password);
-    write(download, &args, target).await
+    burn(&session, &opened, args.quiet).await
+}
+
+/// After a complete read of a "once" file: deletes it everywhere and says so.
+async fn burn(session: &Session, opened: &Opened, quiet: bool) -> anyhow::Result<()> {
+    if !opened.manifest().once() {
+        return Ok(());
+    }
+    let id = hex(&opened.id());
+    session
+        .client
+        .burn(opened)
+        .await
+        .map_err(|e| crypto_error(e, &id))
+        .context("the file was read, but deleting it (burn after reading) failed")?;
+    if !quiet {
+        eprintln!("this file could be read once: it is now deleted everywhere");
+    }
+    Ok(())
 }
 
 /// Writes a download where `-o` says, and prints the path written.
@@ -101,7 +219,7 @@ async fn write(download: Download, args: &GetArgs, target: Target) -> anyhow::Re
 /// appending.
 const RESUME_CHECK: u64 = 64 * 1024;
 /// Further windows of a partial file `--resume` checks, spread evenly over the part before
-/// its end (each one range request of [`RESUME_SAMPLE`] bytes): a part of another file, or
+/// its end (each one range read of [`RESUME_SAMPLE`] bytes): a part of another file, or
 /// one damaged in the middle, is caught before anything is appended to it.
 const RESUME_SAMPLES: u64 = 4;
 /// Bytes in each of those windows.
@@ -122,35 +240,26 @@ fn partial_path(path: &Path, id: &str) -> PathBuf {
 /// at those offsets, and keeps it if this run fails too; renames it into place once complete.
 async fn resume(
     args: &GetArgs,
-    client: &NodeClient,
-    password: &password::Password,
+    session: &Session,
+    opened: &Opened,
     target: Target,
 ) -> anyhow::Result<()> {
     let id: &str = &args.id;
-    // One byte tells the name and the size (a collection, or an empty file, answers otherwise).
-    let probe = match client.download_range(id, Some("bytes=0-0"), password).await {
-        Ok(probe) => probe,
-        Err(e) if super::collection::is_collection(&e) => {
-            bail!("--resume works on files; a collection's files are fetched one by one anyway")
-        }
-        Err(e) if is_unsatisfiable(&e) => {
-            // An empty file: nothing to resume.
-            let download = client.download(id, password).await?;
-            let path = output_path(&target, download.filename.as_deref(), id)?;
-            refuse_overwrite(&path, args.force).await?;
-            to_file(download, &path, args.force, args.quiet).await?;
-            println!("{}", path.display());
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    let size = probe
-        .total
-        .or(probe.length)
-        .context("the node did not say how long the file is")?;
-    let path = output_path(&target, probe.filename.as_deref(), id)?;
-    drop(probe);
+    let size = opened.manifest().size();
+    let path = output_path(&target, Some(opened.manifest().name()), id)?;
     refuse_overwrite(&path, args.force).await?;
+    if size == 0 {
+        // An empty file: nothing to resume.
+        to_file(
+            Download::of(session, opened, None)?,
+            &path,
+            args.force,
+            args.quiet,
+        )
+        .await?;
+        println!("{}", path.display());
+        return Ok(());
+    }
     let partial = partial_path(&path, id);
     let have = match tokio::fs::metadata(&partial).await {
         Ok(meta) => meta.len(),
@@ -164,19 +273,8 @@ async fn resume(
     }
     let overlap = have.min(RESUME_CHECK);
     let from = have - overlap;
-    check_samples(client, id, password, &partial, from).await?;
-    let mut download = if have == 0 {
-        client.download(id, password).await?
-    } else {
-        client
-            .download_range(id, Some(&format!("bytes={from}-")), password)
-            .await?
-    };
-    if download.total.is_none() && have > 0 {
-        bail!(
-            "the node sent the whole file instead of the part asked for; try again without --resume"
-        );
-    }
+    check_samples(session, opened, id, &partial, from).await?;
+    let mut download = Download::of(session, opened, Some((from, size - 1)))?;
     let mut out = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -253,11 +351,11 @@ async fn resume(
 }
 
 /// Checks [`RESUME_SAMPLES`] windows of the partial file before `end` (evenly spread, the
-/// first at its start) against the file's bytes, with one range request each.
+/// first at its start) against the file's bytes, with one range read each.
 async fn check_samples(
-    client: &NodeClient,
+    session: &Session,
+    opened: &Opened,
     id: &str,
-    password: &password::Password,
     partial: &Path,
     end: u64,
 ) -> anyhow::Result<()> {
@@ -286,9 +384,7 @@ async fn check_samples(
             .read_exact(&mut mine)
             .await
             .with_context(read_error)?;
-        let mut download = client
-            .download_range(id, Some(&format!("bytes={at}-{}", at + len - 1)), password)
-            .await?;
+        let mut download = Download::of(session, opened, Some((at, at + len - 1)))?;
         let mut theirs = Vec::with_capacity(mine.len());
         while let Some(piece) = download.next_chunk().await? {
             theirs.extend_from_slice(&piece);
@@ -305,14 +401,6 @@ async fn check_samples(
         }
     }
     Ok(())
-}
-
-/// Whether a request failed with 416: the range selects nothing (the file is empty).
-fn is_unsatisfiable(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<crate::error::CliError>(),
-        Some(crate::error::CliError::Server { status: 416, .. })
-    )
 }
 
 /// The file a download writes, from `-o` and the file's name.

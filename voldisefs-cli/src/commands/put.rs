@@ -5,11 +5,14 @@ use anyhow::{Context as _, bail};
 use futures_util::TryStreamExt as _;
 use tokio_util::io::ReaderStream;
 
+use voldisefs_node::crypto::client::{Keying, PutOptions, PutReceipt, Stored};
+use voldisefs_node::crypto::{Password, Redundancy};
+
 use crate::cli::PutArgs;
-use crate::client::NodeClient;
 use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
+use crate::store::Session;
 
 /// Bytes read from the file per body piece.
 const READ_BUFFER: usize = 256 * 1024;
@@ -57,77 +60,45 @@ async fn open(path: &std::path::Path, args: &PutArgs) -> anyhow::Result<Source> 
     })
 }
 
-/// Streams the file to the node, then prints a summary on stderr and the id on stdout.
+/// Seals the file on this machine and stores its objects through the nodes, then prints a
+/// summary on stderr and the id on stdout.
 pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     let path = match &args.files[..] {
         [one] if one.as_os_str() == "-" || !one.is_dir() => one.clone(),
         _ if args.once => {
-            anyhow::bail!("--once works for single files; put the files one by one")
+            bail!("--once works for single files; put the files one by one")
         }
         _ => return super::collection::put(args).await,
     };
     let path = &path;
     let Source { reader, len, name } = open(path, &args).await?;
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
-    let client = NodeClient::new(&args.node)?;
+    let session = Session::open(&args.node).await?;
+    let request = Request::new(&session, &args)?;
 
     let bar = TransferBar::new(len, "uploading", args.quiet);
     let progress = bar.handle();
     let stream = ReaderStream::with_capacity(reader, READ_BUFFER)
         .inspect_ok(move |piece| progress.inc(piece.len() as u64));
-    let receipt = client
-        .upload(
-            reqwest::Body::wrap_stream(stream),
-            len,
-            &name,
-            &password,
-            crate::client::UploadOptions {
-                link: args.link,
-                expires: args.expires,
-                once: args.once,
-                redundancy: args.redundancy,
-            },
-        )
+    let mut options = PutOptions::file(name.clone(), request.redundancy);
+    options.expires = request.expires;
+    options.once = args.once;
+    let password = Password::new(password.to_vec());
+    let receipt = session
+        .client
+        .put(Keying::Password(password), options, stream)
         .await;
     drop(bar);
-    let receipt = receipt.with_context(|| format!("uploading {} failed", path.display()))?;
-
-    let chunks = receipt.chunks;
-    if let (Some(copies), Some(replicas), false) = (receipt.copies, receipt.replicas, args.quiet) {
-        if copies < replicas {
-            eprintln!(
-                "warning: stored with {copies} cop{} of each chunk instead of {replicas}: the \
-                 network has too few live nodes; repair adds copies as nodes join",
-                if copies == 1 { "y" } else { "ies" }
-            );
-        }
-    }
-    if let (Some(expires), false) = (receipt.expires, args.quiet) {
-        eprintln!(
-            "it expires at {} UTC: then every node drops it",
-            crate::table::format_utc(expires)
-        );
-    }
-    if !args.quiet {
-        let kept = receipt
-            .redundancy
-            .as_deref()
-            .map_or_else(String::new, |r| format!(", kept as {r}"));
-        eprintln!(
-            "stored {name} ({}, {chunks} chunk{}{kept}); fetch it with: voldisefs get {}",
-            format_size(receipt.size),
-            if chunks == 1 { "" } else { "s" },
-            receipt.id
-        );
-    }
-    println!("{}", receipt.id);
+    let id = hex(&receipt.as_ref().map_or([0; 32], |r| r.id));
+    let receipt = receipt
+        .map_err(|e| crate::store::crypto_error(e, &id))
+        .with_context(|| format!("uploading {} failed", path.display()))?;
+    let id = hex(&receipt.id);
+    report(&args, &receipt, &name, &id);
+    println!("{id}");
     if args.link {
-        let key = receipt
-            .read_key
-            .as_deref()
-            .context("the node did not answer with a read key: it may be too old for links")?;
-        let link =
-            zeroize::Zeroizing::new(crate::cli::share_link(&args.node.node, &receipt.id, key));
+        let key = receipt.read_key.to_hex();
+        let link = zeroize::Zeroizing::new(crate::cli::share_link(args.node.first(), &id, &key));
         if !args.quiet {
             eprintln!(
                 "share link (opens this file without the password, in a browser or with \
@@ -137,6 +108,118 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
         println!("{}", link.as_str());
     }
     Ok(())
+}
+
+/// Prints what was stored on stderr (nothing with `--quiet`).
+pub(super) fn report(args: &PutArgs, receipt: &PutReceipt, name: &str, id: &str) {
+    if args.quiet {
+        return;
+    }
+    let Stored { copies, wanted } = receipt.stored;
+    if copies < wanted {
+        eprintln!(
+            "warning: stored with {copies} cop{} of each chunk instead of {wanted}: the \
+             network has too few live nodes; repair adds copies as nodes join",
+            if copies == 1 { "y" } else { "ies" }
+        );
+    }
+    if receipt.expires != 0 {
+        eprintln!(
+            "it expires at {} UTC: then every node drops it",
+            crate::table::format_utc(receipt.expires)
+        );
+    }
+    let chunks = receipt.chunks;
+    eprintln!(
+        "stored {name} ({}, {chunks} chunk{}, kept as {}); fetch it with: voldisefs get {id}",
+        format_size(receipt.size),
+        if chunks == 1 { "" } else { "s" },
+        receipt.redundancy,
+    );
+}
+
+/// Lowercase hex of an id.
+pub(crate) fn hex(id: &[u8; 32]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What an upload asks for, checked against the network's settings before any byte is sealed.
+pub(super) struct Request {
+    /// Unix time its objects expire (0: never).
+    pub(super) expires: u64,
+    /// How its chunks are kept.
+    pub(super) redundancy: Redundancy,
+}
+
+impl Request {
+    /// The expiry and redundancy `args` ask for, by the network's defaults and limits (the
+    /// same rules, and messages, as a node applies to gateway uploads).
+    pub(super) fn new(session: &Session, args: &PutArgs) -> anyhow::Result<Self> {
+        let info = &session.info;
+        let refuse = |message: String| -> anyhow::Error {
+            crate::error::CliError::Server {
+                status: 0,
+                code: String::new(),
+                message,
+            }
+            .into()
+        };
+        let after = match (args.expires.map(|d| d.as_secs()), info.max_expiry) {
+            (Some(after), Some(max)) if after > max => {
+                return Err(refuse(format!(
+                    "this node keeps files at most {max} s; ask for less"
+                )));
+            }
+            (Some(after), _) => Some(after),
+            (None, max) => match (info.default_expiry, max) {
+                (Some(default), Some(max)) => Some(default.min(max)),
+                (default, max) => default.or(max),
+            },
+        };
+        let expires = match after {
+            None => 0,
+            Some(after) if after < voldisefs_node::MIN_EXPIRY_SECS => {
+                return Err(refuse(format!(
+                    "an expiry must be at least {} seconds away",
+                    voldisefs_node::MIN_EXPIRY_SECS
+                )));
+            }
+            // Counted from the next whole second, so at least that many seconds remain.
+            Some(after) => unix_now().saturating_add(1).saturating_add(after),
+        };
+        let default: Redundancy = info
+            .redundancy
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the node reports an unknown redundancy"))?;
+        let redundancy = args.redundancy.unwrap_or(default);
+        match redundancy {
+            Redundancy::Replicas(n) if usize::from(n) != info.replicas => {
+                return Err(refuse(format!(
+                    "this network keeps {0} copies of replicated files, so replicas:{n} is not available; use replicas:{0}, or rs:K+M for another overhead",
+                    info.replicas
+                )));
+            }
+            Redundancy::ErasureCoded { .. } if info.live_nodes < redundancy.nodes() => {
+                return Err(refuse(format!(
+                    "{redundancy} needs {} live nodes, and {} are live; use fewer shards or replicas:N",
+                    redundancy.nodes(),
+                    info.live_nodes
+                )));
+            }
+            _ => {}
+        }
+        Ok(Self {
+            expires,
+            redundancy,
+        })
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The name recorded with the file: the path's last component (`..` and `.` resolved).

@@ -79,6 +79,11 @@ impl CollectionUpload {
         self.entries.len()
     }
 
+    /// The files added so far, in the order they were added.
+    pub fn entries(&self) -> &[CollectionEntry] {
+        &self.entries
+    }
+
     /// Whether no file was added yet.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -136,6 +136,9 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > limit) {
+        // Read off (a bounded part of) what the client is still sending, so it reads the
+        // refusal instead of a broken pipe.
+        super::drain_refused(body.into_data_stream()).await;
         return Err(too_large());
     }
     let kib = announced.unwrap_or(limit).div_ceil(1024).max(1);
