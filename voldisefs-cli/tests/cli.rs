@@ -1421,3 +1421,286 @@ fn a_node_runs_from_a_config_file_with_plain_logs() {
     assert!(!id.is_empty());
     assert!(!logs.contains("plain.txt"), "a file name was logged");
 }
+
+/// A TCP proxy in front of a node that records every byte crossing it, both ways, and (when
+/// `corrupt`) flips one bit in the body of every `application/octet-stream` answer: a node
+/// that serves wrong bytes, as the CLI meets it.
+struct Proxy {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Proxy {
+    fn start(target: &str, corrupt: bool) -> Self {
+        let target: SocketAddr = target.trim_start_matches("http://").parse().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(target) else {
+                    break;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = record.clone();
+                std::thread::spawn(move || relay_raw(client, server, &up));
+                let down = record.clone();
+                std::thread::spawn(move || relay_answers(s2, c2, &down, corrupt));
+            }
+        });
+        Self { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn relay_raw(mut from: TcpStream, mut to: TcpStream, seen: &std::sync::Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Relays HTTP answers one by one (head, then a Content-Length body), flipping a bit in
+/// octet-stream bodies when `corrupt`.
+fn relay_answers(
+    from: TcpStream,
+    mut to: TcpStream,
+    seen: &std::sync::Mutex<Vec<u8>>,
+    corrupt: bool,
+) {
+    let mut reader = BufReader::new(from);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = to.write_all(&head);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+                Ok(_) => {}
+            }
+            head.extend_from_slice(&line);
+            if line == b"\r\n" {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let octets = text.contains("application/octet-stream");
+        let Some(length) = length else {
+            // No length (chunked): relay the rest as it comes.
+            let _ = to.write_all(&head);
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+            let _ = to.write_all(&rest);
+            return;
+        };
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        seen.lock().unwrap().extend_from_slice(&head);
+        seen.lock().unwrap().extend_from_slice(&body);
+        if corrupt && octets && !body.is_empty() {
+            let mid = body.len() / 2;
+            body[mid] ^= 0x10;
+        }
+        if to.write_all(&head).is_err() || to.write_all(&body).is_err() {
+            return;
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn nodes_never_see_a_password_a_name_a_plaintext_or_a_link_key() {
+    use base64::Engine as _;
+    let net = Network::start(3);
+    let (p0, p1) = (
+        Proxy::start(&net.url(0), false),
+        Proxy::start(&net.url(1), false),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let secret_name = "quarterly-salaries-SECRET.txt";
+    let plaintext: Vec<u8> = b"PLAINTEXT-MARKER "
+        .iter()
+        .copied()
+        .cycle()
+        .take(300_000)
+        .collect();
+    let file = tmp.path().join(secret_name);
+    std::fs::write(&file, &plaintext).unwrap();
+    let pw = |cmd: &mut Command| {
+        cmd.env("VOLDISEFS_PASSWORD", PASSWORD);
+    };
+
+    // put --link through proxy 0.
+    let mut cmd = voldisefs();
+    cmd.args(["put", file.to_str().unwrap(), "--link", "--node", &p0.url()]);
+    pw(&mut cmd);
+    let output = run(&mut cmd);
+    assert_code(&output, 0);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let id = lines.next().unwrap().to_string();
+    let link = lines.next().unwrap().to_string();
+    let key = link.rsplit("key=").next().unwrap().to_string();
+    // The link points at the node it was made on; open it through proxy 1 instead.
+    let link_via_1 = link.replacen(&p0.url(), &p1.url(), 1);
+
+    // get with the password through proxy 0; through the link via proxy 1.
+    for (args, out) in [
+        (
+            vec!["get".to_string(), id.clone(), "--node".into(), p0.url()],
+            "by-password",
+        ),
+        (vec!["get".to_string(), link_via_1.clone()], "by-link"),
+    ] {
+        let target = tmp.path().join(out);
+        let mut cmd = voldisefs();
+        cmd.args(&args).args(["-o", target.to_str().unwrap()]);
+        pw(&mut cmd);
+        let output = run(&mut cmd);
+        assert_code(&output, 0);
+        assert_eq!(std::fs::read(&target).unwrap(), plaintext, "{out}");
+    }
+
+    // A folder with nested folders: put, ls, get, rm, all through proxy 1.
+    let root = tmp.path().join("confidential-folder");
+    let expected = make_folder(&root);
+    let mut cmd = voldisefs();
+    cmd.args(["put", root.to_str().unwrap(), "--node", &p1.url()]);
+    pw(&mut cmd);
+    let output = run(&mut cmd);
+    assert_code(&output, 0);
+    let folder_id = last_line(&output);
+    let mut cmd = voldisefs();
+    cmd.args(["ls", &folder_id, "--node", &p1.url()]);
+    pw(&mut cmd);
+    assert_code(&run(&mut cmd), 0);
+    let restored = tmp.path().join("restored");
+    let mut cmd = voldisefs();
+    cmd.args([
+        "get",
+        &folder_id,
+        "-o",
+        restored.to_str().unwrap(),
+        "--node",
+        &p1.url(),
+    ]);
+    pw(&mut cmd);
+    assert_code(&run(&mut cmd), 0);
+    assert!(
+        tree(&restored.join("confidential-folder")) == expected,
+        "the folder came back different"
+    );
+    for target in [&folder_id, &id] {
+        let mut cmd = voldisefs();
+        cmd.args(["rm", target, "--node", &p1.url()]);
+        pw(&mut cmd);
+        assert_code(&run(&mut cmd), 0);
+    }
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let password_hex: String = PASSWORD.bytes().map(|b| format!("{b:02x}")).collect();
+    let key_bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("password".into(), PASSWORD.as_bytes().to_vec()),
+        ("password (hex)".into(), password_hex.into_bytes()),
+        (
+            "password (base64)".into(),
+            b64.encode(PASSWORD).into_bytes(),
+        ),
+        ("file name".into(), secret_name.as_bytes().to_vec()),
+        ("plaintext".into(), b"PLAINTEXT-MARKER".to_vec()),
+        ("link key (hex)".into(), key.clone().into_bytes()),
+        ("link key (raw)".into(), key_bytes),
+        ("folder name".into(), b"confidential-folder".to_vec()),
+    ];
+    for (rel, bytes) in &expected {
+        needles.push((
+            format!("path {rel}"),
+            rel.rsplit('/').next().unwrap().as_bytes().to_vec(),
+        ));
+        if bytes.len() >= 16 {
+            needles.push((format!("content of {rel}"), bytes[..16].to_vec()));
+        }
+    }
+    for (name, proxy) in [("proxy 0", &p0), ("proxy 1", &p1)] {
+        let seen = proxy.seen();
+        assert!(seen.len() > 300_000, "{name} saw only {} bytes", seen.len());
+        for (what, needle) in &needles {
+            assert!(!contains(&seen, needle), "the {what} crossed {name}");
+        }
+    }
+}
+
+#[test]
+fn a_node_serving_wrong_bytes_is_caught_and_another_node_serves_them() {
+    let net = Network::start(3);
+    let liar = Proxy::start(&net.url(0), true);
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = data(2_500_000);
+    let file = tmp.path().join("f.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let id = put(&net.url(1), &file);
+
+    // The liar first, an honest node second: every object is checked, the liar is named, and
+    // the file comes back whole.
+    let out = tmp.path().join("back.bin");
+    let output = run(voldisefs()
+        .args(["get", &id, "-o", out.to_str().unwrap()])
+        .args(["--node", &liar.url(), "--node", &net.url(2)])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    assert!(
+        stderr(&output).contains(&format!("node {}/ served wrong bytes", liar.url())),
+        "{}",
+        stderr(&output)
+    );
+
+    // The liar alone: a clear error, exit 3, and no file (not even a partial one) written.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never.bin");
+    let output = run(voldisefs()
+        .args([
+            "get",
+            &id,
+            "-o",
+            out.to_str().unwrap(),
+            "--node",
+            &liar.url(),
+        ])
+        .env("VOLDISEFS_PASSWORD", PASSWORD));
+    assert_code(&output, 3);
+    assert!(
+        stderr(&output).contains("served wrong bytes"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
