@@ -8,8 +8,11 @@
 //! for a chunk this node does not hold keeps the first key presented (a later, different key
 //! is ignored until it expires).
 //!
-//! Bounds: at most `cap` ids (the oldest is forgotten first when full) and each for at most
-//! `ttl`; an entry costs about 120 bytes, so the default 262,144 ids take about 30 MiB at most.
+//! Bounds: at most `cap` ids and each for at most `ttl`; an entry costs about 120 bytes, so the
+//! default 262,144 ids take about 30 MiB at most. When full, the oldest *unverified* tombstone
+//! is forgotten first, and a verified one only when none is left: anyone may plant unverified
+//! tombstones by the thousand (a delete with a made-up key), and they must not push out the
+//! verified tombstones of a real delete, which would let its objects be stored again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -41,22 +44,57 @@ struct Entry {
 struct Table {
     /// Id -> its tombstone.
     since: HashMap<ChunkId, Entry>,
-    /// Ids in deletion order; an entry whose time differs from `since` is stale (re-deleted).
+    /// Verified ids in deletion order; a record whose time (or verified flag) differs from
+    /// `since` is stale (re-deleted, or removed).
     order: VecDeque<(Instant, ChunkId)>,
+    /// Unverified ids in deletion order, likewise.
+    loose: VecDeque<(Instant, ChunkId)>,
+}
+
+/// Pops `queue`'s front record; forgets its tombstone when the record is current (not stale)
+/// and `forget(entry)` says so. Returns whether a record was popped.
+fn pop_front(
+    since: &mut HashMap<ChunkId, Entry>,
+    queue: &mut VecDeque<(Instant, ChunkId)>,
+    verified: bool,
+    forget: impl Fn(&Entry) -> bool,
+) -> Option<bool> {
+    let &(at, id) = queue.front()?;
+    let current = since
+        .get(&id)
+        .filter(|e| e.at == at && e.verified == verified);
+    match current {
+        None => {
+            queue.pop_front();
+            Some(false)
+        }
+        Some(entry) if forget(entry) => {
+            queue.pop_front();
+            since.remove(&id);
+            Some(true)
+        }
+        Some(_) => None,
+    }
 }
 
 impl Table {
-    /// Drops expired entries and, while over `cap`, the oldest ones.
+    /// Drops expired entries and, while over `cap`, the oldest unverified ones, then (only if
+    /// none is left) the oldest verified ones.
     fn trim(&mut self, now: Instant, ttl: Duration, cap: usize) {
-        while let Some(&(at, id)) = self.order.front() {
-            let stale = self.since.get(&id).map(|e| e.at) != Some(at);
-            let expired = now.saturating_duration_since(at) >= ttl;
-            if !(stale || expired || self.since.len() > cap) {
+        let expired = |e: &Entry| now.saturating_duration_since(e.at) >= ttl;
+        for verified in [false, true] {
+            let queue = if verified {
+                &mut self.order
+            } else {
+                &mut self.loose
+            };
+            while pop_front(&mut self.since, queue, verified, expired).is_some() {}
+        }
+        while self.since.len() > cap {
+            let popped = pop_front(&mut self.since, &mut self.loose, false, |_| true)
+                .or_else(|| pop_front(&mut self.since, &mut self.order, true, |_| true));
+            if popped.is_none() {
                 break;
-            }
-            self.order.pop_front();
-            if !stale {
-                self.since.remove(&id);
             }
         }
     }
@@ -93,7 +131,11 @@ impl Locked<'_> {
                     verified,
                 },
             );
-            self.table.order.push_back((now, *id));
+            if verified {
+                self.table.order.push_back((now, *id));
+            } else {
+                self.table.loose.push_back((now, *id));
+            }
         }
         self.table.trim(now, self.ttl, self.cap);
     }
@@ -201,6 +243,37 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert!(!t.contains(&id(0)) && !t.contains(&id(1)));
         assert!(t.contains(&id(2)) && t.contains(&id(4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_unverified_tombstones_never_pushes_out_a_verified_one() {
+        let t = Tombstones::new(Duration::from_secs(3600), 10);
+        let real = DeleteKey::from_bytes([7; 32]);
+        t.lock().insert(real, true, &[id(0), id(1)]);
+        // Anyone can plant unverified tombstones with made-up keys, far more than fit.
+        for i in 100..10_000 {
+            t.lock()
+                .insert(DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
+            tokio::time::advance(Duration::from_micros(1)).await;
+        }
+        assert_eq!(t.len(), 10);
+        assert_eq!(t.lock().key(&id(0)), Some(real));
+        assert_eq!(t.lock().key(&id(1)), Some(real));
+        assert!(t.contains(&id(9_999)) && !t.contains(&id(100)));
+        // An id first planted unverified, then verified, counts as verified.
+        t.lock().insert(real, true, &[id(9_999)]);
+        for i in 20_000..20_100 {
+            t.lock()
+                .insert(DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
+        }
+        assert_eq!(t.lock().key(&id(9_999)), Some(real));
+        // With only verified ones left, the oldest of them goes.
+        let t = Tombstones::new(Duration::from_secs(3600), 2);
+        for i in 0..3 {
+            t.lock().insert(real, true, &[id(i)]);
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert!(!t.contains(&id(0)) && t.contains(&id(2)));
     }
 
     #[tokio::test(start_paused = true)]
