@@ -12,6 +12,9 @@ pub enum NodeError {
     /// No node holds a record for this file id.
     #[error("file {0} not found")]
     NotFound(FileId),
+    /// Every holder refused to store the object: it was deleted, and tombstones keep it out.
+    #[error("object {0} was deleted; the network refuses to store it again")]
+    ObjectDeleted(ChunkId),
     /// No node holds an object under this id (never stored, expired or deleted).
     #[error("no node holds object {0}")]
     NoSuchObject(ChunkId),

@@ -24,7 +24,7 @@ use crate::{Node, NodeError};
 
 mod objects;
 
-pub use objects::{BUDGET_WAIT, NodeInfo, OBJECT_BODY_BUDGET};
+pub use objects::{BUDGET_STEP, BUDGET_WAIT, MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET};
 
 /// Header of `DELETE`-style object requests carrying a file's delete key (64 hex digits).
 pub const DELETE_KEY_HEADER: &str = "x-voldisefs-delete-key";
@@ -321,6 +321,7 @@ impl From<NodeError> for ApiError {
                 return busy;
             }
             NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
+            NodeError::ObjectDeleted(_) => (StatusCode::GONE, "deleted"),
             NodeError::IsCollection(_) => (StatusCode::CONFLICT, "collection"),
             NodeError::NotACollection(_) => (StatusCode::CONFLICT, "not_collection"),
             NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {

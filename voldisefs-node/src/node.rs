@@ -466,6 +466,11 @@ impl Node {
         &self.inner.object_budget
     }
 
+    /// Bytes of [`crate::OBJECT_BODY_BUDGET`] no object API body holds now.
+    pub fn object_budget_free(&self) -> usize {
+        self.inner.object_budget.available_permits() << 10
+    }
+
     /// The peer network (membership, requests, drills) of this node.
     pub fn network(&self) -> &Network {
         self.inner.cluster.net()

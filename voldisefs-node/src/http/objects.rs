@@ -12,10 +12,11 @@
 //!   object: `DELETE /api/v1/objects/{id}?everywhere=&spread=` with `X-Voldisefs-Delete-Key`.
 //!
 //! Bounds: a body is at most [`MAX_OBJECT_LEN`] (one object) or [`MAX_BATCH_BYTES`] (a batch,
-//! a stripe) and [`MAX_BATCH_OBJECTS`] objects; bodies being read hold their announced length
-//! (their limit when none is announced) of a node-wide [`OBJECT_BODY_BUDGET`], waited for at
-//! most [`BUDGET_WAIT`] (then 503 busy); a body that sends nothing for the node's
-//! `http_body_idle_timeout` is refused (408); a delete names at most [`MAX_DELETE_IDS`] ids.
+//! a stripe) and [`MAX_BATCH_OBJECTS`] objects; the bytes bodies hold while they are read and
+//! stored come out of a node-wide [`OBJECT_BODY_BUDGET`] as they arrive, waited for at most
+//! [`BUDGET_WAIT`] (then 503 busy); a body that sends nothing for the node's
+//! `http_body_idle_timeout`, or arrives slower than [`MIN_BODY_RATE`] on average after twice
+//! that timeout, is refused (408); a delete names at most [`MAX_DELETE_IDS`] ids.
 
 use std::time::Duration;
 
@@ -38,6 +39,10 @@ use crate::{MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN, 
 pub const OBJECT_BODY_BUDGET: usize = 256 << 20;
 /// How long a request waits for its share of [`OBJECT_BODY_BUDGET`] before 503.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(10);
+/// Bodies take their share of [`OBJECT_BODY_BUDGET`] in steps of this many bytes.
+pub const BUDGET_STEP: usize = 1 << 20;
+/// The slowest average rate a body may arrive at, after a grace of twice the idle timeout.
+pub const MIN_BODY_RATE: usize = 1 << 20;
 
 /// What a client needs to seal files for this network (`GET /api/v1/info`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,15 +120,19 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
     Some(())
 }
 
-/// Reads a body of at most `limit` bytes while holding its share of the node's body budget
-/// (see the module docs); the permit is returned with the bytes and held until they are
-/// stored.
+/// Reads a body of at most `limit` bytes. The bytes it holds come out of the node-wide
+/// [`OBJECT_BODY_BUDGET`] as they arrive (in steps of [`BUDGET_STEP`]), so a body that
+/// announces much and sends little holds little; waiting more than [`BUDGET_WAIT`] for a share
+/// is 503. A body must keep coming: nothing for the node's `http_body_idle_timeout` is 408,
+/// and so is a body still incomplete after twice that timeout plus its length at
+/// [`MIN_BODY_RATE`] (a client trickling bytes cannot hold its share for long). The share is
+/// returned with the bytes and held until they are stored.
 async fn read_body(
     node: &Node,
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), ApiError> {
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -136,51 +145,92 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > limit) {
-        // Read off (a bounded part of) what the client is still sending, so it reads the
-        // refusal instead of a broken pipe.
-        super::drain_refused(body.into_data_stream()).await;
+        // A client still sending reads the refusal instead of a broken pipe once a bounded
+        // part of its body is read off; one waiting for `100 Continue` gets the refusal at once.
+        let waits = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits {
+            super::drain_refused(body.into_data_stream()).await;
+        }
         return Err(too_large());
     }
-    let kib = announced.unwrap_or(limit).div_ceil(1024).max(1);
-    let permits = u32::try_from(kib).map_err(|_| too_large())?;
+    let idle = node.config().http_body_idle_timeout;
+    let expected = announced.unwrap_or(limit);
+    let deadline = tokio::time::Instant::now()
+        + 2 * idle
+        + Duration::from_secs_f64(expected as f64 / MIN_BODY_RATE as f64);
+    let timeout = |message: String| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", message);
+    let mut stream = body.into_data_stream();
+    let mut out = BytesMut::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    loop {
+        let wait_until = deadline.min(tokio::time::Instant::now() + idle);
+        match tokio::time::timeout_at(wait_until, stream.next()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(timeout(format!(
+                    "the body came slower than {} KiB/s",
+                    MIN_BODY_RATE >> 10
+                )));
+            }
+            Err(_) => {
+                return Err(timeout(format!(
+                    "the client sent nothing for {:.1} s",
+                    idle.as_secs_f64()
+                )));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(bad_request(format!("reading the body failed: {e}"))),
+            Ok(Some(Ok(piece))) => {
+                let len = out.len() + piece.len();
+                if len > limit {
+                    return Err(too_large());
+                }
+                reserve(node, &mut held, len, limit).await?;
+                out.extend_from_slice(&piece);
+            }
+        }
+    }
+    Ok((out.freeze(), held))
+}
+
+/// Grows `held` to cover `len` bytes (rounded up to [`BUDGET_STEP`], at most `limit`).
+async fn reserve(
+    node: &Node,
+    held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    len: usize,
+    limit: usize,
+) -> Result<(), ApiError> {
+    let have = held.as_ref().map_or(0, |p| p.num_permits());
+    let want_bytes = len
+        .div_ceil(BUDGET_STEP)
+        .saturating_mul(BUDGET_STEP)
+        .min(limit.max(len));
+    let want = want_bytes.div_ceil(1024);
+    if want <= have {
+        return Ok(());
+    }
+    let more = u32::try_from(want - have).map_err(|_| bad_request("body too large"))?;
     let permit = tokio::time::timeout(
         BUDGET_WAIT,
-        node.object_budget().clone().acquire_many_owned(permits),
+        node.object_budget().clone().acquire_many_owned(more),
     )
     .await
     .map_err(|_| {
         let mut busy = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
-            "the node is reading as many object bodies as it holds in memory; try again",
+            "the node holds as many object bodies in memory as it may; try again",
         );
         busy.retry_after = Some(1);
         busy
     })?
     .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "stopping"))?;
-    let idle = node.config().http_body_idle_timeout;
-    let mut stream = body.into_data_stream();
-    let mut out = BytesMut::with_capacity(announced.unwrap_or(0));
-    loop {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "timeout",
-                    format!("the client sent nothing for {} s", idle.as_secs()),
-                ));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(bad_request(format!("reading the body failed: {e}"))),
-            Ok(Some(Ok(piece))) => {
-                if out.len() + piece.len() > limit {
-                    return Err(too_large());
-                }
-                out.extend_from_slice(&piece);
-            }
-        }
+    match held {
+        Some(held) => held.merge(permit),
+        None => *held = Some(permit),
     }
-    Ok((out.freeze(), permit))
+    Ok(())
 }
 
 fn created(receipt: crate::ObjectReceipt) -> Response {

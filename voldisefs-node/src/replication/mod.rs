@@ -482,8 +482,15 @@ impl Cluster {
                 .failed
                 .last()
                 .map_or_else(|| "no node".to_string(), |(_, e)| e.to_string());
+            let deleted = !run.failed.is_empty()
+                && run
+                    .failed
+                    .iter()
+                    .all(|(_, e)| matches!(e, HolderError::Deleted));
             return Err(if full {
                 NodeError::Full(reason)
+            } else if deleted {
+                NodeError::ObjectDeleted(id)
             } else {
                 NodeError::NoHolder { chunk: id, reason }
             });
