@@ -159,6 +159,10 @@ pub enum Error {
         size: u64,
     },
 
+    /// The transfer was stopped before it ended (what it stored was deleted again).
+    #[error("cancelled")]
+    Cancelled,
+
     /// The caller's input was refused or could not be read (a body that failed, a bad path).
     #[error("{0}")]
     Input(String),

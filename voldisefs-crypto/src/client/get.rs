@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::offload::run;
 use super::put::spread;
-use super::store::{DeleteScope, Fetched, ObjectKind};
+use super::store::{DeleteScope, Direction, Fetched, ObjectKind};
 use super::{Client, unix_now};
 use crate::{
     Collection, DeleteKey, Error, FileKind, FileOpener, MAX_COLLECTION_LEN, Manifest, Password,
@@ -48,6 +48,15 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// An opened file from an opener made elsewhere (a node opens with its own bounded key
+    /// derivation, then reads through these pipelines).
+    pub fn new(id: [u8; 32], opener: FileOpener) -> Self {
+        Self {
+            id,
+            opener: Arc::new(opener),
+        }
+    }
+
     /// The file's id.
     pub fn id(&self) -> [u8; 32] {
         self.id
@@ -92,8 +101,9 @@ fn is_bad_bytes(error: &Error, kind: ObjectKind) -> bool {
 
 impl Client {
     /// Fetches object `id` from the first source whose answer passes `check` (run on the
-    /// offload threads). `Err(Error::NotFound)` when every source answers that it holds
-    /// nothing; [`Error::BadObject`] when the only answers were wrong bytes.
+    /// offload threads; its flag says whether the store verified the bytes already).
+    /// `Err(Error::NotFound)` when every source answers that it holds nothing;
+    /// [`Error::BadObject`] when the only answers were wrong bytes.
     pub(crate) async fn fetch_checked<T, F>(
         &self,
         id: [u8; 32],
@@ -101,14 +111,15 @@ impl Client {
         check: F,
     ) -> Result<T>
     where
-        F: Fn(Bytes) -> Result<T> + Send + Sync + 'static,
+        F: Fn(Bytes, bool) -> Result<T> + Send + Sync + 'static,
         T: Send + 'static,
     {
         let check = Arc::new(check);
         let (mut bad, mut failure) = (Vec::new(), None);
         for source in 0..self.store.sources().max(1) {
-            let bytes = match self.store.get(source, id, kind).await {
-                Ok(Fetched::Found(bytes)) => bytes,
+            let (bytes, verified) = match self.store.get(source, id, kind).await {
+                Ok(Fetched::Found(bytes)) => (bytes, false),
+                Ok(Fetched::Verified(bytes)) => (bytes, true),
                 Ok(Fetched::Missing) => continue,
                 Err(e) => {
                     failure = Some(e);
@@ -116,7 +127,7 @@ impl Client {
                 }
             };
             let check = check.clone();
-            match run(&*self.offload, move || check(bytes)).await? {
+            match run(&*self.offload, move || check(bytes, verified)).await? {
                 Ok(value) => return Ok(value),
                 Err(e) if is_bad_bytes(&e, kind) => {
                     self.store.report_bad(source, id);
@@ -141,15 +152,7 @@ impl Client {
     /// for a password the cache does not know). [`Error::NotFound`] when no source holds it
     /// or it expired; [`Error::Decrypt`] for a wrong password or read key.
     pub async fn open(&self, id: [u8; 32], access: Access) -> Result<Opened> {
-        let record = self
-            .fetch_checked(id, ObjectKind::Object, move |bytes| {
-                if crate::content_id(&bytes) == id {
-                    Ok(bytes)
-                } else {
-                    Err(Error::IdMismatch)
-                }
-            })
-            .await?;
+        let record = self.fetch_record(id).await?;
         let (ceiling, cache) = (self.settings.kdf_ceiling, self.cache.clone());
         let opener = run(&*self.offload, move || match access {
             Access::ReadKey(key) => FileOpener::open_with_read_key(&id, &record, &key),
@@ -165,6 +168,19 @@ impl Client {
             id,
             opener: Arc::new(opener),
         })
+    }
+
+    /// The record of `id`, checked against the id, from the first source that serves it
+    /// ([`Error::NotFound`] when none holds it).
+    pub async fn fetch_record(&self, id: [u8; 32]) -> Result<Bytes> {
+        self.fetch_checked(id, ObjectKind::Object, move |bytes, verified| {
+            if verified || crate::content_id(&bytes) == id {
+                Ok(bytes)
+            } else {
+                Err(Error::IdMismatch)
+            }
+        })
+        .await
     }
 
     /// Like [`Client::open`], refusing a record whose manifest is not of `kind`
@@ -219,10 +235,14 @@ impl Client {
             let (client, opener) = (client.clone(), opener.clone());
             async move {
                 let plain = client
-                    .fetch_checked(id, kind, move |bytes| {
-                        opener
-                            .open_chunk(index, Vec::from(bytes))
-                            .map(Bytes::from_owner)
+                    .fetch_checked(id, kind, move |bytes, verified| {
+                        let bytes = Vec::from(bytes);
+                        let plain = if verified {
+                            opener.open_verified_chunk(index, bytes)
+                        } else {
+                            opener.open_chunk(index, bytes)
+                        };
+                        plain.map(Bytes::from_owner)
                     })
                     .await
                     .map_err(|e| match e {
@@ -245,7 +265,12 @@ impl Client {
                 Ok(plain.slice(start..end))
             }
         });
-        Ok(fetches.buffered(self.settings.parallelism.max(1)))
+        let mut window = self.store.window(
+            self.settings.parallelism.max(1),
+            chunk_len as usize,
+            Direction::Get,
+        );
+        Ok(ordered_window(fetches, move || window.size()))
     }
 
     /// Reads a whole opened file into memory (for collections' listings and small files).
@@ -317,6 +342,35 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Runs the futures `source` yields with up to `limit()` of them in flight (asked again
+/// before each start, so the window can follow the store's latency), yielding their outputs
+/// in order: `StreamExt::buffered` with a window that may change.
+fn ordered_window<S, L>(
+    source: S,
+    limit: L,
+) -> impl Stream<Item = <S::Item as std::future::Future>::Output> + Send
+where
+    S: Stream + Unpin + Send,
+    S::Item: std::future::Future + Send,
+    <S::Item as std::future::Future>::Output: Send,
+    L: FnMut() -> usize + Send,
+{
+    let queue = futures_util::stream::FuturesOrdered::new();
+    futures_util::stream::unfold(
+        (source, queue, false, limit),
+        |(mut source, mut queue, mut exhausted, mut limit)| async move {
+            while !exhausted && queue.len() < limit().max(1) {
+                match source.next().await {
+                    Some(work) => queue.push_back(work),
+                    None => exhausted = true,
+                }
+            }
+            let item = queue.next().await?;
+            Some((item, (source, queue, exhausted, limit)))
+        },
+    )
 }
 
 fn hex(id: &[u8; 32]) -> String {

@@ -42,8 +42,8 @@ pub use get::{Access, Opened};
 pub use offload::{Inline, Job, Offload, Threads, run};
 pub use put::{Keying, PutOptions, PutReceipt};
 pub use store::{
-    BoxFuture, DeleteScope, Fetched, MemoryStore, Object, ObjectKind, ObjectStore, StoreError,
-    StoreErrorKind, Stored,
+    BoxFuture, DeleteScope, Direction, Fetched, FixedWindow, MemoryStore, Object, ObjectKind,
+    ObjectStore, StoreError, StoreErrorKind, Stored, Window,
 };
 
 use crate::{ChunkSize, KdfParams, KekCache, Result};

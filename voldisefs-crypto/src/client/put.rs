@@ -13,7 +13,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{Stream, StreamExt};
 
 use super::offload::run;
-use super::store::{DeleteScope, Object, Stored};
+use super::store::{DeleteScope, Direction, Object, Stored};
 use super::{Client, unix_now};
 use crate::{
     CHUNK_OVERHEAD, DeleteKey, Error, FileKind, FileSealer, MAX_FILE_SIZE, MAX_NAME_LEN,
@@ -213,7 +213,9 @@ impl Client {
     {
         let created = unix_now();
         let chunk_len = sealer.chunk_size().bytes();
-        let max = self.settings.parallelism.max(1);
+        let mut window =
+            self.store
+                .window(self.settings.parallelism.max(1), chunk_len, Direction::Put);
         let new_buffer = || Plaintext::new(Vec::with_capacity(chunk_len + CHUNK_OVERHEAD));
         let mut in_flight = FuturesOrdered::new();
         let (mut ids, mut stored) = (Vec::new(), None::<Stored>);
@@ -236,7 +238,7 @@ impl Client {
                 if current.len() == chunk_len {
                     // More data follows, so this full chunk is not the final one.
                     let full = std::mem::replace(&mut current, new_buffer());
-                    while in_flight.len() >= max {
+                    while in_flight.len() >= window.size().max(1) {
                         if let Some(done) = in_flight.next().await {
                             collect(done)?;
                         }

@@ -99,6 +99,11 @@ impl Stored {
 pub enum Fetched {
     /// The bytes it holds under the id (not yet verified: the caller checks them).
     Found(bytes::Bytes),
+    /// Bytes the store itself checked against the id (a whole object) or against the stripe's
+    /// descriptor (a stripe's shards). Only a store running in the reader's own process (a
+    /// node serving its gateway) may say so; the reader then skips the id hash and still
+    /// checks the length, the trailer and the AEAD tag.
+    Verified(bytes::Bytes),
     /// It holds nothing under the id (never stored, expired or deleted).
     Missing,
 }
@@ -122,6 +127,32 @@ pub enum ObjectKind {
     Object,
     /// A stripe id; the answer is the joined sealed chunk, checked by its AEAD tag.
     Stripe,
+}
+
+/// How many chunks a transfer keeps in flight, asked again before each chunk starts (a store
+/// that measures its latency can grow it). Dropped when the transfer ends.
+pub trait Window: Send {
+    /// Chunks in flight at most now (at least 1 is used).
+    fn size(&mut self) -> usize;
+}
+
+/// A window that never changes.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedWindow(pub usize);
+
+impl Window for FixedWindow {
+    fn size(&mut self) -> usize {
+        self.0
+    }
+}
+
+/// Which way a transfer goes, for [`ObjectStore::window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Storing.
+    Put,
+    /// Reading.
+    Get,
 }
 
 /// A store of sealed objects: what the pipelines run over. Implemented by the CLI (HTTP, one
@@ -155,6 +186,13 @@ pub trait ObjectStore: Send + Sync {
     /// How many sources reads can come from (at least 1).
     fn sources(&self) -> usize {
         1
+    }
+
+    /// The window of a transfer of `chunk_len`-byte chunks that would keep `base` in flight
+    /// by default.
+    fn window(&self, base: usize, chunk_len: usize, direction: Direction) -> Box<dyn Window> {
+        let _ = (chunk_len, direction);
+        Box::new(FixedWindow(base))
     }
 
     /// A source's name for messages (a node's URL).
@@ -194,6 +232,9 @@ impl<S: ObjectStore + ?Sized> ObjectStore for Arc<S> {
     }
     fn sources(&self) -> usize {
         (**self).sources()
+    }
+    fn window(&self, base: usize, chunk_len: usize, direction: Direction) -> Box<dyn Window> {
+        (**self).window(base, chunk_len, direction)
     }
     fn source_name(&self, source: usize) -> String {
         (**self).source_name(source)
