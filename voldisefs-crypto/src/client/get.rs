@@ -50,10 +50,10 @@ pub struct Opened {
 impl Opened {
     /// An opened file from an opener made elsewhere (a node opens with its own bounded key
     /// derivation, then reads through these pipelines).
-    pub fn new(id: [u8; 32], opener: FileOpener) -> Self {
+    pub fn new(id: [u8; 32], opener: impl Into<Arc<FileOpener>>) -> Self {
         Self {
             id,
-            opener: Arc::new(opener),
+            opener: opener.into(),
         }
     }
 

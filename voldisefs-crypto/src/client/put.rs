@@ -167,9 +167,34 @@ impl Client {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        self.put_until(keying, options, body, std::future::pending())
+            .await
+    }
+
+    /// Like [`Client::put`], stopping with [`Error::Cancelled`] when `stop` completes first;
+    /// what was stored by then is deleted before this returns, as after any failure.
+    pub async fn put_until<S, E, F>(
+        &self,
+        keying: Keying,
+        options: PutOptions,
+        body: S,
+        stop: F,
+    ) -> Result<PutReceipt>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+        F: std::future::Future<Output = ()>,
+    {
         let sealer = self.sealer(keying, &options).await?;
         let handed = Shared::default();
-        let result = self.put_sealed(&sealer, &options, body, &handed).await;
+        let result = {
+            let run = self.put_sealed(&sealer, &options, body, &handed);
+            futures_util::pin_mut!(run, stop);
+            match futures_util::future::select(run, stop).await {
+                futures_util::future::Either::Left((result, _)) => result,
+                futures_util::future::Either::Right(((), _)) => Err(Error::Cancelled),
+            }
+        };
         let ids = std::mem::take(&mut handed.lock().unwrap_or_else(PoisonError::into_inner).ids);
         match result {
             Ok(mut receipt) => {
@@ -227,7 +252,23 @@ impl Client {
         };
         let mut current = new_buffer();
         let (mut index, mut size) = (0u64, 0u64);
-        while let Some(piece) = body.next().await {
+        loop {
+            // The chunks in flight make progress while the body is awaited (a slow body must
+            // not hold sealed chunks back from the store).
+            let piece = if in_flight.is_empty() {
+                body.next().await
+            } else {
+                match futures_util::future::select(body.next(), in_flight.next()).await {
+                    futures_util::future::Either::Left((piece, _)) => piece,
+                    futures_util::future::Either::Right((done, _)) => {
+                        if let Some(done) = done {
+                            collect(done)?;
+                        }
+                        continue;
+                    }
+                }
+            };
+            let Some(piece) = piece else { break };
             let piece = piece.map_err(|e| Error::Input(e.to_string()))?;
             size += piece.len() as u64;
             if size > MAX_FILE_SIZE {

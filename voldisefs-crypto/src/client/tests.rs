@@ -472,3 +472,32 @@ async fn an_aborted_collection_deletes_its_files() {
     upload.abort().await;
     assert!(store.is_empty(), "{} objects left", store.len());
 }
+
+#[tokio::test]
+async fn chunks_reach_the_store_while_the_body_is_still_awaited() {
+    let store = Arc::new(MemoryStore::new());
+    let client = client(store.clone());
+    let pieces =
+        futures_util::stream::iter((0..3).map(|_| Ok::<_, String>(Bytes::from(data(CHUNK)))))
+            .chain(futures_util::stream::pending());
+    let put = client.put(
+        Keying::Password(pw()),
+        PutOptions::file("slow", Redundancy::Replicas(3)),
+        pieces,
+    );
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        tokio::pin!(put);
+        loop {
+            tokio::select! {
+                _ = &mut put => panic!("a pending body cannot end"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {
+                    if store.len() >= 2 {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the two full chunks were never stored");
+}

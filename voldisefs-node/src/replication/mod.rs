@@ -796,6 +796,17 @@ impl Cluster {
     }
 }
 
+impl<T> Fetched<T> {
+    /// What was found, changed by `f`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Fetched<U> {
+        match self {
+            Fetched::Found(found) => Fetched::Found(f(found)),
+            Fetched::Deleted => Fetched::Deleted,
+            Fetched::Missing => Fetched::Missing,
+        }
+    }
+}
+
 /// What [`Cluster::fetch`] found.
 #[derive(Debug)]
 pub(crate) enum Fetched<T> {

@@ -1,21 +1,24 @@
-//! The download pipeline: fetch the record by FileId and check its hash -> open it with the
-//! password -> check every chunk is held somewhere (asking its ranked holders) -> stream the
-//! chunks in order, fetching ahead in parallel from the ranked holders with hedging, verifying
-//! each against its id (another holder on any failure) and decrypting on the blocking pool.
+//! Gateway downloads: fetch the record by FileId and check its hash -> open it with the
+//! password through the node's key-derivation gate (or a read key) -> check every chunk is
+//! held somewhere (asking its ranked holders) -> stream the chunks through the client's
+//! opening pipeline (`voldisefs_crypto::client`) over this node's cluster
+//! ([`ClusterStore`]): in order, fetched ahead from the ranked holders with hedging, checked
+//! against their ids (another holder on any failure) and decrypted on the blocking pool.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, Stream, StreamExt};
-use tokio_util::task::AbortOnDropHandle;
+use futures_util::{Stream, StreamExt};
+use voldisefs_crypto::client::{Opened, Settings as ClientSettings};
 use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password, ReadKey};
-use voldisefs_proto::{ChunkId, FileId, NodeId};
+use voldisefs_proto::{ChunkId, FileId};
 
 use crate::NodeError;
-use crate::replication::{AttemptError, Cluster, Failure, Fetched, HolderError};
+use crate::replication::{Cluster, Fetched};
 use crate::transfer::kdf_gate::KdfGate;
+use crate::transfer::store::ClusterStore;
 
 /// A stream of plaintext pieces of a file, in order.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
@@ -181,20 +184,11 @@ pub(crate) async fn open_record(
     id: FileId,
     access: Access,
 ) -> Result<OpenedFile, NodeError> {
-    let record_id = id.record_chunk();
-    let fetched = cluster
-        .fetch(record_id, &[], move |bytes: Bytes| {
-            if record_id.matches(&bytes) {
-                Ok(bytes)
-            } else {
-                Err(AttemptError::Next(HolderError::Failed(
-                    "served a forged record".into(),
-                )))
-            }
-        })
-        .await?;
-    let Fetched::Found(record) = fetched else {
-        return Err(NodeError::NotFound(id));
+    let (client, store) = ClusterStore::client(cluster, ClientSettings::default(), Duration::MAX)?;
+    let record = match client.fetch_record(*id.as_bytes()).await {
+        Ok(record) => record,
+        Err(CryptoError::NotFound) => return Err(NodeError::NotFound(id)),
+        Err(e) => return Err(store.error(e)),
     };
     let password = match access {
         Access::Password(password) => password,
@@ -234,9 +228,11 @@ pub(crate) async fn open_record(
 
 /// Opens file `id` (refused unless its manifest says `kind`) and returns its streaming body
 /// (only the chunks `range` touches, cut to it: [`NodeError::RangeNotSatisfiable`] when it
-/// selects nothing), after checking that every chunk is held by
-/// some reachable node ([`NodeError::Unavailable`] says how many are not). Each chunk is then
-/// fetched from its ranked holders with hedging (see [`Cluster::fetch`]) within `deadline`.
+/// selects nothing), after checking that every chunk is held by some reachable node
+/// ([`NodeError::Unavailable`] says how many are not). The chunks then come through the
+/// client's opening pipeline (`voldisefs_crypto::client`) over this node's cluster: fetched
+/// from their ranked holders with hedging, each within `deadline`, in a window that follows
+/// the latency, and decrypted on the blocking pool.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn download(
     cluster: &Cluster,
@@ -267,7 +263,8 @@ pub(crate) async fn download(
         (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),
         _ => {}
     }
-    let size = opener.manifest().size();
+    let manifest = opener.manifest();
+    let size = manifest.size();
     let range = match range {
         None => None,
         Some(r) => Some(
@@ -275,99 +272,17 @@ pub(crate) async fn download(
                 .ok_or(NodeError::RangeNotSatisfiable { size })?,
         ),
     };
-    // Only the chunks the range touches, and how much to cut off the first and the last.
-    let chunk_len = opener.chunk_size().bytes() as u64;
-    let (skip, first_chunk, last_chunk, keep_last) = match range {
-        Some((first, last)) => (
-            (first % chunk_len) as usize,
-            first / chunk_len,
-            last / chunk_len,
-            (last % chunk_len) as usize + 1,
-        ),
-        None => (0, 0, chunk_ids.len() as u64 - 1, usize::MAX),
-    };
-    let chunk_ids: Vec<(u64, ChunkId)> = chunk_ids
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (i as u64, c))
-        .filter(|(i, _)| (first_chunk..=last_chunk).contains(i))
-        .collect();
-    let ids: Vec<ChunkId> = chunk_ids.iter().map(|(_, c)| *c).collect();
-    let total = opener.manifest().chunk_count();
-    let manifest = opener.manifest();
+    let total = manifest.chunk_count();
     let (name, created) = (manifest.name().to_string(), manifest.created());
-    let striped = manifest.is_striped();
-    // A stripe takes a round trip more (its descriptor) in smaller pieces: read further ahead.
-    let base = read_ahead.max(1) * if striped { 2 } else { 1 };
-    let mut window = cluster.window(base, chunk_len as usize, Failure::Get);
-    // One chunk's fetch, checked and decrypted, cut to the range; `holders` are the nodes
-    // known to hold it (tried first), if any.
-    let fetch_one = {
-        let (cluster, opener) = (cluster.clone(), opener.clone());
-        move |index: u64, chunk: ChunkId, holders: Vec<NodeId>| {
-            let (cluster, opener) = (cluster.clone(), opener.clone());
-            async move {
-                let fetch = async {
-                    if striped {
-                        // Any K shards, joined; then checked and decrypted like a chunk.
-                        return match cluster.fetch_stripe(chunk, &holders).await? {
-                            Fetched::Found(sealed) => {
-                                let opened = tokio::task::spawn_blocking(move || {
-                                    open_chunk(&opener, index, Bytes::from(sealed))
-                                })
-                                .await
-                                .map_err(|e| NodeError::Internal(e.to_string()))?;
-                                match opened {
-                                    Ok(plain) => Ok(Fetched::Found(plain)),
-                                    Err(AttemptError::Stop(e)) => Err(e),
-                                    Err(AttemptError::Next(e)) => {
-                                        Err(NodeError::Internal(format!(
-                                            "shards that match their ids gave a bad chunk: {e}"
-                                        )))
-                                    }
-                                }
-                            }
-                            Fetched::Deleted => Ok(Fetched::Deleted),
-                            Fetched::Missing => Ok(Fetched::Missing),
-                        };
-                    }
-                    let open = move |bytes: Bytes| open_chunk(&opener, index, bytes);
-                    cluster.fetch(chunk, &holders, open).await
-                };
-                match tokio::time::timeout(deadline, fetch).await {
-                    Ok(Ok(Fetched::Found(plain))) => {
-                        // Cut the range's ends out of its first and last chunk.
-                        let end = if index == last_chunk {
-                            keep_last.min(plain.len())
-                        } else {
-                            plain.len()
-                        };
-                        let start = if index == first_chunk {
-                            skip.min(end)
-                        } else {
-                            0
-                        };
-                        Ok(plain.slice(start..end))
-                    }
-                    Ok(Ok(Fetched::Deleted)) => Err(NodeError::NotFound(id)),
-                    Ok(Ok(Fetched::Missing)) | Err(_) => {
-                        Err(NodeError::Unavailable { missing: 1, total })
-                    }
-                    Ok(Err(e)) => Err(e),
-                }
-            }
+    // Only the chunks the range touches must be held somewhere.
+    let chunk_len = opener.chunk_size().bytes() as u64;
+    let needed: Vec<ChunkId> = match range {
+        Some((first, last)) => {
+            chunk_ids[(first / chunk_len) as usize..=(last / chunk_len) as usize].to_vec()
         }
+        None => chunk_ids,
     };
-    // The first window's chunks are fetched while the holders of all of them are located
-    // (from where placement put them), so a download waits one round trip less to start.
-    let first = window.size().min(chunk_ids.len());
-    let prefetched: Vec<_> = chunk_ids[..first]
-        .iter()
-        .map(|&(index, chunk)| {
-            AbortOnDropHandle::new(tokio::spawn(fetch_one(index, chunk, Vec::new())))
-        })
-        .collect();
-    let holders = cluster.locate(&ids).await;
+    let holders = cluster.locate(&needed).await;
     let missing = holders.iter().filter(|h| h.is_empty()).count() as u64;
     if missing > 0 {
         // A delete may have run since the record was read: then the file is gone, not broken.
@@ -379,16 +294,22 @@ pub(crate) async fn download(
         }
         return Err(NodeError::Unavailable { missing, total });
     }
-    let early = futures_util::stream::iter(prefetched).map(|task| {
-        async move {
-            task.await
-                .map_err(|e| NodeError::Internal(format!("a chunk fetch failed: {e}")))?
-        }
-        .boxed()
-    });
-    let rest = futures_util::stream::iter(chunk_ids.into_iter().zip(holders).skip(first))
-        .map(move |((index, chunk), holders)| fetch_one(index, chunk, holders).boxed());
-    let body = ordered_window(early.chain(rest), move || window.size());
+    let settings = ClientSettings {
+        parallelism: read_ahead.max(1),
+        ..ClientSettings::default()
+    };
+    let (client, store) = ClusterStore::client(cluster, settings, deadline)?;
+    let opened = Opened::new(*id.as_bytes(), opener);
+    let body = client
+        .read(&opened, range)
+        .map_err(|e| store.error(e))?
+        .map(move |piece| {
+            piece.map_err(|e| match e {
+                CryptoError::Unavailable { .. } => NodeError::Unavailable { missing: 1, total },
+                CryptoError::NotFound => NodeError::NotFound(id),
+                e => store.error(e),
+            })
+        });
     Ok(Download {
         name,
         size,
@@ -398,45 +319,6 @@ pub(crate) async fn download(
         body: Box::pin(body),
         burn,
     })
-}
-
-/// Runs the futures `source` yields with up to `limit()` of them in flight (asked again before
-/// each start, so the window follows the latency as it is measured), yielding their outputs in
-/// order: [`StreamExt::buffered`] with a window that may change.
-fn ordered_window<S, L>(source: S, limit: L) -> impl Stream<Item = <S::Item as Future>::Output>
-where
-    S: Stream + Unpin,
-    S::Item: Future,
-    L: FnMut() -> usize,
-{
-    let queue = futures_util::stream::FuturesOrdered::new();
-    futures_util::stream::unfold(
-        (source, queue, false, limit),
-        |(mut source, mut queue, mut exhausted, mut limit)| async move {
-            while !exhausted && queue.len() < limit().max(1) {
-                match source.next().await {
-                    Some(work) => queue.push_back(work),
-                    None => exhausted = true,
-                }
-            }
-            let item = queue.next().await?;
-            Some((item, (source, queue, exhausted, limit)))
-        },
-    )
-}
-
-/// Verifies and decrypts chunk `index` (on the blocking pool). Bytes that do not match the
-/// chunk's id are the holder's fault (try another); verified bytes that do not decrypt mean
-/// the file itself is damaged.
-fn open_chunk(opener: &FileOpener, index: u64, bytes: Bytes) -> Result<Bytes, AttemptError> {
-    match opener.open_chunk(index, Vec::from(bytes)) {
-        // Wiped (in bulk) when the last reference to its `Bytes` goes.
-        Ok(plain) => Ok(Bytes::from_owner(plain)),
-        Err(e @ (CryptoError::ChunkIdMismatch { .. } | CryptoError::InvalidChunk { .. })) => Err(
-            AttemptError::Next(HolderError::Failed(format!("served a corrupt chunk: {e}"))),
-        ),
-        Err(e) => Err(AttemptError::Stop(NodeError::Crypto(e))),
-    }
 }
 
 #[cfg(test)]

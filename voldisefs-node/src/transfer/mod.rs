@@ -2,4 +2,5 @@
 
 pub(crate) mod download;
 pub(crate) mod kdf_gate;
+pub(crate) mod store;
 pub(crate) mod upload;
