@@ -631,25 +631,13 @@ async fn issue_ticket(
 
     let id = parse_id(id)?;
     let access = access(&headers)?;
-    let one_byte = Some(crate::ByteRange::From {
-        first: 0,
-        last: Some(0),
-    });
-    let (kind, name) = match node.download_with(id, access.clone(), one_byte).await {
-        Ok(file) => (TicketKind::File, file.name.clone()),
-        // An empty file has no byte to serve; opening it is what counted.
-        Err(NodeError::RangeNotSatisfiable { .. }) => (
-            TicketKind::File,
-            node.download_with(id, access.clone(), None)
-                .await?
-                .name
-                .clone(),
-        ),
-        Err(NodeError::IsCollection(_)) => {
-            let listing = node.collection_with(id, access.clone()).await?;
-            (TicketKind::Archive, format!("{}.tar", listing.name))
+    // A plain open: the record and the key, no chunk fetched.
+    let stat = node.stat(id, access.clone()).await?;
+    let (kind, name) = match stat.kind {
+        voldisefs_crypto::FileKind::File => (TicketKind::File, stat.name),
+        voldisefs_crypto::FileKind::Collection => {
+            (TicketKind::Archive, format!("{}.tar", stat.name))
         }
-        Err(e) => return Err(e.into()),
     };
     let ticket = node
         .tickets()

@@ -79,7 +79,7 @@ pub use http::{
     MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
     REDUNDANCY_HEADER, api_routes,
 };
-pub use node::{MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
+pub use node::{FileStat, MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
 pub use objects::{
     EXPIRY_SKEW_SECS, MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN,
     ObjectReceipt,

@@ -158,6 +158,21 @@ impl Drop for TransferGuard {
     }
 }
 
+/// What [`Node::stat`] tells about a file or collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    /// Its name (a collection's: the folder's, or what the uploader chose).
+    pub name: String,
+    /// Its size in bytes (a collection's: of its listing).
+    pub size: u64,
+    /// File or collection.
+    pub kind: FileKind,
+    /// Creation time, unix seconds.
+    pub created: u64,
+    /// When it expires, unix seconds (`None`: never).
+    pub expires: Option<u64>,
+}
+
 /// Options of [`Node::upload_with_options`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UploadOptions {
@@ -764,6 +779,23 @@ impl Node {
         range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
         self.download_kind(id, access, FileKind::File, range).await
+    }
+
+    /// Opens file or collection `id` with `access` and says what it is, without fetching any
+    /// chunk (one record fetch and one key derivation or cache hit): [`NodeError::NotFound`],
+    /// [`NodeError::WrongPassword`] as a download would.
+    pub async fn stat(&self, id: FileId, access: Access) -> Result<FileStat, NodeError> {
+        self.check_running()?;
+        let opened =
+            download::open_record(&self.inner.cluster, &self.inner.kdf, id, access).await?;
+        let manifest = opened.opener.manifest();
+        Ok(FileStat {
+            name: manifest.name().to_string(),
+            size: manifest.size(),
+            kind: manifest.kind(),
+            created: manifest.created(),
+            expires: Some(opened.opener.expires()).filter(|e| *e != 0),
+        })
     }
 
     /// Deletes a "once" file everywhere, in the background: its record first (so nobody can

@@ -183,6 +183,18 @@ async fn wrong_password_and_unknown_id_fail_fast() {
         Err(NodeError::WrongPassword)
     ));
     assert!(started.elapsed() < Duration::from_secs(5));
+    // A plain open says what the file is, fetching no chunk; it fails like a download.
+    let stat = nodes[2].stat(r.id, pw("right").into()).await.unwrap();
+    assert_eq!((stat.name.as_str(), stat.size), ("f", 2 * CHUNK as u64));
+    assert_eq!(stat.kind, voldisefs_node::crypto::FileKind::File);
+    assert!(matches!(
+        nodes[2].stat(r.id, pw("wrong").into()).await,
+        Err(NodeError::WrongPassword)
+    ));
+    assert!(matches!(
+        nodes[2].stat(unknown, pw("right").into()).await,
+        Err(NodeError::NotFound(_))
+    ));
     shutdown(nodes).await;
 }
 
