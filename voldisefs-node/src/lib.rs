@@ -66,6 +66,7 @@ mod http;
 mod metrics;
 mod node;
 mod objects;
+mod remote;
 mod replication;
 mod status;
 mod tickets;
@@ -84,6 +85,7 @@ pub use objects::{
     EXPIRY_SKEW_SECS, MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN,
     ObjectReceipt,
 };
+pub use remote::{RemoteStore, Url, remote_client};
 pub use replication::placement;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
