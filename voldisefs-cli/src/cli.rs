@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
-use voldisefs_node::crypto::{ChunkSize, Redundancy};
+use voldisefs_node::crypto::client::ShareLink;
+use voldisefs_node::crypto::{ChunkSize, ReadKey, Redundancy};
 
 use crate::size::{SIZE_HELP, parse_size};
 
@@ -436,7 +437,7 @@ pub(crate) struct FileRef {
     /// The file id (64 lowercase hex digits).
     pub(crate) id: String,
     /// The link's node page and read key, for a share link.
-    pub(crate) link: Option<(Url, zeroize::Zeroizing<String>)>,
+    pub(crate) link: Option<(Url, ReadKey)>,
 }
 
 impl std::ops::Deref for FileRef {
@@ -454,13 +455,9 @@ impl fmt::Display for FileRef {
 }
 
 /// The share link of file `id` with read key `key` on the node at `node`: its page, with
-/// `#id=ID&key=KEY` (the fragment never leaves the browser in a request).
-pub(crate) fn share_link(node: &Url, id: &str, key: &str) -> String {
-    let mut page = node.clone();
-    page.set_path("/");
-    page.set_query(None);
-    page.set_fragment(Some(&format!("id={id}&key={key}")));
-    page.to_string()
+/// the id and key in the fragment (see `voldisefs_crypto::client::ShareLink`).
+pub(crate) fn share_link(node: &Url, id: &[u8; 32], key: &ReadKey) -> zeroize::Zeroizing<String> {
+    ShareLink::format(node.as_str(), id, key)
 }
 
 /// Parses a file id, or a share link (`http://node/#id=ID&key=KEY`).
@@ -470,29 +467,11 @@ pub(crate) fn parse_file_ref(text: &str) -> Result<FileRef, String> {
     }
     let bad =
         || format!("{text:?} is neither a file id nor a share link (`http://node/#id=ID&key=KEY`)");
-    let url = Url::parse(text).map_err(|_| bad())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad());
-    }
-    let (mut id, mut key) = (None, None);
-    for pair in url.fragment().unwrap_or_default().split('&') {
-        match pair.split_once('=') {
-            Some(("id", v)) => id = Some(parse_file_id(v).map_err(|_| bad())?),
-            Some(("key", v)) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                key = Some(zeroize::Zeroizing::new(v.to_ascii_lowercase()));
-            }
-            _ => return Err(bad()),
-        }
-    }
-    let (Some(id), Some(key)) = (id, key) else {
-        return Err(bad());
-    };
-    let mut node = url;
-    node.set_fragment(None);
-    node.set_path("/");
+    let link = ShareLink::parse(text).map_err(|_| bad())?;
+    let page = Url::parse(&link.page).map_err(|_| bad())?;
     Ok(FileRef {
-        id,
-        link: Some((node, key)),
+        id: link.id.iter().map(|b| format!("{b:02x}")).collect(),
+        link: Some((page, link.key)),
     })
 }
 
@@ -569,13 +548,16 @@ mod tests {
         let id = "ab".repeat(32);
         let key = "0f".repeat(32);
         let node = Url::parse("http://127.0.0.1:4200/api").unwrap();
-        let link = share_link(&node, &id, &key);
-        assert_eq!(link, format!("http://127.0.0.1:4200/#id={id}&key={key}"));
+        let link = share_link(&node, &[0xab; 32], &ReadKey::from_bytes([0x0f; 32]));
+        assert_eq!(
+            link.as_str(),
+            format!("http://127.0.0.1:4200/#id={id}&key={key}")
+        );
         let parsed = parse_file_ref(&link).unwrap();
         assert_eq!(parsed.id, id);
         let (page, got) = parsed.link.unwrap();
         assert_eq!(page.as_str(), "http://127.0.0.1:4200/");
-        assert_eq!(got.as_str(), key);
+        assert_eq!(got.as_bytes(), &[0x0f; 32]);
         assert!(parse_file_ref(&id.to_uppercase()).unwrap().link.is_none());
         for bad in [
             format!("http://h/#id={id}"),

@@ -229,8 +229,7 @@ pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
     }
     println!("{id}");
     if args.link {
-        let key = receipt.read_key.to_hex();
-        let link = zeroize::Zeroizing::new(crate::cli::share_link(args.node.first(), &id, &key));
+        let link = crate::cli::share_link(args.node.first(), &receipt.id, &receipt.read_key);
         if !args.quiet {
             eprintln!("share link (opens the collection and its files without the password):");
         }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use voldisefs_node::crypto::client::{Access, Opened};
-use voldisefs_node::crypto::{Error as CryptoError, FileKind, Password, ReadKey};
+use voldisefs_node::crypto::{Error as CryptoError, FileKind, Password};
 
 use crate::cli::GetArgs;
 use crate::error::CliError;
@@ -112,11 +112,9 @@ pub(super) async fn open(args: &GetArgs) -> anyhow::Result<(Session, Opened)> {
         Some((node, key)) => {
             let mut nodes = vec![node.clone()];
             nodes.extend(args.node.node.iter().filter(|n| *n != node).cloned());
-            let key = ReadKey::from_hex(key)
-                .map_err(|_| anyhow::anyhow!("the link's key is not 64 hexadecimal digits"))?;
             (
                 Session::over(&nodes, &args.node).await?,
-                Access::ReadKey(key),
+                Access::ReadKey(key.clone()),
             )
         }
         None => {

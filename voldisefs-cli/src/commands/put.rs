@@ -97,8 +97,7 @@ pub(crate) async fn run(args: PutArgs) -> anyhow::Result<()> {
     report(&args, &receipt, &name, &id);
     println!("{id}");
     if args.link {
-        let key = receipt.read_key.to_hex();
-        let link = zeroize::Zeroizing::new(crate::cli::share_link(args.node.first(), &id, &key));
+        let link = crate::cli::share_link(args.node.first(), &receipt.id, &receipt.read_key);
         if !args.quiet {
             eprintln!(
                 "share link (opens this file without the password, in a browser or with \

@@ -29,6 +29,7 @@
 
 mod collection;
 mod get;
+mod link;
 mod offload;
 mod put;
 mod store;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 
 pub use collection::CollectionUpload;
 pub use get::{Access, Opened};
+pub use link::ShareLink;
 pub use offload::{Inline, Job, Offload, Threads, run};
 pub use put::{Keying, PutOptions, PutReceipt};
 pub use store::{
