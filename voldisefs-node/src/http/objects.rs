@@ -308,8 +308,21 @@ pub(super) struct DeleteRequest {
     #[serde(default)]
     everywhere: bool,
     /// Nodes each object is spread over (K + M for stripes; 0 for copies).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     spread: usize,
+}
+
+/// A JSON number that is a whole number, written `3` or `3.0` (JSON Schema's `integer`).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom("spread must be a whole number"))
 }
 
 impl Drop for DeleteRequest {
@@ -377,4 +390,24 @@ pub(super) async fn delete_objects(
         .delete_objects(&key, &ids, request.everywhere, request.spread)
         .await?;
     Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_a_whole_number_written_either_way() {
+        let parse = |spread: &str| {
+            serde_json::from_str::<DeleteRequest>(&format!(
+                r#"{{"delete_key": "00", "ids": [], "spread": {spread}}}"#
+            ))
+            .map(|r| r.spread)
+        };
+        assert_eq!(parse("3").unwrap(), 3);
+        assert_eq!(parse("3.0").unwrap(), 3);
+        for bad in ["3.5", "-1", "1e30", "\"3\""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }
