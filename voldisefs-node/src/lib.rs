@@ -2,8 +2,11 @@
 //!
 //! [`Node::start`] binds a peer server and (optionally) an HTTP API, joins the network through
 //! bootstrap peers (retrying in the background while they are not up yet), and serves until
-//! [`Node::shutdown`]. The node a user talks to is the *gateway*: it does all cryptography, so
-//! every other peer only ever holds opaque, content-addressed ciphertext.
+//! [`Node::shutdown`]. Clients seal and open files themselves (`voldisefs_crypto::client`) and
+//! hand a node only sealed objects through its *object API* ([`Node::put_objects`],
+//! `/api/v1/objects`; [`RemoteStore`] is that API's client), so no node sees a password, a name
+//! or a plaintext byte. A caller that sends its password instead (*gateway mode*, curl and the
+//! page: the node sees its data) gets the very same pipelines, run in the node over its cluster.
 //!
 //! Layout: `replication/` is the one layer that knows where chunks live (placement, holders,
 //! hedged reads and writes, proofs of possession, repair and hand-off, tombstones, peer
@@ -13,15 +16,20 @@
 //! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
 //!   highest rendezvous weight for its id, so every node computes the same holders; peers that
 //!   recently failed a get, put or proof of possession, and suspect peers, are asked last.
-//! * Upload ([`Node::upload`], a task the node owns): body -> chunks -> sealed on the blocking
-//!   pool in parallel -> stored on their holders concurrently (a hung holder is hedged past and
-//!   replaced), with bounded chunks in flight -> the sealed manifest record stored like a chunk
-//!   -> an entry in this node's local index. A failed or cancelled upload deletes what it
-//!   stored.
-//! * Download ([`Node::download`]): the record by FileId, hash-checked -> opened with the
-//!   password -> every chunk located on its ranked holders -> streamed in order with parallel
-//!   read-ahead, each chunk fetched with hedging (no single slow holder stalls it), verified
-//!   against its id (another holder on any failure) and decrypted.
+//! * Object API ([`Node::put_objects`], [`Node::put_stripe`], [`Node::get_object`],
+//!   [`Node::delete_objects`]): every object checked (id, length, expiry) before the
+//!   replication layer places it; deletes present the file's delete key.
+//! * Gateway upload ([`Node::upload`], a task the node owns): the password's key derived
+//!   through the node's bounded gate, then the client's sealing pipeline over the cluster:
+//!   body -> chunks -> sealed on the blocking pool in parallel -> stored on their holders
+//!   concurrently (a hung holder is hedged past and replaced), with a window of chunks in
+//!   flight sized by latency -> the sealed record -> an entry in this node's local index. A
+//!   failed or cancelled upload deletes what it stored.
+//! * Gateway download ([`Node::download`]; [`Node::stat`] opens without reading): the record
+//!   by FileId, hash-checked -> opened with the password or a read key -> every chunk located
+//!   on its ranked holders -> the client's opening pipeline: chunks fetched ahead with hedging
+//!   (no single slow holder stalls it), verified against their ids (another holder on any
+//!   failure) and decrypted, in order.
 //! * Repair keeps `replicas` *proven* copies: a copy is dropped only after better-ranked
 //!   holders answered a fresh proof-of-possession challenge; deletes leave tombstones so a
 //!   holder that missed one cannot bring the file back.
@@ -32,8 +40,9 @@
 //! * Collections ([`Node::batch`]): several files under one password key (one Argon2id run),
 //!   listed by a sealed collection record; read back as a listing, one file, or a streamed
 //!   tar archive.
-//! * HTTP API: DESIGN section 7 (`/api/v1/files`, `/api/v1/collections`, `/api/v1/network`,
-//!   `/healthz`, `/`).
+//! * HTTP API (`src/openapi.json`): the object API (`/api/v1/info`, `/api/v1/objects`,
+//!   `/api/v1/stripes`), gateway mode (`/api/v1/files`, `/api/v1/collections`), `/api/v1/network`,
+//!   `/healthz`, `/metrics`, `/`.
 //!
 //! ```
 //! use bytes::Bytes;
