@@ -924,6 +924,23 @@ fn a_folder_round_trips_as_a_collection() {
     assert_code(&output, 0);
     assert!(output.stdout.len() > 1_570_000);
     assert_eq!(output.stdout.len() % 512, 0);
+    // A real archive: tar extracts the very tree.
+    let tarball = dst.path().join("album.tar");
+    std::fs::write(&tarball, &output.stdout).unwrap();
+    let untarred = dst.path().join("untarred");
+    std::fs::create_dir(&untarred).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&untarred)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        tree(&untarred) == expected,
+        "the archive holds another tree"
+    );
 
     // The wrong password: exit 3, nothing written.
     let wrong = dst.path().join("wrong");

@@ -166,6 +166,10 @@ impl Node {
     /// demoted and the next asked); [`NodeError::NotFound`] when no node holds it.
     pub async fn get_object(&self, id: [u8; 32]) -> Result<Bytes, NodeError> {
         let chunk = ChunkId::from_bytes(id);
+        // Its own copy was checked when it was stored.
+        if let Some(bytes) = self.cluster().local_copy(&chunk) {
+            return Ok(bytes);
+        }
         let fetched = self
             .cluster()
             .fetch(chunk, &[], move |bytes: Bytes| {

@@ -377,16 +377,35 @@ async fn member(session: &Session, entry: &CollectionEntry) -> anyhow::Result<Do
     Download::of(session, &opened, None)
 }
 
-/// Writes the collection's files to standard output as one tar archive, streamed.
+/// Writes the collection's files to standard output as one tar archive, streamed: files are
+/// opened (and small ones read) [`PARALLEL_GETS`] ahead of the one being written.
 async fn archive(session: &Session, entries: &[CollectionEntry], mtime: u64) -> anyhow::Result<()> {
     use tokio::io::AsyncWriteExt as _;
     let mut stdout = tokio::io::stdout();
     let fail = || "cannot write to standard output";
-    for entry in entries {
-        let mut download = member(session, entry).await?;
+    let small = session.client.settings().chunk_size.bytes() as u64;
+    let mut members = futures_util::stream::iter(entries)
+        .map(|entry| async move {
+            let mut download = member(session, entry).await?;
+            // A file of one chunk is read ahead too; larger ones stream when their turn comes.
+            let mut ahead = Vec::new();
+            if entry.size <= small {
+                while let Some(piece) = download.next_chunk().await? {
+                    ahead.push(piece);
+                }
+            }
+            anyhow::Ok((entry, ahead, download))
+        })
+        .buffered(PARALLEL_GETS);
+    while let Some(next) = members.next().await {
+        let (entry, ahead, mut download) = next?;
         let header = voldisefs_node::archive::file_header(&entry.path, entry.size, mtime)?;
         stdout.write_all(&header).await.context(fail())?;
         let mut written = 0u64;
+        for piece in ahead {
+            written += piece.len() as u64;
+            stdout.write_all(&piece).await.context(fail())?;
+        }
         while let Some(piece) = download.next_chunk().await? {
             written += piece.len() as u64;
             stdout.write_all(&piece).await.context(fail())?;

@@ -270,7 +270,8 @@ impl Client {
             chunk_len as usize,
             Direction::Get,
         );
-        Ok(ordered_window(fetches, move || window.size()))
+        // Fused: polling again after the end keeps answering `None`.
+        Ok(ordered_window(fetches, move || window.size()).fuse())
     }
 
     /// Reads a whole opened file into memory (for collections' listings and small files).

@@ -501,3 +501,26 @@ async fn chunks_reach_the_store_while_the_body_is_still_awaited() {
     .await;
     assert!(waited.is_ok(), "the two full chunks were never stored");
 }
+
+#[tokio::test]
+async fn a_read_answers_none_again_after_its_end() {
+    let store = Arc::new(MemoryStore::new());
+    let client = client(store.clone());
+    let receipt = client
+        .put(
+            Keying::Password(pw()),
+            PutOptions::file("f", Redundancy::Replicas(3)),
+            body(b"abc"),
+        )
+        .await
+        .unwrap();
+    let opened = client
+        .open(receipt.id, Access::ReadKey(receipt.read_key.clone()))
+        .await
+        .unwrap();
+    let mut stream = std::pin::pin!(client.read(&opened, None).unwrap());
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"abc");
+    for _ in 0..3 {
+        assert!(stream.next().await.is_none());
+    }
+}

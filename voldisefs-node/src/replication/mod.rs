@@ -523,6 +523,12 @@ impl Cluster {
         latency.hedge_delay(s.hedge_min, s.hedge_max)
     }
 
+    /// This node's own copy of `id`, if it holds one (checked against the id when it was
+    /// stored, so it needs no second hash; an expired one is dropped and not returned).
+    pub(crate) fn local_copy(&self, id: &ChunkId) -> Option<Bytes> {
+        self.inner.local.get(id).ok()
+    }
+
     /// Fetches chunk `id` and passes the bytes to `open` (run on the blocking pool, which
     /// verifies and decodes them). Asks this node first when it holds the chunk, then the
     /// ranked holders (`claimed` ones first within a class), hedging past slow ones; only

@@ -176,6 +176,12 @@ impl ObjectStore for ClusterStore {
     ) -> BoxFuture<'_, Result<Fetched, StoreError>> {
         Box::pin(async move {
             let chunk = ChunkId::from_bytes(id);
+            if kind == ObjectKind::Object {
+                // This node's own copy was checked when it was stored.
+                if let Some(bytes) = self.cluster.local_copy(&chunk) {
+                    return Ok(Fetched::Verified(bytes));
+                }
+            }
             let fetch = async {
                 match kind {
                     // Checked here against the id (a holder serving other bytes is demoted
