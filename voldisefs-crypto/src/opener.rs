@@ -392,9 +392,11 @@ impl FileOpener {
         self.open_chunk_with(index, ciphertext, true)
     }
 
-    /// Like [`open_chunk`](Self::open_chunk) for bytes already checked against the chunk's id
-    /// by whoever handed them over (a node's own replication layer): no second hash; length,
-    /// trailer and the AEAD tag are still checked.
+    /// Like [`open_chunk`](Self::open_chunk) without hashing the bytes against the chunk's id:
+    /// the length, the trailer and the AEAD tag (under this file's chunk key, with the index
+    /// and final flag in the nonce) still authenticate them, so only the error differs: a
+    /// substituted chunk fails with [`Error::Decrypt`] rather than
+    /// [`Error::ChunkIdMismatch`]. For readers that blame the source of any failure alike.
     pub fn open_verified_chunk(&self, index: u64, ciphertext: Vec<u8>) -> Result<Plaintext> {
         self.open_chunk_with(index, ciphertext, false)
     }

@@ -423,20 +423,22 @@ pub(super) async fn refuse_overwrite(path: &Path, force: bool) -> anyhow::Result
 
 /// Streams the body to standard output.
 pub(super) async fn to_stdout(mut download: Download) -> anyhow::Result<()> {
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = std::io::stdout().lock();
     let mut received = 0u64;
     while let Some(piece) = download.next_chunk().await? {
         received += piece.len() as u64;
-        stdout
-            .write_all(&piece)
-            .await
-            .context("cannot write to standard output")?;
+        write_blocking(&mut stdout, &piece).context("cannot write to standard output")?;
     }
-    stdout
-        .flush()
-        .await
+    tokio::task::block_in_place(|| std::io::Write::flush(&mut stdout))
         .context("cannot write to standard output")?;
     check_length(received, download.length)
+}
+
+/// Writes `piece` with a blocking write, straight from its buffer (tokio's files and standard
+/// output copy every write into a buffer of their own first), letting the runtime move other
+/// tasks off this thread meanwhile.
+fn write_blocking(out: &mut impl std::io::Write, piece: &[u8]) -> std::io::Result<()> {
+    tokio::task::block_in_place(|| out.write_all(piece))
 }
 
 /// Streams the body into a temporary file beside `path`, then renames it into place.
@@ -462,7 +464,7 @@ pub(super) async fn to_file(
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let write_error = || format!("cannot write {}", temp.path().display());
-    let mut out = tokio::fs::File::from_std(temp.as_file().try_clone().with_context(write_error)?);
+    let mut out = temp.as_file().try_clone().with_context(write_error)?;
 
     let bar = TransferBar::new(download.length, "downloading", quiet);
     let mut received = 0u64;
@@ -470,10 +472,9 @@ pub(super) async fn to_file(
         while let Some(piece) = download.next_chunk().await? {
             received += piece.len() as u64;
             bar.inc(piece.len() as u64);
-            out.write_all(&piece).await.with_context(write_error)?;
+            write_blocking(&mut out, &piece).with_context(write_error)?;
         }
-        out.flush().await.with_context(write_error)?;
-        out.sync_all().await.with_context(write_error)?;
+        tokio::task::block_in_place(|| out.sync_all()).with_context(write_error)?;
         check_length(received, download.length)
     }
     .await;

@@ -3,10 +3,12 @@
 //! fetches only the chunks it touches), with at most
 //! [`Settings::parallelism`](super::Settings::parallelism) chunks in flight.
 //!
-//! Every object is verified as it arrives: a record and a whole chunk against their ids (the
-//! BLAKE3 of their bytes), a joined stripe by its AEAD tag. A source that answers with wrong
-//! bytes is reported ([`ObjectStore::report_bad`](super::ObjectStore::report_bad)) and the
-//! next source is asked; a wrong byte is never handed out.
+//! Every object is verified as it arrives: a record against its id (the BLAKE3 of its bytes),
+//! before any key derivation; a chunk (whole, or joined from a stripe's shards) by its length,
+//! its public trailer and its AEAD tag under the file's key, whose nonce binds its index and
+//! final flag. A source that answers with wrong bytes is reported
+//! ([`ObjectStore::report_bad`](super::ObjectStore::report_bad)) and the next source is asked;
+//! a wrong byte is never handed out.
 
 use std::sync::Arc;
 
@@ -90,13 +92,16 @@ impl Opened {
 
 /// Whether an error while checking bytes from one source means that source lied (ask the
 /// next), rather than that the file or the request is bad.
-fn is_bad_bytes(error: &Error, kind: ObjectKind) -> bool {
-    match error {
-        Error::IdMismatch | Error::ChunkIdMismatch { .. } | Error::InvalidChunk { .. } => true,
-        // A joined stripe is checked by its tag only: a wrong shard shows up here.
-        Error::Decrypt => kind == ObjectKind::Stripe,
-        _ => false,
-    }
+fn is_bad_bytes(error: &Error) -> bool {
+    // Chunks are checked by their length, trailer and AEAD tag (see `Client::read`): bytes
+    // from one source that fail the tag are that source's fault.
+    matches!(
+        error,
+        Error::IdMismatch
+            | Error::ChunkIdMismatch { .. }
+            | Error::InvalidChunk { .. }
+            | Error::Decrypt
+    )
 }
 
 impl Client {
@@ -129,7 +134,7 @@ impl Client {
             let check = check.clone();
             match run(&*self.offload, move || check(bytes, verified)).await? {
                 Ok(value) => return Ok(value),
-                Err(e) if is_bad_bytes(&e, kind) => {
+                Err(e) if is_bad_bytes(&e) => {
                     self.store.report_bad(source, id);
                     bad.push(self.store.source_name(source));
                 }
@@ -235,14 +240,14 @@ impl Client {
             let (client, opener) = (client.clone(), opener.clone());
             async move {
                 let plain = client
-                    .fetch_checked(id, kind, move |bytes, verified| {
-                        let bytes = Vec::from(bytes);
-                        let plain = if verified {
-                            opener.open_verified_chunk(index, bytes)
-                        } else {
-                            opener.open_chunk(index, bytes)
-                        };
-                        plain.map(Bytes::from_owner)
+                    // The AEAD tag under the file's key (with the chunk's index and final flag
+                    // in its nonce) and the trailer check authenticate a chunk fully; hashing
+                    // it against its id as well would only repeat that (and cost more than
+                    // the decryption).
+                    .fetch_checked(id, kind, move |bytes, _verified| {
+                        opener
+                            .open_verified_chunk(index, Vec::from(bytes))
+                            .map(Bytes::from_owner)
                     })
                     .await
                     .map_err(|e| match e {

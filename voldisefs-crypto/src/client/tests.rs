@@ -524,3 +524,57 @@ async fn a_read_answers_none_again_after_its_end() {
         assert!(stream.next().await.is_none());
     }
 }
+
+#[test]
+fn chunks_opened_by_their_tag_alone_refuse_every_substitution() {
+    use crate::{FileOpener, FileSealer, ManifestInfo, chunk_count_for};
+    let size = settings().chunk_size;
+    let seal = |seed: u8| {
+        let sealer = FileSealer::new(&pw(), KdfParams::insecure_test(), size).unwrap();
+        let data = vec![seed; 2 * CHUNK];
+        let count = chunk_count_for(data.len() as u64, size);
+        let chunks: Vec<_> = data
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(i, p)| {
+                sealer
+                    .seal_chunk(i as u64, i as u64 + 1 == count, p)
+                    .unwrap()
+            })
+            .collect();
+        let record = sealer
+            .finish(&ManifestInfo {
+                name: "x".into(),
+                size: data.len() as u64,
+                created: 0,
+                kind: FileKind::File,
+                chunks: chunks.iter().map(|c| c.id).collect(),
+            })
+            .unwrap();
+        (
+            FileOpener::open(&record.id, &record.bytes, &pw()).unwrap(),
+            chunks,
+        )
+    };
+    let (opener, chunks) = seal(1);
+    let (_, other) = seal(2);
+    assert_eq!(
+        &opener
+            .open_verified_chunk(0, chunks[0].bytes.clone())
+            .unwrap()[..],
+        &[1u8; CHUNK][..]
+    );
+    let mut flipped = chunks[0].bytes.clone();
+    flipped[7] ^= 1;
+    for (index, bytes) in [
+        (0, flipped),
+        (1, chunks[0].bytes.clone()),
+        (0, chunks[1].bytes.clone()),
+        (0, other[0].bytes.clone()),
+    ] {
+        assert!(
+            opener.open_verified_chunk(index, bytes).is_err(),
+            "index {index}"
+        );
+    }
+}
