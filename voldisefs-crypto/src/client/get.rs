@@ -159,10 +159,19 @@ impl Client {
     pub async fn open(&self, id: [u8; 32], access: Access) -> Result<Opened> {
         let record = self.fetch_record(id).await?;
         let (ceiling, cache) = (self.settings.kdf_ceiling, self.cache.clone());
+        let derivations = self.derivations.clone();
         let opener = run(&*self.offload, move || match access {
             Access::ReadKey(key) => FileOpener::open_with_read_key(&id, &record, &key),
+            // A key this client derived before for the record's salt (a collection's files,
+            // a file read again): no Argon2id.
             Access::Password(password) => {
-                FileOpener::open_caching(&id, &record, &password, &ceiling, &cache)
+                match FileOpener::open_cached(&id, &record, &password, &ceiling, &cache)? {
+                    Some(opener) => Ok(opener),
+                    None => {
+                        derivations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        FileOpener::open_caching(&id, &record, &password, &ceiling, &cache)
+                    }
+                }
             }
         })
         .await??;

@@ -94,6 +94,8 @@ pub struct Client {
     offload: Arc<dyn Offload>,
     settings: Settings,
     cache: Arc<KekCache>,
+    /// Argon2id runs so far.
+    derivations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -119,7 +121,15 @@ impl Client {
             offload,
             settings,
             cache: Arc::new(KekCache::new(CACHE_ENTRIES, CACHE_AGE)?),
+            derivations: Arc::default(),
         })
+    }
+
+    /// How many Argon2id derivations this client (and its clones) ran so far: one per
+    /// password upload, collection or first read of a salt; none for read keys and keys
+    /// found in its cache.
+    pub fn key_derivations(&self) -> u64 {
+        self.derivations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Its settings.

@@ -126,6 +126,8 @@ impl Client {
             return Err(Error::Input("empty password".into()));
         }
         let kdf = self.settings.kdf;
+        self.derivations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Arc::new(
             run(&*self.offload, move || PasswordKey::derive(&password, kdf)).await??,
         ))

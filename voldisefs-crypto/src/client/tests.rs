@@ -578,3 +578,29 @@ fn chunks_opened_by_their_tag_alone_refuse_every_substitution() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_collection_costs_one_key_derivation_to_read_and_to_delete() {
+    let store = Arc::new(MemoryStore::new());
+    let client = client(store.clone());
+    let key = client.derive(pw()).await.unwrap();
+    let mut upload = client.collection_upload(key, 0, Redundancy::Replicas(3));
+    for i in 0..40 {
+        upload
+            .add_bytes(&format!("f{i}"), crate::Plaintext::new(data(100)))
+            .await
+            .unwrap();
+    }
+    let receipt = upload.finish("c").await.unwrap();
+    assert_eq!(client.key_derivations(), 1, "the upload derives once");
+    // Deleting opens the collection and each of its 40 files with the password: the first
+    // open derives, the files (same salt) take the key from the cache.
+    client.delete(receipt.id, pw()).await.unwrap();
+    assert!(store.is_empty());
+    assert_eq!(client.key_derivations(), 2);
+    // A wrong password always pays its own derivation (no fast oracle).
+    let _ = client
+        .open([1; 32], Access::Password(Password::new("x")))
+        .await;
+    assert_eq!(client.key_derivations(), 2, "an unknown id derives nothing");
+}
