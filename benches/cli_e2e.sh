@@ -74,6 +74,28 @@ printf 'CLI     put %6.2f s  get to a file %6.2f s  get to a pipe %6.2f s\n' "$b
 printf 'CLI/gateway: put %.2f, get to a file %.2f (the CLI fsyncs), get to a pipe %.2f\n' \
   "$(echo "$best_cput / $best_gput" | bc -l)" "$(echo "$best_cget / $best_gget" | bc -l)" \
   "$(echo "$best_cout / $best_gout" | bc -l)"
+
+# Where the cycles go, one more round: CPU seconds (user + system) of the client process and
+# of each node, for the same transfers.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+nodes_cpu() { echo "$(ticks "${pids[0]}") $(ticks "${pids[1]}") $(ticks "${pids[2]}")"; }
+role() {  # label, then the command; prints client, node 0 (puts go here), node 1 (gets), node 2
+  local label="$1"; shift
+  read -r a0 a1 a2 <<< "$(nodes_cpu)"
+  /usr/bin/time -f '%U %S' -o "$work/cpu" "$@" > "$work/last.out"
+  read -r b0 b1 b2 <<< "$(nodes_cpu)"
+  read -r u sy < "$work/cpu"
+  printf '%-22s client %5.2f  node 0 %5.2f  node 1 %5.2f  node 2 %5.2f  (CPU s)\n' "$label" \
+    "$(echo "$u + $sy" | bc -l)" "$(echo "($b0 - $a0) / 100" | bc -l)" \
+    "$(echo "($b1 - $a1) / 100" | bc -l)" "$(echo "($b2 - $a2) / 100" | bc -l)"
+}
+role "gateway put" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" \
+  -H 'X-Voldisefs-Filename: f' --data-binary @"$work/file.bin" "$url0/api/v1/files"
+gid=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$work/last.out")
+role "CLI put" "$bin" put -q "$work/file.bin" --node "$url0"
+cid=$(tail -n1 "$work/last.out")
+role "gateway get to a pipe" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o /dev/null "$url1/api/v1/files/$gid"
+role "CLI get to a pipe" sh -c "'$bin' get -q '$cid' --node '$url1' -o - > /dev/null"
 rm -f "$work/file.bin" "$work/g.bin" "$work/c.bin"
 
 echo "== folder of $files files of 4 KiB, best of $repeat"
