@@ -57,6 +57,9 @@ struct Inner {
     kdf: Arc<KdfGate>,
     tickets: crate::tickets::Tickets,
     object_budget: Arc<tokio::sync::Semaphore>,
+    /// Objects stored through the object API, to settle within [`SETTLE_DELAY`]; at most
+    /// [`MAX_SETTLING`] (more wait for the next repair sweep).
+    settling: Mutex<Vec<voldisefs_proto::ChunkId>>,
     joining: AtomicBool,
     stopping: AtomicBool,
 }
@@ -209,6 +212,8 @@ pub const MIN_EXPIRY_SECS: u64 = 2;
 const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wait after an upload before its holders are checked by proof.
 const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+/// Most object API objects waiting to be settled.
+const MAX_SETTLING: usize = 65_536;
 
 /// A running node: peer server, chunk store, pipelines and (optionally) the HTTP API.
 /// Cheap to clone; every clone is the same node. Dropping every handle without
@@ -315,6 +320,7 @@ impl Node {
                 repairer,
                 kdf,
                 tickets: crate::tickets::Tickets::default(),
+                settling: Mutex::new(Vec::new()),
                 object_budget: Arc::new(tokio::sync::Semaphore::new(
                     crate::http::OBJECT_BODY_BUDGET >> 10,
                 )),
@@ -351,6 +357,23 @@ impl Node {
             cache.sweep();
             swept.inner.tickets.sweep(std::time::Instant::now());
             std::future::ready(())
+        });
+        // Objects stored through the object API are settled in batches, as uploads are.
+        let (settler, queue) = (node.inner.repairer.clone(), node.internal());
+        node.every(SETTLE_DELAY, move || {
+            let ids = std::mem::take(
+                &mut *queue
+                    .inner
+                    .settling
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            let settler = settler.clone();
+            async move {
+                if !ids.is_empty() {
+                    settler.settle(&ids).await;
+                }
+            }
         });
         // A late clock follows the peers' (see `clock`): one round of questions per interval.
         let cluster = node.inner.cluster.clone();
@@ -722,6 +745,20 @@ impl Node {
             }
         }
         result
+    }
+
+    /// Queues objects stored through the object API for the next settling round (within
+    /// [`SETTLE_DELAY`]): their holders are checked by proof and this node's extra copies
+    /// dropped, as after an upload. Past [`MAX_SETTLING`] queued, they wait for the next
+    /// repair sweep.
+    pub(crate) fn settle_soon(&self, ids: impl IntoIterator<Item = voldisefs_proto::ChunkId>) {
+        let mut queue = self
+            .inner
+            .settling
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let room = MAX_SETTLING.saturating_sub(queue.len());
+        queue.extend(ids.into_iter().take(room));
     }
 
     /// Has repair check the holders of a finished upload by proof shortly after it ended (and

@@ -97,6 +97,10 @@ impl Node {
         }
         let replicas = self.cluster().replicas();
         let stored = objects.len();
+        let ids: Vec<ChunkId> = objects
+            .iter()
+            .map(|(id, _)| ChunkId::from_bytes(*id))
+            .collect();
         let cluster = self.cluster().clone();
         let mut puts = futures_util::stream::iter(objects)
             .map(|(id, bytes)| {
@@ -108,6 +112,8 @@ impl Node {
         while let Some(holders) = puts.next().await {
             copies = copies.min(holders?.len());
         }
+        // Holders proved by proof soon, and this node's extra copies dropped, as for uploads.
+        self.settle_soon(ids);
         Ok(ObjectReceipt {
             stored,
             copies: if stored == 0 { 0 } else { copies },

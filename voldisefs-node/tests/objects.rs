@@ -1199,3 +1199,52 @@ async fn stalled_bodies_hold_only_what_they_sent_and_trickles_are_cut() {
     );
     shutdown(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_stored_through_the_api_settle_like_uploads() {
+    // No repair sweep during the test: only the settling after the put can drop copies.
+    let nodes = network_with(5, |c| NodeConfig {
+        replicas: 3,
+        repair_interval: Duration::from_secs(3600),
+        ..c
+    })
+    .await;
+    let http = reqwest::Client::new();
+    // The sweeps the joins started are over once no node starts another for a second.
+    let sweeps =
+        |nodes: &[Node]| -> Vec<u64> { nodes.iter().map(|n| n.status().repair.sweeps).collect() };
+    let mut last = sweeps(&nodes);
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + ANSWER;
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        assert!(Instant::now() < deadline, "repair never went quiet");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = sweeps(&nodes);
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        }
+    }
+    let objects: Vec<([u8; 32], Vec<u8>)> = (0..20).map(|i| object(3000, 100 + i, 0)).collect();
+    for (id, bytes) in &objects {
+        assert_stored(put(&http, &nodes[0], id, bytes).await, 1, 3).await;
+    }
+    // The node the objects came through kept a copy of those it does not rank for: proved
+    // holders let it drop them within a settling round or two.
+    let want = 3 * objects.len() as u64;
+    assert!(total_chunks(&nodes) > want, "no extra copies to settle");
+    let deadline = Instant::now() + ANSWER;
+    while total_chunks(&nodes) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{} copies held, {want} wanted",
+            total_chunks(&nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sweeps(&nodes),
+        last,
+        "a repair sweep, not the settling, dropped them"
+    );
+    shutdown(nodes).await;
+}
