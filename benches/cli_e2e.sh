@@ -5,6 +5,8 @@
 # peak RSS on a large file.
 # Each timing is the best of REPEAT rounds (this machine is shared: a neighbour's load only
 # ever adds time), the rounds alternating gateway and CLI so both see the same machine.
+# GATEWAY_BIN=path/to/an/older/voldisefs runs the gateway side on a second network of that
+# binary's nodes (the previous release's gateway path, side by side with this CLI).
 #   bash benches/cli_e2e.sh [SIZE_MIB (256)] [BIG_MIB (1024)] [FILES (1000)] [REPEAT (5)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 start() {
   local out="$work/node$1.out"
-  "$bin" node start --listen 127.0.0.1:0 --http 127.0.0.1:0 --capacity 6GiB "${@:2}" \
+  "${node_bin:-$bin}" node start --listen 127.0.0.1:0 --http 127.0.0.1:0 --capacity 6GiB "${@:2}" \
     > "$out" 2> "$work/node$1.log" &
   pids+=($!)
   for _ in $(seq 300); do
@@ -38,6 +40,19 @@ start 1 --bootstrap "$peer0"
 start 2 --bootstrap "$peer0"
 url0="$(sed -n 's/^http //p' "$work/node0.out")"
 url1="$(sed -n 's/^http //p' "$work/node1.out")"
+gurl0="$url0"; gurl1="$url1"; gpids=("${pids[@]}")
+if [ -n "${GATEWAY_BIN:-}" ]; then
+  node_bin="$GATEWAY_BIN"
+  start 3
+  gpeer="$(sed -n 's/^peer //p' "$work/node3.out")"
+  start 4 --bootstrap "$gpeer"
+  start 5 --bootstrap "$gpeer"
+  node_bin=""
+  gurl0="$(sed -n 's/^http //p' "$work/node3.out")"
+  gurl1="$(sed -n 's/^http //p' "$work/node4.out")"
+  gpids=("${pids[@]:3:3}")
+  echo "gateway side: $("$GATEWAY_BIN" --version) nodes; CLI side: $("$bin" --version) nodes"
+fi
 sleep 2
 export VOLDISEFS_PASSWORD='correct horse battery staple'
 head -c $((size_mib << 20)) /dev/urandom > "$work/file.bin"
@@ -46,8 +61,8 @@ echo "== ${size_mib} MiB file, 3 nodes, $(nproc) cores, $(date -u +%F), best of 
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 best_gput=99999; best_gget=99999; best_gout=99999; best_cput=99999; best_cget=99999; best_cout=99999
 gput() { curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -H 'X-Voldisefs-Filename: f' \
-  --data-binary @"$work/file.bin" "$url0/api/v1/files"; }
-gdel() { curl -sS -f -X DELETE -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" "$url0/api/v1/files/$1" > /dev/null; }
+  --data-binary @"$work/file.bin" "$gurl0/api/v1/files"; }
+gdel() { curl -sS -f -X DELETE -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" "$gurl0/api/v1/files/$1" > /dev/null; }
 for round in $(seq "$repeat"); do
   # Every first read of a file pays one Argon2id run, on the node (gateway) or in the CLI; a
   # node caches the key after, so each read below is of its own upload.
@@ -59,10 +74,10 @@ for round in $(seq "$repeat"); do
   cid2=$("$bin" put -q "$work/file.bin" --node "$url0" | tail -n1)
   # To a file the CLI writes a temporary file, fsyncs it and renames it into place; curl -o
   # does not fsync. To a pipe neither touches the disk.
-  s=$(t curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o "$work/g.bin" "$url1/api/v1/files/$gid")
+  s=$(t curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o "$work/g.bin" "$gurl1/api/v1/files/$gid")
   best_gget=$(min "$s" "$best_gget")
   s=$(t "$bin" get -q "$cid" --node "$url1" -o "$work/c.bin" --force); best_cget=$(min "$s" "$best_cget")
-  s=$(t sh -c "curl -sS -f -H 'X-Voldisefs-Password: $VOLDISEFS_PASSWORD' '$url1/api/v1/files/$gid2' > /dev/null")
+  s=$(t sh -c "curl -sS -f -H 'X-Voldisefs-Password: $VOLDISEFS_PASSWORD' '$gurl1/api/v1/files/$gid2' > /dev/null")
   best_gout=$(min "$s" "$best_gout")
   s=$(t sh -c "'$bin' get -q '$cid2' --node '$url1' -o - > /dev/null"); best_cout=$(min "$s" "$best_cout")
   cmp "$work/file.bin" "$work/g.bin"; cmp "$work/file.bin" "$work/c.bin"
@@ -78,7 +93,7 @@ printf 'CLI/gateway: put %.2f, get to a file %.2f (the CLI fsyncs), get to a pip
 # Where the cycles go, one more round: CPU seconds (user + system) of the client process and
 # of each node, for the same transfers.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-nodes_cpu() { echo "$(ticks "${pids[0]}") $(ticks "${pids[1]}") $(ticks "${pids[2]}")"; }
+nodes_cpu() { echo "$(ticks "${cpu_pids[0]}") $(ticks "${cpu_pids[1]}") $(ticks "${cpu_pids[2]}")"; }
 role() {  # label, then the command; prints client, node 0 (puts go here), node 1 (gets), node 2
   local label="$1"; shift
   read -r a0 a1 a2 <<< "$(nodes_cpu)"
@@ -89,12 +104,16 @@ role() {  # label, then the command; prints client, node 0 (puts go here), node 
     "$(echo "$u + $sy" | bc -l)" "$(echo "($b0 - $a0) / 100" | bc -l)" \
     "$(echo "($b1 - $a1) / 100" | bc -l)" "$(echo "($b2 - $a2) / 100" | bc -l)"
 }
+cpu_pids=("${gpids[@]}")
 role "gateway put" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" \
-  -H 'X-Voldisefs-Filename: f' --data-binary @"$work/file.bin" "$url0/api/v1/files"
+  -H 'X-Voldisefs-Filename: f' --data-binary @"$work/file.bin" "$gurl0/api/v1/files"
 gid=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$work/last.out")
+cpu_pids=("${pids[@]:0:3}")
 role "CLI put" "$bin" put -q "$work/file.bin" --node "$url0"
 cid=$(tail -n1 "$work/last.out")
-role "gateway get to a pipe" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o /dev/null "$url1/api/v1/files/$gid"
+cpu_pids=("${gpids[@]}")
+role "gateway get to a pipe" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o /dev/null "$gurl1/api/v1/files/$gid"
+cpu_pids=("${pids[@]:0:3}")
 role "CLI get to a pipe" sh -c "'$bin' get -q '$cid' --node '$url1' -o - > /dev/null"
 rm -f "$work/file.bin" "$work/g.bin" "$work/c.bin"
 
@@ -107,11 +126,11 @@ for i in $(seq "$files"); do
 done
 b_gfput=99999; b_gfget=99999; b_fput=99999; b_fout=99999; b_fget=99999
 for round in $(seq "$repeat"); do
-  s=$(t curl -sS -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" "${form[@]}" "$url0/api/v1/collections")
+  s=$(t curl -sS -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" "${form[@]}" "$gurl0/api/v1/collections")
   grep -q '"id"' "$work/last.out" || { echo "gateway folder upload failed: $(head -c 300 "$work/last.out")"; exit 1; }
   b_gfput=$(min "$s" "$b_gfput")
   gfid=$(sed -n 's/^{"id":"\([0-9a-f]*\)".*/\1/p' "$work/last.out")
-  s=$(t sh -c "curl -sS -f -H 'X-Voldisefs-Password: $VOLDISEFS_PASSWORD' '$url1/api/v1/collections/$gfid/archive' > /dev/null")
+  s=$(t sh -c "curl -sS -f -H 'X-Voldisefs-Password: $VOLDISEFS_PASSWORD' '$gurl1/api/v1/collections/$gfid/archive' > /dev/null")
   b_gfget=$(min "$s" "$b_gfget")
   s=$(t "$bin" put -q "$work/folder" --node "$url0"); b_fput=$(min "$s" "$b_fput")
   fid=$(tail -n1 "$work/last.out")
