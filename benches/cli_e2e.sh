@@ -60,6 +60,7 @@ t() { local s e; s=$(date +%s.%N); "$@" > "$work/last.out"; e=$(date +%s.%N); ec
 echo "== ${size_mib} MiB file, 3 nodes, $(nproc) cores, $(date -u +%F), best of $repeat"
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 best_gput=99999; best_gget=99999; best_gout=99999; best_cput=99999; best_cget=99999; best_cout=99999
+best_oput=99999; best_oget=99999
 gput() { curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -H 'X-Voldisefs-Filename: f' \
   --data-binary @"$work/file.bin" "$gurl0/api/v1/files"; }
 gdel() { curl -sS -f -X DELETE -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" "$gurl0/api/v1/files/$1" > /dev/null; }
@@ -81,6 +82,15 @@ for round in $(seq "$repeat"); do
   best_gout=$(min "$s" "$best_gout")
   s=$(t sh -c "'$bin' get -q '$cid2' --node '$url1' -o - > /dev/null"); best_cout=$(min "$s" "$best_cout")
   cmp "$work/file.bin" "$work/g.bin"; cmp "$work/file.bin" "$work/c.bin"
+  if [ -n "${GATEWAY_BIN:-}" ]; then
+    # The previous release's CLI, which sent the file and password to its node's gateway.
+    s=$(t "$GATEWAY_BIN" put -q "$work/file.bin" --node "$gurl0"); best_oput=$(min "$s" "$best_oput")
+    oid=$(tail -n1 "$work/last.out")
+    s=$(t "$GATEWAY_BIN" get -q "$oid" --node "$gurl1" -o "$work/o.bin" --force)
+    best_oget=$(min "$s" "$best_oget")
+    cmp "$work/file.bin" "$work/o.bin"
+    gdel "$oid"
+  fi
   gdel "$gid"; gdel "$gid2"
   "$bin" rm "$cid" --node "$url0" > /dev/null; "$bin" rm "$cid2" --node "$url0" > /dev/null
 done
@@ -89,6 +99,10 @@ printf 'CLI     put %6.2f s  get to a file %6.2f s  get to a pipe %6.2f s\n' "$b
 printf 'CLI/gateway: put %.2f, get to a file %.2f (the CLI fsyncs), get to a pipe %.2f\n' \
   "$(echo "$best_cput / $best_gput" | bc -l)" "$(echo "$best_cget / $best_gget" | bc -l)" \
   "$(echo "$best_cout / $best_gout" | bc -l)"
+if [ -n "${GATEWAY_BIN:-}" ]; then
+  printf 'previous CLI (gateway) put %6.2f s  get to a file %6.2f s; this CLI / previous: put %.2f, get %.2f\n' \
+    "$best_oput" "$best_oget" "$(echo "$best_cput / $best_oput" | bc -l)" "$(echo "$best_cget / $best_oget" | bc -l)"
+fi
 
 # Where the cycles go, one more round: CPU seconds (user + system) of the client process and
 # of each node, for the same transfers.
@@ -115,7 +129,7 @@ cpu_pids=("${gpids[@]}")
 role "gateway get to a pipe" curl -sS -f -H "X-Voldisefs-Password: $VOLDISEFS_PASSWORD" -o /dev/null "$gurl1/api/v1/files/$gid"
 cpu_pids=("${pids[@]:0:3}")
 role "CLI get to a pipe" sh -c "'$bin' get -q '$cid' --node '$url1' -o - > /dev/null"
-rm -f "$work/file.bin" "$work/g.bin" "$work/c.bin"
+rm -f "$work/file.bin" "$work/g.bin" "$work/c.bin" "$work/o.bin"
 
 echo "== folder of $files files of 4 KiB, best of $repeat"
 mkdir -p "$work/folder"
