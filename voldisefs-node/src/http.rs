@@ -596,12 +596,20 @@ fn idle_limited(
 
 async fn download(
     State(node): State<Node>,
+    method: axum::http::Method,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let access = access(&headers)?;
-    serve_file(&node, id, access, &headers).await
+    serve_file(
+        &node,
+        id,
+        access,
+        &headers,
+        method == axum::http::Method::HEAD,
+    )
+    .await
 }
 
 /// What opens the file a request names: `X-Voldisefs-Read-Key` if given, else the password.
@@ -656,6 +664,7 @@ async fn issue_ticket(
 /// ticket is the capability.
 async fn redeem_ticket(
     State(node): State<Node>,
+    method: axum::http::Method,
     ticket: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -669,7 +678,14 @@ async fn redeem_ticket(
     };
     match (grant.kind, grant.access) {
         (crate::tickets::TicketKind::File, access) => {
-            serve_file(&node, grant.id, access, &headers).await
+            serve_file(
+                &node,
+                grant.id,
+                access,
+                &headers,
+                method == axum::http::Method::HEAD,
+            )
+            .await
         }
         (crate::tickets::TicketKind::Archive, access) => {
             let listing = node.collection_with(grant.id, access).await?;
@@ -680,12 +696,15 @@ async fn redeem_ticket(
     }
 }
 
-/// Streams file `id` opened by `access`, honouring `Range` and `If-Range`.
+/// Streams file `id` opened by `access`, honouring `Range` and `If-Range`. A `HEAD` (`head`)
+/// gets the same headers from a plain open ([`Node::stat`]): no body is read, so it never
+/// counts as the reading of a burn-after-reading file.
 async fn serve_file(
     node: &Node,
     id: FileId,
     access: crate::Access,
     headers: &HeaderMap,
+    head: bool,
 ) -> Result<Response, ApiError> {
     let etag = format!("\"{id}\"");
     // A file never changes (its id is its record's hash): `If-Range` holds for our own ETag.
@@ -698,7 +717,12 @@ async fn serve_file(
                 .get(header::IF_RANGE)
                 .is_none_or(|v| v.as_bytes() == etag.as_bytes())
         });
-    let file = match node.download_with(id, access, range).await {
+    let opened = if head {
+        head_of(node, id, access, range).await
+    } else {
+        node.download_with(id, access, range).await
+    };
+    let file = match opened {
         Err(NodeError::RangeNotSatisfiable { size }) => {
             let mut refused = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -730,6 +754,36 @@ async fn serve_file(
         }
     }
     Ok(response)
+}
+
+/// What a `GET` of file `id` would answer, without its body (see [`serve_file`]).
+async fn head_of(
+    node: &Node,
+    id: FileId,
+    access: crate::Access,
+    range: Option<crate::ByteRange>,
+) -> Result<crate::Download, NodeError> {
+    let stat = node.stat(id, access).await?;
+    if stat.kind == voldisefs_crypto::FileKind::Collection {
+        return Err(NodeError::IsCollection(id));
+    }
+    let size = stat.size;
+    let range = match range {
+        None => None,
+        Some(r) => Some(
+            r.resolve(size)
+                .ok_or(NodeError::RangeNotSatisfiable { size })?,
+        ),
+    };
+    Ok(crate::Download {
+        name: stat.name,
+        size,
+        range,
+        chunks: 0,
+        created: stat.created,
+        body: Box::pin(futures_util::stream::empty()),
+        burn: None,
+    })
 }
 
 /// A streamed attachment of `len` bytes.

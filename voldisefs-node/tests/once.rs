@@ -1,6 +1,7 @@
 //! Burn after reading through real nodes: a file put with `X-Voldisefs-Once: true` is deleted
-//! everywhere after its first complete download (a range does not count); under two
-//! concurrent downloads at least one completes, and the file is gone afterwards either way.
+//! everywhere after its first complete download (or a range that covers all of it; a part is
+//! refused, and `HEAD` and tickets never burn it); under two concurrent downloads at least one
+//! completes, and the file is gone afterwards either way.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -61,15 +62,27 @@ async fn a_once_file_is_gone_after_its_first_complete_download() {
     let bytes = data(200_000, 61);
     let receipt = put_once(&nodes[0], &bytes).await;
     let id = receipt["id"].as_str().unwrap().to_owned();
-    // A range is not a reading.
+    // A part is refused: nobody reads it piece by piece without burning it.
     let part = get(
         &nodes[1],
         &id,
         &[("x-voldisefs-password", "pw"), ("range", "bytes=0-9")],
     )
     .await;
-    assert_eq!(part.status(), 206);
-    assert_eq!(&part.bytes().await.unwrap()[..], &bytes[..10]);
+    assert_eq!(part.status(), 400);
+    assert!(part.text().await.unwrap().contains("read whole"));
+    // A HEAD reads nothing and burns nothing.
+    let head = reqwest::Client::new()
+        .head(url(&nodes[2], &format!("/api/v1/files/{id}")))
+        .header("x-voldisefs-password", "pw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        bytes.len().to_string()
+    );
     // The whole file: once.
     let whole = get(&nodes[1], &id, &[("x-voldisefs-password", "pw")]).await;
     assert_eq!(&whole.bytes().await.unwrap()[..], &bytes[..]);
@@ -81,6 +94,59 @@ async fn a_once_file_is_gone_after_its_first_complete_download() {
     let key = receipt["read_key"].as_str().unwrap();
     let whole = get(&nodes[2], &id, &[("x-voldisefs-read-key", key)]).await;
     assert_eq!(&whole.bytes().await.unwrap()[..], &bytes[..]);
+    gone(&nodes, &id, before).await;
+
+    // A range that covers all of it is the reading: it burns the file (it used to serve it
+    // again and again).
+    let receipt = put_once(&nodes[0], &bytes).await;
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let all = get(
+        &nodes[1],
+        &id,
+        &[("x-voldisefs-password", "pw"), ("range", "bytes=0-")],
+    )
+    .await;
+    assert_eq!(all.status(), 206);
+    assert_eq!(&all.bytes().await.unwrap()[..], &bytes[..]);
+    gone(&nodes, &id, before).await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_never_burn_an_empty_once_file() {
+    let nodes = common::network(3, 3).await;
+    let before = common::total_chunks(&nodes);
+    let receipt = put_once(&nodes[0], b"").await;
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    // A HEAD, and a download ticket (which only opens the file), read nothing.
+    let head = http
+        .head(url(&nodes[1], &format!("/api/v1/files/{id}")))
+        .header("x-voldisefs-password", "pw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let ticket: serde_json::Value = http
+        .post(url(&nodes[1], &format!("/api/v1/files/{id}/ticket")))
+        .header("x-voldisefs-password", "pw")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ticket["ticket"].is_string(), "{ticket}");
+    // Nothing was burned meanwhile: the records and chunk are all still held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        common::total_chunks(&nodes) > before,
+        "a probe burned the file"
+    );
+    let whole = get(&nodes[2], &id, &[("x-voldisefs-password", "pw")]).await;
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap().is_empty());
+    // The real (empty) reading burns it.
     gone(&nodes, &id, before).await;
     shutdown(nodes).await;
 }

@@ -245,19 +245,6 @@ pub(crate) async fn download(
     deadline: Duration,
 ) -> Result<Download, NodeError> {
     let OpenedFile { opener, chunk_ids } = open_record(cluster, gate, id, access).await?;
-    // "Once": only a whole download burns it (a range is not a reading of the file).
-    let burn = match (opener.manifest().once(), range, opener.delete_key()) {
-        (true, None, Some(key)) => Some(Burn {
-            key: key.clone(),
-            record: id.record_chunk(),
-            chunks: chunk_ids.clone(),
-            spread: opener
-                .manifest()
-                .redundancy()
-                .map_or(0, voldisefs_crypto::Redundancy::nodes),
-        }),
-        _ => None,
-    };
     match (kind, opener.manifest().kind()) {
         (FileKind::File, FileKind::Collection) => return Err(NodeError::IsCollection(id)),
         (FileKind::Collection, FileKind::File) => return Err(NodeError::NotACollection(id)),
@@ -271,6 +258,25 @@ pub(crate) async fn download(
             r.resolve(size)
                 .ok_or(NodeError::RangeNotSatisfiable { size })?,
         ),
+    };
+    // "Once": the read is a whole download, or a range that covers the whole file; a part is
+    // refused, so nobody reads a burn-after-reading file piece by piece without burning it.
+    let whole = range.is_none_or(|(first, last)| first == 0 && last + 1 == size);
+    if manifest.once() && !whole {
+        return Err(NodeError::InvalidRequest(
+            "a burn-after-reading file is read whole: ask without a Range, or for all of it".into(),
+        ));
+    }
+    let burn = match (manifest.once(), opener.delete_key()) {
+        (true, Some(key)) => Some(Burn {
+            key: key.clone(),
+            record: id.record_chunk(),
+            chunks: chunk_ids.clone(),
+            spread: manifest
+                .redundancy()
+                .map_or(0, voldisefs_crypto::Redundancy::nodes),
+        }),
+        _ => None,
     };
     let total = manifest.chunk_count();
     let (name, created) = (manifest.name().to_string(), manifest.created());
