@@ -204,10 +204,16 @@ async fn check_host(State(node): State<Node>, request: Request, next: Next) -> R
     );
     if changes_state {
         if let Some(origin) = headers.get(header::ORIGIN) {
+            // The page's own origin: this host, over http (or https behind a TLS proxy); a
+            // page of any other scheme (`evil://host`) is another site.
             let same = match (origin.to_str().ok(), host) {
-                (Some(origin), Some(host)) => origin
-                    .split_once("://")
-                    .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host)),
+                (Some(origin), Some(host)) => {
+                    origin.split_once("://").is_some_and(|(scheme, rest)| {
+                        (scheme.eq_ignore_ascii_case("http")
+                            || scheme.eq_ignore_ascii_case("https"))
+                            && rest.eq_ignore_ascii_case(host)
+                    })
+                }
                 _ => false,
             };
             if !same {

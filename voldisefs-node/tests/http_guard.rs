@@ -85,6 +85,11 @@ async fn only_its_own_host_names_and_origin_are_answered() {
     assert_eq!(foreign, 403);
     let null = status_of(addr, &post(&own, Some("null"), b"x")).await;
     assert_eq!(null, 403);
+    // The right host under another scheme is another site's page, not this node's.
+    for scheme in ["evil", "file", "chrome-extension"] {
+        let other = status_of(addr, &post(&own, Some(&format!("{scheme}://{own}")), b"x")).await;
+        assert_eq!(other, 403, "{scheme}");
+    }
     let same = status_of(addr, &post(&own, Some(&format!("http://{own}")), b"x")).await;
     assert_eq!(same, 201);
     let no_origin = status_of(addr, &post(&own, None, b"x")).await;
