@@ -646,7 +646,7 @@ async fn issue_ticket(
     let id = parse_id(id)?;
     let access = access(&headers)?;
     // A plain open: the record and the key, no chunk fetched.
-    let stat = node.stat(id, access.clone()).await?;
+    let stat = node.stat(id, access).await?;
     let (kind, name) = match stat.kind {
         voldisefs_crypto::FileKind::File => (TicketKind::File, stat.name),
         voldisefs_crypto::FileKind::Collection => {
@@ -655,7 +655,7 @@ async fn issue_ticket(
     };
     let ticket = node
         .tickets()
-        .issue(id, kind, access, std::time::Instant::now())?;
+        .issue(id, kind, stat.read_key, std::time::Instant::now())?;
     let body = json!({
         "ticket": ticket,
         "url": format!("/download/{ticket}"),
@@ -682,7 +682,7 @@ async fn redeem_ticket(
             "this download link expired or is unknown: start the download again from the page",
         ));
     };
-    match (grant.kind, grant.access) {
+    match (grant.kind, crate::Access::ReadKey(grant.key)) {
         (crate::tickets::TicketKind::File, access) => {
             serve_file(
                 &node,

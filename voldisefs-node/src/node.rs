@@ -174,6 +174,8 @@ pub struct FileStat {
     pub created: u64,
     /// When it expires, unix seconds (`None`: never).
     pub expires: Option<u64>,
+    /// Its read key: opens it (and, for a collection, its files) with no Argon2id.
+    pub read_key: voldisefs_crypto::ReadKey,
 }
 
 /// Options of [`Node::upload_with_options`].
@@ -832,6 +834,7 @@ impl Node {
             kind: manifest.kind(),
             created: manifest.created(),
             expires: Some(opened.opener.expires()).filter(|e| *e != 0),
+            read_key: opened.opener.read_key().clone(),
         })
     }
 

@@ -6,8 +6,10 @@
 //! archive) to a plain navigation, with `Range`, and with no header the browser would have to
 //! add. The ticket is the capability: it is bound to one file, lives [`TICKET_TTL`] (so a
 //! media element can seek and a browser can resume), and the node keeps at most
-//! [`MAX_TICKETS`] of them (the oldest go first), in RAM only, wiped with the password or key
-//! they hold when they expire, are evicted, or the node stops.
+//! [`MAX_TICKETS`] of them (the oldest go first), in RAM only, wiped with the key they hold
+//! when they expire, are evicted, or the node stops. A ticket holds the file's read key, never
+//! a password (its type allows nothing else): whoever proved the password gets a ticket that
+//! opens that one file, with no second Argon2id run.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -16,8 +18,9 @@ use std::time::{Duration, Instant};
 use ring::rand::{SecureRandom, SystemRandom};
 use voldisefs_proto::FileId;
 
+use voldisefs_crypto::ReadKey;
+
 use crate::NodeError;
-use crate::transfer::download::Access;
 
 /// How long a ticket stays valid after it was issued.
 pub const TICKET_TTL: Duration = Duration::from_secs(10 * 60);
@@ -38,7 +41,8 @@ pub(crate) enum TicketKind {
 pub(crate) struct Grant {
     pub(crate) id: FileId,
     pub(crate) kind: TicketKind,
-    pub(crate) access: Access,
+    /// The file's (or collection's) read key.
+    pub(crate) key: ReadKey,
     issued: Instant,
 }
 
@@ -58,7 +62,7 @@ impl Tickets {
         &self,
         id: FileId,
         kind: TicketKind,
-        access: Access,
+        key: ReadKey,
         now: Instant,
     ) -> Result<String, NodeError> {
         let mut raw = [0u8; 32];
@@ -83,7 +87,7 @@ impl Tickets {
             Grant {
                 id,
                 kind,
-                access,
+                key,
                 issued: now,
             },
         );
@@ -126,10 +130,8 @@ impl Tickets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use voldisefs_crypto::Password;
-
-    fn access() -> Access {
-        Access::Password(Password::new("pw"))
+    fn access() -> ReadKey {
+        ReadKey::from_bytes([7; 32])
     }
 
     #[test]

@@ -19,6 +19,15 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Key derivations `node` ran (its `voldisefs_kdf_runs_total`).
+fn kdf_runs(node: &Node) -> u64 {
+    node.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("voldisefs_kdf_runs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the metric is there")
+}
+
 async fn ticket(node: &Node, id: &str, header: (&str, &str)) -> reqwest::Response {
     client()
         .post(url(node, &format!("/api/v1/files/{id}/ticket")))
@@ -33,6 +42,8 @@ async fn ticket(node: &Node, id: &str, header: (&str, &str)) -> reqwest::Respons
 async fn tickets_hand_a_download_to_a_plain_request() {
     let nodes = common::network_with(3, |c| NodeConfig {
         api_token: Some(ApiToken::new(TOKEN).unwrap()),
+        // No password-key cache: a ticket that kept the password would derive again.
+        kdf_cache_entries: 0,
         ..c
     })
     .await;
@@ -80,7 +91,9 @@ async fn tickets_hand_a_download_to_a_plain_request() {
         link,
         format!("/download/{}", issued["ticket"].as_str().unwrap())
     );
-    // Nothing but the ticket: no token, no password. Twice (a media element seeks).
+    // Nothing but the ticket: no token, no password. Twice (a media element seeks). The ticket
+    // holds the file's read key, not the password: redeeming it runs no key derivation.
+    let runs = kdf_runs(reader);
     for _ in 0..2 {
         let response = client().get(url(reader, link)).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -100,6 +113,7 @@ async fn tickets_hand_a_download_to_a_plain_request() {
         .unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(&part.bytes().await.unwrap()[..], &bytes[1000..2000]);
+    assert_eq!(kdf_runs(reader), runs, "a ticket redeemed with Argon2id");
     // A ticket is valid on the node that issued it only, and unknown ones are 404.
     assert_eq!(
         client()
