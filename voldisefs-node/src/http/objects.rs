@@ -103,21 +103,9 @@ fn parse_object_id(id: Result<Path<String>, PathRejection>) -> Result<[u8; 32], 
 }
 
 fn parse_hex_id(text: &str) -> Result<[u8; 32], ApiError> {
-    let mut out = [0u8; 32];
-    hex_decode(text, &mut out).ok_or_else(|| bad_request("an id is 64 hexadecimal digits"))?;
-    Ok(out)
-}
-
-fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(())
+    text.parse::<voldisefs_proto::ChunkId>()
+        .map(|id| *id.as_bytes())
+        .map_err(|_| bad_request("an id is 64 hexadecimal digits"))
 }
 
 /// Reads a body of at most `limit` bytes. The bytes it holds come out of the node-wide
