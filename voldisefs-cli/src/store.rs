@@ -32,7 +32,7 @@ impl Session {
         let token = node.api_token()?;
         let store = RemoteStore::new(nodes, token.as_ref().map(|t| t.as_str()))?.on_bad_bytes(
             |node, id| {
-                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                let id = crate::commands::hex(id);
                 eprintln!(
                     "warning: node {node} served wrong bytes for object {id}; taking it from another node"
                 );

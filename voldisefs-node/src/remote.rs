@@ -234,7 +234,7 @@ async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
 }
 
 fn hex(id: &[u8; 32]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    voldisefs_proto::ChunkId::from_bytes(*id).to_string()
 }
 
 fn octets() -> HeaderValue {

@@ -8,6 +8,8 @@ mod node;
 mod put;
 mod rm;
 
+pub(crate) use put::hex;
+
 use std::future::Future;
 
 use crate::cli::{Command, NodeCommand};

@@ -139,7 +139,7 @@ pub(super) fn report(args: &PutArgs, receipt: &PutReceipt, name: &str, id: &str)
 
 /// Lowercase hex of an id.
 pub(crate) fn hex(id: &[u8; 32]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    voldisefs_node::proto::ChunkId::from_bytes(*id).to_string()
 }
 
 /// What an upload asks for, checked against the network's settings before any byte is sealed.
