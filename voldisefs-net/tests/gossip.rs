@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, start_with};
+use common::{eventually, start_with, throughout};
 use voldisefs_net::{GossipConfig, NetConfig, Network, NetworkKey, PeerState};
 
 /// Gossip with quick probes and suspicion, so a test sees a death within a few seconds.
@@ -184,6 +184,125 @@ async fn a_leave_marks_the_node_left_everywhere() {
     }
     eventually("the others keep seeing each other", || sees_all(&others)).await;
     for n in others {
+        n.shutdown().await;
+    }
+}
+
+/// A gossip identity as the wire carries it (foca's header and members, postcard-encoded):
+/// node id, advertised address, generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct WireId {
+    id: [u8; 16],
+    addr: std::net::SocketAddr,
+    generation: u32,
+}
+
+fn wire_id(net: &Network, generation: u32) -> WireId {
+    WireId {
+        id: *net.local().id.as_bytes(),
+        addr: net.local().addr,
+        generation,
+    }
+}
+
+/// An open-mode datagram: `src` tells `dst` in a gossip message that `updates` hold.
+fn forged(src: WireId, dst: WireId, updates: &[foca::Member<WireId>]) -> Vec<u8> {
+    use foca::Codec;
+    let mut out = b"VDG0".to_vec();
+    let header = foca::Header {
+        src,
+        src_incarnation: 0,
+        dst,
+        message: foca::Message::Gossip,
+    };
+    foca::PostcardCodec
+        .encode_header(&header, &mut out)
+        .unwrap();
+    out.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    for m in updates {
+        foca::PostcardCodec.encode_member(m, &mut out).unwrap();
+    }
+    out
+}
+
+/// The attack measured on the release binary (issue 25, point 1): one datagram per node,
+/// naming a real member as its sender and every other member down at the highest generation,
+/// split an open network for good. Also tried: the attacker as a member of its own, saying the
+/// same from its own address, and claiming its victim down. Nobody may be marked dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_gossip_cannot_partition_an_open_network() {
+    let nets = network(4, None).await;
+    eventually("every member sees every other", || sees_all(&nets)).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let attacker = WireId {
+        id: [0xa7; 16],
+        addr: socket.local_addr().unwrap(),
+        generation: 0,
+    };
+    for round in 0..20u32 {
+        for (v, victim) in nets.iter().enumerate() {
+            let others = nets.iter().enumerate().filter(|(i, _)| *i != v);
+            let mut downs: Vec<foca::Member<WireId>> = others
+                .clone()
+                .flat_map(|(_, n)| {
+                    [
+                        foca::Member::down(wire_id(n, u32::MAX)),
+                        foca::Member::down(wire_id(n, 0)),
+                        foca::Member::new(wire_id(n, 1), u16::MAX, foca::State::Down),
+                    ]
+                })
+                .collect();
+            downs.push(foca::Member::down(wire_id(victim, 0)));
+            // A real member named as the sender (the measured attack)...
+            let (_, real) = others.clone().nth(round as usize % 3).unwrap();
+            let spoofed = forged(wire_id(real, 0), wire_id(victim, 0), &downs);
+            socket.send_to(&spoofed, victim.local().addr).await.unwrap();
+            // ...and the attacker speaking for itself.
+            let own = forged(attacker, wire_id(victim, 0), &downs);
+            socket.send_to(&own, victim.local().addr).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    throughout(
+        "no member marked another dead",
+        Duration::from_secs(4),
+        || sees_all(&nets),
+    )
+    .await;
+    for n in nets {
+        n.shutdown().await;
+    }
+}
+
+/// A flood of junk datagrams is read at most `max_datagrams_per_sec` a second (the kernel
+/// drops the rest), so it costs a bounded share of a core; the members stay up through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datagram_flood_is_read_at_a_bounded_rate() {
+    let nets = network(2, None).await;
+    eventually("every member sees every other", || sees_all(&nets)).await;
+    let victim = nets[0].clone();
+    let before = victim.traffic().datagrams_in;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < Duration::from_secs(2) && sent < 2_000_000 {
+        for _ in 0..1_000 {
+            let _ = socket.try_send_to(b"VDG0junkjunkjunk", victim.local().addr);
+            sent += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read = victim.traffic().datagrams_in - before;
+    let cap = GossipConfig::default().max_datagrams_per_sec as f64;
+    eprintln!("sent {sent} junk datagrams in {elapsed:.2} s; the victim read {read}");
+    assert!(
+        (read as f64) <= cap * (elapsed + 1.5),
+        "read {read} datagrams in {elapsed:.2} s (cap {cap}/s)"
+    );
+    assert!(sees_all(&nets));
+    for n in nets {
         n.shutdown().await;
     }
 }

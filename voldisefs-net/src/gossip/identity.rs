@@ -42,9 +42,12 @@ impl GossipId {
 impl Identity for GossipId {
     type Addr = [u8; 16];
 
+    /// The next generation, up to [`GENERATION_LIMIT`](super::screen::GENERATION_LIMIT)
+    /// (renewals are rate-limited, so the limit is never reached honestly).
     fn renew(&self) -> Option<Self> {
-        Some(Self {
-            generation: self.generation.wrapping_add(1),
+        let generation = self.generation.checked_add(1)?;
+        (generation <= super::screen::GENERATION_LIMIT).then_some(Self {
+            generation,
             ..*self
         })
     }

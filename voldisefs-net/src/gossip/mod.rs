@@ -15,6 +15,7 @@
 //! partition, say) renews its identity with the next generation and rejoins by itself.
 
 pub(crate) mod identity;
+pub(crate) mod screen;
 #[cfg(test)]
 mod sim;
 
@@ -322,6 +323,11 @@ pub(crate) fn start(
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
         .map_err(|_| crate::NetError::Key("the system random generator failed".into()))?;
     let local = net.local();
+    let mode = if net.shared.config.network_key.is_some() {
+        screen::Mode::Keyed
+    } else {
+        screen::Mode::Open
+    };
     let config = foca_config(&settings, 1, datagrams.overhead());
     let swim = Foca::new(
         GossipId::new(local, 0),
@@ -343,6 +349,11 @@ pub(crate) fn start(
         started: Instant::now(),
         last_review: Instant::now(),
         parked_gossip: None,
+        mode,
+        view: None,
+        incarnation: 0,
+        last_self_claim: None,
+        window: (Instant::now(), 0),
     };
     net.shared.tracker.spawn(driver.run(rx));
     Ok(Gossip { commands: tx })
@@ -365,7 +376,21 @@ struct Driver {
     last_review: Instant,
     /// foca's periodic gossip timer, held while there is no news (see `unpark_gossip`).
     parked_gossip: Option<Timer<GossipId>>,
+    /// Keyed or open: what the screen lets through (see [`screen`]).
+    mode: screen::Mode,
+    /// What the screen checks packets against, and when it was taken (`None`: to take).
+    view: Option<(screen::View, Instant)>,
+    /// This node's incarnation, as its last packet sent said.
+    incarnation: foca::Incarnation,
+    /// When a claim about this node (a suspicion, a down claim) last went through.
+    last_self_claim: Option<Instant>,
+    /// The current one-second window of datagram reads: its start, datagrams read in it.
+    window: (Instant, u32),
 }
+
+/// How stale the screen's view of foca's table may be while packets keep arriving (it is
+/// taken again after any change, at most this often: one pass over at most `max_peers`).
+const VIEW_REFRESH: Duration = Duration::from_millis(50);
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -385,21 +410,23 @@ impl Driver {
                     }
                     continue;
                 }
-                received = self.socket.recv_from(&mut buf) => {
+                () = sleep_until(self.throttled_until()) => {
+                    // A second's worth of datagrams was read: the window restarts.
+                    self.window = (Instant::now(), 0);
+                    continue;
+                }
+                received = self.socket.recv_from(&mut buf), if self.throttled_until().is_none() => {
                     let Ok((len, from)) = received else { continue };
+                    if self.window.0.elapsed() >= Duration::from_secs(1) {
+                        self.window = (Instant::now(), 0);
+                    }
+                    self.window.1 += 1;
                     if self.net.shared.is_isolated() {
                         continue;
                     }
                     self.net.shared.counters.datagram_in(len);
                     match self.datagrams.open_packet(&mut buf[..len]) {
-                        Ok(payload) if overflows(&self.swim, payload, self.net.shared.config.max_peers) => {
-                            tracing::debug!(%from, "gossip packet dropped: it would take the member table past its cap");
-                        }
-                        Ok(payload) => {
-                            if let Err(e) = self.swim.handle_data(payload, &mut fx) {
-                                tracing::trace!(%from, error = %e, "gossip packet refused");
-                            }
-                        }
+                        Ok(payload) => self.receive(payload, from, &mut fx),
                         Err(e) => tracing::trace!(%from, error = %e, "datagram dropped"),
                     }
                 }
@@ -440,6 +467,67 @@ impl Driver {
             }
             self.unpark_gossip(&mut fx);
             self.apply(fx).await;
+        }
+    }
+
+    /// `None` while the current second's datagram budget lasts, else when the next second
+    /// starts (see [`GossipConfig::max_datagrams_per_sec`]).
+    fn throttled_until(&self) -> Option<Instant> {
+        let (start, read) = self.window;
+        (read >= self.settings.max_datagrams_per_sec.max(1)).then(|| start + Duration::from_secs(1))
+    }
+
+    /// Screens an opened datagram from `from` (see [`screen`]) and hands what passes to foca.
+    fn receive(&mut self, payload: &[u8], from: SocketAddr, fx: &mut Effects) {
+        let stale = self
+            .view
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= VIEW_REFRESH);
+        if stale {
+            self.view = Some((
+                screen::View::of(&self.swim, self.incarnation),
+                Instant::now(),
+            ));
+        }
+        let Some((view, _)) = &self.view else { return };
+        let self_claims = self
+            .last_self_claim
+            .is_none_or(|at| at.elapsed() >= self.settings.probe_period);
+        let screened = match screen::screen(payload, from, view, self.mode, self_claims) {
+            Ok(screened) => screened,
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "gossip packet dropped");
+                return;
+            }
+        };
+        if screened.changed > 0 {
+            tracing::debug!(%from, changed = screened.changed, "gossip claims a sender may not make were dropped or tempered");
+        }
+        for claim in &screened.claims {
+            // Open mode: a member heard of from a third party counts once dialled there.
+            if self.net.membership().get(&claim.id).is_none() {
+                self.net.verify_claim(claim.addr);
+            }
+        }
+        if overflows(
+            &self.swim,
+            &screened.packet,
+            self.net.shared.config.max_peers,
+        ) {
+            tracing::debug!(%from, "gossip packet dropped: it would take the member table past its cap");
+            return;
+        }
+        if screened.about_me {
+            self.last_self_claim = Some(Instant::now());
+        }
+        match self.swim.handle_data(&screened.packet, &mut *fx) {
+            Ok(()) => {
+                if !fx.notes.is_empty() {
+                    // Someone's state changed: the next packet is screened against it.
+                    self.view = None;
+                }
+            }
+            Err(e) => tracing::trace!(%from, error = %e, "gossip packet refused"),
         }
     }
 
@@ -495,6 +583,16 @@ impl Driver {
         let now = Instant::now();
         for (timer, after) in fx.timers {
             self.timers.push(now + after, timer);
+        }
+        if let Some(incarnation) = fx
+            .sends
+            .first()
+            .and_then(|(_, data)| screen::sender_incarnation(data))
+        {
+            self.incarnation = incarnation;
+        }
+        if !fx.notes.is_empty() {
+            self.view = None;
         }
         let isolated = self.net.shared.is_isolated();
         for (to, data) in fx.sends {

@@ -21,7 +21,8 @@ use crate::config::GossipConfig;
 const OVERHEAD: usize = crate::datagram::KEYED_OVERHEAD;
 
 enum Event {
-    Data(Vec<u8>),
+    /// A packet and the address it came from.
+    Data(SocketAddr, Vec<u8>),
     Timer(Timer<GossipId>),
     /// Anti-entropy: the node asks a random member for its member list (over TCP, in the
     /// driver: `get_peers`) and takes in what it did not know.
@@ -60,6 +61,11 @@ struct Sim {
     suspicions: Vec<Suspicions>,
     /// Per node: the periodic gossip timer, held while there is no news (as in the driver).
     parked: Vec<Option<Timer<GossipId>>>,
+    /// Per node, as the driver keeps them: the screen's view and when it was taken, its own
+    /// incarnation, when a claim about it last went through.
+    views: Vec<Option<(super::screen::View, Duration)>>,
+    incarnations: Vec<foca::Incarnation>,
+    self_claims: Vec<Option<Duration>>,
 }
 
 fn peer(i: usize) -> PeerInfo {
@@ -119,6 +125,9 @@ impl Sim {
             suspicions: (0..n).map(|_| Suspicions::default()).collect(),
             parked: vec![None; n],
             bytes: 0,
+            views: vec![None; n],
+            incarnations: vec![0; n],
+            self_claims: vec![None; n],
         }
     }
 
@@ -130,6 +139,17 @@ impl Sim {
 
     /// Routes what node `from` asked for: packets (maybe lost, 1–3 ms late), timers, news.
     fn drain(&mut self, from: usize, fx: Effects) {
+        if let Some(incarnation) = fx
+            .sends
+            .first()
+            .and_then(|(_, data)| super::screen::sender_incarnation(data))
+        {
+            self.incarnations[from] = incarnation;
+        }
+        if !fx.notes.is_empty() {
+            self.views[from] = None;
+        }
+        let source = self.ids[from].addr;
         for (to, data) in fx.sends {
             let Some(&dst) = self.by_addr.get(&to.addr) else {
                 continue;
@@ -142,7 +162,7 @@ impl Sim {
                 continue;
             }
             let delay = Duration::from_micros(self.net_rng.random_range(1000..3000));
-            self.push(self.now + delay, dst, Event::Data(data));
+            self.push(self.now + delay, dst, Event::Data(source, data));
         }
         for (timer, after) in fx.timers {
             self.push(self.now + after, from, Event::Timer(timer));
@@ -233,7 +253,10 @@ impl Sim {
             }
             let mut fx = Effects::default();
             let _ = match event {
-                Event::Data(data) => self.nodes[node].handle_data(&data, &mut fx),
+                Event::Data(from, data) => match self.screen(node, from, &data) {
+                    Some(packet) => self.nodes[node].handle_data(&packet, &mut fx),
+                    None => Ok(()),
+                },
                 // As the driver: a direct check before a suspect is declared down.
                 Event::Timer(Timer::ChangeSuspectToDown { member_id, .. })
                     if self.reachable(node, &member_id) =>
@@ -278,6 +301,28 @@ impl Sim {
         }
         self.now = self.now.max(until);
         self.now
+    }
+
+    /// As the driver: the packet `node` hands to foca once screened (keyed mode), if any.
+    fn screen(&mut self, node: usize, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
+        let refresh = super::VIEW_REFRESH;
+        if self.views[node]
+            .as_ref()
+            .is_none_or(|(_, at)| self.now.saturating_sub(*at) >= refresh)
+        {
+            let view = super::screen::View::of(&self.nodes[node], self.incarnations[node]);
+            self.views[node] = Some((view, self.now));
+        }
+        let (view, _) = self.views[node].as_ref()?;
+        let self_claims = self.self_claims[node]
+            .is_none_or(|at| self.now.saturating_sub(at) >= self.settings.probe_period);
+        let screened =
+            super::screen::screen(data, from, view, super::screen::Mode::Keyed, self_claims)
+                .ok()?;
+        if screened.about_me {
+            self.self_claims[node] = Some(self.now);
+        }
+        Some(screened.packet)
     }
 
     /// Whether `node`'s direct check (a TCP ping in the driver, which retransmits through
