@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod commands;
 mod error;
+mod folder;
 mod names;
 mod node_config;
 mod password;

@@ -5,9 +5,12 @@
 //! relative and stay inside the output folder (no `..`, no absolute path, no duplicates, no
 //! file where another entry needs a folder), no existing symbolic link or file may stand on
 //! the way, and no file may exist already unless `--force`. Only then are folders created and
-//! files downloaded, each into a temporary file renamed into place once complete.
+//! files downloaded, each into a temporary file renamed into place once complete; all of it
+//! through the output folder's open handle, one name at a time, never following a symbolic
+//! link ([`crate::folder`]), so a folder swapped for a link during the download is refused.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -22,6 +25,7 @@ use voldisefs_node::crypto::{
 use super::get::Download;
 use super::put::hex;
 use crate::cli::{GetArgs, LsArgs, PutArgs};
+use crate::folder::Folder;
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
@@ -324,20 +328,28 @@ pub(super) async fn get(args: GetArgs, session: Session, opened: Opened) -> anyh
     }
     let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     let targets = plan(&dir, &paths, args.force)?;
-    // Nothing was written before this point.
-    for target in &targets {
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+    // Nothing was written before this point. From here on, every folder and file is reached
+    // through the handle of the output folder, never through a symbolic link (see
+    // `crate::folder`): what `plan` saw may have changed since. The folders first, so that a
+    // folder that cannot be made stops the command before any download.
+    let root = Folder::create(&dir)?;
+    let mut made = std::collections::HashSet::new();
+    for path in &paths {
+        let (folders, _) = split(path);
+        if made.insert(folders) {
+            root.descend(folders.split('/').filter(|f| !f.is_empty()))?;
         }
     }
     let bar = TransferBar::new(Some(listing.total_size()), "downloading", args.quiet);
-    let (session, force, bar_ref) = (&session, args.force, &bar);
+    let (session, force, bar_ref, root) = (&session, args.force, &bar, &root);
     futures_util::stream::iter(entries.iter().zip(&targets))
         .map(|(entry, target)| async move {
             let download = member(session, entry).await?;
-            super::get::to_file(download, target, force, true).await?;
+            // Reached afresh from the output folder for each file: a folder swapped for a
+            // link meanwhile is refused here.
+            let (folders, name) = split(&entry.path);
+            let folder = root.descend(folders.split('/').filter(|f| !f.is_empty()))?;
+            super::get::to_file(download, &folder, OsStr::new(name), target, force, true).await?;
             bar_ref.inc(entry.size);
             anyhow::Ok(())
         })
@@ -356,6 +368,11 @@ pub(super) async fn get(args: GetArgs, session: Session, opened: Opened) -> anyh
     }
     println!("{}", dir.display());
     Ok(())
+}
+
+/// A collection path's folders (`a/b` of `a/b/c`, empty for `c`) and file name.
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
 }
 
 /// Opens one file of a collection by its read key, refusing one whose size is not the one
@@ -498,6 +515,13 @@ fn listing_table(name: &str, listing: &Collection) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+    use std::sync::Arc;
+    use voldisefs_node::crypto::Redundancy;
+    use voldisefs_node::crypto::client::{
+        BoxFuture, Client, DeleteScope, Fetched, MemoryStore, Object, ObjectKind, ObjectStore,
+        Settings, StoreError, Stored, Threads,
+    };
 
     fn write(path: &Path, bytes: &[u8]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -569,5 +593,144 @@ mod tests {
         std::fs::write(dir.join("a"), b"a file").unwrap();
         let err = plan(&dir, &files, true).unwrap_err();
         assert!(err.to_string().contains("a file is there"), "{err}");
+    }
+
+    /// The attacker: a local user who can write to the output folder. A store over a
+    /// [`MemoryStore`] that, on the first read after the folder `watch` appears (the download
+    /// has created its folders and is fetching the files), moves it away and puts a symbolic
+    /// link to `outside` in its place.
+    struct SwapOnRead {
+        inner: MemoryStore,
+        watch: PathBuf,
+        moved: PathBuf,
+        outside: PathBuf,
+        swapped: std::sync::atomic::AtomicBool,
+    }
+
+    impl SwapOnRead {
+        fn attack(&self) {
+            use std::sync::atomic::Ordering;
+            let is_dir = std::fs::symlink_metadata(&self.watch).is_ok_and(|m| m.is_dir());
+            if is_dir && !self.swapped.swap(true, Ordering::SeqCst) {
+                std::fs::rename(&self.watch, &self.moved).unwrap();
+                std::os::unix::fs::symlink(&self.outside, &self.watch).unwrap();
+            }
+        }
+    }
+
+    impl ObjectStore for SwapOnRead {
+        fn put(&self, objects: Vec<Object>) -> BoxFuture<'_, Result<Stored, StoreError>> {
+            self.inner.put(objects)
+        }
+        fn put_stripe(
+            &self,
+            stripe: voldisefs_node::crypto::EncodedStripe,
+        ) -> BoxFuture<'_, Result<Stored, StoreError>> {
+            self.inner.put_stripe(stripe)
+        }
+        fn get(
+            &self,
+            source: usize,
+            id: [u8; 32],
+            kind: ObjectKind,
+        ) -> BoxFuture<'_, Result<Fetched, StoreError>> {
+            self.attack();
+            self.inner.get(source, id, kind)
+        }
+        fn delete(
+            &self,
+            key: voldisefs_node::crypto::DeleteKey,
+            ids: Vec<[u8; 32]>,
+            scope: DeleteScope,
+        ) -> BoxFuture<'_, Result<(), StoreError>> {
+            self.inner.delete(key, ids, scope)
+        }
+    }
+
+    /// A session over `store`, with the cheapest key derivation a default build accepts.
+    fn session_over(store: Arc<dyn ObjectStore>) -> Session {
+        use voldisefs_node::crypto::{ChunkSize, KdfParams, MIN_M_KIB, MIN_P, MIN_T};
+        let kdf = KdfParams::new(MIN_M_KIB, MIN_T, MIN_P).unwrap();
+        let settings = Settings {
+            kdf,
+            kdf_ceiling: kdf,
+            chunk_size: ChunkSize::from_bytes(64 * 1024).unwrap(),
+            ..Settings::default()
+        };
+        let client = Client::new(store, Arc::new(Threads::new(1).unwrap()), settings).unwrap();
+        let info = voldisefs_node::NodeInfo {
+            chunk_size: 64 * 1024,
+            kdf_m_kib: MIN_M_KIB,
+            kdf_t: MIN_T,
+            kdf_p: MIN_P,
+            replicas: 1,
+            redundancy: "replicas:1".into(),
+            live_nodes: 1,
+            default_expiry: None,
+            max_expiry: None,
+            max_object: 1 << 20,
+            max_batch_bytes: 1 << 20,
+            max_batch_objects: 64,
+            max_delete_ids: 64,
+        };
+        Session { client, info }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_folder_swapped_for_a_link_mid_download_lets_nothing_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let store = Arc::new(SwapOnRead {
+            inner: MemoryStore::new(),
+            watch: out.join("a"),
+            moved: tmp.path().join("moved"),
+            outside: outside.clone(),
+            swapped: Default::default(),
+        });
+        let session = session_over(store.clone());
+        let client = &session.client;
+        let key = client.derive(Password::new("pw")).await.unwrap();
+        let mut upload = client.collection_upload(key, 0, Redundancy::Replicas(1));
+        for path in ["a/x.txt", "a/y.txt"] {
+            let bytes = Plaintext::new(path.as_bytes().to_vec());
+            upload.add_bytes(path, bytes).await.unwrap();
+        }
+        let receipt = upload.finish("evil").await.unwrap();
+        let opened = client
+            .open(receipt.id, Access::ReadKey(receipt.read_key.clone()))
+            .await
+            .unwrap();
+        let id = hex(&receipt.id);
+        let cli = crate::cli::Cli::try_parse_from([
+            "voldisefs",
+            "get",
+            &id,
+            "-o",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .unwrap();
+        let crate::cli::Command::Get(args) = cli.command else {
+            panic!("not a get");
+        };
+
+        let result = get(args, session, opened).await;
+        assert!(store.swapped.load(std::sync::atomic::Ordering::SeqCst));
+        let escaped: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(escaped.is_empty(), "written outside: {escaped:?}");
+        // Nothing half-written is left behind either.
+        let moved = std::fs::read_dir(tmp.path().join("moved")).unwrap().count();
+        assert_eq!(moved, 0);
+        let err = result.unwrap_err().to_string();
+        let shown = out.join("a").display().to_string();
+        assert!(
+            err.contains("symbolic link") && err.contains(&shown) && !err.contains(".part"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! behind. An existing file is never overwritten without `--force`: that is checked before the
 //! download starts and again, atomically, by the final rename.
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -19,6 +19,7 @@ use voldisefs_node::crypto::{Error as CryptoError, FileKind, Password};
 
 use crate::cli::GetArgs;
 use crate::error::CliError;
+use crate::folder::{Folder, temp_prefix};
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
@@ -208,7 +209,7 @@ async fn write(download: Download, args: &GetArgs, target: Target) -> anyhow::Re
         }
     };
     // Ctrl-C drops this future (see `commands::interruptible`), and the temporary file with it.
-    to_file(download, &path, args.force, args.quiet).await?;
+    to_path(download, &path, args.force, args.quiet).await?;
     println!("{}", path.display());
     Ok(())
 }
@@ -248,7 +249,7 @@ async fn resume(
     refuse_overwrite(&path, args.force).await?;
     if size == 0 {
         // An empty file: nothing to resume.
-        to_file(
+        to_path(
             Download::of(session, opened, None)?,
             &path,
             args.force,
@@ -441,30 +442,34 @@ fn write_blocking(out: &mut impl std::io::Write, piece: &[u8]) -> std::io::Resul
     tokio::task::block_in_place(|| out.write_all(piece))
 }
 
-/// Streams the body into a temporary file beside `path`, then renames it into place.
-pub(super) async fn to_file(
-    mut download: Download,
+/// Streams the body into a temporary file beside `path`, then renames it into place; the
+/// folder `path` is in is opened as named, and everything in it through its handle.
+pub(super) async fn to_path(
+    download: Download,
     path: &Path,
     force: bool,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("cannot create {}: it names no file", path.display());
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = tempfile::Builder::new()
-        .prefix(&temp_prefix(&name))
-        .suffix(".part")
-        // Like any new file (the umask applies), not the temporary file default of 0600.
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    let write_error = || format!("cannot write {}", temp.path().display());
-    let mut out = temp.as_file().try_clone().with_context(write_error)?;
+    let folder = Folder::open(dir)?;
+    to_file(download, &folder, name, path, force, quiet).await
+}
+
+/// Streams the body into a temporary file in `folder`, then renames it into place as `name`,
+/// all through the folder's handle, never through a symbolic link. `path` is the file as the
+/// user knows it, for messages.
+pub(super) async fn to_file(
+    mut download: Download,
+    folder: &Folder,
+    name: &OsStr,
+    path: &Path,
+    force: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut temp = folder.temp_file(name, path)?;
+    let write_error = || format!("cannot write {}", path.display());
 
     let bar = TransferBar::new(download.length, "downloading", quiet);
     let mut received = 0u64;
@@ -472,41 +477,26 @@ pub(super) async fn to_file(
         while let Some(piece) = download.next_chunk().await? {
             received += piece.len() as u64;
             bar.inc(piece.len() as u64);
-            write_blocking(&mut out, &piece).with_context(write_error)?;
+            write_blocking(temp.file(), &piece).with_context(write_error)?;
         }
-        tokio::task::block_in_place(|| out.sync_all()).with_context(write_error)?;
+        tokio::task::block_in_place(|| temp.file().sync_all()).with_context(write_error)?;
         check_length(received, download.length)
     }
     .await;
     drop(bar);
     result?;
-    drop(out);
 
-    let persisted = if force {
-        temp.persist(path)
-    } else {
-        temp.persist_noclobber(path)
-    };
-    persisted.map(drop).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    temp.persist(name, force).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::anyhow!(
                 "{} appeared during the download and was not overwritten; use --force to \
                  overwrite it",
                 path.display()
             )
         } else {
-            anyhow::Error::new(e.error).context(format!("cannot create {}", path.display()))
+            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
         }
     })
-}
-
-/// The temporary file's name prefix: hidden, and short enough for any file system.
-fn temp_prefix(name: &str) -> String {
-    let mut end = name.len().min(100);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(".{}.", &name[..end])
 }
 
 /// Fails when fewer (or more) bytes arrived than the node announced.
@@ -545,15 +535,6 @@ mod tests {
         let err = refuse_overwrite(&path, false).await.unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
         refuse_overwrite(&path, true).await.unwrap();
-    }
-
-    #[test]
-    fn temp_prefixes_are_hidden_and_short() {
-        assert_eq!(temp_prefix("a.txt"), ".a.txt.");
-        let long = "é".repeat(100);
-        let prefix = temp_prefix(&long);
-        assert!(prefix.len() <= 102);
-        assert!(prefix.starts_with('.'));
     }
 
     #[test]
