@@ -125,10 +125,10 @@ pub(crate) async fn serve(
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 backoff = Duration::from_millis(10);
-                stream
+                accepted
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.
@@ -142,10 +142,18 @@ pub(crate) async fn serve(
             tracing::debug!("HTTP connection limit reached; closing a new connection");
             continue;
         };
+        // Handlers that account per client (download tickets) read the peer's address.
+        let service = service.clone();
+        let with_peer = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            hyper::service::Service::call(&service, request)
+        });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), with_peer);
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(e) = connection.await {
@@ -635,9 +643,11 @@ fn access(headers: &HeaderMap) -> Result<crate::Access, ApiError> {
 
 /// Issues a download ticket for a file (or a collection's archive) after checking the
 /// password or read key opens it: `GET /download/{ticket}` then serves it to a plain
-/// navigation, which a browser hands to its download manager.
+/// navigation, which a browser hands to its download manager. Tickets count against the
+/// quota of the connection's IP address (see [`crate::tickets`]).
 async fn issue_ticket(
     State(node): State<Node>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -653,9 +663,12 @@ async fn issue_ticket(
             (TicketKind::Archive, format!("{}.tar", stat.name))
         }
     };
-    let ticket = node
-        .tickets()
-        .issue(id, kind, stat.read_key, std::time::Instant::now())?;
+    let client = peer.map_or(crate::tickets::Client::UNKNOWN, |p| {
+        crate::tickets::Client::from_ip(p.0.0.ip())
+    });
+    let ticket =
+        node.tickets()
+            .issue(client, id, kind, stat.read_key, std::time::Instant::now())?;
     let body = json!({
         "ticket": ticket,
         "url": format!("/download/{ticket}"),

@@ -16,6 +16,11 @@ use voldisefs_store::{ChunkStore, MemoryStore, StoreError};
 
 use super::tombstones::Tombstones;
 
+// The expiry index lives next to this file (`replication/expiry.rs`); only the holder uses it.
+#[path = "expiry.rs"]
+mod expiry;
+use expiry::ExpiryIndex;
+
 /// Bodies shorter than this are copied out of the frame buffer they arrived in, so a small
 /// chunk never pins a larger buffer (longer ones arrive in buffers of their own).
 const KEEP_AS_IS_MIN: usize = 64 << 10;
@@ -127,6 +132,8 @@ pub(crate) struct LocalHolder {
     pub(crate) tombstones: Tombstones,
     /// The time expiry is judged by.
     pub(crate) clock: crate::clock::Clock,
+    /// Held objects with an expiry, in time order: what [`expire`](Self::expire) looks at.
+    expiry: ExpiryIndex,
 }
 
 impl LocalHolder {
@@ -143,6 +150,7 @@ impl LocalHolder {
             ),
             tombstones,
             clock: crate::clock::Clock::new(0),
+            expiry: ExpiryIndex::default(),
         }
     }
 
@@ -170,10 +178,23 @@ impl LocalHolder {
             tracing::debug!(chunk = %id, "forgetting a tombstone whose key does not fit the chunk");
             tombstones.remove(&id);
         }
-        self.store
-            .put_verified(id, bytes)
-            .map(|_| ())
-            .map_err(store_error)
+        let expires = voldisefs_crypto::stored_expiry(&bytes).unwrap_or(0);
+        let outcome = self.store.put_verified(id, bytes).map_err(store_error)?;
+        // Every object that enters the store with an expiry is indexed (ids are content
+        // addresses: one already present has the same expiry and its entry).
+        if outcome == voldisefs_store::PutOutcome::Stored {
+            self.index_expiry(expires, id);
+        }
+        Ok(())
+    }
+
+    /// Adds object `id`, just stored, to the expiry index if it expires (`expires`, unix
+    /// seconds, not 0).
+    fn index_expiry(&self, expires: u64, id: ChunkId) {
+        self.expiry
+            .add(expires, id, self.store.stats().chunks, |id| {
+                self.store.contains(id)
+            });
     }
 
     /// Stores bytes received from a peer: checks them against `id` on the blocking pool, then
@@ -218,19 +239,25 @@ impl LocalHolder {
     }
 
     /// Drops every held object whose expiry is at or before `now` (unix seconds); returns how
-    /// many. Costs one pass over the store's ids.
+    /// many. Costs one look at each entry of the expiry index due by `now` (objects that
+    /// expire, or expired objects already removed), not a pass over the store; then keeps the
+    /// index within its bound (see [`expiry`]).
     pub(crate) fn expire(&self, now: u64) -> usize {
         let mut dropped = 0;
-        for id in self.store.ids() {
-            if self
-                .store
-                .get(&id)
-                .is_some_and(|bytes| is_expired(&bytes, now))
-                && self.store.remove(&id)
-            {
-                dropped += 1;
+        for (_, id) in self.expiry.take_due(now) {
+            // The object may be gone already (deleted, dropped by repair or a read).
+            let Some(bytes) = self.store.get(&id) else {
+                continue;
+            };
+            match voldisefs_crypto::stored_expiry(&bytes) {
+                // Not due after all (it cannot be, the id fixing the bytes): index it again.
+                Some(at) if !voldisefs_crypto::expired(at, now) => self.index_expiry(at, id),
+                Some(_) => dropped += usize::from(self.store.remove(&id)),
+                None => {}
             }
         }
+        self.expiry
+            .keep_bounded(self.store.stats().chunks, |id| self.store.contains(id));
         dropped
     }
 
