@@ -1,21 +1,31 @@
 //! The node's clock for expiry: its own wall clock, moved forward to its peers' time when it
-//! runs late.
+//! runs late, for judging expiry only.
 //!
-//! Every decision about expiry (stamping an upload, refusing or dropping an expired object,
-//! answering "not found" for an expired file) reads the node's clock. A node whose own clock
-//! runs late would otherwise keep and serve a file after its expiry by as much as its clock
-//! is off. So a node asks up to [`SAMPLE_PEERS`] live peers for their time every
-//! `clock_check_interval` (the `time` of their `stats` answer, read from their own
-//! uncorrected clocks, so corrections never chain) and, when the median of at least
-//! [`MIN_SAMPLES`] answers is more than [`TOLERANCE_SECS`] ahead of its own clock, counts
-//! time from that median instead (and logs a warning once).
+//! Two readings, for two purposes:
 //!
-//! The bound this gives: as long as most of the peers a node asks have correct clocks, it
-//! drops and stops serving an expired file at most [`TOLERANCE_SECS`] plus one sampling
-//! round after the uploader's choice, whatever its own clock says. A node whose clock runs
-//! *ahead* is not moved back: it drops files early, which costs one copy and never extends a
-//! file. Peers lying about the time can, as a majority of the ones asked, only make a node
-//! drop expiring files early; they can never make it keep one longer.
+//! - **Stamping** (a gateway upload's expiry, the `max_expiry` bound on objects clients seal)
+//!   reads the node's *own* clock ([`Clock::own`]), never a correction: whatever peers say,
+//!   an upload's stamp is at most the uploader's own time plus the expiry it asked for, and
+//!   `max_expiry` bounds it by this node's own time. A node whose clock runs late stamps
+//!   early expiries (a file lives shorter, never longer); it refuses an upload that would be
+//!   expired on arrival, naming its clock.
+//! - **Judging** (refusing or dropping an expired object, answering "not found" for an
+//!   expired file) reads [`Clock::now`]: the own clock plus a correction. A node whose own
+//!   clock runs late would otherwise keep and serve a file after its expiry by as much as its
+//!   clock is off. So it asks up to [`SAMPLE_PEERS`] live peers for their time every
+//!   `clock_check_interval` (the `time` of their `stats` answer, read from their own
+//!   uncorrected clocks, so corrections never chain) and, when the median of at least
+//!   [`MIN_SAMPLES`] answers is more than [`TOLERANCE_SECS`] ahead of its own clock, judges by
+//!   that median, moved at most [`MAX_CORRECTION_SECS`] (and logs a warning once).
+//!
+//! The bounds this gives: as long as most of the peers a node asks have correct clocks, it
+//! drops and stops serving an expired file at most [`TOLERANCE_SECS`] plus one sampling round
+//! after the uploader's choice, for an own clock up to [`MAX_CORRECTION_SECS`] late. A node
+//! whose clock runs *ahead* is not moved back: it drops files early, which costs one copy and
+//! never extends a file. Peers lying about the time, as a majority of the ones asked, can only
+//! make a node drop expiring files early, by at most [`MAX_CORRECTION_SECS`]; they can never
+//! make it keep one longer nor stamp one later. A round with too few answers halves the
+//! correction, so one left behind by peers that are gone fades within a few rounds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +36,10 @@ pub const SAMPLE_PEERS: usize = 16;
 pub const MIN_SAMPLES: usize = 3;
 /// How far the peers' median may run ahead of this node's clock before the node follows it.
 pub const TOLERANCE_SECS: u64 = 2;
+/// The most a node's judging clock is moved forward (one hour): peers can make it drop
+/// expiring files early by at most this much, and a node whose own clock runs later than
+/// this keeps files that much too long (it warns; fix its clock).
+pub const MAX_CORRECTION_SECS: u64 = 3600;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -66,27 +80,36 @@ impl Clock {
     }
 
     /// Takes one round of peers' times (`own` read just before asking; 0 answers are
-    /// unknown and skipped): follows their median when it runs more than [`TOLERANCE_SECS`]
-    /// ahead, and drops any correction otherwise. Returns the correction now.
+    /// unknown and skipped): follows their median, up to [`MAX_CORRECTION_SECS`], when it
+    /// runs more than [`TOLERANCE_SECS`] ahead, and drops any correction otherwise. A round
+    /// with fewer than [`MIN_SAMPLES`] answers halves the correction. Returns the correction
+    /// now.
     pub(crate) fn observe(&self, own: u64, peers: &[u64]) -> u64 {
         let mut times: Vec<u64> = peers.iter().copied().filter(|&t| t > 0).collect();
-        if times.len() < MIN_SAMPLES {
-            return self.correction();
-        }
-        times.sort_unstable();
-        // The lower median: with an even count, the earlier of the two middle times.
-        let median = times[(times.len() - 1) / 2];
-        let ahead = median.saturating_sub(own);
-        let correction = if ahead > TOLERANCE_SECS { ahead } else { 0 };
+        let correction = if times.len() < MIN_SAMPLES {
+            // Nobody left to confirm it: a correction fades instead of sticking.
+            self.correction() / 2
+        } else {
+            times.sort_unstable();
+            // The lower median: with an even count, the earlier of the two middle times.
+            let median = times[(times.len() - 1) / 2];
+            let ahead = median.saturating_sub(own);
+            if ahead > TOLERANCE_SECS {
+                ahead.min(MAX_CORRECTION_SECS)
+            } else {
+                0
+            }
+        };
         let before = self.correction.swap(correction, Ordering::Relaxed);
         if correction > 0 && before == 0 {
             tracing::warn!(
                 behind_secs = correction,
                 peers = times.len(),
-                "this node's clock runs behind the median of its peers' clocks: expiry follows their time; fix the clock (NTP)"
+                max_secs = MAX_CORRECTION_SECS,
+                "this node's clock runs behind the median of its peers' clocks: expiry is judged by their time (moved at most max_secs); fix the clock (NTP)"
             );
         } else if correction == 0 && before > 0 {
-            tracing::info!("this node's clock agrees with its peers' again");
+            tracing::info!("this node judges expiry by its own clock again");
         }
         correction
     }
@@ -118,6 +141,25 @@ mod tests {
         assert_eq!(fine.observe(t, &[t + 2, t + 2, t + 2]), 0);
         // The correction goes once the peers agree with the clock again.
         assert_eq!(clock.observe(right, &[right, right, right]), 0);
+        assert_eq!(clock.correction(), 0);
+    }
+
+    #[test]
+    fn liars_move_a_clock_at_most_the_cap_and_a_lone_correction_fades() {
+        let clock = Clock::new(0);
+        let t = clock.own();
+        let year = 365 * 86_400;
+        // A majority of liars a year ahead: moved by the cap, no more.
+        assert_eq!(
+            clock.observe(t, &[t, t, t + year, t + year, t + year]),
+            MAX_CORRECTION_SECS
+        );
+        // The liars leave: too few answers to confirm it, and the correction fades.
+        let mut rounds = 0;
+        while clock.observe(t, &[t, t]) > 0 {
+            rounds += 1;
+            assert!(rounds < 16, "the correction did not fade");
+        }
         assert_eq!(clock.correction(), 0);
     }
 }

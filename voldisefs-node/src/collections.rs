@@ -154,7 +154,7 @@ impl Node {
             .run(move || PasswordKey::derive(&password, params))
             .await??;
         // One expiry for every file and the collection, counted from the end of the derivation.
-        let expires = crate::transfer::upload::Expiry::At(expires.stamp(self.now()));
+        let expires = crate::transfer::upload::Expiry::At(expires.stamp(self.own_time()));
         Ok(Batch {
             node: self.clone(),
             key: Arc::new(key),

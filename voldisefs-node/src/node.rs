@@ -886,6 +886,11 @@ impl Node {
         self.inner.cluster.now()
     }
 
+    /// This node's own unix time: what stamps and bounds expiries (see [`crate::clock`]).
+    pub(crate) fn own_time(&self) -> u64 {
+        self.inner.cluster.own_time()
+    }
+
     /// Deletes, in the background, what finished uploads stored (a batch that never
     /// finished), unless the node is stopping anyway.
     pub(crate) fn forget_later(&self, stored: Vec<(DeleteKey, Vec<voldisefs_proto::ChunkId>)>) {

@@ -73,7 +73,9 @@ impl Node {
             return bad("the object's expiry has passed".into());
         }
         if let Some(max) = self.config().max_expiry {
-            let latest = now
+            // This node's own clock: peers that say it runs late cannot stretch the bound.
+            let latest = self
+                .own_time()
                 .saturating_add(max.as_secs())
                 .saturating_add(EXPIRY_SKEW_SECS);
             if expires == 0 || expires > latest {

@@ -284,12 +284,21 @@ async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
             0
         );
     }
-    // Its own upload expires by the right time, and every holder takes it.
+    // It stamps by its own clock, an hour late: an upload expiring in a minute would be
+    // expired on arrival, and is refused with a word about the clock...
     let response = put(&late, Some("60")).await;
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("clock"), "{text}");
+    // ...and a longer one lives shorter than asked, never longer; every holder takes it.
+    let response = put(&late, Some("7200")).await;
     assert_eq!(response.status(), 201);
     let receipt: serde_json::Value = response.json().await.unwrap();
     let expires = receipt["expires"].as_u64().unwrap();
-    assert!(expires > now() + 55 && expires <= now() + 65, "{expires}");
+    assert!(
+        expires > now() + 3590 && expires <= now() + 3605,
+        "{expires}"
+    );
     let held = |n: &Node| n.status().store.chunks;
     common::eventually("every node holds the late node's file", || {
         nodes.iter().all(|n| held(n) > 0 && held(n) == held(&late))
@@ -308,4 +317,76 @@ async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
     .await;
     assert_eq!(status(&late, &format!("/api/v1/files/{id}")).await, 404);
     shutdown(nodes).await;
+}
+
+/// Lying clocks (issue 25, point 2): members that store honestly but report their clock a
+/// year ahead may move a node's judging clock by at most an hour, never its stamps: an upload
+/// is stamped by the gateway's own clock, `max_expiry` bounds objects by it, and the
+/// correction fades once the liars are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clocks_that_lie_ahead_can_neither_stretch_a_stamp_nor_stick() {
+    let year: i64 = 365 * 86_400;
+    let tweak = |c: NodeConfig| NodeConfig {
+        replicas: 2,
+        clock_check_interval: Duration::from_millis(200),
+        max_expiry: Some(Duration::from_secs(86_400)),
+        ..c
+    };
+    let honest = common::network_with(2, tweak).await;
+    let mut liars = Vec::new();
+    for _ in 0..4 {
+        liars.push(
+            Node::start(NodeConfig {
+                bootstrap: vec![honest[0].peer_addr()],
+                drill_clock_offset: year,
+                ..tweak(common::config())
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let correction = |n: &Node| common::metric(n, "voldisefs_clock_correction_seconds ");
+    common::eventually("the honest nodes hear the liars", || {
+        honest.iter().all(|n| correction(n) > 0)
+    })
+    .await;
+    for n in &honest {
+        assert_eq!(correction(n), 3600, "moved by the cap, not by a year");
+    }
+    // A gateway upload asking for two hours is stamped two hours from the true time (before
+    // the fix: a year). Judged an hour ahead, one asking for a minute is refused outright.
+    let response = put(&honest[0], Some("7200")).await;
+    assert_eq!(response.status(), 201);
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    let expires = receipt["expires"].as_u64().unwrap();
+    assert!(
+        expires <= now() + 7202,
+        "stamped {} s ahead",
+        expires - now()
+    );
+    assert_eq!(put(&honest[0], Some("60")).await.status(), 400);
+    // An object a client sealed to live a year is refused: max_expiry counts from the node's
+    // own clock.
+    // (An object is any bytes whose public trailer holds the expiry.)
+    let mut bytes = data(200, 77);
+    let at = bytes.len() - voldisefs_crypto::TRAILER_LEN;
+    bytes[at..at + 8].copy_from_slice(&(now() + year as u64 - 3600).to_be_bytes());
+    let id = voldisefs_crypto::content_id(&bytes);
+    let response = reqwest::Client::new()
+        .put(url(
+            &honest[0],
+            &format!("/api/v1/objects/{}", hex::encode(id)),
+        ))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "{}", response.text().await.unwrap());
+    // The liars leave: with too few answers, the correction fades.
+    shutdown(liars).await;
+    common::eventually("the correction fades once the liars are gone", || {
+        honest.iter().all(|n| correction(n) == 0)
+    })
+    .await;
+    shutdown(honest).await;
 }

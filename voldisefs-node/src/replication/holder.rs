@@ -16,10 +16,7 @@ use voldisefs_store::{ChunkStore, MemoryStore, StoreError};
 
 use super::tombstones::Tombstones;
 
-// The expiry index lives next to this file (`replication/expiry.rs`); only the holder uses it.
-#[path = "expiry.rs"]
-mod expiry;
-use expiry::ExpiryIndex;
+use super::expiry::ExpiryIndex;
 
 /// Bodies shorter than this are copied out of the frame buffer they arrived in, so a small
 /// chunk never pins a larger buffer (longer ones arrive in buffers of their own).
@@ -133,7 +130,7 @@ pub(crate) struct LocalHolder {
     /// The time expiry is judged by.
     pub(crate) clock: crate::clock::Clock,
     /// Held objects with an expiry, in time order: what [`expire`](Self::expire) looks at.
-    expiry: ExpiryIndex,
+    pub(super) expiry: ExpiryIndex,
 }
 
 impl LocalHolder {

@@ -18,6 +18,7 @@
 //! * **Deletes stick** ([`tombstones`]): a delete leaves tombstones on the chunk's ranked
 //!   holders (the record's on every live node), which refuse later puts of it.
 
+mod expiry;
 mod handler;
 mod health;
 mod hedge;
@@ -258,6 +259,12 @@ impl Cluster {
     /// The unix time expiry is judged by on this node (see [`crate::clock`]).
     pub(crate) fn now(&self) -> u64 {
         self.inner.local.clock.now()
+    }
+
+    /// This node's own unix time, which stamps expiries and bounds them (never corrected by
+    /// peers; see [`crate::clock`]).
+    pub(crate) fn own_time(&self) -> u64 {
+        self.inner.local.clock.own()
     }
 
     /// What this node stores.

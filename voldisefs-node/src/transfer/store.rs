@@ -97,9 +97,17 @@ impl ClusterStore {
     fn check_expiry(&self, object: &[u8]) -> Result<(), StoreError> {
         let expires = voldisefs_crypto::stored_expiry(object).unwrap_or(0);
         if voldisefs_crypto::expired(expires, self.cluster.now()) {
-            return Err(self.fail(NodeError::InvalidRequest(
-                "the file's expiry passed before it was stored; ask for a longer one".into(),
-            )));
+            let behind = self.cluster.clock().correction();
+            let message = if behind > 0 {
+                format!(
+                    "this node's clock runs {behind} s behind its peers' and stamps expiries by \
+                     its own clock, so this file would be expired on arrival; fix the node's \
+                     clock (NTP) or ask for an expiry longer than {behind} s"
+                )
+            } else {
+                "the file's expiry passed before it was stored; ask for a longer one".into()
+            };
+            return Err(self.fail(NodeError::InvalidRequest(message)));
         }
         Ok(())
     }

@@ -179,7 +179,7 @@ where
     let options = PutOptions {
         name,
         kind,
-        expires: expires.stamp(cluster.now()),
+        expires: expires.stamp(cluster.own_time()),
         once,
         redundancy,
     };
