@@ -93,7 +93,9 @@ pub struct NodeConfig {
     /// How long a deleted chunk's id is remembered (tombstone), so a late put or a holder
     /// that missed the delete cannot bring it back. Longer than any repair round.
     pub tombstone_ttl: Duration,
-    /// Most tombstones kept (the oldest is forgotten first): about 80 bytes each.
+    /// Most tombstones kept (at most a quarter of them unverified; the oldest go first, an
+    /// unverified one before any verified one): about 230 bytes each, with the hash table's
+    /// slack (64 MiB at most for the default 262,144).
     pub max_tombstones: usize,
     /// Token every `/api/...` request must carry (`Authorization: Bearer <token>`). Required
     /// when `http` is not a loopback address.

@@ -133,6 +133,12 @@ impl Collector for StateCollector {
             "Ids of deleted chunks this node refuses to store again",
             ConstGauge::new(self.cluster.tombstone_count() as i64),
         )?;
+        single(
+            e,
+            "tombstone_bytes",
+            "Bytes the tombstone table holds (hash table and queues, by capacity)",
+            ConstGauge::new(self.cluster.tombstone_bytes().min(i64::MAX as usize) as i64),
+        )?;
 
         let peers = self.cluster.net().membership().snapshot();
         let mut by_state = e.encode_descriptor(

@@ -736,3 +736,138 @@ async fn planted_stripe_descriptors_start_no_unbounded_work() {
     attacker.shutdown().await;
     shutdown(nodes).await;
 }
+
+/// A member that keeps nothing and says so (every put is answered "full", every other request
+/// but a delete refused), but writes down every object it is sent.
+#[derive(Default)]
+struct Flooder(std::sync::Mutex<Vec<(voldisefs_node::proto::ChunkId, Bytes)>>);
+
+impl Handler for Flooder {
+    async fn handle(&self, _from: NodeId, request: Payload) -> Payload {
+        match request.message {
+            Message::PutChunk { chunk } => {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((chunk, request.body.clone().unwrap_or_default()));
+                Payload::new(Message::Error {
+                    code: voldisefs_node::proto::ErrorCode::Full,
+                    message: "full".into(),
+                })
+            }
+            Message::DeleteChunks { .. } => Payload::new(Message::Ack),
+            _ => Payload::new(Message::Error {
+                code: voldisefs_node::proto::ErrorCode::BadRequest,
+                message: "no".into(),
+            }),
+        }
+    }
+}
+
+/// The measured attack (issue 25, point 3): someone who captured a file's objects before its
+/// delete floods every holder with deletes of made-up ids under made-up keys, many times the
+/// tombstone cap, then puts the captured objects back. The real delete's tombstones stay:
+/// every re-put is refused, over HTTP and over the peer wire, and the file stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_flood_cannot_bring_a_deleted_file_back() {
+    use voldisefs_node::proto::{ChunkId, DeleteKey};
+    let cap = 2048;
+    let nodes = common::network_with(2, |c| NodeConfig {
+        max_tombstones: cap,
+        ..fast(c)
+    })
+    .await;
+    let flooder = Arc::new(Flooder::default());
+    let attacker = member(nodes[0].peer_addr(), flooder.clone()).await;
+    eventually("the attacker is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 3)
+    })
+    .await;
+    let bytes = data(3 * CHUNK + 7, 78);
+    let r = nodes[0]
+        .upload_bytes("precious", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let expected = r.chunks + 1;
+    eventually("both honest nodes hold everything", || {
+        held(&nodes) == vec![expected, expected]
+    })
+    .await;
+    // Every object the attacker was sent, captured before the delete, and the record (read
+    // through the object API as any link holder could).
+    let http = reqwest::Client::new();
+    let object_url = |node: &Node, id: &ChunkId| {
+        format!("http://{}/api/v1/objects/{id}", node.http_addr().unwrap())
+    };
+    let mut captured = flooder.0.lock().unwrap().clone();
+    let record = r.id.record_chunk();
+    let got = http
+        .get(object_url(&nodes[0], &record))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    captured.push((record, got.bytes().await.unwrap()));
+    assert!(
+        captured.len() as u64 >= expected,
+        "{} captured",
+        captured.len()
+    );
+    nodes[1].delete(r.id, pw("pw")).await.unwrap();
+    eventually("every honest copy is gone", || total_chunks(&nodes) == 0).await;
+    // The flood: ten times the cap of made-up ids, each batch under a key of its own.
+    for round in 0..5u32 {
+        for node in &nodes {
+            let chunks: Vec<ChunkId> = (0..4096u32)
+                .map(|i| ChunkId::digest(&(round * 4096 + i).to_be_bytes()))
+                .collect();
+            let ask = Message::DeleteChunks {
+                key: DeleteKey::from_bytes([round as u8; 32]),
+                chunks,
+            };
+            attacker
+                .request(node.network().local(), Payload::new(ask))
+                .await
+                .unwrap();
+        }
+    }
+    for node in &nodes {
+        assert!(node.status().store.tombstones <= cap as u64);
+    }
+    // The captured objects, put back: refused everywhere.
+    for (id, object) in &captured {
+        for node in &nodes {
+            let put = http
+                .put(object_url(node, id))
+                .body(object.clone())
+                .send()
+                .await
+                .unwrap();
+            // 410 where every holder asked keeps the tombstone; the attacker's own "full"
+            // answer can make it 503. Never stored.
+            assert!(
+                matches!(put.status().as_u16(), 410 | 503),
+                "re-put of {id}: {}",
+                put.status()
+            );
+            let answer = attacker
+                .request(
+                    node.network().local(),
+                    Payload::with_body(Message::PutChunk { chunk: *id }, object.clone()),
+                )
+                .await;
+            assert!(
+                !matches!(
+                    answer.as_ref().map(|a| &a.message),
+                    Ok(Message::PutOk { .. })
+                ),
+                "peer re-put of {id} accepted: {answer:?}"
+            );
+        }
+    }
+    common::more_sweeps(&nodes, 2).await;
+    assert_eq!(total_chunks(&nodes), 0, "the deleted file came back");
+    assert!(nodes[0].download_bytes(r.id, pw("pw")).await.is_err());
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}

@@ -277,6 +277,11 @@ impl Cluster {
         self.inner.local.tombstones.len()
     }
 
+    /// Bytes the tombstone table holds (its containers, by capacity).
+    pub(crate) fn tombstone_bytes(&self) -> usize {
+        self.inner.local.tombstones.bytes()
+    }
+
     /// What this node has seen of `peer` as a holder.
     pub(crate) fn peer_health(&self, peer: &NodeId) -> PeerHealth {
         self.inner.health.of(peer)

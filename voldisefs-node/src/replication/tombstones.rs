@@ -8,11 +8,17 @@
 //! for a chunk this node does not hold keeps the first key presented (a later, different key
 //! is ignored until it expires).
 //!
-//! Bounds: at most `cap` ids and each for at most `ttl`; an entry costs about 120 bytes, so the
-//! default 262,144 ids take about 30 MiB at most. When full, the oldest *unverified* tombstone
-//! is forgotten first, and a verified one only when none is left: anyone may plant unverified
-//! tombstones by the thousand (a delete with a made-up key), and they must not push out the
-//! verified tombstones of a real delete, which would let its objects be stored again.
+//! Bounds: at most `cap` ids, of which at most a quarter unverified, each for at most `ttl`.
+//! Anyone may plant unverified tombstones by the thousand (a delete with a made-up key costs
+//! the sender nothing), so they live in a pool of their own: when it is full, the oldest
+//! unverified tombstone is forgotten, never a verified one. A verified tombstone costs its
+//! planter an object stored on this node first (charged against the capacity like any other),
+//! and only another verified one, or its `ttl`, pushes it out. So a flood of deletes cannot
+//! evict the tombstones of a real delete, which would let its objects be stored again.
+//!
+//! Memory: [`Tombstones::bytes`] counts what the table holds, from its containers' capacities
+//! (hash table buckets, queues); with the default 262,144 ids that is at most about
+//! 64 MiB (checked by a test that fills both pools and floods them).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -20,6 +26,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use voldisefs_proto::{ChunkId, DeleteKey};
+
+/// The most [`Tombstones::bytes`] reports for the default cap of 262,144 ids (see the module
+/// docs): 64 MiB.
+#[cfg(test)]
+pub(crate) const DEFAULT_BYTES_BOUND: usize = 64 << 20;
 
 /// The ids this node must not store again, with their expiry.
 #[derive(Debug)]
@@ -49,6 +60,8 @@ struct Table {
     order: VecDeque<(Instant, ChunkId)>,
     /// Unverified ids in deletion order, likewise.
     loose: VecDeque<(Instant, ChunkId)>,
+    /// Unverified entries in `since`.
+    loose_count: usize,
 }
 
 /// Pops `queue`'s front record; forgets its tombstone when the record is current (not stale)
@@ -78,26 +91,75 @@ fn pop_front(
 }
 
 impl Table {
-    /// Drops expired entries and, while over `cap`, the oldest unverified ones, then (only if
-    /// none is left) the oldest verified ones.
+    /// Drops expired entries, the oldest unverified ones while they are over a quarter of
+    /// `cap`, and while over `cap` the oldest unverified ones, then (only if none is left) the
+    /// oldest verified ones. Queues holding many stale records are rebuilt.
     fn trim(&mut self, now: Instant, ttl: Duration, cap: usize) {
         let expired = |e: &Entry| now.saturating_duration_since(e.at) >= ttl;
         for verified in [false, true] {
-            let queue = if verified {
-                &mut self.order
-            } else {
-                &mut self.loose
-            };
-            while pop_front(&mut self.since, queue, verified, expired).is_some() {}
+            loop {
+                let queue = if verified {
+                    &mut self.order
+                } else {
+                    &mut self.loose
+                };
+                match pop_front(&mut self.since, queue, verified, expired) {
+                    Some(true) if !verified => self.loose_count -= 1,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
+        while self.loose_count > loose_cap(cap) {
+            match pop_front(&mut self.since, &mut self.loose, false, |_| true) {
+                Some(true) => self.loose_count -= 1,
+                Some(false) => {}
+                None => break,
+            }
         }
         while self.since.len() > cap {
-            let popped = pop_front(&mut self.since, &mut self.loose, false, |_| true)
-                .or_else(|| pop_front(&mut self.since, &mut self.order, true, |_| true));
+            let popped = match pop_front(&mut self.since, &mut self.loose, false, |_| true) {
+                Some(true) => {
+                    self.loose_count -= 1;
+                    Some(true)
+                }
+                Some(false) => Some(false),
+                None => pop_front(&mut self.since, &mut self.order, true, |_| true),
+            };
             if popped.is_none() {
                 break;
             }
         }
+        let verified_count = self.since.len() - self.loose_count;
+        if self.order.len() > 2 * verified_count + 1024 {
+            Self::rebuild(&self.since, &mut self.order, true);
+        }
+        if self.loose.len() > 2 * self.loose_count + 1024 {
+            Self::rebuild(&self.since, &mut self.loose, false);
+        }
     }
+
+    /// Rebuilds `queue` from the current entries of its kind (drops stale records: renewals
+    /// and removals leave them behind), oldest first, and frees the room it no longer needs.
+    fn rebuild(
+        since: &HashMap<ChunkId, Entry>,
+        queue: &mut VecDeque<(Instant, ChunkId)>,
+        verified: bool,
+    ) {
+        let mut records: Vec<(Instant, ChunkId)> = since
+            .iter()
+            .filter(|(_, e)| e.verified == verified)
+            .map(|(id, e)| (e.at, *id))
+            .collect();
+        records.sort_unstable_by_key(|(at, _)| *at);
+        *queue = records.into();
+        queue.shrink_to_fit();
+    }
+}
+
+/// The most unverified tombstones kept: a quarter of `cap` (at least one).
+fn loose_cap(cap: usize) -> usize {
+    (cap / 4).max(1)
 }
 
 /// A guard over the table: checks and changes under it are atomic with respect to other
@@ -123,7 +185,7 @@ impl Locked<'_> {
                 }
                 verified |= old.verified;
             }
-            self.table.since.insert(
+            let replaced = self.table.since.insert(
                 *id,
                 Entry {
                     at: now,
@@ -131,6 +193,12 @@ impl Locked<'_> {
                     verified,
                 },
             );
+            if replaced.is_some_and(|e| !e.verified) {
+                self.table.loose_count -= 1;
+            }
+            if !verified {
+                self.table.loose_count += 1;
+            }
             if verified {
                 self.table.order.push_back((now, *id));
             } else {
@@ -155,7 +223,9 @@ impl Locked<'_> {
 
     /// Forgets `id`'s tombstone (its key turned out not to authorize the real bytes).
     pub(crate) fn remove(&mut self, id: &ChunkId) {
-        self.table.since.remove(id);
+        if self.table.since.remove(id).is_some_and(|e| !e.verified) {
+            self.table.loose_count -= 1;
+        }
     }
 }
 
@@ -205,6 +275,21 @@ impl Tombstones {
         self.lock().table.since.len()
     }
 
+    /// Bytes the table holds, counted from its containers' capacities: every hash table
+    /// bucket (entry and control byte) and every queue slot, whether used or not.
+    pub(crate) fn bytes(&self) -> usize {
+        let table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // hashbrown keeps its buckets at most 7/8 full, in a power of two.
+        let buckets = if table.since.capacity() == 0 {
+            0
+        } else {
+            (table.since.capacity() * 8 / 7).next_power_of_two()
+        };
+        let entry = std::mem::size_of::<(ChunkId, Entry)>() + 1;
+        let record = std::mem::size_of::<(Instant, ChunkId)>();
+        buckets * entry + (table.order.capacity() + table.loose.capacity()) * record
+    }
+
     /// Forgets everything (node shutdown).
     pub(crate) fn clear(&self) {
         let mut table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -235,7 +320,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn oldest_is_forgotten_when_full() {
-        let t = Tombstones::new(Duration::from_secs(3600), 3);
+        // A cap of 12 keeps at most 3 unverified tombstones.
+        let t = Tombstones::new(Duration::from_secs(3600), 12);
         for i in 0..5 {
             t.insert(&[id(i)]);
             tokio::time::advance(Duration::from_millis(1)).await;
@@ -256,7 +342,8 @@ mod tests {
                 .insert(DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
             tokio::time::advance(Duration::from_micros(1)).await;
         }
-        assert_eq!(t.len(), 10);
+        // The two verified ones, and the newest unverified ones up to a quarter of the cap.
+        assert_eq!(t.len(), 2 + 2);
         assert_eq!(t.lock().key(&id(0)), Some(real));
         assert_eq!(t.lock().key(&id(1)), Some(real));
         assert!(t.contains(&id(9_999)) && !t.contains(&id(100)));
@@ -312,5 +399,41 @@ mod tests {
         assert_eq!(t.len(), 1);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(!t.contains(&id(1)));
+    }
+
+    /// The measured attack (issue 25, point 3): 65 deletes of 4,096 made-up ids each, and far
+    /// more, plus renewals of the same ids, against a full table of verified tombstones at the
+    /// default cap. Every verified tombstone stays, and the table's memory stays within its
+    /// documented bound.
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_flood_at_the_default_cap_evicts_nothing_real_and_stays_in_bounds() {
+        let cap = 262_144;
+        let t = Tombstones::new(Duration::from_secs(86_400), cap);
+        let real = DeleteKey::from_bytes([7; 32]);
+        let verified: Vec<ChunkId> = (0..cap as u32).map(id).collect();
+        for batch in verified.chunks(4096) {
+            t.lock().insert(real, true, batch);
+        }
+        let mut n = 10_000_000u32;
+        for round in 0..300u32 {
+            let ids: Vec<ChunkId> = (0..4096).map(|i| id(n + i)).collect();
+            // Every third round renews the previous batch instead of naming new ids.
+            if round % 3 != 2 {
+                n += 4096;
+            }
+            t.lock()
+                .insert(DeleteKey::from_bytes([round as u8; 32]), false, &ids);
+            tokio::time::advance(Duration::from_millis(5)).await;
+        }
+        let bytes = t.bytes();
+        eprintln!(
+            "{} tombstones in {bytes} bytes ({} per id)",
+            t.len(),
+            bytes / t.len()
+        );
+        assert!(bytes <= DEFAULT_BYTES_BOUND, "{bytes} bytes");
+        let locked = t.lock();
+        assert!(verified.iter().all(|v| locked.key(v) == Some(real)));
+        assert_eq!(locked.table.loose_count, 0, "a full table keeps no guesses");
     }
 }
