@@ -135,6 +135,12 @@ impl Collector for StateCollector {
         )?;
         single(
             e,
+            "proof_bytes_granted",
+            "Bytes of proof-of-possession hashing granted to peers (rate-limited per peer and in all)",
+            ConstCounter::new(self.cluster.proof_bytes_granted()),
+        )?;
+        single(
+            e,
             "tombstone_bytes",
             "Bytes the tombstone table holds (hash table and queues, by capacity)",
             ConstGauge::new(self.cluster.tombstone_bytes().min(i64::MAX as usize) as i64),

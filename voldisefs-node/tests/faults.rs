@@ -871,3 +871,70 @@ async fn a_delete_flood_cannot_bring_a_deleted_file_back() {
     attacker.shutdown().await;
     shutdown(nodes).await;
 }
+
+/// `prove_chunks` made a node hash 1 GB/s for eight links of one peer (issue 25, point 9).
+/// A member asking for full batches of proofs on eight links at once for three seconds gets
+/// at most its share answered (8 MiB/s after a 16 MiB burst, plus what may wait 2 s); the rest
+/// is refused as `unavailable`, and the node keeps serving reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_a_peer_can_ask_for_are_rate_limited() {
+    use voldisefs_node::proto::{ErrorCode, ProofNonce};
+    let nodes = common::network_with(1, fast).await;
+    let victim = nodes[0].clone();
+    let attacker = member(victim.peer_addr(), Arc::new(Flooder::default())).await;
+    eventually("the attacker is a member", || {
+        victim.live_nodes().len() == 2
+    })
+    .await;
+    let bytes = data(3 * CHUNK, 79);
+    let r = victim
+        .upload_bytes("proved", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let held = r.id.record_chunk();
+    let window = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let mut links = Vec::new();
+    for _ in 0..8 {
+        let attacker = attacker.clone();
+        let to = victim.network().local();
+        links.push(tokio::spawn(async move {
+            let (mut answered, mut refused) = (0u64, 0u64);
+            while started.elapsed() < window {
+                let ask = Message::ProveChunks {
+                    nonce: ProofNonce::from_bytes([answered as u8; 32]),
+                    chunks: vec![held; 256],
+                };
+                match attacker.request(to, Payload::new(ask)).await {
+                    Ok(p) if matches!(p.message, Message::Proofs { .. }) => answered += 1,
+                    Err(voldisefs_node::net::NetError::Remote {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    }) => refused += 1,
+                    other => panic!("unexpected answer {other:?}"),
+                }
+            }
+            (answered, refused)
+        }));
+    }
+    // Reads go on meanwhile.
+    let read = victim.download_bytes(r.id, pw("pw")).await.unwrap();
+    assert_eq!(read.1, bytes);
+    let (mut answered, mut refused) = (0, 0);
+    for link in links {
+        let (a, f) = link.await.unwrap();
+        answered += a;
+        refused += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let hashed = answered * 256 * 64 * 1024;
+    let bound = (16.0 + 8.0 * (elapsed + 2.0)) * 1024.0 * 1024.0;
+    eprintln!("{answered} full batches answered, {refused} refused in {elapsed:.1} s");
+    assert!(
+        hashed as f64 <= bound,
+        "{answered} batches ({hashed} bytes) answered in {elapsed:.1} s"
+    );
+    assert!(refused > 0);
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}

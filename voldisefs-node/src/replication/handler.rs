@@ -10,7 +10,8 @@ use voldisefs_store::ChunkStore;
 use super::holder::{HolderError, LocalHolder, MAX_PROVE_BATCH};
 
 /// Serves this node's store to peers. Every put is verified against its id and refused when
-/// the id is tombstoned; batches are capped ([`MAX_BATCH`] ids, [`MAX_PROVE_BATCH`] proofs).
+/// the id is tombstoned; batches are capped ([`MAX_BATCH`] ids, [`MAX_PROVE_BATCH`] proofs),
+/// and the hashing proofs cost is rate-limited per peer and for the node (see `budget`).
 #[derive(Debug, Clone)]
 pub(crate) struct StoreHandler {
     pub(crate) local: Arc<LocalHolder>,
@@ -21,6 +22,7 @@ fn error(e: &HolderError) -> Message {
         HolderError::NotFound => ErrorCode::NotFound,
         HolderError::Deleted => ErrorCode::Deleted,
         HolderError::Full(_) => ErrorCode::Full,
+        HolderError::Busy(_) => ErrorCode::Unavailable,
         HolderError::Refused(_) => ErrorCode::IntegrityMismatch,
         HolderError::TooShort(_) => ErrorCode::BadRequest,
         HolderError::Failed(_) => ErrorCode::Internal,
@@ -64,10 +66,18 @@ impl Handler for StoreHandler {
             Message::ProveChunks { chunks, .. } if chunks.len() > MAX_PROVE_BATCH => {
                 too_many("prove_chunks", chunks.len(), MAX_PROVE_BATCH)
             }
-            Message::ProveChunks { nonce, chunks } => match local.prove(nonce, chunks).await {
-                Ok(proofs) => Message::Proofs { proofs },
-                Err(e) => error(&e),
-            },
+            Message::ProveChunks { nonce, chunks } => {
+                match local.proof_budget.charge(from, chunks.len()).await {
+                    Err(spent) => {
+                        tracing::debug!(peer = %from, "prove_chunks refused: {spent}");
+                        Message::error(ErrorCode::Unavailable, spent.to_string())
+                    }
+                    Ok(()) => match local.prove(nonce, chunks).await {
+                        Ok(proofs) => Message::Proofs { proofs },
+                        Err(e) => error(&e),
+                    },
+                }
+            }
             Message::DeleteChunks { chunks, .. } if chunks.len() > MAX_BATCH => {
                 too_many("delete_chunks", chunks.len(), MAX_BATCH)
             }

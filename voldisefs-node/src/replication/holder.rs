@@ -82,6 +82,9 @@ pub(crate) enum HolderError {
     /// Its store is full.
     #[error("store full: {0}")]
     Full(String),
+    /// It is busy (its proof budget for this node is spent for now): ask again later.
+    #[error("busy: {0}")]
+    Busy(String),
     /// It refused the request as invalid (a bug on our side, or bytes not matching the id).
     #[error("refused: {0}")]
     Refused(String),
@@ -109,6 +112,7 @@ impl From<NetError> for HolderError {
                 ErrorCode::NotFound => HolderError::NotFound,
                 ErrorCode::Deleted => HolderError::Deleted,
                 ErrorCode::Full => HolderError::Full(message),
+                ErrorCode::Unavailable => HolderError::Busy(message),
                 ErrorCode::BadRequest | ErrorCode::IntegrityMismatch => {
                     HolderError::Refused(message)
                 }
@@ -131,6 +135,8 @@ pub(crate) struct LocalHolder {
     pub(crate) clock: crate::clock::Clock,
     /// Held objects with an expiry, in time order: what [`expire`](Self::expire) looks at.
     pub(super) expiry: ExpiryIndex,
+    /// What peers may make this node hash for proofs.
+    pub(crate) proof_budget: super::budget::ProofBudget,
 }
 
 impl LocalHolder {
@@ -148,6 +154,7 @@ impl LocalHolder {
             tombstones,
             clock: crate::clock::Clock::new(0),
             expiry: ExpiryIndex::default(),
+            proof_budget: super::budget::ProofBudget::default(),
         }
     }
 

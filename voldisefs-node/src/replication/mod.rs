@@ -18,6 +18,7 @@
 //! * **Deletes stick** ([`tombstones`]): a delete leaves tombstones on the chunk's ranked
 //!   holders (the record's on every live node), which refuse later puts of it.
 
+mod budget;
 mod expiry;
 mod handler;
 mod health;
@@ -275,6 +276,11 @@ impl Cluster {
     /// Ids this node keeps tombstones for.
     pub(crate) fn tombstone_count(&self) -> usize {
         self.inner.local.tombstones.len()
+    }
+
+    /// Bytes of proof hashing granted to peers so far (see `budget`).
+    pub(crate) fn proof_bytes_granted(&self) -> u64 {
+        self.inner.local.proof_budget.granted()
     }
 
     /// Bytes the tombstone table holds (its containers, by capacity).
