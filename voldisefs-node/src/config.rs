@@ -111,6 +111,10 @@ pub struct NodeConfig {
     /// Longest pause in an upload's body; an upload whose client sends nothing for this long
     /// fails (and removes what it stored).
     pub http_body_idle_timeout: Duration,
+    /// Longest a response may wait for its client to accept a byte: a connection whose client
+    /// reads nothing for this long is closed, freeing its slot and the bytes its response held
+    /// (see the HTTP module's slow-reader bounds). Default 30 s.
+    pub http_write_idle_timeout: Duration,
     /// Peer networking: the network key (keyed mode), timeouts, limits, failure detection.
     pub net: NetConfig,
 }
@@ -187,6 +191,7 @@ impl Default for NodeConfig {
             http_max_connections: 256,
             http_header_timeout: Duration::from_secs(10),
             http_body_idle_timeout: Duration::from_secs(30),
+            http_write_idle_timeout: Duration::from_secs(30),
             net: NetConfig::default(),
         }
     }

@@ -23,8 +23,10 @@ use voldisefs_proto::FileId;
 use crate::{Node, NodeError};
 
 mod objects;
+mod slow_readers;
 
 pub use objects::{BUDGET_STEP, BUDGET_WAIT, MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET};
+use slow_readers::{Budgeted, Guard, Lease};
 
 /// Header of `DELETE`-style object requests carrying a file's delete key (64 hex digits).
 pub const DELETE_KEY_HEADER: &str = "x-voldisefs-delete-key";
@@ -102,9 +104,12 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Serves `node`'s HTTP API and page on `listener` until `token` is cancelled; requests in
 /// progress then get a few seconds to finish.
 ///
-/// Bounds: at most `http_max_connections` connections (more are closed on accept), request
-/// headers within `http_header_timeout` (which also closes idle keep-alive connections), upload
-/// bodies never idle longer than `http_body_idle_timeout`.
+/// Bounds: at most `http_max_connections` connections (one more first closes a connection
+/// whose client has read nothing for [`slow_readers::STALL_EVICT_AFTER`] (5 s), else gets 503 with `Retry-After`),
+/// request headers within `http_header_timeout` (which also closes idle keep-alive
+/// connections), upload bodies never idle longer than `http_body_idle_timeout`, responses
+/// closed once their client accepts nothing for `http_write_idle_timeout`, and the bytes
+/// responses hold ahead of slow clients within [`slow_readers::RESPONSE_BUDGET`] (256 MiB).
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
@@ -115,7 +120,9 @@ pub(crate) async fn serve(
         config.http_max_connections.max(1),
     ));
     let header_timeout = config.http_header_timeout;
-    let service = hyper_util::service::TowerToHyperService::new(router(node.clone()));
+    let guard = Guard::new(config.http_write_idle_timeout);
+    let service =
+        hyper_util::service::TowerToHyperService::new(router(node.clone(), guard.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut backoff = Duration::from_millis(10);
@@ -138,9 +145,27 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::debug!("HTTP connection limit reached; closing a new connection");
-            continue;
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            // Full: a connection whose client reads nothing gives way, if there is one (its
+            // slot frees as soon as its task sees the cut).
+            Err(_) if guard.evict_one() => {
+                let freed =
+                    tokio::time::timeout(Duration::from_secs(1), limit.clone().acquire_owned())
+                        .await;
+                match freed {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        refuse(&guard, &mut connections, stream);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::debug!("HTTP connection limit reached; refusing a new connection");
+                refuse(&guard, &mut connections, stream);
+                continue;
+            }
         };
         // Handlers that account per client (download tickets) read the peer's address.
         let service = service.clone();
@@ -150,15 +175,32 @@ pub(crate) async fn serve(
                 .insert(axum::extract::ConnectInfo(peer));
             hyper::service::Service::call(&service, request)
         });
+        let registration = guard.register();
+        let watched = registration.connection();
+        let io = slow_readers::Watched::new(stream, watched.clone());
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), with_peer);
+            .serve_connection(hyper_util::rt::TokioIo::new(io), with_peer);
         let connection = graceful.watch(connection);
+        let guard = guard.clone();
         connections.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                }
+                () = watched.write_deadline(guard.write_idle()) => {
+                    guard.count_stalled();
+                    tracing::debug!(
+                        idle_s = guard.write_idle().as_secs(),
+                        "HTTP: closing a connection whose client accepted nothing"
+                    );
+                }
+                () = watched.cut() => {}
             }
+            drop(registration);
             drop(permit);
         });
     }
@@ -171,6 +213,17 @@ pub(crate) async fn serve(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// Answers `stream` (beyond the connection cap) with 503, in a task of `connections`.
+fn refuse(
+    guard: &Guard,
+    connections: &mut tokio::task::JoinSet<()>,
+    stream: tokio::net::TcpStream,
+) {
+    if let Some(answer) = guard.refuse(stream) {
+        connections.spawn(answer);
+    }
 }
 
 /// Whether `host` (a `Host` header's name, without port) is one this node answers to: an IP
@@ -237,8 +290,9 @@ async fn check_host(State(node): State<Node>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
-/// The routes of one node. Everything under `/api/` is behind the token check.
-pub(crate) fn router(node: Node) -> Router {
+/// The routes of one node, with `guard` bounding what responses hold for slow clients.
+/// Everything under `/api/` is behind the token check.
+fn router(node: Node, guard: Arc<Guard>) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in route_table() {
         let handler = if path.starts_with("/api/") {
@@ -250,6 +304,7 @@ pub(crate) fn router(node: Node) -> Router {
     }
     router
         .layer(middleware::from_fn_with_state(node.clone(), check_host))
+        .layer(axum::Extension(guard))
         .with_state(node)
 }
 
@@ -397,16 +452,30 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// Prometheus metrics (OpenMetrics text format).
-async fn metrics(State(node): State<Node>) -> Response {
+/// Prometheus metrics (OpenMetrics text format): the node's, then the HTTP server's.
+async fn metrics(
+    State(node): State<Node>,
+    axum::Extension(guard): axum::Extension<Arc<Guard>>,
+) -> Response {
+    let mut text = node.metrics_text();
+    text.truncate(text.rfind("# EOF").unwrap_or(text.len()));
+    text.push_str(&guard.metrics_text());
+    text.push_str("# EOF\n");
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        node.metrics_text(),
+        text,
     )
         .into_response()
+}
+
+/// A response's share of the budget for bytes held ahead of slow clients (one chunk to
+/// begin with); 503 busy when none frees up in time.
+async fn lease(node: &Node, guard: &Arc<Guard>) -> Result<Arc<Lease>, ApiError> {
+    let unit = node.config().chunk_size.bytes();
+    Ok(guard.lease(unit).await?)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -610,6 +679,7 @@ fn idle_limited(
 
 async fn download(
     State(node): State<Node>,
+    axum::Extension(guard): axum::Extension<Arc<Guard>>,
     method: axum::http::Method,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -618,6 +688,7 @@ async fn download(
     let access = access(&headers)?;
     serve_file(
         &node,
+        &guard,
         id,
         access,
         &headers,
@@ -683,6 +754,7 @@ async fn issue_ticket(
 /// ticket is the capability.
 async fn redeem_ticket(
     State(node): State<Node>,
+    axum::Extension(guard): axum::Extension<Arc<Guard>>,
     method: axum::http::Method,
     ticket: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -699,6 +771,7 @@ async fn redeem_ticket(
         (crate::tickets::TicketKind::File, access) => {
             serve_file(
                 &node,
+                &guard,
                 grant.id,
                 access,
                 &headers,
@@ -709,8 +782,16 @@ async fn redeem_ticket(
         (crate::tickets::TicketKind::Archive, access) => {
             let listing = node.collection_with(grant.id, access).await?;
             let name = format!("{}.tar", listing.name);
+            let lease = lease(&node, &guard).await?;
             let (len, body) = node.collection_archive(listing)?;
-            Ok(streamed(body, len, "application/x-tar", &name, &grant.id))
+            Ok(streamed(
+                body,
+                Some(lease),
+                len,
+                "application/x-tar",
+                &name,
+                &grant.id,
+            ))
         }
     }
 }
@@ -720,6 +801,7 @@ async fn redeem_ticket(
 /// counts as the reading of a burn-after-reading file.
 async fn serve_file(
     node: &Node,
+    guard: &Arc<Guard>,
     id: FileId,
     access: crate::Access,
     headers: &HeaderMap,
@@ -736,10 +818,16 @@ async fn serve_file(
                 .get(header::IF_RANGE)
                 .is_none_or(|v| v.as_bytes() == etag.as_bytes())
         });
-    let opened = if head {
-        head_of(node, id, access, range).await
+    let (opened, lease) = if head {
+        (head_of(node, id, access, range).await, None)
     } else {
-        node.download_with(id, access, range).await
+        // The download's read-ahead answers to the response's share of the budget.
+        let lease = lease(node, guard).await?;
+        let read_ahead: Arc<dyn crate::transfer::download::ReadAhead> = lease.clone();
+        let opened = crate::transfer::download::READ_AHEAD
+            .scope(read_ahead, node.download_with(id, access, range))
+            .await;
+        (opened, Some(lease))
     };
     let file = match opened {
         Err(NodeError::RangeNotSatisfiable { size }) => {
@@ -759,7 +847,14 @@ async fn serve_file(
     let len = file
         .range
         .map_or(file.size, |(first, last)| last - first + 1);
-    let mut response = streamed(file.body, len, "application/octet-stream", &file.name, &id);
+    let mut response = streamed(
+        file.body,
+        lease,
+        len,
+        "application/octet-stream",
+        &file.name,
+        &id,
+    );
     let h = response.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
@@ -805,15 +900,20 @@ async fn head_of(
     })
 }
 
-/// A streamed attachment of `len` bytes.
+/// A streamed attachment of `len` bytes, within `lease` if given.
 fn streamed(
     body: crate::ByteStream,
+    lease: Option<Arc<Lease>>,
     len: u64,
     content_type: &'static str,
     name: &str,
     id: &FileId,
 ) -> Response {
     let disposition = content_disposition(name, id);
+    let body: crate::ByteStream = match lease {
+        Some(lease) => Box::pin(Budgeted::new(body, lease)),
+        None => body,
+    };
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -943,6 +1043,7 @@ struct PathQuery {
 
 async fn collection_file(
     State(node): State<Node>,
+    axum::Extension(guard): axum::Extension<Arc<Guard>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<axum::extract::Query<PathQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -952,9 +1053,14 @@ async fn collection_file(
     voldisefs_crypto::check_path(&query.path)
         .map_err(|reason| bad_request(format!("path refused: {reason}")))?;
     let access = access(&headers)?;
-    let file = node.collection_file(id, access, &query.path).await?;
+    let lease = lease(&node, &guard).await?;
+    let read_ahead: Arc<dyn crate::transfer::download::ReadAhead> = lease.clone();
+    let file = crate::transfer::download::READ_AHEAD
+        .scope(read_ahead, node.collection_file(id, access, &query.path))
+        .await?;
     Ok(streamed(
         file.body,
+        Some(lease),
         file.size,
         "application/octet-stream",
         &file.name,
@@ -964,6 +1070,7 @@ async fn collection_file(
 
 async fn collection_archive(
     State(node): State<Node>,
+    axum::Extension(guard): axum::Extension<Arc<Guard>>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -971,8 +1078,16 @@ async fn collection_archive(
     let access = access(&headers)?;
     let listing = node.collection_with(id, access).await?;
     let name = format!("{}.tar", listing.name);
+    let lease = lease(&node, &guard).await?;
     let (len, body) = node.collection_archive(listing)?;
-    Ok(streamed(body, len, "application/x-tar", &name, &id))
+    Ok(streamed(
+        body,
+        Some(lease),
+        len,
+        "application/x-tar",
+        &name,
+        &id,
+    ))
 }
 
 async fn remove(

@@ -4,6 +4,11 @@
 //! opening pipeline (`voldisefs_crypto::client`) over this node's cluster
 //! ([`ClusterStore`]): in order, fetched ahead from the ranked holders with hedging, checked
 //! against their ids (another holder on any failure) and decrypted on the blocking pool.
+//!
+//! Read-ahead is bounded by whoever reads the body: a download opened inside a
+//! [`READ_AHEAD`] scope (the HTTP server's responses) asks its [`ReadAhead`] before each chunk
+//! it starts, so chunks are only fetched and decrypted ahead of a client within the bytes its
+//! response may hold (see `http::slow_readers`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,14 +16,102 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use voldisefs_crypto::client::{Opened, Settings as ClientSettings};
-use voldisefs_crypto::{Error as CryptoError, FileKind, FileOpener, Password, ReadKey};
+use voldisefs_crypto::client::{
+    BoxFuture, Client, DeleteScope, Direction, Fetched as StoreFetched, Object, ObjectKind,
+    ObjectStore, Opened, Settings as ClientSettings, StoreError, Stored, Window,
+};
+use voldisefs_crypto::{
+    DeleteKey, EncodedStripe, Error as CryptoError, FileKind, FileOpener, Password, ReadKey,
+};
 use voldisefs_proto::{ChunkId, FileId};
 
 use crate::NodeError;
 use crate::replication::{Cluster, Fetched};
 use crate::transfer::kdf_gate::KdfGate;
-use crate::transfer::store::ClusterStore;
+use crate::transfer::store::{BlockingPool, ClusterStore};
+
+/// Bounds the read-ahead of a download: how many chunks it may keep in flight.
+pub(crate) trait ReadAhead: Send + Sync {
+    /// Chunks of `chunk_len` bytes the download may have started and not yet handed out, when
+    /// its pipeline would keep `wanted` in flight. 0 lets only the one chunk a pipeline always
+    /// keeps in flight through (the reader then makes room for it before it polls the body).
+    fn window(&self, wanted: usize, chunk_len: usize) -> usize;
+}
+
+tokio::task_local! {
+    /// The read-ahead bound of downloads opened in this scope (none outside one).
+    pub(crate) static READ_AHEAD: Arc<dyn ReadAhead>;
+}
+
+/// The cluster store of one download, with its window bounded by a [`ReadAhead`].
+struct Bounded {
+    inner: Arc<ClusterStore>,
+    read_ahead: Arc<dyn ReadAhead>,
+}
+
+/// A pipeline window within what a [`ReadAhead`] allows.
+struct BoundedWindow {
+    inner: Box<dyn Window>,
+    read_ahead: Arc<dyn ReadAhead>,
+    chunk_len: usize,
+}
+
+impl Window for BoundedWindow {
+    fn size(&mut self) -> usize {
+        let wanted = self.inner.size().max(1);
+        self.read_ahead.window(wanted, self.chunk_len)
+    }
+}
+
+impl ObjectStore for Bounded {
+    fn put(&self, objects: Vec<Object>) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        self.inner.put(objects)
+    }
+
+    fn put_stripe(&self, stripe: EncodedStripe) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        self.inner.put_stripe(stripe)
+    }
+
+    fn get(
+        &self,
+        source: usize,
+        id: [u8; 32],
+        kind: ObjectKind,
+    ) -> BoxFuture<'_, Result<StoreFetched, StoreError>> {
+        self.inner.get(source, id, kind)
+    }
+
+    fn delete(
+        &self,
+        key: DeleteKey,
+        ids: Vec<[u8; 32]>,
+        scope: DeleteScope,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.delete(key, ids, scope)
+    }
+
+    fn sources(&self) -> usize {
+        self.inner.sources()
+    }
+
+    fn window(&self, base: usize, chunk_len: usize, direction: Direction) -> Box<dyn Window> {
+        // Tells the bound the chunk size before the first chunk starts.
+        self.read_ahead.window(1, chunk_len);
+        Box::new(BoundedWindow {
+            inner: self.inner.window(base, chunk_len, direction),
+            read_ahead: self.read_ahead.clone(),
+            chunk_len,
+        })
+    }
+
+    fn source_name(&self, source: usize) -> String {
+        self.inner.source_name(source)
+    }
+
+    fn report_bad(&self, source: usize, id: [u8; 32]) {
+        self.inner.report_bad(source, id);
+    }
+}
 
 /// A stream of plaintext pieces of a file, in order.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
@@ -305,6 +398,17 @@ pub(crate) async fn download(
         ..ClientSettings::default()
     };
     let (client, store) = ClusterStore::client(cluster, settings, deadline)?;
+    // Inside a read-ahead scope, the window also answers to the reader's budget.
+    let client = match READ_AHEAD.try_with(Arc::clone) {
+        Ok(read_ahead) => {
+            let bounded = Arc::new(Bounded {
+                inner: store.clone(),
+                read_ahead,
+            });
+            Client::new(bounded, Arc::new(BlockingPool), settings)?
+        }
+        Err(_) => client,
+    };
     let opened = Opened::new(*id.as_bytes(), opener);
     let body = client
         .read(&opened, range)
