@@ -44,10 +44,8 @@ static ALLOC: zeroizing_alloc::ZeroAlloc<tikv_jemallocator::Jemalloc> =
 fn main() -> ExitCode {
     // Usage errors print clap's message and exit with 2; --help and --version exit with 0.
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Its workers wipe their stacks whenever they go idle (keys pass through async frames).
+    let runtime = match voldisefs_node::runtime_builder().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -143,12 +143,23 @@ pub const MAX_RECORD_LEN: usize =
 /// Overwrites the 32 KiB of stack below the caller's frame with zeros: where the key schedule
 /// functions that just returned (HKDF states, AES and GHASH key tables built before they were
 /// moved into place) left copies of key material. Called at the end of every constructor that
-/// derives keys; heap copies are the allocator's business (the `voldisefs` binary zeroes every
-/// block it frees).
+/// derives keys, and by worker threads after every job ([`client::Threads`]); heap copies are
+/// the allocator's business (the `voldisefs` binary zeroes every block it frees).
 #[inline(never)]
-pub(crate) fn scrub_stack() {
+pub fn scrub_stack() {
     use zeroize::Zeroize;
     let mut scratch = [0u8; 32 << 10];
+    scratch.zeroize();
+    std::hint::black_box(&scratch);
+}
+
+/// Overwrites the 256 KiB of stack below the caller's frame with zeros: for a thread that
+/// goes idle after running deep call chains that handled keys (an async runtime's worker,
+/// parking after polling tasks). Costs a few microseconds.
+#[inline(never)]
+pub fn scrub_stack_deep() {
+    use zeroize::Zeroize;
+    let mut scratch = [0u8; 256 << 10];
     scratch.zeroize();
     std::hint::black_box(&scratch);
 }

@@ -77,6 +77,7 @@ mod node;
 mod objects;
 mod remote;
 mod replication;
+mod runtime;
 mod status;
 mod tickets;
 mod transfer;
@@ -96,6 +97,7 @@ pub use objects::{
 };
 pub use remote::{RemoteStore, Url, remote_client};
 pub use replication::placement;
+pub use runtime::runtime_builder;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,
     RepairStatus, StoreStatus,

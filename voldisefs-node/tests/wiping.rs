@@ -179,3 +179,203 @@ async fn no_plaintext_name_or_password_lingers_after_a_transfer() {
     }
     node.shutdown().await;
 }
+
+/// The mapping `addr` lies in.
+fn mapping_range(addr: usize) -> Range<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| {
+            let (s, e) = line.split_whitespace().next()?.split_once('-')?;
+            Some(usize::from_str_radix(s, 16).ok()?..usize::from_str_radix(e, 16).ok()?)
+        })
+        .find(|r| r.contains(&addr))
+        .unwrap()
+}
+
+/// Where in this process's memory map `addr` lies: its mapping's line (to tell thread stacks,
+/// anonymous 2 MiB mappings, from the allocator's arenas in a failure message).
+fn mapping_of(addr: usize) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let lines: Vec<&str> = maps.lines().collect();
+    lines
+        .iter()
+        .position(|line| {
+            line.split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(s, e)| {
+                    Some(
+                        usize::from_str_radix(s, 16).ok()? <= addr
+                            && addr < usize::from_str_radix(e, 16).ok()?,
+                    )
+                })
+                .unwrap_or(false)
+        })
+        .map_or("?".to_string(), |i| {
+            // A thread stack has a guard page (no access) just below it.
+            let guard = i > 0 && lines[i - 1].split_whitespace().nth(1) == Some("---p");
+            format!("{}{}", lines[i], if guard { " (thread stack)" } else { "" })
+        })
+}
+
+/// Keys derived for a file do not linger (issue 25, point 8): after a gateway upload, reads by
+/// password and by share link, and the delete, no copy of the file's read key or delete key is
+/// left in the node's memory, thread stacks included (keys are derived and used on blocking
+/// threads, whose stacks are wiped after every job, as the KDF's is).
+/// The owner's client deriving the file's delete key (the test's own copies must not count):
+/// in a frame of its own, so the stack scrub after it reaches everything it left.
+#[inline(never)]
+fn owners_delete_key(file_id: &str, record: &[u8], password: String) -> Zeroizing<Vec<u8>> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(file_id, &mut raw).unwrap();
+    let opener = voldisefs_crypto::FileOpener::open(
+        &raw,
+        record,
+        &voldisefs_crypto::Password::new(password.into_bytes()),
+    )
+    .unwrap();
+    Zeroizing::new(opener.delete_key().unwrap().as_bytes().to_vec())
+}
+
+/// Keys derived for a file do not linger (issue 25, point 8): after a gateway upload, reads by
+/// password and by share link, and the delete, no copy of the file's read key is left in the
+/// node's memory, thread stacks included, and the delete key only in the tombstones (one per
+/// deleted object, by design). Runs on the runtime the `voldisefs` binary uses, whose workers
+/// wipe their stacks when idle; keys are used on blocking threads, whose stacks are wiped
+/// after every job.
+#[test]
+fn no_derived_key_lingers_after_a_delete() {
+    voldisefs_node::runtime_builder()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+        .block_on(derived_keys_after_a_delete());
+}
+
+async fn derived_keys_after_a_delete() {
+    if occurrences(b"probe", &[]).is_none() {
+        eprintln!("skipped: /proc/self/mem cannot be read here");
+        return;
+    }
+    let node = Node::start(NodeConfig {
+        replicas: 1,
+        ..common::config()
+    })
+    .await
+    .unwrap();
+    let http = node.http_addr().unwrap();
+    let base = format!("http://{http}/api/v1/files");
+    let password = random_hex(12);
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(&base)
+        .header("X-Voldisefs-Password", password.as_str())
+        .header("X-Voldisefs-Link", "true")
+        .header("Connection", "close")
+        .body(common::data(3 << 20, 81))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let receipt: serde_json::Value = answer.json().await.unwrap();
+    let id = receipt["id"].as_str().unwrap().to_string();
+    let read_hex = Zeroizing::new(receipt["read_key"].as_str().unwrap().to_string());
+    drop(receipt);
+    let read_key = Zeroizing::new(hex::decode(read_hex.as_str()).unwrap());
+    // The delete key, as the owner's client derives it (on a thread of its own whose stack is
+    // wiped after, so the test's own copies do not count).
+    let record = client
+        .get(format!("http://{http}/api/v1/objects/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let (file_id, pw) = (id.clone(), password.to_string());
+    // The owner's client derives the delete key on a thread of its own, which stays alive
+    // until the scan is done, so its stack (skipped) is not handed to one of the node's.
+    let (send_key, got_key) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let owner = std::thread::spawn(move || {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        let key = owners_delete_key(&file_id, &record, pw);
+        send_key.send((key, here)).unwrap();
+        let _ = released.recv();
+    });
+    let (delete_key, owner_sp) = got_key.recv().unwrap();
+    let owner_stack = mapping_range(owner_sp);
+    for access in [
+        ("X-Voldisefs-Password", password.to_string()),
+        ("X-Voldisefs-Read-Key", read_hex.to_string()),
+    ] {
+        let answer = client
+            .get(format!("{base}/{id}"))
+            .header(access.0, access.1)
+            .header("Connection", "close")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.bytes().await.unwrap().len(), 3 << 20);
+    }
+    let deleted = client
+        .delete(format!("{base}/{id}"))
+        .header("X-Voldisefs-Password", password.as_str())
+        .header("Connection", "close")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    drop(client);
+    let skip = vec![
+        read_key.as_ptr() as usize..read_key.as_ptr() as usize + read_key.len(),
+        delete_key.as_ptr() as usize..delete_key.as_ptr() as usize + delete_key.len(),
+        owner_stack,
+    ];
+    let needles: [(&str, &[u8]); 2] = [("read key", &read_key), ("delete key", &delete_key)];
+    let tombstones = node.status().store.tombstones as usize;
+    let counts = settle(&needles, &skip, tombstones).await;
+    let failed = counts[0] > 0 || counts[1] > tombstones;
+    for (what, needle) in needles.iter().filter(|_| failed) {
+        for addr in occurrences(needle, &skip).unwrap_or_default() {
+            let line = mapping_of(addr);
+            let end = line
+                .split('-')
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|e| usize::from_str_radix(e, 16).ok())
+                .unwrap_or(0);
+            eprintln!(
+                "{what} at {addr:#x} ({} KiB below the top): {line}",
+                end.saturating_sub(addr) >> 10
+            );
+        }
+    }
+    eprintln!("copies after the delete (read key, delete key): {counts:?}");
+    if failed {
+        // Which threads' stacks: each idle thread's stack pointer, by name.
+        for task in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = task.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let syscall = std::fs::read_to_string(path.join("syscall")).unwrap_or_default();
+            let sp = syscall.split_whitespace().nth(7).unwrap_or("?").to_string();
+            eprintln!("thread {} sp {sp}", name.trim());
+        }
+    }
+    drop(release);
+    owner.join().unwrap();
+    assert_eq!(counts[0], 0, "{} copies of the read key remain", counts[0]);
+    assert!(
+        counts[1] <= tombstones,
+        "{} copies of the delete key remain, for {tombstones} tombstones",
+        counts[1]
+    );
+    node.shutdown().await;
+}

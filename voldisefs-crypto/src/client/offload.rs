@@ -32,7 +32,9 @@ impl Offload for Inline {
 
 /// A fixed pool of worker threads (one per core by default) fed from one queue. Jobs beyond the
 /// workers wait in the queue; the pipelines bound how many they hand over (chunks in flight).
-/// The threads end when the last handle is dropped.
+/// After every job a worker wipes the stack the job used ([`scrub_stack`](crate::scrub_stack)),
+/// so keys derived and used there do not linger. The threads end when the last handle is
+/// dropped.
 #[derive(Clone)]
 pub struct Threads {
     queue: Arc<Mutex<mpsc::Sender<Job>>>,
@@ -64,7 +66,12 @@ impl Threads {
                             .unwrap_or_else(PoisonError::into_inner)
                             .recv();
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => {
+                                job();
+                                // The job's frames (chunk keys, AES key tables) lie below
+                                // this one: wiped before the next job, not left to linger.
+                                crate::scrub_stack();
+                            }
                             Err(_) => break,
                         }
                     }

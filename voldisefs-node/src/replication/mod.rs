@@ -618,7 +618,7 @@ impl Cluster {
         let run = hedge::hedged(candidates, 1, hedge, |holder| async move {
             let bytes = self.get_from(holder, id).await?;
             let open = open.clone();
-            let opened = tokio::task::spawn_blocking(move || open(bytes))
+            let opened = crate::transfer::store::scrubbed(move || open(bytes))
                 .await
                 .map_err(|e| AttemptError::Stop(e.into()))?;
             if let (Err(AttemptError::Next(e)), Holder::Remote(peer)) = (&opened, holder) {

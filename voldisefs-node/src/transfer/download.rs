@@ -287,7 +287,7 @@ pub(crate) async fn open_record(
         Access::Password(password) => password,
         Access::ReadKey(key) => {
             // No Argon2id: HKDF and one AES-GCM open of the manifest.
-            let opener = tokio::task::spawn_blocking(move || {
+            let opener = crate::transfer::store::scrubbed(move || {
                 FileOpener::open_with_read_key(id.as_bytes(), &record, &key)
             })
             .await??;
@@ -299,7 +299,7 @@ pub(crate) async fn open_record(
     // A key cached by an earlier read with this password: no Argon2id, no slot needed.
     let cached = {
         let (record, password, cache) = (record.clone(), password.clone(), cache.clone());
-        tokio::task::spawn_blocking(move || {
+        crate::transfer::store::scrubbed(move || {
             FileOpener::open_cached(id.as_bytes(), &record, &password, &ceiling, &cache)
         })
         .await??

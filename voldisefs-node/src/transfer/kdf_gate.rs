@@ -90,7 +90,7 @@ impl KdfGate {
         };
         self.running.fetch_add(1, Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::task::spawn_blocking(derive).await;
+        let result = crate::transfer::store::scrubbed(derive).await;
         self.running.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         Ok(result?)

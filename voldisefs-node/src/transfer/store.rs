@@ -19,14 +19,40 @@ use voldisefs_proto::ChunkId;
 use crate::NodeError;
 use crate::replication::{AttemptError, Cluster, Failure, HolderError, StripeUpload};
 
-/// Runs the pipelines' CPU work on tokio's blocking pool.
+/// Runs the pipelines' CPU work on tokio's blocking pool, wiping the stack each job used
+/// after it (the keys it derived and used lie there), as the KDF's is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BlockingPool;
 
 impl Offload for BlockingPool {
     fn spawn(&self, job: Job) {
-        tokio::task::spawn_blocking(job);
+        tokio::task::spawn_blocking(move || {
+            job();
+            voldisefs_crypto::scrub_stack();
+        });
     }
+}
+
+/// Runs `f` on tokio's blocking pool and wipes the stack it used after it (keys derived or
+/// used there do not linger; see `voldisefs_crypto::scrub_stack`). The result travels boxed
+/// (only a pointer crosses the frames above the wiped ones) and is unboxed by the caller.
+pub(crate) async fn scrubbed<R, F>(f: F) -> Result<R, tokio::task::JoinError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    /// `f`'s result, boxed in a frame of its own below the scrub.
+    #[inline(never)]
+    fn boxed<R, F: FnOnce() -> R>(f: F) -> Box<R> {
+        Box::new(f())
+    }
+    let result = tokio::task::spawn_blocking(move || {
+        let result = boxed(f);
+        voldisefs_crypto::scrub_stack();
+        result
+    })
+    .await?;
+    Ok(*result)
 }
 
 /// Objects stored at once by one batch.
