@@ -122,6 +122,24 @@ pub struct NetConfig {
     /// copy more). A peer that announces frames and stalls holds its share until
     /// `frame_timeout` closes it. Default 64 MiB; 0 turns it off.
     pub frame_reserve_budget: usize,
+    /// Bytes all peer connections together may hold in buffers of incoming frames not yet
+    /// complete: inbound and outbound, open and keyed mode (the ciphertext read and the
+    /// decrypted bytes), before and after the `hello`; reservations of
+    /// `frame_reserve_budget` count too. Every such buffer is granted before it is allocated,
+    /// at its exact size, so this bounds them (see [`Network::frame_memory`]). A connection
+    /// refused a buffer reads nothing more until memory frees, under `frame_timeout`; when the
+    /// budget is spent, the address holding the most gives back its largest connection (closed)
+    /// if it holds more than the refused address would, so addresses share it fairly.
+    /// Complete frames handed to the handler (and answers being written) are not counted.
+    /// Give at least `max_frame_len` + 128 KiB. Default 256 MiB.
+    ///
+    /// [`Network::frame_memory`]: crate::Network::frame_memory
+    pub frame_memory: usize,
+    /// The most of `frame_memory` the connections of one address (an IPv4 address, an IPv6
+    /// /64) hold together; a connection beyond waits as above. A frame needs at most its own
+    /// size + 64 KiB, so give at least `max_frame_len` + 128 KiB (with the default, one
+    /// address holds at most 3 maximal frames at once). Default 64 MiB.
+    pub frame_memory_per_ip: usize,
     /// Peers contacted at once during bootstrap.
     pub bootstrap_parallelism: usize,
     /// Time between two probe rounds; every known peer is pinged once per round.
@@ -242,6 +260,8 @@ impl Default for NetConfig {
             max_in_flight_per_connection: 64,
             max_frame_len: MAX_FRAME_LEN,
             frame_reserve_budget: 64 << 20,
+            frame_memory: 256 << 20,
+            frame_memory_per_ip: 64 << 20,
             bootstrap_parallelism: 16,
             probe_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(1),

@@ -12,16 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
 use crate::freeze::FreezeWatch;
-use crate::link::{LinkCodec, next_frame};
+use crate::link::{FrameReader, LinkCodec, next_frame};
 use crate::network::{Shared, wait_thawed};
 use crate::noise::{self, NoiseCodec};
 use crate::{NetError, Payload};
@@ -90,7 +88,8 @@ impl Conn {
             }
         };
         let (read, write) = stream.into_split();
-        let mut reader = FramedRead::new(read, codec.clone());
+        let lease = shared.frame_memory.lease(addr.ip());
+        let mut reader = FrameReader::new(read, codec.clone(), lease);
         let mut writer = crate::link::LinkWriter::new(write, codec);
 
         let hello = Frame::new(
@@ -364,7 +363,7 @@ async fn write_loop(
     conn.close();
 }
 
-async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FramedRead<OwnedReadHalf, LinkCodec>) {
+async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>) {
     let addr = conn.remote.addr;
     let mut freeze = conn.freeze.clone();
     loop {

@@ -82,7 +82,18 @@
 //! - frames: at most [`NetConfig::max_frame_len`] (16 MiB + 64 KiB); once a frame's first byte
 //!   has arrived the whole frame must arrive within [`NetConfig::frame_timeout`] (10 s), on
 //!   inbound and outbound connections alike; its buffer grows with the bytes received (at most
-//!   twice those, or those + 128 KiB), never with the announced length.
+//!   twice those, or those + 128 KiB), never with the announced length;
+//! - frame memory: every buffer held for an incoming frame not yet complete (all connections,
+//!   open and keyed mode, the Noise ciphertext and decrypted bytes, before and after the
+//!   `hello`) is granted before it is allocated, within [`NetConfig::frame_memory`] (256 MiB)
+//!   for the node and [`NetConfig::frame_memory_per_ip`] (64 MiB) per address (IPv6: per
+//!   /64), so they never hold more than the budget ([`Network::frame_memory`] reports it).
+//!   A connection refused a buffer reads nothing until memory frees (the frame timeout closes
+//!   it meanwhile if its frame stalls); when the budget is spent, the largest connection of
+//!   the address holding the most is closed if that address holds more than the refused one
+//!   would, so a peer gets at least `min(64 MiB, 256 MiB / addresses holding frame memory)`
+//!   whatever the others do. Complete frames handed to the [`Handler`] are its business and
+//!   not counted.
 //!
 //! Lifecycle: [`Network::start`] takes a [`CancellationToken`] as the network's root;
 //! cancelling it (or [`Network::shutdown`], which also waits for every task) stops the accept
@@ -141,6 +152,7 @@ mod gossip;
 mod link;
 mod liveness;
 mod membership;
+mod memory;
 mod network;
 mod noise;
 mod server;
@@ -151,6 +163,7 @@ pub use bootstrap::BootstrapReport;
 pub use config::{GossipConfig, NetConfig};
 pub use error::NetError;
 pub use membership::{Membership, PeerEntry, PeerState};
+pub use memory::FrameMemoryStats;
 pub use network::{Handler, LEAVE_PARALLELISM, Network, Payload};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use stats::{RequestStat, TrafficStats};

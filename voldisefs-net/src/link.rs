@@ -9,12 +9,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::StreamExt;
 use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
-use tokio_util::codec::{Decoder, Encoder, FramedRead};
+use tokio_util::codec::{Decoder, Encoder};
+use voldisefs_proto::codec::{FrameMemory, regrow};
 use voldisefs_proto::{CodecError, Frame};
 
+use crate::memory::{Buffer, Lease};
 use crate::noise::NoiseCodec;
 use crate::stats::CountingCodec;
 
@@ -63,6 +64,134 @@ impl LinkCodec {
         match self {
             LinkCodec::Open(_) => false,
             LinkCodec::Noise(c) => c.has_partial(),
+        }
+    }
+
+    /// This codec, holding its buffers of incomplete frames within `lease`.
+    fn with_memory(self, lease: &Arc<Lease>) -> Self {
+        match self {
+            LinkCodec::Open(c) => LinkCodec::Open(c.with_memory(lease.memory(Buffer::Wire))),
+            LinkCodec::Noise(c) => LinkCodec::Noise(Box::new(c.with_memory(lease))),
+        }
+    }
+
+    /// Whether the last decode was refused a buffer.
+    fn is_starved(&self) -> bool {
+        match self {
+            LinkCodec::Open(c) => c.is_starved(),
+            LinkCodec::Noise(c) => c.is_starved(),
+        }
+    }
+}
+
+/// Room the reader makes for a read when no frame asks for more.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads the frames of one connection, holding every buffer of an incomplete frame within its
+/// [`Lease`] on the node's frame memory budget (see [`crate::memory`]): a buffer it is refused
+/// is not allocated, and the connection reads nothing more until memory frees (or the lease
+/// is reclaimed: [`CodecError::MemoryReclaimed`]). A complete frame is handed out and no
+/// longer counted; an empty buffer is dropped after it, so it pins nothing.
+pub(crate) struct FrameReader<R> {
+    io: R,
+    codec: LinkCodec,
+    buf: BytesMut,
+    lease: Arc<Lease>,
+    wire: Arc<dyn FrameMemory>,
+    eof: bool,
+    done: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of the frames `codec` decodes from `io`, its buffers held within `lease`.
+    pub(crate) fn new(io: R, codec: LinkCodec, lease: Arc<Lease>) -> Self {
+        Self {
+            io,
+            codec: codec.with_memory(&lease),
+            buf: BytesMut::new(),
+            wire: lease.memory(Buffer::Wire),
+            lease,
+            eof: false,
+            done: false,
+        }
+    }
+
+    /// Whether part of a frame is buffered.
+    fn has_partial(&self) -> bool {
+        !self.buf.is_empty() || self.codec.has_partial()
+    }
+
+    /// The next frame (`None`: the stream ended cleanly, or after an error).
+    pub(crate) async fn next(&mut self) -> Option<Result<Frame, CodecError>> {
+        std::future::poll_fn(|cx| self.poll_frame(cx)).await
+    }
+
+    /// Polls for the next frame. Cancel-safe: a partly read frame stays buffered.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame, CodecError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        // Woken when memory frees or the lease is reclaimed, besides the socket's wakes.
+        self.lease.register(cx);
+        let next = self.poll_inner(cx);
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
+            self.done = true;
+        }
+        next
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame, CodecError>>> {
+        use std::task::Poll::{Pending, Ready};
+        // Each round reads bytes or returns (the socket's cooperative budget ends a flood).
+        loop {
+            if self.lease.is_reclaimed() {
+                return Ready(Some(Err(CodecError::MemoryReclaimed)));
+            }
+            let decoded = if self.eof {
+                self.codec.decode_eof(&mut self.buf)
+            } else {
+                self.codec.decode(&mut self.buf)
+            };
+            match decoded {
+                Err(e) => return Ready(Some(Err(e))),
+                Ok(Some(frame)) => {
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                        self.wire.hold(0);
+                    }
+                    return Ready(Some(Ok(frame)));
+                }
+                Ok(None) if self.eof => return Ready(None),
+                Ok(None) => {}
+            }
+            // Refused: the lease is enrolled to be woken when memory frees.
+            if self.codec.is_starved() {
+                return Pending;
+            }
+            if self.buf.len() == self.buf.capacity() && !self.buf.try_reclaim(READ_CHUNK) {
+                let capacity = self.buf.len() + READ_CHUNK;
+                if !self.wire.hold(capacity) {
+                    return Pending;
+                }
+                regrow(&mut self.buf, capacity);
+            }
+            // A fresh `read_buf` each time: it holds no state between polls.
+            let read = {
+                use tokio::io::AsyncReadExt as _;
+                std::pin::pin!(self.io.read_buf(&mut self.buf)).poll(cx)
+            };
+            match read {
+                Pending => return Pending,
+                Ready(Err(e)) => return Ready(Some(Err(e.into()))),
+                Ready(Ok(0)) => self.eof = true,
+                Ready(Ok(_)) => {}
+            }
         }
     }
 }
@@ -136,10 +265,11 @@ impl Drop for Busy {
 /// Once part of a frame is buffered, the whole frame must arrive within `frame_timeout`
 /// ([`ReadError::FrameTimeout`]). With `idle`, waiting between frames ends with
 /// [`ReadError::Idle`] once the [`Activity`] shows nothing in flight and nothing received or
-/// answered for that long. Cancel-safe (a partly read frame stays buffered; its timer starts
+/// answered for that long. A connection waiting for frame memory waits under the same
+/// timeouts. Cancel-safe (a partly read frame stays buffered; its timer starts
 /// again on the next call).
 pub(crate) async fn next_frame<R: AsyncRead + Unpin>(
-    reader: &mut FramedRead<R, LinkCodec>,
+    reader: &mut FrameReader<R>,
     frame_timeout: Duration,
     idle: Option<(&Activity, Duration)>,
 ) -> Result<Option<Frame>, ReadError> {
@@ -152,10 +282,10 @@ pub(crate) async fn next_frame<R: AsyncRead + Unpin>(
         )
     });
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(next) = reader.poll_next_unpin(cx) {
+        if let Poll::Ready(next) = reader.poll_frame(cx) {
             return Poll::Ready(next.transpose().map_err(ReadError::from));
         }
-        if !reader.read_buffer().is_empty() || reader.decoder().has_partial() {
+        if reader.has_partial() {
             let timer =
                 frame_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(frame_timeout)));
             if timer.as_mut().poll(cx).is_ready() {
@@ -249,6 +379,8 @@ mod tests {
     use super::*;
     use crate::stats::{Counters, CountingCodec};
     use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tokio_util::codec::FramedRead;
     use voldisefs_proto::{ChunkId, MAX_FRAME_LEN, Message};
 
     /// Small frames, bodies written straight from their buffer and bodies copied all arrive

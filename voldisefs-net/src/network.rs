@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     /// What every connection's codec may allocate ahead of a large frame's bytes.
     pub(crate) frame_budget: voldisefs_proto::ReserveBudget,
+    /// The memory of every buffer held for an incoming frame not yet complete.
+    pub(crate) frame_memory: crate::memory::FrameBudget,
     /// Keyed mode: the network key and this node's static key pair.
     pub(crate) keyed: Option<Keyed>,
     isolated: AtomicBool,
@@ -179,6 +181,8 @@ impl Network {
                 .with_unverified_forget_after(config.unverified_forget_after);
         let verifier = Verifier::new(config.max_verifying, config.max_verify_pending);
         let frame_budget = voldisefs_proto::ReserveBudget::new(config.frame_reserve_budget);
+        let frame_memory =
+            crate::memory::FrameBudget::new(config.frame_memory, config.frame_memory_per_ip);
         let shared = Arc::new(Shared {
             config,
             membership,
@@ -188,6 +192,7 @@ impl Network {
             pool: Mutex::new(HashMap::new()),
             counters: Arc::default(),
             frame_budget,
+            frame_memory,
             keyed,
             isolated: AtomicBool::new(false),
             freeze: Freeze::new(),
@@ -230,6 +235,12 @@ impl Network {
     /// Bytes of [`NetConfig::frame_reserve_budget`] no connection holds now.
     pub fn frame_reserve_available(&self) -> usize {
         self.shared.frame_budget.available()
+    }
+
+    /// Memory held now (and at most so far) for incoming frames not yet complete, all peer
+    /// connections together; never more than [`NetConfig::frame_memory`] (see there).
+    pub fn frame_memory(&self) -> crate::FrameMemoryStats {
+        self.shared.frame_memory.stats()
     }
 
     /// Cuts this node off from every peer (`true`) or reconnects it (`false`), as a network

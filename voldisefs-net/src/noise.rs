@@ -19,10 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
+use voldisefs_proto::codec::{FrameMemory, regrow};
 use voldisefs_proto::{CodecError, Frame, NodeId};
 use zeroize::Zeroizing;
 
 use crate::NetError;
+use crate::memory::{Buffer, Lease};
 use crate::stats::CountingCodec;
 
 /// The Noise protocol name used for every keyed link.
@@ -238,6 +240,10 @@ pub(crate) struct NoiseCodec {
     plain_out: BytesMut,
     /// Decrypted bytes waiting to form a frame.
     plain_in: BytesMut,
+    /// Grants the buffers of incomplete frames: (ciphertext, decrypted bytes).
+    memory: Option<(Arc<dyn FrameMemory>, Arc<dyn FrameMemory>)>,
+    /// Whether the last `decode` needed a buffer `memory` refused.
+    starved: bool,
 }
 
 impl std::fmt::Debug for NoiseCodec {
@@ -255,12 +261,27 @@ impl NoiseCodec {
             recv_nonce: 0,
             plain_out: BytesMut::new(),
             plain_in: BytesMut::new(),
+            memory: None,
+            starved: false,
         }
+    }
+
+    /// This codec, holding its buffers of incomplete frames (the ciphertext read and the
+    /// decrypted bytes) within `lease`.
+    pub(crate) fn with_memory(mut self, lease: &Arc<Lease>) -> Self {
+        self.inner = self.inner.with_memory(lease.memory(Buffer::Plain));
+        self.memory = Some((lease.memory(Buffer::Wire), lease.memory(Buffer::Plain)));
+        self
     }
 
     /// Whether decrypted bytes of an incomplete frame are waiting.
     pub(crate) fn has_partial(&self) -> bool {
         !self.plain_in.is_empty()
+    }
+
+    /// Whether the last `decode` was refused a buffer: read nothing until memory frees.
+    pub(crate) fn is_starved(&self) -> bool {
+        self.starved || self.inner.is_starved()
     }
 
     /// Decrypts the next whole transport message in `src` into `plain_in`; false if `src`
@@ -274,8 +295,20 @@ impl NoiseCodec {
             return Err(CodecError::Malformed("noise message shorter than its tag"));
         }
         if src.len() < 2 + len {
-            src.reserve(2 + len - src.len());
+            let wire = self.memory.as_ref().map(|(wire, _)| wire);
+            self.starved = !grow(src, 2 + len, wire);
             return Ok(false);
+        }
+        let plain_len = len - TAG;
+        if self.plain_in.capacity() - self.plain_in.len() < plain_len {
+            // The frame codec leaves room for a message once it knows the frame's length;
+            // before that (or when it was refused a buffer) room is made here.
+            let plain = self.memory.as_ref().map(|(_, plain)| plain);
+            let want = self.plain_in.len() + plain_len;
+            if self.inner.is_starved() || !grow(&mut self.plain_in, want, plain) {
+                self.starved = true;
+                return Ok(false);
+            }
         }
         src.advance(2);
         let message = src.split_to(len);
@@ -292,6 +325,19 @@ impl NoiseCodec {
     }
 }
 
+/// Lets `buf` hold `capacity` bytes: reclaimed in place, or a new buffer of exactly that size
+/// if `memory` (when given) grants it. False if refused.
+fn grow(buf: &mut BytesMut, capacity: usize, memory: Option<&Arc<dyn FrameMemory>>) -> bool {
+    if buf.capacity() >= capacity || buf.try_reclaim(capacity - buf.len()) {
+        return true;
+    }
+    if memory.is_some_and(|m| !m.hold(capacity)) {
+        return false;
+    }
+    regrow(buf, capacity);
+    true
+}
+
 impl Decoder for NoiseCodec {
     type Item = Frame;
     type Error = CodecError;
@@ -303,6 +349,7 @@ impl Decoder for NoiseCodec {
     /// appending never reallocates behind the frame codec's back: the buffer grows with the
     /// bytes that arrive and a large frame ends in the frame codec's exact-size buffer.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        self.starved = false;
         loop {
             if let Some(frame) = self.inner.decode(&mut self.plain_in)? {
                 return Ok(Some(frame));

@@ -14,17 +14,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::codec::FramedRead;
 use voldisefs_proto::{
     ErrorCode, Frame, MAX_PEERS_PER_ANSWER, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
 };
 
-use crate::link::{Activity, Busy, LinkCodec, next_frame};
+use crate::link::{Activity, Busy, FrameReader, LinkCodec, next_frame};
 use crate::network::Shared;
 use crate::noise::{self, NoiseCodec};
 use crate::{Handler, Network, Payload};
@@ -198,7 +196,7 @@ async fn serve_connection<H: Handler>(
         };
         let (read, write) = stream.into_split();
         let mut link = Link {
-            reader: FramedRead::new(read, codec.clone()),
+            reader: FrameReader::new(read, codec.clone(), shared.frame_memory.lease(from.ip())),
             writer: crate::link::LinkWriter::new(write, codec),
         };
         let (peer, permit) = handshake(&mut link, shared, expected, &established).await?;
@@ -326,7 +324,7 @@ async fn serve_connection<H: Handler>(
 
 /// Both halves of one inbound connection.
 struct Link {
-    reader: FramedRead<OwnedReadHalf, LinkCodec>,
+    reader: FrameReader<OwnedReadHalf>,
     writer: crate::link::LinkWriter<OwnedWriteHalf>,
 }
 

@@ -136,6 +136,20 @@ impl CountingCodec {
         self
     }
 
+    /// This codec, asking `memory` before every buffer it allocates for an incomplete frame.
+    pub(crate) fn with_memory(
+        mut self,
+        memory: Arc<dyn voldisefs_proto::codec::FrameMemory>,
+    ) -> Self {
+        self.inner = self.inner.with_memory(memory);
+        self
+    }
+
+    /// Whether the last decode was refused a buffer.
+    pub(crate) fn is_starved(&self) -> bool {
+        self.inner.is_starved()
+    }
+
     fn count_in(&self, before: usize, after: usize, frame: &Option<Frame>) {
         if frame.is_some() {
             self.counters.frames_in.fetch_add(1, Ordering::Relaxed);

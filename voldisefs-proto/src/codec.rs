@@ -27,7 +27,15 @@
 //! is complete (or the codec dropped). When the budget is spent (peers that announce large
 //! frames and stall hold it until the frame timeout closes them) the codec falls back to the
 //! steps above, so the memory a peer can make us reserve ahead of its bytes is the budget for
-//! all codecs together, plus twice what arrived. The
+//! all codecs together, plus twice what arrived.
+//!
+//! A codec given a [`FrameMemory`] ([`FrameCodec::with_memory`]) asks it before every buffer it
+//! allocates for an incomplete frame, and allocates nothing it was refused: it then reports
+//! itself [starved](FrameCodec::is_starved) and the caller waits (reads nothing more) until
+//! memory frees. Such a codec allocates every buffer of an incomplete frame itself, at an
+//! exact size (never through `BytesMut::reserve`, which may double a buffer), and drops an
+//! empty buffer once a frame is complete, so what it was granted is exactly what its buffer
+//! holds. A complete frame handed out is the caller's, no longer counted. The
 //! body is present exactly when [`Message::carries_body`] says so; a body on any other message
 //! is invalid. The decoder tells "need more bytes" (`Ok(None)`), "too large"
 //! ([`CodecError::TooLarge`]) and "invalid" ([`CodecError::Malformed`], [`CodecError::Json`])
@@ -36,6 +44,7 @@
 //! The length prefix is handled here rather than by `tokio_util`'s `LengthDelimitedCodec`
 //! because that codec reports an oversized frame as an untyped `io::Error`.
 
+use std::fmt;
 use std::io;
 
 use std::sync::Arc;
@@ -123,6 +132,10 @@ pub enum CodecError {
     /// Reading or writing the transport failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The memory for incomplete frames ran out and was taken back from this connection (see
+    /// [`FrameMemory`]).
+    #[error("frame memory taken back: the node's budget is spent and this peer held the most")]
+    MemoryReclaimed,
 }
 
 impl CodecError {
@@ -171,6 +184,24 @@ impl Drop for Reservation {
     }
 }
 
+/// Grants the memory of one buffer of incomplete frames (a share of a node-wide budget, say).
+///
+/// A codec with one ([`FrameCodec::with_memory`]) calls [`hold`](Self::hold) with the size of
+/// every buffer it is about to allocate for an incomplete frame (the buffer it replaces is
+/// freed) and with 0 once it drops its buffer after a complete frame.
+pub trait FrameMemory: fmt::Debug + Send + Sync {
+    /// Asks that the buffer be `bytes` long from now on; `false` refuses (nothing may be
+    /// allocated then). Never refuses less than what the buffer holds already.
+    fn hold(&self, bytes: usize) -> bool;
+}
+
+/// Replaces `src` by a buffer of exactly `capacity` bytes holding the same bytes.
+pub fn regrow(src: &mut BytesMut, capacity: usize) {
+    let mut grown = BytesMut::with_capacity(capacity.max(src.len()));
+    grown.extend_from_slice(src);
+    *src = grown;
+}
+
 /// [`Decoder`]/[`Encoder`] for [`Frame`]s; use with `tokio_util::codec::Framed`.
 #[derive(Debug)]
 pub struct FrameCodec {
@@ -178,15 +209,21 @@ pub struct FrameCodec {
     budget: Option<ReserveBudget>,
     /// What this codec holds of `budget` for the frame it is reading.
     reserved: Option<Reservation>,
+    /// Asked before every buffer allocated for an incomplete frame.
+    memory: Option<Arc<dyn FrameMemory>>,
+    /// Whether the last `decode` needed a buffer `memory` refused.
+    starved: bool,
 }
 
 impl Clone for FrameCodec {
-    /// The same cap and budget; the clone holds no reservation.
+    /// The same cap, budget and memory; the clone holds no reservation.
     fn clone(&self) -> Self {
         Self {
             max_frame_len: self.max_frame_len,
             budget: self.budget.clone(),
             reserved: None,
+            memory: self.memory.clone(),
+            starved: false,
         }
     }
 }
@@ -204,6 +241,8 @@ impl FrameCodec {
             max_frame_len: MAX_FRAME_LEN,
             budget: None,
             reserved: None,
+            memory: None,
+            starved: false,
         }
     }
 
@@ -221,6 +260,42 @@ impl FrameCodec {
         self.reserved = None;
         self.budget = Some(budget);
         self
+    }
+
+    /// This codec, asking `memory` before every buffer it allocates for an incomplete frame
+    /// (see the module docs).
+    pub fn with_memory(mut self, memory: Arc<dyn FrameMemory>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Whether the last [`decode`](Decoder::decode) needed a larger buffer than its
+    /// [`FrameMemory`] granted: it read nothing into one, and the caller should read no more
+    /// bytes until memory frees (then decode again).
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// Lets `src` hold `capacity` bytes: reclaimed in place or, if `memory` grants it, a new
+    /// buffer of exactly that size. False (and starved) if refused.
+    fn grow(&mut self, src: &mut BytesMut, capacity: usize) -> bool {
+        let Some(memory) = &self.memory else {
+            if capacity > src.capacity() {
+                let mut grown = BytesMut::with_capacity(capacity);
+                grown.extend_from_slice(src);
+                *src = grown;
+            }
+            return true;
+        };
+        if src.capacity() >= capacity || src.try_reclaim(capacity - src.len()) {
+            return true;
+        }
+        if !memory.hold(capacity) {
+            self.starved = true;
+            return false;
+        }
+        regrow(src, capacity);
+        true
     }
 
     /// Takes `bytes` from the budget for the frame being read, if it has them.
@@ -286,6 +361,7 @@ impl Decoder for FrameCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        self.starved = false;
         let Some(prefix) = src.get(..4) else {
             return Ok(None);
         };
@@ -303,21 +379,24 @@ impl Decoder for FrameCodec {
         if src.len() < want {
             if len < EXACT_BUFFER_MIN {
                 // Below the growth step: room for the rest at once (bounded by the step).
-                src.reserve(want - src.len());
+                if self.memory.is_none() {
+                    src.reserve(want - src.len());
+                } else {
+                    self.grow(src, want);
+                }
             } else if self.reserved.is_none() && src.capacity() < want && self.reserve(want) {
                 // Paid for by the budget: the exact buffer now, the rest read straight in.
-                let mut exact = BytesMut::with_capacity(want);
-                exact.extend_from_slice(src);
-                *src = exact;
-            } else if src.capacity() < want.min(src.len() + GROWTH_STEP) {
+                if !self.grow(src, want) {
+                    self.reserved = None;
+                }
+            }
+            if len >= EXACT_BUFFER_MIN && src.capacity() < want.min(src.len() + GROWTH_STEP) {
                 // Grow with the bytes received, never to what the prefix announced: at most
                 // twice what arrived, and exactly the frame from half of it on, so the
                 // body is kept without a final copy and without pinning unrelated bytes.
                 let received = src.len();
                 let capacity = want.min((2 * received).max(received + 2 * GROWTH_STEP));
-                let mut grown = BytesMut::with_capacity(capacity);
-                grown.extend_from_slice(src);
-                *src = grown;
+                self.grow(src, capacity);
             }
             return Ok(None);
         }
@@ -325,6 +404,11 @@ impl Decoder for FrameCodec {
         self.reserved = None;
         src.advance(4);
         let mut frame = src.split_to(len);
+        if let (true, Some(memory)) = (src.is_empty(), &self.memory) {
+            // The frame is the caller's now; an empty buffer would only pin it.
+            *src = BytesMut::new();
+            memory.hold(0);
+        }
         let json_len = frame.get_u32() as usize;
         if json_len > frame.len() {
             return Err(CodecError::Malformed("JSON length exceeds the frame"));
