@@ -1093,6 +1093,24 @@ fn get_resume_continues_a_partial_download_after_checking_it() {
     );
     assert_eq!(std::fs::read(partial(&out, &id)).unwrap(), damaged);
 
+    // A part planted as a symbolic link (by someone who can write to the folder) is never
+    // followed: what it points at stays as it was.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("victim");
+    std::fs::write(&target, &bytes[..1_000]).unwrap();
+    std::fs::remove_file(partial(&out, &id)).unwrap();
+    std::os::unix::fs::symlink(&target, partial(&out, &id)).unwrap();
+    let output = get();
+    assert_code(&output, 1);
+    assert!(
+        stderr(&output).contains("not a regular file"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), &bytes[..1_000]);
+    assert!(!out.exists());
+    std::fs::remove_file(partial(&out, &id)).unwrap();
+
     // A true beginning (what an interrupted download leaves) is continued.
     std::fs::write(partial(&out, &id), &bytes[..2_000_123]).unwrap();
     let output = get();

@@ -224,6 +224,9 @@ const RESUME_SAMPLES: u64 = 4;
 /// Bytes in each of those windows.
 const RESUME_SAMPLE: u64 = 4 * 1024;
 
+/// `O_NOFOLLOW`: opening a path whose last component is a symbolic link fails.
+const NO_FOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
 /// Where `--resume` keeps the part of `path` downloaded so far: hidden, beside it, named after
 /// the file id so a part of another file is never taken for this one's.
 fn partial_path(path: &Path, id: &str) -> PathBuf {
@@ -260,7 +263,13 @@ async fn resume(
         return Ok(());
     }
     let partial = partial_path(&path, id);
-    let have = match tokio::fs::metadata(&partial).await {
+    // The part file is opened with no-follow throughout: a symbolic link planted under its name
+    // (by someone who can write to the folder) is refused, never written through.
+    let have = match tokio::fs::symlink_metadata(&partial).await {
+        Ok(meta) if !meta.is_file() => bail!(
+            "refusing to resume through {}: it is not a regular file (a symbolic link?)",
+            partial.display()
+        ),
         Ok(meta) => meta.len(),
         Err(_) => 0,
     };
@@ -277,6 +286,7 @@ async fn resume(
     let mut out = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .custom_flags(NO_FOLLOW)
         .open(&partial)
         .await
         .with_context(|| format!("cannot open {}", partial.display()))?;
@@ -284,7 +294,10 @@ async fn resume(
     // Check the overlap: the part already there must end with the file's bytes.
     let mut expected = {
         use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-        let mut existing = tokio::fs::File::open(&partial)
+        let mut existing = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(NO_FOLLOW)
+            .open(&partial)
             .await
             .with_context(write_error)?;
         existing
@@ -363,7 +376,10 @@ async fn check_samples(
         return Ok(());
     }
     let read_error = || format!("cannot read {}", partial.display());
-    let mut existing = tokio::fs::File::open(partial)
+    let mut existing = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(NO_FOLLOW)
+        .open(partial)
         .await
         .with_context(read_error)?;
     let mut last = None;
