@@ -4,13 +4,13 @@
 //! Two readings, for two purposes:
 //!
 //! - **Stamping** (a gateway upload's expiry, the `max_expiry` bound on objects clients seal)
-//!   reads the node's *own* clock ([`Clock::own`]), never a correction: whatever peers say,
+//!   reads the node's *own* clock, never a correction: whatever peers say,
 //!   an upload's stamp is at most the uploader's own time plus the expiry it asked for, and
 //!   `max_expiry` bounds it by this node's own time. A node whose clock runs late stamps
 //!   early expiries (a file lives shorter, never longer); it refuses an upload that would be
 //!   expired on arrival, naming its clock.
 //! - **Judging** (refusing or dropping an expired object, answering "not found" for an
-//!   expired file) reads [`Clock::now`]: the own clock plus a correction. A node whose own
+//!   expired file) reads the judging clock: the own clock plus a correction. A node whose own
 //!   clock runs late would otherwise keep and serve a file after its expiry by as much as its
 //!   clock is off. So it asks up to [`SAMPLE_PEERS`] live peers for their time every
 //!   `clock_check_interval` (the `time` of their `stats` answer, read from their own
