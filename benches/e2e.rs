@@ -114,9 +114,9 @@ fn node_child() -> Result<(), Error> {
     if let Ok(key) = std::env::var(KEY_ENV) {
         config.net.network_key = Some(voldisefs::net::NetworkKey::from_hex(&key)?);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The runtime the `voldisefs` binary runs nodes on (its workers wipe their stacks when
+    // idle), so what is measured is what users run.
+    let runtime = voldisefs::node::runtime_builder().build()?;
     runtime.block_on(async move {
         let node = Node::start(config).await?;
         let http = node.http_addr().ok_or("node has no HTTP API")?;
