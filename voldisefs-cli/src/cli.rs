@@ -93,9 +93,9 @@ pub(crate) struct NodeStartArgs {
     /// The address other peers should dial, if not the listen address (behind NAT, 0.0.0.0).
     #[arg(long, value_name = "HOST:PORT", env = "VOLDISEFS_ADVERTISE")]
     pub(crate) advertise: Option<HostPort>,
-    /// Copies kept of every chunk [default: 3].
+    /// Copies kept of every chunk, 1 to 32 (the most a redundancy names) [default: 3].
     #[arg(long, value_name = "N", env = "VOLDISEFS_REPLICAS",
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = clap::value_parser!(u16).range(1..=MAX_REPLICAS))]
     pub(crate) replicas: Option<u16>,
     /// How files uploaded through this node keep their chunks unless an upload says
     /// otherwise: `replicas:N` (sets --replicas too) or `rs:K+M` (K data and M parity
@@ -477,6 +477,10 @@ pub(crate) fn parse_file_ref(text: &str) -> Result<FileRef, String> {
 
 /// Parses a DURATION: a whole number with an optional unit, `s` (default), `m`, `h`, `d` or
 /// `w`; at least one second.
+/// The most copies `--replicas` (and the config file's `replicas`) may ask for: as many as a
+/// redundancy can name (`replicas:N`, `rs:K+M` with K + M nodes), one limit for every source.
+pub(crate) const MAX_REPLICAS: i64 = voldisefs_node::crypto::MAX_SHARDS as i64;
+
 /// Parses `replicas:N` or `rs:K+M`.
 pub(crate) fn parse_redundancy(text: &str) -> Result<Redundancy, String> {
     text.parse()
@@ -691,9 +695,12 @@ mod tests {
             &["voldisefs", "demo", "--nodes", "0"],
             &["voldisefs", "demo", "--nodes", "21"],
             &["voldisefs", "ls", "--node", "https://x"],
+            // One limit with the redundancy: replicas:33 does not exist, so neither does 33.
+            &["voldisefs", "node", "start", "--replicas", "33"],
         ] {
             let err = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
+        assert!(Cli::try_parse_from(["voldisefs", "node", "start", "--replicas", "32"]).is_ok());
     }
 }

@@ -92,8 +92,11 @@ pub(crate) fn merge(mut args: NodeStartArgs) -> anyhow::Result<NodeStartArgs> {
     }
     if args.replicas.is_none() {
         if let Some(n) = file.replicas {
-            if !(1..=64).contains(&n) {
-                return Err(key("replicas", "must be 1 to 64".into()));
+            if !(1..=crate::cli::MAX_REPLICAS).contains(&i64::from(n)) {
+                return Err(key(
+                    "replicas",
+                    format!("must be 1 to {}", crate::cli::MAX_REPLICAS),
+                ));
             }
             args.replicas = Some(n);
         }
