@@ -22,8 +22,11 @@ use voldisefs_proto::FileId;
 
 use crate::{Node, NodeError};
 
+mod error_code;
 mod objects;
 mod slow_readers;
+
+pub use error_code::{ApiErrorCode, UnknownCode};
 
 pub use objects::{BUDGET_STEP, BUDGET_WAIT, MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET};
 use slow_readers::{Budgeted, Guard, Lease};
@@ -253,7 +256,7 @@ async fn check_host(State(node): State<Node>, request: Request, next: Next) -> R
         if !allowed_host(host_name(host), &node.config().http_hosts) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden_host",
+                ApiErrorCode::ForbiddenHost,
                 "this node does not answer to that host name; start it with --http-host NAME to add one",
             )
             .into_response();
@@ -280,7 +283,7 @@ async fn check_host(State(node): State<Node>, request: Request, next: Next) -> R
             if !same {
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
-                    "forbidden_origin",
+                    ApiErrorCode::ForbiddenOrigin,
                     "requests that change state must come from this node's own page",
                 )
                 .into_response();
@@ -318,11 +321,11 @@ async fn require_token(State(node): State<Node>, request: Request, next: Next) -
             .and_then(|v| bearer_token(v.as_bytes()));
         let refusal = match given {
             None => Some((
-                "token_required",
+                ApiErrorCode::TokenRequired,
                 "this node's API needs a token: send `Authorization: Bearer <token>`",
             )),
             Some(candidate) if !token.matches(candidate) => {
-                Some(("bad_token", "the API token is wrong"))
+                Some((ApiErrorCode::BadToken, "the API token is wrong"))
             }
             Some(_) => None,
         };
@@ -337,14 +340,14 @@ async fn require_token(State(node): State<Node>, request: Request, next: Next) -
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ApiErrorCode,
     message: String,
     /// Seconds after which a retry may succeed (`Retry-After`).
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -356,7 +359,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.code, "message": self.message}));
+        let body = Json(json!({"error": self.code.as_str(), "message": self.message}));
         let mut response = (self.status, body).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -370,34 +373,39 @@ impl IntoResponse for ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let (status, code) = match &e {
-            NodeError::WrongPassword => (StatusCode::UNAUTHORIZED, "wrong_password"),
+            NodeError::WrongPassword => (StatusCode::UNAUTHORIZED, ApiErrorCode::WrongPassword),
             NodeError::NotFound(_) | NodeError::NoSuchPath(_) | NodeError::NoSuchObject(_) => {
-                (StatusCode::NOT_FOUND, "not_found")
+                (StatusCode::NOT_FOUND, ApiErrorCode::NotFound)
             }
             NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::Unavailable)
             }
             // The request is fine; the network cannot honour it as it is now.
-            NodeError::TooFewNodes { .. } => (StatusCode::CONFLICT, "too_few_nodes"),
-            NodeError::RedundancyUnavailable(_) => (StatusCode::CONFLICT, "redundancy_unavailable"),
+            NodeError::TooFewNodes { .. } => (StatusCode::CONFLICT, ApiErrorCode::TooFewNodes),
+            NodeError::RedundancyUnavailable(_) => {
+                (StatusCode::CONFLICT, ApiErrorCode::RedundancyUnavailable)
+            }
             NodeError::ShuttingDown | NodeError::Cancelled => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::Unavailable)
             }
             NodeError::Busy(_) => {
-                let mut busy =
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string());
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ApiErrorCode::Busy,
+                    e.to_string(),
+                );
                 busy.retry_after = Some(1);
                 return busy;
             }
-            NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
-            NodeError::ObjectDeleted(_) => (StatusCode::GONE, "deleted"),
-            NodeError::IsCollection(_) => (StatusCode::CONFLICT, "collection"),
-            NodeError::NotACollection(_) => (StatusCode::CONFLICT, "not_collection"),
+            NodeError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, ApiErrorCode::Full),
+            NodeError::ObjectDeleted(_) => (StatusCode::GONE, ApiErrorCode::Deleted),
+            NodeError::IsCollection(_) => (StatusCode::CONFLICT, ApiErrorCode::Collection),
+            NodeError::NotACollection(_) => (StatusCode::CONFLICT, ApiErrorCode::NotCollection),
             NodeError::InvalidRequest(_) | NodeError::Body(_) | NodeError::Config(_) => {
-                (StatusCode::BAD_REQUEST, "bad_request")
+                (StatusCode::BAD_REQUEST, ApiErrorCode::BadRequest)
             }
-            NodeError::Crypto(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            NodeError::Crypto(_) => (StatusCode::UNPROCESSABLE_ENTITY, ApiErrorCode::Corrupt),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, ApiErrorCode::Internal),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -408,14 +416,15 @@ fn password(headers: &HeaderMap) -> Result<Password, ApiError> {
         Some(value) if !value.as_bytes().is_empty() => Ok(Password::new(value.as_bytes())),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "password_required",
+            ApiErrorCode::PasswordRequired,
             format!("the {PASSWORD_HEADER} header must carry the file's password"),
         )),
     }
 }
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<FileId, ApiError> {
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let bad =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ApiErrorCode::BadRequest, message);
     let Path(id) = id.map_err(|e| bad(e.body_text()))?;
     id.parse().map_err(|e| bad(format!("{e}")))
 }
@@ -506,8 +515,13 @@ fn created_with_key(
     value: &impl serde::Serialize,
     key: &voldisefs_crypto::ReadKey,
 ) -> Result<Response, ApiError> {
-    let mut answer = serde_json::to_value(value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let mut answer = serde_json::to_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiErrorCode::Internal,
+            e.to_string(),
+        )
+    })?;
     answer["read_key"] = json!(key.to_hex().as_str());
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -553,7 +567,7 @@ fn redundancy(headers: &HeaderMap) -> Result<Option<voldisefs_crypto::Redundancy
         // Well formed, past the bounds (K + M > 32): the network cannot keep it.
         Err(e) if well_formed_redundancy(text) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "redundancy_unavailable",
+            ApiErrorCode::RedundancyUnavailable,
             format!("{REDUNDANCY_HEADER}: {e}"),
         )),
         Err(e) => Err(bad_request(format!("{REDUNDANCY_HEADER}: {e}"))),
@@ -577,7 +591,7 @@ fn well_formed_redundancy(text: &str) -> bool {
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    ApiError::new(StatusCode::BAD_REQUEST, ApiErrorCode::BadRequest, message)
 }
 
 /// Most of a refused upload's body read (and dropped) before the refusal is sent.
@@ -763,7 +777,7 @@ async fn redeem_ticket(
     let Some(grant) = node.tickets().redeem(&ticket, std::time::Instant::now()) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ApiErrorCode::NotFound,
             "this download link expired or is unknown: start the download again from the page",
         ));
     };
@@ -833,7 +847,7 @@ async fn serve_file(
         Err(NodeError::RangeNotSatisfiable { size }) => {
             let mut refused = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ApiErrorCode::RangeNotSatisfiable,
                 format!("the range asked for is not within the file's {size} bytes"),
             )
             .into_response();

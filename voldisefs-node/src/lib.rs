@@ -86,9 +86,9 @@ pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{
-    BUDGET_STEP, BUDGET_WAIT, DELETE_KEY_HEADER, EXPIRES_HEADER, FILENAME_HEADER, LINK_HEADER,
-    MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET, ONCE_HEADER, PASSWORD_HEADER, READ_KEY_HEADER,
-    REDUNDANCY_HEADER, api_routes,
+    ApiErrorCode, BUDGET_STEP, BUDGET_WAIT, DELETE_KEY_HEADER, EXPIRES_HEADER, FILENAME_HEADER,
+    LINK_HEADER, MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET, ONCE_HEADER, PASSWORD_HEADER,
+    READ_KEY_HEADER, REDUNDANCY_HEADER, UnknownCode, api_routes,
 };
 pub use node::{FileStat, MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
 pub use objects::{

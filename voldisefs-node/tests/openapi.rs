@@ -41,6 +41,24 @@ fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
     ops
 }
 
+/// The document's error codes are exactly the ones the handlers answer with (one enum,
+/// `voldisefs_node::ApiErrorCode`, shared with clients), in the same order.
+#[test]
+fn the_documented_error_codes_are_the_api_error_codes() {
+    let doc = document();
+    let documented: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode has an enum")
+        .iter()
+        .map(|v| v.as_str().expect("codes are strings"))
+        .collect();
+    let served: Vec<&str> = voldisefs_node::ApiErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(documented, served);
+}
+
 /// The node for a local `$ref` such as `#/components/schemas/Error`.
 fn resolve<'a>(doc: &'a Value, reference: &str) -> &'a Value {
     let pointer = reference

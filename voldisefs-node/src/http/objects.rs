@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use voldisefs_crypto::DeleteKey;
 use voldisefs_proto::objects::decode_batch;
 
+use super::ApiErrorCode;
 use super::{ApiError, DELETE_KEY_HEADER, bad_request};
 use crate::{MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN, Node};
 
@@ -124,7 +125,7 @@ async fn read_body(
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ApiErrorCode::TooLarge,
             format!("this body may be at most {limit} bytes"),
         )
     };
@@ -148,7 +149,9 @@ async fn read_body(
     let deadline = tokio::time::Instant::now()
         + 2 * idle
         + Duration::from_secs_f64(expected as f64 / MIN_BODY_RATE as f64);
-    let timeout = |message: String| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", message);
+    let timeout = |message: String| {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, ApiErrorCode::Timeout, message)
+    };
     let mut stream = body.into_data_stream();
     let mut out = BytesMut::new();
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
@@ -207,13 +210,19 @@ async fn reserve(
     .map_err(|_| {
         let mut busy = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ApiErrorCode::Busy,
             "the node holds as many object bodies in memory as it may; try again",
         );
         busy.retry_after = Some(1);
         busy
     })?
-    .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "stopping"))?;
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiErrorCode::Unavailable,
+            "stopping",
+        )
+    })?;
     match held {
         Some(held) => held.merge(permit),
         None => *held = Some(permit),

@@ -281,7 +281,11 @@ async fn write_refusal(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await;
-    let body = r#"{"error":"busy","message":"this node serves as many connections as it may; retry shortly"}"#;
+    let body = serde_json::json!({
+        "error": super::ApiErrorCode::Busy.as_str(),
+        "message": "this node serves as many connections as it may; retry shortly",
+    })
+    .to_string();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
