@@ -136,9 +136,9 @@ pub struct PeerStatus {
     /// `alive`, `suspect`, `dead` or `left`.
     pub state: &'static str,
     /// Ranked last for reads, writes and repair for now, because it recently failed to
-    /// serve, store or prove a chunk.
+    /// serve, store or prove a chunk, or to say which it holds.
     pub demoted: bool,
-    /// Gets, puts and proofs of possession it failed so far.
+    /// Gets, puts, proofs of possession and `has_chunks` queries it failed so far.
     pub failures: u64,
     /// Bytes the peer says it stores (asked by [`Node::network_status`](crate::Node::network_status);
     /// absent from [`Node::status`](crate::Node::status), for peers that did not answer

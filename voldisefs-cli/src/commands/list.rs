@@ -78,7 +78,8 @@ struct PeerEntry {
     /// `alive`, `suspect`, `dead` or `left` (absent for the node itself).
     #[serde(default)]
     state: Option<String>,
-    /// Ranked last for now after failing a get, put or proof (absent for the node itself).
+    /// Ranked last for now after failing a get, put, proof or query (absent for the node
+    /// itself).
     #[serde(default)]
     demoted: bool,
     /// Gets, puts and proofs it failed so far.

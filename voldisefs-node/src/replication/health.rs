@@ -67,7 +67,7 @@ struct Record {
 pub(crate) struct PeerHealth {
     /// Ranked last for now because of recent failures.
     pub(crate) demoted: bool,
-    /// Failed gets, puts and proofs so far.
+    /// Failed gets, puts, proofs and `has_chunks` queries so far.
     pub(crate) failures: u64,
 }
 
