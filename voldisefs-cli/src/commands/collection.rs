@@ -22,8 +22,8 @@ use voldisefs_node::crypto::{
     Plaintext, check_path,
 };
 
-use super::get::Download;
-use super::put::hex;
+use super::download::Download;
+use super::upload::hex;
 use crate::cli::{GetArgs, LsArgs, PutArgs};
 use crate::folder::Folder;
 use crate::names::safe_file_name;
@@ -58,7 +58,7 @@ fn gather(args: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
         // Named on the command line: a symbolic link is followed, as `cp` does.
         let meta =
             std::fs::metadata(arg).with_context(|| format!("cannot open {}", arg.display()))?;
-        let name = super::put::upload_name(arg)?;
+        let name = super::upload::upload_name(arg)?;
         if meta.is_dir() {
             walk(arg, &name, &mut items)?;
         } else if meta.is_file() {
@@ -156,13 +156,13 @@ fn walk(dir: &Path, prefix: &str, items: &mut Vec<Item>) -> anyhow::Result<()> {
 pub(super) async fn put(args: PutArgs) -> anyhow::Result<()> {
     let items = gather(&args.files)?;
     let name = args.name.clone().or_else(|| match &args.files[..] {
-        [one] => super::put::upload_name(one).ok(),
+        [one] => super::upload::upload_name(one).ok(),
         _ => None,
     });
     let name = name.unwrap_or_else(|| format!("{} files", items.len()));
     let password = password::obtain(args.password.password_file.as_deref(), true)?;
     let session = Session::open(&args.node).await?;
-    let request = super::put::Request::new(&session, &args)?;
+    let request = super::upload::Request::new(&session, &args)?;
     let total: u64 = items.iter().map(|i| i.len).sum();
     let bar = TransferBar::new(Some(total), "uploading", args.quiet);
     let key = session
@@ -349,7 +349,8 @@ pub(super) async fn get(args: GetArgs, session: Session, opened: Opened) -> anyh
             // link meanwhile is refused here.
             let (folders, name) = split(&entry.path);
             let folder = root.descend(folders.split('/').filter(|f| !f.is_empty()))?;
-            super::get::to_file(download, &folder, OsStr::new(name), target, force, true).await?;
+            super::download::to_file(download, &folder, OsStr::new(name), target, force, true)
+                .await?;
             bar_ref.inc(entry.size);
             anyhow::Ok(())
         })
@@ -451,7 +452,7 @@ pub(super) async fn list(args: LsArgs, id: &str) -> anyhow::Result<()> {
     let opened = session
         .client
         .open_kind(
-            super::get::parse_id(id)?,
+            super::download::parse_id(id)?,
             Access::Password(Password::new(password.to_vec())),
             FileKind::Collection,
         )

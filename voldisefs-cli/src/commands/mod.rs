@@ -2,13 +2,15 @@
 
 mod collection;
 mod demo;
+mod download;
 mod get;
 mod list;
 mod node;
 mod put;
 mod rm;
+mod upload;
 
-pub(crate) use put::hex;
+pub(crate) use upload::hex;
 
 use std::future::Future;
 

@@ -11,7 +11,7 @@ use crate::store::{Session, crypto_error};
 pub(crate) async fn run(args: RmArgs) -> anyhow::Result<()> {
     let password = password::obtain(args.password.password_file.as_deref(), false)?;
     let session = Session::open(&args.node).await?;
-    let id = super::get::parse_id(&args.id)?;
+    let id = super::download::parse_id(&args.id)?;
     session
         .client
         .delete(id, Password::new(password.to_vec()))
