@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use tokio::task::JoinSet;
-use voldisefs_proto::{Message, PeerInfo};
+use voldisefs_proto::PeerInfo;
 
-use crate::{Network, Payload, PeerState};
+use crate::{Network, PeerState};
 
 /// Pings every known peer once per `probe_interval` and records the outcomes. Peers that
 /// announced their leave are not probed; dead peers are probed every `dead_probe_every`
@@ -49,7 +49,7 @@ pub(crate) async fn probe_loop(net: Network) {
             if due {
                 let net = net.clone();
                 probes.spawn(async move {
-                    let ok = probe(&net, entry.info).await;
+                    let ok = net.answers_ping(entry.info).await;
                     let changed = net
                         .membership()
                         .record_probe(entry.info.id, ok, config.dead_after);
@@ -64,24 +64,6 @@ pub(crate) async fn probe_loop(net: Network) {
             () = async { while probes.join_next().await.is_some() {} } => {}
         }
     }
-}
-
-/// One ping within `probe_timeout`; true if the node at the address is `peer` and answered.
-pub(crate) async fn probe(net: &Network, peer: PeerInfo) -> bool {
-    let ping = async {
-        let conn = net.conn(peer.addr).await.ok()?;
-        if conn.remote().id != peer.id {
-            return None;
-        }
-        conn.request(Payload::new(Message::Ping)).await.ok()
-    };
-    matches!(
-        tokio::time::timeout(net.config().probe_timeout, ping).await,
-        Ok(Some(Payload {
-            message: Message::Pong,
-            ..
-        }))
-    )
 }
 
 /// Waits `pause`, then until the node is not frozen; false once the network's token is

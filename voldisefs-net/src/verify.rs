@@ -114,6 +114,25 @@ impl Network {
         });
     }
 
+    /// One ping within `probe_timeout`; true if the node at `peer`'s address is `peer` and
+    /// answered (the liveness probe loop and the gossip's direct check of a suspect).
+    pub(crate) async fn answers_ping(&self, peer: PeerInfo) -> bool {
+        let ping = async {
+            let conn = self.conn(peer.addr).await.ok()?;
+            if conn.remote().id != peer.id {
+                return None;
+            }
+            conn.request(Payload::new(Message::Ping)).await.ok()
+        };
+        matches!(
+            tokio::time::timeout(self.config().probe_timeout, ping).await,
+            Ok(Some(Payload {
+                message: Message::Pong,
+                ..
+            }))
+        )
+    }
+
     /// One verification dial of `addr`, once a running place is free.
     async fn verify(&self, addr: SocketAddr) {
         let Ok(_running) = self.shared.verifier.running.acquire().await else {

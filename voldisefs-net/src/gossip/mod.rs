@@ -690,7 +690,7 @@ impl Driver {
         }
         let net = self.net.clone();
         self.net.shared.tracker.spawn(async move {
-            let answered = crate::liveness::probe(&net, id.peer()).await;
+            let answered = net.answers_ping(id.peer()).await;
             if let Some(gossip) = net.gossip() {
                 let checked = Command::Checked {
                     id,
