@@ -520,14 +520,10 @@ impl Driver {
         if screened.about_me {
             self.last_self_claim = Some(Instant::now());
         }
-        match self.swim.handle_data(&screened.packet, &mut *fx) {
-            Ok(()) => {
-                if !fx.notes.is_empty() {
-                    // Someone's state changed: the next packet is screened against it.
-                    self.view = None;
-                }
-            }
-            Err(e) => tracing::trace!(%from, error = %e, "gossip packet refused"),
+        // A state change it causes shows in `fx.notes`: `apply` then drops the view, so the
+        // next packet is screened against it.
+        if let Err(e) = self.swim.handle_data(&screened.packet, &mut *fx) {
+            tracing::trace!(%from, error = %e, "gossip packet refused");
         }
     }
 
