@@ -11,7 +11,8 @@
 //! Layout: `replication/` is the one layer that knows where chunks live (placement, holders,
 //! hedged reads and writes, proofs of possession, repair and hand-off, tombstones, peer
 //! health); `transfer/` holds the upload and download pipelines, which talk only to it;
-//! `http.rs` the API and page; `node.rs` the lifecycle.
+//! `node/` the node's API and lifecycle (it never names the HTTP layer); `http/` the API and
+//! page, which call only the node; `startup.rs` binds the listeners and starts both.
 //!
 //! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
 //!   highest rendezvous weight for its id, so every node computes the same holders; peers that
@@ -68,21 +69,19 @@
 
 pub mod archive;
 pub mod clock;
-mod collections;
 mod config;
 mod error;
 mod http;
 mod metrics;
 mod node;
-mod objects;
 mod remote;
 mod replication;
 mod runtime;
+mod startup;
 mod status;
 mod tickets;
 mod transfer;
 
-pub use collections::{Batch, CollectionFile, CollectionListing};
 pub use config::{ApiToken, NodeConfig};
 pub use error::NodeError;
 pub use http::{
@@ -90,11 +89,12 @@ pub use http::{
     LINK_HEADER, MIN_BODY_RATE, NodeInfo, OBJECT_BODY_BUDGET, ONCE_HEADER, PASSWORD_HEADER,
     READ_KEY_HEADER, REDUNDANCY_HEADER, UnknownCode, api_routes,
 };
-pub use node::{FileStat, MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
-pub use objects::{
+pub use node::collections::{Batch, CollectionFile, CollectionListing};
+pub use node::objects::{
     EXPIRY_SKEW_SECS, MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN,
     ObjectReceipt,
 };
+pub use node::{FileStat, MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
 pub use remote::{RemoteStore, Url, remote_client};
 pub use replication::placement;
 pub use runtime::runtime_builder;

@@ -28,7 +28,7 @@ use voldisefs_crypto::{
 use voldisefs_proto::{ChunkId, FileId};
 use zeroize::Zeroizing;
 
-use crate::node::Indexed;
+use super::Indexed;
 use crate::transfer::download::{Access, ByteStream, Download};
 use crate::transfer::upload::{Keying, UploadReceipt, UploadRequest};
 use crate::{Node, NodeError, archive};

@@ -1,0 +1,62 @@
+//! Starting a node: the composition root, the one file that knows both the node
+//! (`crate::node`) and the HTTP API (`crate::http`). It binds the listeners, assembles the
+//! node on them, starts the HTTP server on the node's public API and joins the network. The
+//! node never names the HTTP layer, so the two form no circle (ARCHITECTURE.md).
+
+use tokio::net::TcpListener;
+
+use crate::{Node, NodeConfig, NodeError};
+
+impl Node {
+    /// Binds the peer and HTTP listeners, starts serving, and joins the network through
+    /// `config.bootstrap` (if any). Fails if a listener cannot be bound or if bootstrap peers
+    /// were given and none could be reached.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        if let Some(addr) = config.http.filter(|a| !a.ip().is_loopback()) {
+            if config.api_token.is_none() {
+                return Err(NodeError::Config(format!(
+                    "refusing to serve the HTTP API on {addr} without an API token: anyone who \
+                     can reach that address could list this node's files, see the network and \
+                     use its storage; give an API token (--api-token-file) or bind the API to \
+                     127.0.0.1"
+                )));
+            }
+        }
+        let peer_listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Io {
+                    context: format!("cannot listen for peers on {}", config.listen),
+                    source,
+                })?;
+        let http_listener = match config.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Io {
+                        context: format!("cannot serve HTTP on {addr}"),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let http_addr = match &http_listener {
+            Some(l) => Some(l.local_addr().map_err(|source| NodeError::Io {
+                context: "cannot read the HTTP address".into(),
+                source,
+            })?),
+            None => None,
+        };
+        let node = Node::assemble(
+            config,
+            peer_listener,
+            http_addr,
+            crate::http::OBJECT_BODY_BUDGET,
+        )?;
+        if let Some(listener) = http_listener {
+            node.spawn_work(|node, work| crate::http::serve(listener, node, work));
+        }
+        node.join_and_announce().await;
+        Ok(node)
+    }
+}
