@@ -53,6 +53,29 @@ pub(crate) enum Command {
     Keygen(KeygenArgs),
 }
 
+/// Parses the command line and environment as `Cli::parse` does (usage errors exit with 2,
+/// `--help` and `--version` with 0), remembering which node options they set.
+pub(crate) fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse`] of the given arguments (the first is the program's name).
+pub(crate) fn try_parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Command::Node(NodeCommand::Start(args) | NodeCommand::Config(args)) = &mut cli.command {
+        if let Some((_, given)) = matches.subcommand().and_then(|(_, node)| node.subcommand()) {
+            args.given = given.clone();
+        }
+    }
+    Ok(cli)
+}
+
 /// `voldisefs node ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
@@ -122,11 +145,11 @@ pub(crate) struct NodeStartArgs {
     /// The network key (written by `voldisefs keygen`): peer links are encrypted and
     /// authenticated and only nodes with the same key can join. Without it the node runs in
     /// open mode.
-    #[arg(long, value_name = "FILE", env = "VOLDISEFS_NETWORK_KEY_FILE")]
+    #[arg(long, value_name = "FILE", env = "VOLDISEFS_NETWORK_KEY_FILE", value_hint = clap::ValueHint::FilePath)]
     pub(crate) network_key_file: Option<PathBuf>,
     /// A token every API request must carry (`Authorization: Bearer`); required when --http
     /// is not a loopback address.
-    #[arg(long, value_name = "FILE", env = "VOLDISEFS_API_TOKEN_FILE")]
+    #[arg(long, value_name = "FILE", env = "VOLDISEFS_API_TOKEN_FILE", value_hint = clap::ValueHint::FilePath)]
     pub(crate) api_token_file: Option<PathBuf>,
     /// A host name the HTTP API answers to (repeatable; e.g. the name of a proxy in front of
     /// it). IP addresses, `localhost` and the name given to `--http` always work; requests
@@ -142,6 +165,10 @@ pub(crate) struct NodeStartArgs {
     /// Log format on stderr: human-readable text, or one JSON object per line [default: text].
     #[arg(long, value_enum, env = "VOLDISEFS_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+    /// What the command line and environment set ([`parse`] fills it in), so the `--config`
+    /// file fills only the rest (`node_config.rs`).
+    #[arg(skip)]
+    pub(crate) given: clap::ArgMatches,
 }
 
 /// How `node start` and `demo` write their logs.

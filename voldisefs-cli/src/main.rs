@@ -26,10 +26,6 @@ mod table;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser as _;
-
-use crate::cli::Cli;
-
 /// Every heap block is zeroed before it is freed (1Password's `zeroizing-alloc`), so the
 /// plaintext, names and passwords that pass through buffers the node does not own (HTTP
 /// request and response buffers, header maps, JSON) do not linger in freed memory. Beneath
@@ -43,7 +39,7 @@ static ALLOC: zeroizing_alloc::ZeroAlloc<tikv_jemallocator::Jemalloc> =
 
 fn main() -> ExitCode {
     // Usage errors print clap's message and exit with 2; --help and --version exit with 0.
-    let cli = Cli::parse();
+    let cli = cli::parse();
     // Its workers wipe their stacks whenever they go idle (keys pass through async frames).
     let runtime = match voldisefs_node::runtime_builder().build() {
         Ok(runtime) => runtime,

@@ -1,19 +1,18 @@
 //! A node's settings from three places, in this order of precedence: the command line, the
 //! `VOLDISEFS_*` environment variables (both read by clap into [`NodeStartArgs`]), and a TOML
 //! file (`--config FILE`, or `VOLDISEFS_CONFIG`) whose keys are the options' names
-//! (`listen = "0.0.0.0:4100"`, `chunk-size = "1MiB"`, `bootstrap = ["a:4100"]`). Values in
-//! the file are read by the same parsers as the command line, so they mean the same; unknown
-//! keys are refused (a typo never silently does nothing). `node config` prints the result.
+//! (`listen = "0.0.0.0:4100"`, `chunk-size = "1MiB"`, `bootstrap = ["a:4100"]`). The options
+//! are declared once, by clap, in [`NodeStartArgs`]: the file's keys are that declaration's
+//! long names and its values go through the same parsers and limits as the command line, so
+//! they mean the same; unknown keys are refused (a typo never silently does nothing). `node
+//! config` prints the result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use clap::{Args as _, FromArgMatches as _, ValueHint};
 
-use crate::cli::{
-    HostPort, LogFormat, NodeStartArgs, parse_chunk_size, parse_duration, parse_redundancy,
-    parse_size_arg,
-};
+use crate::cli::{HostPort, LogFormat, NodeStartArgs};
 
 /// The longest configuration file read (it is a handful of lines).
 const MAX_FILE_LEN: u64 = 1 << 20;
@@ -23,132 +22,96 @@ const DEFAULT_LISTEN: (&str, u16) = ("127.0.0.1", 4100);
 /// Default HTTP address.
 const DEFAULT_HTTP: (&str, u16) = ("127.0.0.1", 4200);
 
-/// A number or a string in the file (`capacity = 1073741824` or `capacity = "1GiB"`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Value {
-    Number(u64),
-    Text(String),
+/// The options of `node start` as clap declares them (one declaration: [`NodeStartArgs`]), with
+/// the environment switched off: what the file's keys are parsed by.
+fn file_command() -> clap::Command {
+    NodeStartArgs::augment_args(clap::Command::new("file").no_binary_name(true))
+        .mut_args(|arg| arg.env(None))
 }
 
-impl Value {
-    fn text(&self) -> String {
-        match self {
-            Value::Number(n) => n.to_string(),
-            Value::Text(t) => t.clone(),
-        }
-    }
-}
-
-/// The file's keys: exactly the options of `node start`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileSettings {
-    listen: Option<String>,
-    http: Option<String>,
-    bootstrap: Option<Vec<String>>,
-    advertise: Option<String>,
-    replicas: Option<u16>,
-    redundancy: Option<String>,
-    capacity: Option<Value>,
-    chunk_size: Option<Value>,
-    default_expiry: Option<Value>,
-    max_expiry: Option<Value>,
-    network_key_file: Option<PathBuf>,
-    api_token_file: Option<PathBuf>,
-    http_host: Option<Vec<String>>,
-    log_format: Option<String>,
-}
-
-/// Fills every option the command line and environment left unset from `args.config`, if
-/// given. Relative paths in the file are taken relative to the file's folder.
-pub(crate) fn merge(mut args: NodeStartArgs) -> anyhow::Result<NodeStartArgs> {
+/// Fills every option the command line and environment left unset (`args.given` holds what
+/// they set) from `args.config`, if given. Each key of the file is an option's long name
+/// and is parsed by that option's own clap parser and limits, so the file means exactly what
+/// the command line would; relative paths in the file are taken relative to the file's folder.
+pub(crate) fn merge(args: NodeStartArgs) -> anyhow::Result<NodeStartArgs> {
     let Some(path) = args.config.clone() else {
         return Ok(args);
     };
-    let file = read(&path)?;
+    let table = read(&path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let key = |name: &str, e: String| anyhow::anyhow!("{}: `{name}`: {e}", path.display());
-    if args.listen.is_none() {
-        if let Some(v) = &file.listen {
-            args.listen = Some(v.parse().map_err(|e| key("listen", e))?);
+    let command = file_command();
+    let key_error = |name: &str, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("{}: `{name}`: {e}", path.display())
+    };
+    let mut tokens = Vec::new();
+    for (name, value) in &table {
+        let Some(arg) = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name.as_str()) && name != "config")
+        else {
+            let known: Vec<&str> = command
+                .get_arguments()
+                .filter_map(clap::Arg::get_long)
+                .filter(|l| *l != "config")
+                .collect();
+            anyhow::bail!(
+                "{}: unknown field `{name}`: the keys are the options of `node start`: {}",
+                path.display(),
+                known.join(", ")
+            );
+        };
+        let values = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        let mut own = Vec::new();
+        for value in values {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                other => {
+                    return Err(key_error(
+                        name,
+                        &format!("expected a string or a number, found {}", other.type_str()),
+                    ));
+                }
+            };
+            let text = if arg.get_value_hint() == ValueHint::FilePath {
+                base.join(text).display().to_string()
+            } else {
+                text
+            };
+            own.push(format!("--{name}={text}"));
+        }
+        // Parsed on its own first, so an error names its key (clap's message says why).
+        let alone = command
+            .clone()
+            .try_get_matches_from(&own)
+            .map_err(|e| key_error(name, &clap_message(&e)))?;
+        NodeStartArgs::from_arg_matches(&alone).map_err(|e| key_error(name, &e))?;
+        if !args.given.contains_id(arg.get_id().as_str()) {
+            tokens.extend(own);
         }
     }
-    if args.http.is_none() {
-        if let Some(v) = &file.http {
-            args.http = Some(v.parse().map_err(|e| key("http", e))?);
-        }
-    }
-    if args.bootstrap.is_empty() {
-        for v in file.bootstrap.iter().flatten() {
-            args.bootstrap
-                .push(v.parse().map_err(|e| key("bootstrap", e))?);
-        }
-    }
-    if args.advertise.is_none() {
-        if let Some(v) = &file.advertise {
-            args.advertise = Some(v.parse().map_err(|e| key("advertise", e))?);
-        }
-    }
-    if args.replicas.is_none() {
-        if let Some(n) = file.replicas {
-            if !(1..=crate::cli::MAX_REPLICAS).contains(&i64::from(n)) {
-                return Err(key(
-                    "replicas",
-                    format!("must be 1 to {}", crate::cli::MAX_REPLICAS),
-                ));
-            }
-            args.replicas = Some(n);
-        }
-    }
-    if args.redundancy.is_none() {
-        if let Some(v) = &file.redundancy {
-            args.redundancy = Some(parse_redundancy(v).map_err(|e| key("redundancy", e))?);
-        }
-    }
-    if args.capacity.is_none() {
-        if let Some(v) = &file.capacity {
-            args.capacity = Some(parse_size_arg(&v.text()).map_err(|e| key("capacity", e))?);
-        }
-    }
-    if args.chunk_size.is_none() {
-        if let Some(v) = &file.chunk_size {
-            args.chunk_size = Some(parse_chunk_size(&v.text()).map_err(|e| key("chunk-size", e))?);
-        }
-    }
-    if args.default_expiry.is_none() {
-        if let Some(v) = &file.default_expiry {
-            args.default_expiry =
-                Some(parse_duration(&v.text()).map_err(|e| key("default-expiry", e))?);
-        }
-    }
-    if args.max_expiry.is_none() {
-        if let Some(v) = &file.max_expiry {
-            args.max_expiry = Some(parse_duration(&v.text()).map_err(|e| key("max-expiry", e))?);
-        }
-    }
-    if args.network_key_file.is_none() {
-        args.network_key_file = file.network_key_file.map(|p| base.join(p));
-    }
-    if args.api_token_file.is_none() {
-        args.api_token_file = file.api_token_file.map(|p| base.join(p));
-    }
-    if args.http_hosts.is_empty() {
-        args.http_hosts = file.http_host.unwrap_or_default();
-    }
-    if args.log_format.is_none() {
-        if let Some(v) = &file.log_format {
-            args.log_format = Some(match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => return Err(key("log-format", "expected \"text\" or \"json\"".into())),
-            });
-        }
-    }
-    Ok(args)
+    let from_file = command
+        .try_get_matches_from(&tokens)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), clap_message(&e)))?;
+    let mut merged = NodeStartArgs::from_arg_matches(&from_file)?;
+    // What the command line and environment set wins over the file.
+    merged.update_from_arg_matches(&args.given)?;
+    merged.config = args.config;
+    merged.given = args.given;
+    Ok(merged)
 }
 
-fn read(path: &Path) -> anyhow::Result<FileSettings> {
+/// The first line of clap's message, without its `error: ` prefix and usage hint.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+fn read(path: &Path) -> anyhow::Result<toml::Table> {
     let len = std::fs::metadata(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?
         .len();
@@ -277,6 +240,8 @@ pub(crate) fn render(args: &NodeStartArgs) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use clap::Parser as _;
 
@@ -285,7 +250,7 @@ mod tests {
     fn parse(args: &[&str]) -> NodeStartArgs {
         let mut all = vec!["voldisefs", "node", "start"];
         all.extend_from_slice(args);
-        match Cli::try_parse_from(all).unwrap().command {
+        match crate::cli::try_parse_from(all).unwrap().command {
             Command::Node(NodeCommand::Start(a)) => a,
             _ => panic!("wrong command"),
         }
@@ -297,19 +262,34 @@ mod tests {
 
     #[test]
     fn the_example_file_sets_every_key() {
-        let text = std::fs::read_to_string(example()).unwrap();
-        let file: FileSettings = toml::from_str(&text).unwrap();
+        let file = read(&example()).unwrap();
         // Every key is there (uncommented), so the example documents them all.
-        assert!(file.listen.is_some() && file.http.is_some() && file.bootstrap.is_some());
-        assert!(file.advertise.is_some() && file.replicas.is_some() && file.redundancy.is_some());
-        assert!(file.capacity.is_some() && file.chunk_size.is_some());
-        assert!(file.default_expiry.is_some() && file.max_expiry.is_some());
-        assert!(file.network_key_file.is_some() && file.api_token_file.is_some());
-        assert!(file.http_host.is_some() && file.log_format.is_some());
+        for arg in file_command().get_arguments() {
+            let Some(long) = arg.get_long().filter(|l| *l != "config") else {
+                continue;
+            };
+            assert!(
+                file.contains_key(long),
+                "deploy/voldisefs.toml lacks `{long}`"
+            );
+        }
         let args = merge(parse(&["--config", example().to_str().unwrap()])).unwrap();
         assert_eq!(args.listen_addr().to_string(), "0.0.0.0:4100");
         assert_eq!(args.capacity, Some(4 << 30));
         assert_eq!(args.log_format, Some(LogFormat::Json));
+        // `node config` prints every option, so none can be forgotten there either.
+        let printed = render(&args);
+        for long in file_command()
+            .get_arguments()
+            .filter_map(clap::Arg::get_long)
+        {
+            if long != "config" {
+                let named = printed.lines().any(|l| {
+                    l.starts_with(&format!("{long} = ")) || l.starts_with(&format!("# {long}:"))
+                });
+                assert!(named, "`node config` does not print `{long}`:\n{printed}");
+            }
+        }
         // Relative key paths are taken from the file's folder.
         assert!(
             args.network_key_file
