@@ -18,7 +18,9 @@ pub struct NodeConfig {
     pub advertise: Option<SocketAddr>,
     /// Known peers to join through; empty starts a new network.
     pub bootstrap: Vec<SocketAddr>,
-    /// Copies kept of every chunk and manifest record (fewer only while the network is smaller).
+    /// Copies kept of every chunk and manifest record (fewer only while the network is
+    /// smaller): 1 to [`MAX_SHARDS`](voldisefs_crypto::MAX_SHARDS), as `replicas:N` allows;
+    /// [`Node::start`](crate::Node::start) refuses any other count.
     pub replicas: usize,
     /// How files uploaded through this node keep their chunks unless an upload says
     /// otherwise: `None` for `replicas:N` with this network's `replicas`, or

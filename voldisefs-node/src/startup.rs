@@ -22,6 +22,13 @@ impl Node {
                 )));
             }
         }
+        let most = voldisefs_crypto::MAX_SHARDS;
+        if !(1..=most).contains(&config.replicas) {
+            return Err(NodeError::Config(format!(
+                "replicas must be 1 to {most} (the most a redundancy names), not {}",
+                config.replicas
+            )));
+        }
         let peer_listener =
             TcpListener::bind(config.listen)
                 .await

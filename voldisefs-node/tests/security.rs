@@ -68,6 +68,21 @@ async fn a_public_http_api_without_a_token_refuses_to_start() {
     }
 }
 
+#[tokio::test]
+async fn replicas_outside_what_a_redundancy_names_refuse_to_start() {
+    // One limit everywhere: 1 to 32 copies, as `replicas:N` and the CLI's --replicas allow.
+    for replicas in [0, voldisefs_node::crypto::MAX_SHARDS + 1] {
+        let config = NodeConfig {
+            replicas,
+            ..common::config()
+        };
+        match Node::start(config).await {
+            Err(NodeError::Config(why)) => assert!(why.contains("replicas"), "{why}"),
+            other => panic!("expected a refusal of {replicas} replicas, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_api_requests_without_it_are_refused() {
     let token = ApiToken::new("s3cret-token").unwrap();

@@ -58,7 +58,7 @@ impl Node {
             net,
             local,
             Settings {
-                replicas: config.replicas.max(1),
+                replicas: config.replicas,
                 attempt_timeout: config.attempt_timeout,
                 hedge_min: config.hedge_min,
                 hedge_max: config.hedge_max,

@@ -120,11 +120,8 @@ impl Node {
         asked: Option<voldisefs_crypto::Redundancy>,
     ) -> Result<voldisefs_crypto::Redundancy, NodeError> {
         use voldisefs_crypto::Redundancy;
-        let replicas = self
-            .inner
-            .config
-            .replicas
-            .clamp(1, voldisefs_crypto::MAX_SHARDS);
+        // Node::start refused a count outside 1..=MAX_SHARDS.
+        let replicas = self.inner.config.replicas;
         let spec = asked
             .or(self.inner.config.redundancy)
             .unwrap_or(Redundancy::Replicas(replicas as u8))
