@@ -5,7 +5,7 @@
 //! nodes only sealed objects over their object API; `ls` and `network` ask a node what it
 //! reports. The binary is glue: it parses
 //! the command line, runs one command and turns its outcome into one line on stderr and the
-//! exit code of DESIGN section 7 (0 ok, 2 usage, 3 wrong password or corrupted file, 4 file
+//! exit code the README lists (0 ok, 2 usage, 3 wrong password or corrupted file, 4 file
 //! not found, 5 node unreachable, 1 anything else).
 
 mod cli;

@@ -1,4 +1,4 @@
-//! The HTTP API of DESIGN section 7 against real nodes.
+//! The HTTP API (voldisefs-node/src/openapi.json) against real nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;

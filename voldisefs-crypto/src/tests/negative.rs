@@ -1,4 +1,4 @@
-//! Every negative test of DESIGN §9: each fails closed, yields no plaintext, never panics.
+//! Every way a reader must fail closed on bad input (FORMAT.md): each yields no plaintext and never panics.
 
 use std::time::{Duration, Instant};
 
