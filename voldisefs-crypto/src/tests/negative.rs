@@ -1,4 +1,5 @@
-//! Every way a reader must fail closed on bad input (FORMAT.md): each yields no plaintext and never panics.
+//! Every way a reader must fail closed on bad input (FORMAT.md): each yields no plaintext and
+//! never panics.
 
 use std::time::{Duration, Instant};
 
