@@ -38,12 +38,8 @@ use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Incarnation, Member, Message, PostcardCodec, State};
 use voldisefs_proto::PeerInfo;
 
+use super::identity::GENERATION_LIMIT;
 use super::{GossipId, Swim};
-
-/// The highest generation anyone may claim. A member renews its generation only when declared
-/// down, at most once per probe period (see the module docs), so 2^24 renewals are half a
-/// year of continuous renewals at one a second; a claim above it is forged.
-pub(crate) const GENERATION_LIMIT: u32 = 1 << 24;
 
 /// Most updates one packet may carry (foca fills a 1,400-byte packet with about 30).
 const MAX_UPDATES: u16 = 256;
