@@ -21,7 +21,7 @@
 //!   A member's own `Down` (it leaves, or retires an old generation) stands.
 //! - **Unknown members.** Keyed: learned at the generation announced. Open: not taken from a
 //!   third party at all: their addresses are returned for a verification dial
-//!   ([`Network::verify_claim`](crate::Network)), which hands a member that answers there to
+//!   (`pool::verify_claim`), which hands a member that answers there to
 //!   the gossip at generation 0.
 //! - **Claims about this node** (a suspicion, a down claim, `TurnUndead`) make it refute or
 //!   rejoin: the driver lets at most one such packet through per probe period, so a flood
