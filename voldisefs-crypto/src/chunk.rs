@@ -12,6 +12,14 @@ pub const MAX_FILE_SIZE: u64 = 256 << 30;
 /// Largest chunk count the format accepts: 2^18 (keeps a manifest at about 8 MiB).
 pub const MAX_CHUNKS: u64 = 1 << 18;
 
+/// The error for a file past [`MAX_FILE_SIZE`] or [`MAX_CHUNKS`].
+pub(crate) fn too_large() -> Error {
+    Error::TooLarge {
+        max_bytes: MAX_FILE_SIZE,
+        max_chunks: MAX_CHUNKS,
+    }
+}
+
 /// A chunk size: a power of two from 64 KiB (log2 16) to 16 MiB (log2 24), default 1 MiB.
 /// Recorded in the header as its log2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,7 +94,7 @@ pub fn chunk_count_for(size: u64, chunk_size: ChunkSize) -> u64 {
 pub(crate) fn checked_chunk_count(size: u64, chunk_size: ChunkSize) -> Result<u64> {
     let count = chunk_count_for(size, chunk_size);
     if size > MAX_FILE_SIZE || count > MAX_CHUNKS {
-        return Err(Error::too_large());
+        return Err(too_large());
     }
     Ok(count)
 }
@@ -197,7 +205,7 @@ impl ChunkCipher {
             .checked_mul(self.chunk_size.bytes_u64())
             .and_then(|start| start.checked_add(len as u64));
         if index >= MAX_CHUNKS || end.is_none_or(|end| end > MAX_FILE_SIZE) {
-            return Err(Error::too_large());
+            return Err(too_large());
         }
         let reason = if len > full {
             "longer than the chunk size"

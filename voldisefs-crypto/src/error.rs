@@ -174,12 +174,3 @@ pub enum Error {
 
 /// Shorthand for `Result<T, voldisefs_crypto::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl Error {
-    pub(crate) fn too_large() -> Self {
-        Error::TooLarge {
-            max_bytes: crate::MAX_FILE_SIZE,
-            max_chunks: crate::MAX_CHUNKS,
-        }
-    }
-}

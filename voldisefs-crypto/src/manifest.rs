@@ -22,7 +22,7 @@
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
-use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len};
+use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len, too_large};
 use crate::delete::{DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::stripe::Redundancy;
@@ -214,7 +214,7 @@ pub(crate) fn encode_with(
         .ok()
         .filter(|&n| usize::from(n) <= MAX_NAME_LEN)
         .ok_or(Error::InvalidManifest("name too long"))?;
-    let count = u32::try_from(count).map_err(|_| Error::too_large())?;
+    let count = u32::try_from(count).map_err(|_| too_large())?;
     let mut out = Zeroizing::new(Vec::with_capacity(
         2 + info.name.len() + 22 + 32 + 32 * info.chunks.len() + TAG_LEN,
     ));

@@ -1,5 +1,5 @@
 //! Joining: [`Network::bootstrap`] (one attempt) and [`Network::join`] (retried until a seed
-//! answers), and the `get_peers` exchange both use.
+//! answers), over the `get_peers` exchange of the pool (`pool::discover`).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -7,10 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use voldisefs_proto::{MAX_PEERS_PER_ANSWER, Message, PeerInfo};
+use voldisefs_proto::PeerInfo;
 
-use crate::membership::validate_peer_list;
-use crate::{NetError, Network, Payload};
+use crate::error::NetError;
+use crate::gossip::Command;
+use crate::network::Network;
+use crate::pool;
 
 /// Longest a gossip bootstrap waits for the members its seeds named to be taken in (probed by
 /// the gossip and, in open mode, their addresses verified by a dial), so that a node that has
@@ -45,7 +47,7 @@ impl Network {
     /// answered; [`Network::join`] retries.
     ///
     /// Bounded against hostile peers: a `peers` answer longer than
-    /// [`MAX_PEERS_PER_ANSWER`] is refused (that peer counts as unreachable), invalid entries
+    /// [`MAX_PEERS_PER_ANSWER`](voldisefs_proto::MAX_PEERS_PER_ANSWER) is refused (that peer counts as unreachable), invalid entries
     /// are dropped, and at most [`NetConfig::max_peers`](crate::NetConfig::max_peers) learned
     /// addresses are contacted besides the seeds.
     pub async fn bootstrap(&self, seeds: &[SocketAddr]) -> Result<BootstrapReport, NetError> {
@@ -67,7 +69,7 @@ impl Network {
                 let Some(addr) = queue.pop_front() else { break };
                 tried += 1;
                 let net = self.clone();
-                running.spawn(async move { (addr, net.discover(addr).await) });
+                running.spawn(async move { (addr, pool::discover(&net.shared, addr).await) });
             }
             let Some(done) = running.join_next().await else {
                 break;
@@ -79,7 +81,7 @@ impl Network {
                     if let Some(gossip) = self.gossip() {
                         // With gossip a seed is enough: announce this node to it, hand its
                         // members to the gossip (which probes them), and dial nobody else.
-                        gossip.send(crate::gossip::Command::Announce(peer));
+                        gossip.send(Command::Announce(peer));
                         let mut peers = peers;
                         peers.truncate(config.max_peers);
                         for p in &peers {
@@ -87,7 +89,7 @@ impl Network {
                                 named.insert(p.id);
                             }
                         }
-                        gossip.send(crate::gossip::Command::Learned(peers));
+                        gossip.send(Command::Learned(peers));
                         continue;
                     }
                     for p in peers {
@@ -194,33 +196,6 @@ impl Network {
     /// Whether [`Network::join`] was called and has not succeeded yet.
     pub fn is_joining(&self) -> bool {
         self.shared.joining.load(Ordering::SeqCst)
-    }
-
-    /// Handshakes with `addr` and asks it for its peers. The answer is checked: refused whole
-    /// if it lists more than [`MAX_PEERS_PER_ANSWER`] peers, invalid entries dropped.
-    pub(crate) async fn discover(
-        &self,
-        addr: SocketAddr,
-    ) -> Result<(PeerInfo, Vec<PeerInfo>), NetError> {
-        let conn = self.conn(addr).await?;
-        match conn.request(Payload::new(Message::GetPeers)).await?.message {
-            Message::Peers { peers } => {
-                let peers = validate_peer_list(self.local().id, peers).map_err(|refused| {
-                    tracing::warn!(%addr, len = refused.len, max = MAX_PEERS_PER_ANSWER, "refusing a peer list over the cap");
-                    NetError::PeerListTooLong {
-                        addr,
-                        len: refused.len,
-                        max: MAX_PEERS_PER_ANSWER,
-                    }
-                })?;
-                Ok((conn.remote(), peers))
-            }
-            other => Err(NetError::UnexpectedResponse {
-                addr,
-                request: "get_peers",
-                got: other.kind(),
-            }),
-        }
     }
 }
 

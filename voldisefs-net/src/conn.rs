@@ -1,4 +1,5 @@
-//! Outbound connections: one TCP connection per peer carrying many requests in flight.
+//! Outbound connections: one TCP connection per peer carrying many requests in flight (opened
+//! by `dial.rs`, pooled by `pool.rs`).
 //!
 //! A [`Conn`] owns a writer task fed by a channel and a reader task that routes each response
 //! to the waiting request by its id. When either side fails, every waiting request gets
@@ -7,22 +8,22 @@
 //! the frame timeout of its first byte closes the connection.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
+use tokio_util::task::TaskTracker;
+use voldisefs_proto::{Frame, Message, PeerInfo};
 
-use crate::freeze::FreezeWatch;
-use crate::link::{FrameReader, LinkCodec, next_frame};
-use crate::network::{Shared, wait_thawed};
-use crate::noise::{self, NoiseCodec};
-use crate::{NetError, Payload};
+use crate::config::NetConfig;
+use crate::error::NetError;
+use crate::freeze::{FreezeWatch, wait_thawed};
+use crate::link::{FrameReader, LinkWriter, next_frame};
+use crate::payload::Payload;
+use crate::stats::Counters;
 
 type Pending = HashMap<u64, oneshot::Sender<Frame>>;
 
@@ -45,7 +46,7 @@ pub(crate) struct Conn {
     drill_loss: f64,
     /// Time allowed for a started frame to arrive whole.
     frame_timeout: Duration,
-    counters: std::sync::Arc<crate::stats::Counters>,
+    counters: Arc<Counters>,
     /// While the node is frozen, no request is sent and no answer is read.
     freeze: FreezeWatch,
     /// When the last request was sent or the last answer received.
@@ -53,98 +54,37 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Connects to `addr`, performs the handshake as `local`, and starts the connection's tasks.
-    pub(crate) async fn connect(
-        addr: SocketAddr,
-        shared: &Shared,
-    ) -> Result<std::sync::Arc<Conn>, NetError> {
-        let config = &shared.config;
-        let local = shared.membership.local();
-        let mut stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| NetError::Timeout {
-                addr,
-                what: "connect",
-            })?
-            .map_err(|source| NetError::Connect { addr, source })?;
-        stream.set_nodelay(true)?;
-        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
-        let (codec, expected) = match &shared.keyed {
-            None => (LinkCodec::Open(shared.codec()), None),
-            Some(keyed) => {
-                let session = tokio::time::timeout_at(
-                    deadline,
-                    noise::handshake(&mut stream, &keyed.key, &keyed.identity, true),
-                )
-                .await
-                .map_err(|_| NetError::Timeout {
-                    addr,
-                    what: "handshake",
-                })?
-                .map_err(|reason| NetError::Handshake { addr, reason })?;
-                let expected = session.remote_id;
-                let codec = NoiseCodec::new(session, shared.codec());
-                (LinkCodec::Noise(Box::new(codec)), Some(expected))
-            }
-        };
-        let (read, write) = stream.into_split();
-        let lease = shared.frame_memory.lease(addr.ip());
-        let mut reader = FrameReader::new(read, codec.clone(), lease);
-        let mut writer = crate::link::LinkWriter::new(write, codec);
-
-        let hello = Frame::new(
-            0,
-            Message::Hello {
-                version: PROTOCOL_VERSION,
-                node_id: local.id,
-                listen_addr: local.addr,
-            },
-        );
-        let remote = tokio::time::timeout_at(deadline, async {
-            writer
-                .send(hello)
-                .await
-                .map_err(|source| NetError::Codec { addr, source })?;
-            let answer = reader
-                .next()
-                .await
-                .ok_or(NetError::ConnectionClosed { addr })?
-                .map_err(|source| NetError::Codec { addr, source })?;
-            handshake_answer(addr, answer.envelope.message)
-        })
-        .await
-        .map_err(|_| NetError::Timeout {
-            addr,
-            what: "handshake",
-        })??;
-        if let Some(expected) = expected.filter(|id| *id != remote.id) {
-            return Err(NetError::Handshake {
-                addr,
-                reason: format!(
-                    "peer claims id {} but its key is that of {expected}",
-                    remote.id
-                ),
-            });
-        }
-
+    /// Starts the tasks of a connection to `remote` whose handshake is done on `link` (its
+    /// reader and writer), and returns it. `closed` ends it (a child of the current connection
+    /// generation); the timings come from `config`; the tasks run on `tracker`.
+    pub(crate) fn start(
+        remote: PeerInfo,
+        link: (FrameReader<OwnedReadHalf>, LinkWriter<OwnedWriteHalf>),
+        config: &NetConfig,
+        closed: CancellationToken,
+        counters: Arc<Counters>,
+        freeze: FreezeWatch,
+        tracker: &TaskTracker,
+    ) -> Arc<Conn> {
+        let (reader, writer) = link;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let conn = std::sync::Arc::new(Conn {
+        let conn = Arc::new(Conn {
             remote,
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Some(HashMap::new())),
             tx,
-            closed: shared.generation().child_token(),
+            closed,
             request_timeout: config.request_timeout,
             drill_rtt: config.drill_rtt,
             drill_loss: config.drill_loss,
             frame_timeout: config.frame_timeout,
-            counters: shared.counters.clone(),
-            freeze: shared.freeze_watch(),
+            counters,
+            freeze,
             last_used: Mutex::new(tokio::time::Instant::now()),
         });
-        shared.tracker.spawn(write_loop(conn.clone(), writer, rx));
-        shared.tracker.spawn(read_loop(conn.clone(), reader));
-        Ok(conn)
+        tracker.spawn(write_loop(conn.clone(), writer, rx));
+        tracker.spawn(read_loop(conn.clone(), reader));
+        conn
     }
 
     /// The peer at the other end, as it introduced itself.
@@ -288,50 +228,9 @@ impl Conn {
     }
 }
 
-/// Checks the server's `hello` answer.
-fn handshake_answer(addr: SocketAddr, message: Message) -> Result<PeerInfo, NetError> {
-    match message {
-        Message::Hello {
-            version,
-            node_id,
-            listen_addr,
-        } => {
-            if version != PROTOCOL_VERSION {
-                return Err(NetError::IncompatibleVersion {
-                    addr,
-                    theirs: version,
-                    ours: PROTOCOL_VERSION,
-                });
-            }
-            Ok(PeerInfo {
-                id: node_id,
-                addr: listen_addr,
-            })
-        }
-        Message::Error { code, message } => {
-            if code == voldisefs_proto::ErrorCode::IncompatibleVersion {
-                Err(NetError::Handshake {
-                    addr,
-                    reason: format!("incompatible version: {message}"),
-                })
-            } else {
-                Err(NetError::Remote {
-                    addr,
-                    code,
-                    message,
-                })
-            }
-        }
-        other => Err(NetError::Handshake {
-            addr,
-            reason: format!("expected hello, got {}", other.kind()),
-        }),
-    }
-}
-
 async fn write_loop(
-    conn: std::sync::Arc<Conn>,
-    mut writer: crate::link::LinkWriter<OwnedWriteHalf>,
+    conn: Arc<Conn>,
+    mut writer: LinkWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<Frame>,
 ) {
     let addr = conn.remote.addr;
@@ -363,7 +262,7 @@ async fn write_loop(
     conn.close();
 }
 
-async fn read_loop(conn: std::sync::Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>) {
+async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>) {
     let addr = conn.remote.addr;
     let mut freeze = conn.freeze.clone();
     loop {

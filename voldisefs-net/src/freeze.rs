@@ -1,7 +1,11 @@
 //! The freeze drill switch (see [`Network::set_frozen`](crate::Network::set_frozen)): while
 //! frozen, the node behaves like a stopped process whose sockets stay open.
 
+use std::time::Duration;
+
 use tokio::sync::watch;
+
+use crate::NetError;
 
 /// Owner side of the switch; lives in the network's shared state.
 #[derive(Debug)]
@@ -48,4 +52,11 @@ impl FreezeWatch {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// Waits until the node is not frozen, for at most `limit`; [`NetError::Frozen`] if it still is.
+pub(crate) async fn wait_thawed(mut freeze: FreezeWatch, limit: Duration) -> Result<(), NetError> {
+    tokio::time::timeout(limit, freeze.thawed())
+        .await
+        .map_err(|_| NetError::Frozen)
 }

@@ -4,43 +4,49 @@
 //! Both are shaped `loop { select!{ sleep(interval), cancelled } ; work }` and end with the
 //! network's token.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
 use voldisefs_proto::PeerInfo;
 
-use crate::{Network, PeerState};
+use crate::config::GossipConfig;
+use crate::freeze::FreezeWatch;
+use crate::gossip::{self, Command};
+use crate::membership::PeerState;
+use crate::pool;
+use crate::shared::Shared;
 
 /// Pings every known peer once per `probe_interval` and records the outcomes. Peers that
 /// announced their leave are not probed; dead peers are probed every `dead_probe_every`
 /// rounds so a healed partition is noticed; unverified peers get a verification dial of their
-/// claimed address instead, within its own bounds (see [`Network::verify_claim`]). Each round first forgets the dead and left peers
+/// claimed address instead, within its own bounds (see [`pool::verify_claim`]). Each round first forgets the dead and left peers
 /// older than `forget_after` ([`Membership::prune`](crate::Membership::prune)). A frozen node
 /// starts no round until it is thawed.
-pub(crate) async fn probe_loop(net: Network) {
-    let config = net.config().clone();
-    let token = net.shared_token();
-    let mut freeze = net.shared.freeze_watch();
+pub(crate) async fn probe_loop(net: Arc<Shared>) {
+    let config = net.config.clone();
+    let token = net.token.clone();
+    let mut freeze = net.freeze_watch();
     let mut round: u64 = 0;
     loop {
         if !next_round(&token, &mut freeze, config.probe_interval).await {
             return;
         }
         round += 1;
-        let forgotten = net.membership().prune(Instant::now());
+        let forgotten = net.membership.prune(Instant::now());
         if forgotten > 0 {
             tracing::debug!(forgotten, "forgot dead and left peers");
         }
         let mut probes = JoinSet::new();
-        let gossip = net.gossip().is_some();
-        for entry in net.membership().snapshot() {
+        let gossip = net.gossip.get().is_some();
+        for entry in net.membership.snapshot() {
             let due = match entry.state {
                 // With gossip, SWIM probes the members (a few a second, whatever their number).
                 PeerState::Alive | PeerState::Suspect | PeerState::Dead if gossip => false,
                 PeerState::Left => false,
                 // Not a probe: a bounded verification dial of the claimed address.
                 PeerState::Unverified => {
-                    net.verify_claim(entry.info.addr);
+                    pool::verify_claim(&net, entry.info.addr);
                     false
                 }
                 PeerState::Dead => round % u64::from(config.dead_probe_every.max(1)) == 0,
@@ -49,9 +55,9 @@ pub(crate) async fn probe_loop(net: Network) {
             if due {
                 let net = net.clone();
                 probes.spawn(async move {
-                    let ok = net.answers_ping(entry.info).await;
+                    let ok = pool::answers_ping(&net, entry.info).await;
                     let changed = net
-                        .membership()
+                        .membership
                         .record_probe(entry.info.id, ok, config.dead_after);
                     if let Some(state) = changed {
                         tracing::info!(peer = %entry.info.id, addr = %entry.info.addr, %state, "peer state changed");
@@ -70,7 +76,7 @@ pub(crate) async fn probe_loop(net: Network) {
 /// cancelled (the loop ends).
 async fn next_round(
     token: &tokio_util::sync::CancellationToken,
-    freeze: &mut crate::freeze::FreezeWatch,
+    freeze: &mut FreezeWatch,
     pause: std::time::Duration,
 ) -> bool {
     tokio::select! {
@@ -87,31 +93,31 @@ async fn next_round(
 /// `hello` to at most `discovery_fanout` of those this node does not know (nor knows to have
 /// left), so nodes that joined at the same moment through different peers still find each
 /// other. A frozen node starts no round until it is thawed.
-pub(crate) async fn discovery_loop(net: Network) {
-    if let Some(settings) = net.config().gossip.clone() {
+pub(crate) async fn discovery_loop(net: Arc<Shared>) {
+    if let Some(settings) = net.config.gossip.clone() {
         return anti_entropy_loop(net, settings).await;
     }
-    let interval = net.config().discovery_interval;
-    let fanout = net.config().discovery_fanout;
-    let token = net.shared_token();
-    let mut freeze = net.shared.freeze_watch();
+    let interval = net.config.discovery_interval;
+    let fanout = net.config.discovery_fanout;
+    let token = net.token.clone();
+    let mut freeze = net.freeze_watch();
     let mut round: usize = 0;
     loop {
         if !next_round(&token, &mut freeze, interval).await {
             return;
         }
-        let live = net.membership().live_peers();
+        let live = net.membership.live_peers();
         if live.is_empty() {
             continue;
         }
         let peer = live[round % live.len()];
         round = round.wrapping_add(1);
         let work = async {
-            let Ok((_, peers)) = net.discover(peer.addr).await else {
+            let Ok((_, peers)) = pool::discover(&net, peer.addr).await else {
                 return;
             };
             // `discover` dropped invalid entries (this node among them).
-            let membership = net.membership();
+            let membership = &net.membership;
             // Unverified ones too: dialling them is their verification.
             let new = peers.into_iter().filter(|p| {
                 membership
@@ -122,7 +128,7 @@ pub(crate) async fn discovery_loop(net: Network) {
             // At most `fanout` introductions per round; later rounds reach the rest.
             for candidate in new.take(fanout) {
                 // Connecting says hello both ways: each side learns the other.
-                match net.conn(candidate.addr).await {
+                match pool::conn(&net, candidate.addr).await {
                     Ok(_) => tracing::info!(peer = %candidate.id, "discovered peer"),
                     Err(e) => {
                         tracing::debug!(peer = %candidate.id, error = %e, "discovered peer unreachable")
@@ -141,17 +147,17 @@ pub(crate) async fn discovery_loop(net: Network) {
 /// hands the members this node did not know to the gossip, which probes them like any other
 /// (and, in open mode, they count only once a dial verified their address). Every
 /// `sync_every` while rounds bring news, backing off to 30 times that once they stop
-/// ([`crate::gossip::sync_pause`]). A frozen node starts no round until it is thawed.
-async fn anti_entropy_loop(net: Network, settings: crate::config::GossipConfig) {
-    let token = net.shared_token();
-    let mut freeze = net.shared.freeze_watch();
+/// ([`gossip::sync_pause`]). A frozen node starts no round until it is thawed.
+async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
+    let token = net.token.clone();
+    let mut freeze = net.freeze_watch();
     let mut pause = std::time::Duration::ZERO;
     loop {
-        pause = crate::gossip::sync_pause(pause, false, &settings);
+        pause = gossip::sync_pause(pause, false, &settings);
         if !next_round(&token, &mut freeze, pause).await {
             return;
         }
-        let live = net.membership().live_peers();
+        let live = net.membership.live_peers();
         if live.is_empty() {
             continue;
         }
@@ -160,20 +166,23 @@ async fn anti_entropy_loop(net: Network, settings: crate::config::GossipConfig) 
         let bytes = random.as_bytes();
         let pick =
             u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize % live.len();
-        let Ok(Ok((_, peers))) =
-            tokio::time::timeout(net.config().request_timeout, net.discover(live[pick].addr)).await
+        let Ok(Ok((_, peers))) = tokio::time::timeout(
+            net.config.request_timeout,
+            pool::discover(&net, live[pick].addr),
+        )
+        .await
         else {
             continue;
         };
-        let membership = net.membership();
+        let membership = &net.membership;
         let new: Vec<PeerInfo> = peers
             .into_iter()
             .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id))
             .collect();
         if !new.is_empty() {
             tracing::debug!(learned = new.len(), "anti-entropy learned members");
-            if let Some(gossip) = net.gossip() {
-                gossip.send(crate::gossip::Command::Learned(new));
+            if let Some(gossip) = net.gossip.get() {
+                gossip.send(Command::Learned(new));
             }
             pause = std::time::Duration::ZERO;
         }

@@ -22,10 +22,11 @@ use voldisefs_proto::{
     ErrorCode, Frame, MAX_PEERS_PER_ANSWER, Message, NodeId, PROTOCOL_VERSION, PeerInfo,
 };
 
-use crate::link::{Activity, Busy, FrameReader, LinkCodec, next_frame};
-use crate::network::Shared;
+use crate::link::{Activity, Busy, FrameReader, LinkCodec, LinkWriter, next_frame};
 use crate::noise::{self, NoiseCodec};
-use crate::{Handler, Network, Payload};
+use crate::payload::{Handler, Payload};
+use crate::pool;
+use crate::shared::Shared;
 
 /// Accepts connections until the network's token is cancelled.
 pub(crate) async fn accept_loop<H: Handler>(
@@ -197,7 +198,7 @@ async fn serve_connection<H: Handler>(
         let (read, write) = stream.into_split();
         let mut link = Link {
             reader: FrameReader::new(read, codec.clone(), shared.frame_memory.lease(from.ip())),
-            writer: crate::link::LinkWriter::new(write, codec),
+            writer: LinkWriter::new(write, codec),
         };
         let (peer, permit) = handshake(&mut link, shared, expected, &established).await?;
         Ok::<_, CloseReason>((link, peer, permit))
@@ -325,7 +326,7 @@ async fn serve_connection<H: Handler>(
 /// Both halves of one inbound connection.
 struct Link {
     reader: FrameReader<OwnedReadHalf>,
-    writer: crate::link::LinkWriter<OwnedWriteHalf>,
+    writer: LinkWriter<OwnedWriteHalf>,
 }
 
 /// Reads the peer's `hello`, checks it, takes an established slot and answers with ours.
@@ -432,10 +433,7 @@ async fn handshake(
 /// peer says, it counts once this node has dialled it and found the peer there.
 fn claim(shared: &Arc<Shared>, peer: PeerInfo) {
     if shared.membership.claim(peer) {
-        Network {
-            shared: shared.clone(),
-        }
-        .verify_claim(peer.addr);
+        pool::verify_claim(shared, peer.addr);
     }
 }
 

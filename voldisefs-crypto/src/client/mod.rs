@@ -33,6 +33,7 @@ mod link;
 mod offload;
 mod put;
 mod store;
+mod store_error;
 #[cfg(test)]
 mod tests;
 
@@ -45,8 +46,9 @@ pub use offload::{Inline, Job, Offload, Threads, run};
 pub use put::{Keying, PutOptions, PutReceipt};
 pub use store::{
     BoxFuture, DeleteScope, Direction, Fetched, FixedWindow, MemoryStore, Object, ObjectKind,
-    ObjectStore, StoreError, StoreErrorKind, Stored, Window,
+    ObjectStore, Stored, Window,
 };
+pub use store_error::{StoreError, StoreErrorKind};
 
 use crate::{ChunkSize, KdfParams, KekCache, Result};
 

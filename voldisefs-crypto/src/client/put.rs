@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use super::offload::run;
 use super::store::{DeleteScope, Direction, Object, Stored};
 use super::{Client, unix_now};
+use crate::chunk::too_large;
 use crate::{
     CHUNK_OVERHEAD, DeleteKey, Error, FileKind, FileSealer, MAX_FILE_SIZE, MAX_NAME_LEN,
     ManifestInfo, Password, PasswordKey, Plaintext, ReadKey, Redundancy, Result, SealedRecord,
@@ -274,7 +275,7 @@ impl Client {
             let piece = piece.map_err(|e| Error::Input(e.to_string()))?;
             size += piece.len() as u64;
             if size > MAX_FILE_SIZE {
-                return Err(Error::too_large());
+                return Err(too_large());
             }
             let mut rest = &piece[..];
             while !rest.is_empty() {

@@ -15,47 +15,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::store_error::{StoreError, StoreErrorKind};
 use crate::{DeleteKey, EncodedStripe, Stripe, content_id, expired, stored_expiry};
 
 /// A boxed future, as the store's methods return (`Send` everywhere but wasm32).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What went wrong in a store (a node, or the network behind it).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct StoreError {
-    /// What kind of failure it is, for the caller's exit code or retry.
-    pub kind: StoreErrorKind,
-    /// One readable line (never a secret).
-    pub message: String,
-}
-
-impl StoreError {
-    /// A failure of `kind` with `message`.
-    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-/// Kinds of [`StoreError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// No source could be reached.
-    Unreachable,
-    /// The store refused the request as given (bad id, expired, too large, a redundancy the
-    /// network cannot keep).
-    Refused,
-    /// The network has no room for it.
-    Full,
-    /// The objects exist but too few holders answer now; trying later may succeed.
-    Unavailable,
-    /// Anything else.
-    Other,
-}
 
 /// One object to store: its id (the BLAKE3 of `bytes`) and its bytes.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,6 +6,12 @@ use foca::Identity;
 use serde::{Deserialize, Serialize};
 use voldisefs_proto::{NodeId, PeerInfo};
 
+/// The highest generation anyone may claim. A member renews its generation only when declared
+/// down, at most once per probe period (see the [`screen`](super::screen) module's docs), so
+/// 2^24 renewals are half a year of continuous renewals at one a second; a claim above it is
+/// forged, and the screen refuses it.
+pub(crate) const GENERATION_LIMIT: u32 = 1 << 24;
+
 /// What foca knows a member by. Its [`Identity::Addr`] is the node id (random per node run,
 /// so unique); the generation is bumped when a member declared down rejoins, and the higher
 /// generation wins a conflict. The gossip socket of a member is its advertised peer address
@@ -42,11 +48,11 @@ impl GossipId {
 impl Identity for GossipId {
     type Addr = [u8; 16];
 
-    /// The next generation, up to [`GENERATION_LIMIT`](super::screen::GENERATION_LIMIT)
-    /// (renewals are rate-limited, so the limit is never reached honestly).
+    /// The next generation, up to [`GENERATION_LIMIT`] (renewals are rate-limited, so the
+    /// limit is never reached honestly).
     fn renew(&self) -> Option<Self> {
         let generation = self.generation.checked_add(1)?;
-        (generation <= super::screen::GENERATION_LIMIT).then_some(Self {
+        (generation <= GENERATION_LIMIT).then_some(Self {
             generation,
             ..*self
         })

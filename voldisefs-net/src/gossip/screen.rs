@@ -21,7 +21,7 @@
 //!   A member's own `Down` (it leaves, or retires an old generation) stands.
 //! - **Unknown members.** Keyed: learned at the generation announced. Open: not taken from a
 //!   third party at all: their addresses are returned for a verification dial
-//!   ([`Network::verify_claim`](crate::Network)), which hands a member that answers there to
+//!   (`pool::verify_claim`), which hands a member that answers there to
 //!   the gossip at generation 0.
 //! - **Claims about this node** (a suspicion, a down claim, `TurnUndead`) make it refute or
 //!   rejoin: the driver lets at most one such packet through per probe period, so a flood
@@ -38,12 +38,8 @@ use bytes::{Buf, BufMut};
 use foca::{Codec, Header, Incarnation, Member, Message, PostcardCodec, State};
 use voldisefs_proto::PeerInfo;
 
+use super::identity::GENERATION_LIMIT;
 use super::{GossipId, Swim};
-
-/// The highest generation anyone may claim. A member renews its generation only when declared
-/// down, at most once per probe period (see the module docs), so 2^24 renewals are half a
-/// year of continuous renewals at one a second; a claim above it is forged.
-pub(crate) const GENERATION_LIMIT: u32 = 1 << 24;
 
 /// Most updates one packet may carry (foca fills a 1,400-byte packet with about 30).
 const MAX_UPDATES: u16 = 256;

@@ -12,8 +12,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use voldisefs_proto::{NodeId, PeerInfo};
 
-use super::{
-    Effects, GossipId, Suspicions, Swim, foca_config, needs_rescale, suspect_timeout, sync_pause,
+use super::GossipId;
+use super::swim::{
+    Effects, Suspicions, Swim, foca_config, needs_rescale, suspect_timeout, sync_pause,
 };
 use crate::config::GossipConfig;
 
@@ -305,7 +306,7 @@ impl Sim {
 
     /// As the driver: the packet `node` hands to foca once screened (keyed mode), if any.
     fn screen(&mut self, node: usize, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        let refresh = super::VIEW_REFRESH;
+        let refresh = super::driver::VIEW_REFRESH;
         if self.views[node]
             .as_ref()
             .is_none_or(|(_, at)| self.now.saturating_sub(*at) >= refresh)
@@ -533,8 +534,8 @@ fn packets_naming_members_beyond_the_cap_are_dropped() {
     sim.nodes[0].gossip(&mut fx).unwrap();
     let (to, packet) = fx.sends.first().cloned().unwrap();
     let receiver = sim.by_addr[&to.addr];
-    assert!(!super::overflows(&sim.nodes[receiver], &packet, 4096));
-    assert!(super::overflows(&sim.nodes[receiver], &packet, 10));
+    assert!(!super::swim::overflows(&sim.nodes[receiver], &packet, 4096));
+    assert!(super::swim::overflows(&sim.nodes[receiver], &packet, 10));
     // Handling it under a small cap would indeed grow the table past it.
     let before = sim.nodes[receiver].iter_membership_state().len();
     let mut fx = Effects::default();

@@ -1,0 +1,164 @@
+//! The state a running network shares between its parts: the server, the connection pool, the
+//! gossip, the liveness loops and the [`Network`](crate::Network) handle, which wraps it.
+//!
+//! It holds data and the small operations on it; what dials, serves or gossips sits above it
+//! (`pool.rs`, `server.rs`, `gossip/`, `liveness.rs`), and `network.rs` on top of those.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use voldisefs_proto::PeerInfo;
+
+use crate::config::NetConfig;
+use crate::conn::Conn;
+use crate::freeze::{Freeze, FreezeWatch};
+use crate::gossip::Gossip;
+use crate::membership::Membership;
+use crate::memory::FrameBudget;
+use crate::noise::{Identity, NetworkKey};
+use crate::stats::{Counters, CountingCodec};
+use crate::verify::Verifier;
+
+/// A pooled connection to one address, dialed on first use.
+pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
+
+/// State shared by the server, the pool and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) membership: Membership,
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    /// One slot per peer address; the async mutex makes concurrent first uses share one dial.
+    pool: Mutex<HashMap<SocketAddr, Slot>>,
+    pub(crate) counters: Arc<Counters>,
+    /// What every connection's codec may allocate ahead of a large frame's bytes.
+    pub(crate) frame_budget: voldisefs_proto::ReserveBudget,
+    /// The memory of every buffer held for an incoming frame not yet complete.
+    pub(crate) frame_memory: FrameBudget,
+    /// Keyed mode: the network key and this node's static key pair.
+    pub(crate) keyed: Option<Keyed>,
+    isolated: AtomicBool,
+    /// Parent of every connection's token; replaced (and cancelled) on isolation.
+    generation: Mutex<CancellationToken>,
+    /// The freeze drill switch (see [`Network::set_frozen`](crate::Network::set_frozen)).
+    freeze: Freeze,
+    /// Whether [`Network::join`](crate::Network::join) runs and has not succeeded yet.
+    pub(crate) joining: AtomicBool,
+    /// Claimed addresses waiting for a verification dial (see [`crate::verify`]).
+    pub(crate) verifier: Verifier,
+    /// The gossip task, when membership runs on SWIM gossip ([`NetConfig::gossip`]).
+    pub(crate) gossip: std::sync::OnceLock<Gossip>,
+}
+
+/// What keyed mode needs: the shared network key and this node's own key pair.
+#[derive(Debug)]
+pub(crate) struct Keyed {
+    pub(crate) key: NetworkKey,
+    pub(crate) identity: Identity,
+}
+
+impl Shared {
+    /// The state of a network that starts now as `local`, under `config`, with `token` as its
+    /// root: an empty pool and membership table, thawed and not isolated.
+    pub(crate) fn new(
+        config: NetConfig,
+        local: PeerInfo,
+        keyed: Option<Keyed>,
+        token: CancellationToken,
+    ) -> Self {
+        let membership = Membership::with_limits(local, config.max_peers, config.forget_after)
+            .with_unverified_forget_after(config.unverified_forget_after);
+        let verifier = Verifier::new(config.max_verifying, config.max_verify_pending);
+        let frame_budget = voldisefs_proto::ReserveBudget::new(config.frame_reserve_budget);
+        let frame_memory = FrameBudget::new(config.frame_memory, config.frame_memory_per_ip);
+        Shared {
+            config,
+            membership,
+            generation: Mutex::new(token.child_token()),
+            token,
+            tracker: TaskTracker::new(),
+            pool: Mutex::new(HashMap::new()),
+            counters: Arc::default(),
+            frame_budget,
+            frame_memory,
+            keyed,
+            isolated: AtomicBool::new(false),
+            freeze: Freeze::new(),
+            joining: AtomicBool::new(false),
+            verifier,
+            gossip: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A codec with this node's frame cap, counting into its traffic counters.
+    pub(crate) fn codec(&self) -> CountingCodec {
+        CountingCodec::new(self.config.max_frame_len, self.counters.clone())
+            .with_budget(self.frame_budget.clone())
+    }
+
+    /// Whether the node is cut off from its peers (see
+    /// [`Network::set_isolated`](crate::Network::set_isolated)).
+    pub(crate) fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// Cuts the node off (`true`: every connection of the current generation is closed and
+    /// the pool emptied) or reconnects it (`false`).
+    pub(crate) fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::SeqCst);
+        if isolated {
+            let fresh = self.token.child_token();
+            let old = std::mem::replace(
+                &mut *self
+                    .generation
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                fresh,
+            );
+            old.cancel();
+            self.clear_pool();
+        }
+    }
+
+    /// The token of the current connection generation.
+    pub(crate) fn generation(&self) -> CancellationToken {
+        self.generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Freezes (`true`) or thaws (`false`) the node; wakes every waiter.
+    pub(crate) fn set_frozen(&self, frozen: bool) {
+        self.freeze.set(frozen);
+    }
+
+    /// Whether the node is frozen now.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.freeze.is_frozen()
+    }
+
+    /// A handle to wait for the end (or the start) of a freeze.
+    pub(crate) fn freeze_watch(&self) -> FreezeWatch {
+        self.freeze.watch()
+    }
+
+    /// The pool's slot for `addr`, made empty if there is none yet.
+    pub(crate) fn slot(&self, addr: SocketAddr) -> Slot {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.entry(addr).or_default().clone()
+    }
+
+    /// Forgets every pooled connection: the next request to any address dials afresh.
+    pub(crate) fn clear_pool(&self) {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
