@@ -1,7 +1,7 @@
 //! [`Node`]: a running Voldisefs node and its public API.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use voldisefs_proto::{FileId, NodeId};
 
 use crate::metrics::Metrics;
 use crate::replication::{
-    Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones,
+    Cluster, LocalHolder, Mode, Repairer, Settings, StoreHandler, Tombstones, TransferGuard,
 };
 use crate::status::{IndexEntry, IndexKind, NetworkStatus, PeerStatus, RepairStatus, StoreStatus};
 use crate::transfer::download::{self, Access, ByteRange, ByteStream, Download};
@@ -45,6 +45,8 @@ impl std::fmt::Debug for Node {
 struct Inner {
     config: NodeConfig,
     cluster: Cluster,
+    /// The peer network (membership, status, drills); the cluster keeps its own clone.
+    network: Network,
     /// Cap: [`MAX_INDEX_ENTRIES`](crate::status::MAX_INDEX_ENTRIES) entries and
     /// [`MAX_INDEX_NAME_BYTES`](crate::status::MAX_INDEX_NAME_BYTES) of names, oldest dropped first.
     index: Mutex<std::collections::VecDeque<IndexEntry>>,
@@ -142,22 +144,6 @@ impl Drop for TrackedBody {
             "aborted"
         };
         self.finish(outcome);
-    }
-}
-
-/// Counts a user transfer in progress for as long as it lives (repair yields to them).
-struct TransferGuard(Arc<AtomicUsize>);
-
-impl TransferGuard {
-    fn new(active: &Arc<AtomicUsize>) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
-        Self(active.clone())
-    }
-}
-
-impl Drop for TransferGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -288,6 +274,7 @@ impl Node {
         // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
         let _ = local.id.set(net.local().id);
         let sweeper = local.clone();
+        let network = net.clone();
         let cluster = Cluster::new(
             net,
             local,
@@ -299,12 +286,7 @@ impl Node {
                 window_budget: config.transfer_window_budget,
             },
         );
-        let repairer = Repairer {
-            cluster: cluster.clone(),
-            counters: Arc::default(),
-            active_transfers: Arc::default(),
-            bandwidth: config.repair_bandwidth,
-        };
+        let repairer = Repairer::new(&cluster, config.repair_bandwidth);
         let cache = voldisefs_crypto::KekCache::new(config.kdf_cache_entries, config.kdf_cache_age)
             .map_err(NodeError::Crypto)?;
         let kdf = Arc::new(KdfGate::new(
@@ -313,12 +295,18 @@ impl Node {
             config.kdf_max.max(&config.kdf),
             cache,
         ));
-        let metrics = Metrics::new(cluster.clone(), repairer.counters.clone(), kdf.clone());
+        let metrics = Metrics::new(
+            cluster.clone(),
+            network.clone(),
+            repairer.clone(),
+            kdf.clone(),
+        );
         let work = root.child_token();
         let node = Node {
             inner: Arc::new(Inner {
                 metrics,
                 cluster,
+                network,
                 repairer,
                 kdf,
                 tickets: crate::tickets::Tickets::default(),
@@ -513,7 +501,7 @@ impl Node {
 
     /// The peer network (membership, requests, drills) of this node.
     pub fn network(&self) -> &Network {
-        self.inner.cluster.net()
+        &self.inner.network
     }
 
     /// Uploads `body` as a file named `name` under `password`: chunks are sealed here and
@@ -690,7 +678,7 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let _transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
+        let _transfer = self.inner.repairer.user_transfer();
         let settings = UploadSettings {
             gate: &self.inner.kdf,
             kdf: self.inner.config.kdf,
@@ -918,7 +906,7 @@ impl Node {
         range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
         self.check_running()?;
-        let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
+        let transfer = self.inner.repairer.user_transfer();
         let config = &self.inner.config;
         let started = std::time::Instant::now();
         let opened = download::download(
@@ -1034,7 +1022,7 @@ impl Node {
     /// This node, its peers and its store usage.
     pub fn status(&self) -> NetworkStatus {
         let cluster = &self.inner.cluster;
-        let net = cluster.net();
+        let net = &self.inner.network;
         let state = if self.inner.stopping.load(Ordering::Relaxed) {
             "stopping"
         } else if self.is_joining() {
@@ -1065,13 +1053,13 @@ impl Node {
             security: if net.is_keyed() { "keyed" } else { "open" },
             store: StoreStatus::new(cluster.store_stats(), cluster.tombstone_count()),
             repair: {
-                let c = &self.inner.repairer.counters;
+                let c = self.inner.repairer.counters();
                 RepairStatus {
-                    backlog: c.backlog.load(Ordering::Relaxed),
-                    pushed: c.pushed.load(Ordering::Relaxed),
-                    dropped: c.dropped.load(Ordering::Relaxed),
-                    failed: c.failed.load(Ordering::Relaxed),
-                    sweeps: c.sweeps.load(Ordering::Relaxed),
+                    backlog: c.backlog,
+                    pushed: c.pushed,
+                    dropped: c.dropped,
+                    failed: c.failed,
+                    sweeps: c.sweeps,
                 }
             },
         }

@@ -15,7 +15,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{DeleteKey, EncodedStripe, Stripe, content_id, expired, stored_expiry};
+use crate::{
+    DeleteKey, DeleteKeyExt as _, EncodedStripe, Stripe, content_id, expired, stored_expiry,
+};
 
 /// A boxed future, as the store's methods return (`Send` everywhere but wasm32).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
