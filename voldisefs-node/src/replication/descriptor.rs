@@ -1,5 +1,5 @@
 //! Stripe descriptors as stored objects: how a holder recognises one and the shards it lists
-//! (FORMAT.md section 8).
+//! (`voldisefs-crypto/FORMAT.md`, section 8).
 
 use voldisefs_crypto::{MAX_DESCRIPTOR_LEN, Stripe};
 use voldisefs_proto::ChunkId;

@@ -1,7 +1,7 @@
 //! Erasure-coded chunks (`rs:K+M`) in the replication layer: a stripe's K + M shards go to
 //! distinct nodes, reads fetch any K of them, and holders recognise stripes by their
-//! descriptors (FORMAT.md section 8). [`Stripes`] is their facade: what the upload and download
-//! pipelines and repair call.
+//! descriptors (`voldisefs-crypto/FORMAT.md`, section 8). [`Stripes`] is their facade: what
+//! the upload and download pipelines and repair call.
 //!
 //! * **Placement**: the descriptor's id (the stripe id) is the rendezvous key. Shard `j` goes
 //!   to the `j`-th node of the ranking (healthy nodes first), and every shard holder also keeps
