@@ -147,7 +147,7 @@ impl LocalHolder {
     /// Drops every held object whose expiry is at or before `now` (unix seconds); returns how
     /// many. Costs one look at each entry of the expiry index due by `now` (objects that
     /// expire, or expired objects already removed), not a pass over the store; then keeps the
-    /// index within its bound (see [`expiry`]).
+    /// index within its bound (see [`expiry`](super::expiry)).
     pub(crate) fn expire(&self, now: u64) -> usize {
         let mut dropped = 0;
         for (_, id) in self.expiry.take_due(now) {

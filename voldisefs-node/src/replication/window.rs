@@ -7,6 +7,11 @@ use std::time::Duration;
 use super::health::Failure;
 use super::layer::Layer;
 
+/// The rate a transfer window is sized for (bytes a second): see [`Window`].
+pub(crate) const WINDOW_RATE: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
+/// Most bytes of chunks one transfer keeps in flight when its window grows with latency.
+pub(crate) const WINDOW_MAX_BYTES: usize = 128 * 1024 * 1024;
+
 /// One transfer's window of chunks in flight: `base`, plus what covers the median latency
 /// of this node's recent puts or gets at [`WINDOW_RATE`] bytes a second (the
 /// bandwidth-delay product), at most [`WINDOW_MAX_BYTES`] of chunks (or `base`, if more).
@@ -91,7 +96,7 @@ fn window_for(base: usize, chunk_len: usize, median: Option<Duration>) -> usize 
 }
 
 #[cfg(test)]
-mod window_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -119,8 +124,3 @@ mod window_tests {
         assert_eq!(window_for(0, MIB, None), 1, "never no window at all");
     }
 }
-
-/// The rate a transfer window is sized for (bytes a second): see [`Window`].
-pub(crate) const WINDOW_RATE: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
-/// Most bytes of chunks one transfer keeps in flight when its window grows with latency.
-pub(crate) const WINDOW_MAX_BYTES: usize = 128 * 1024 * 1024;
