@@ -16,7 +16,8 @@ impl Layer {
     ///
     /// An acknowledgement is not proof that a holder keeps the chunk, so this node also keeps
     /// a copy when it has room (best effort); repair drops it once `replicas` better-ranked
-    /// holders proved theirs (see `Repairer::settle` in `repair.rs`), and pushes it on when they cannot.
+    /// holders proved theirs (see `Repairer::settle` in `repair.rs`), and pushes it on when
+    /// they cannot.
     pub(super) async fn put(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
         let confirmed = self.place(id, bytes.clone()).await?;
         if !confirmed.contains(&self.me().id) {
@@ -27,7 +28,8 @@ impl Layer {
         Ok(confirmed)
     }
 
-    pub(super) async fn place(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
+    /// Places `bytes` on the best-ranked holders of `id`, hedged; the holders that confirmed.
+    async fn place(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
         let candidates = self.rank(&id, &self.nodes());
         let want = self.replicas().clamp(1, candidates.len().max(1));
         let hedge = self.hedge_delay(Failure::Put);
