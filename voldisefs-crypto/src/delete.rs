@@ -5,10 +5,8 @@
 //! is part of the bytes the object's content id covers, so nobody can change it without
 //! changing the id. Holders need no keys to apply the rule: a delete request presents the
 //! delete key, and a holder erases an object only if the key hashes to the object's last 32
-//! bytes ([`DeleteKey::authorizes`]). The key itself comes from the file's data key (see
+//! bytes ([`DeleteKeyExt::authorizes`]). The key itself comes from the file's data key (see
 //! `FORMAT.md`), so only a reader of the file (someone with its password) can present it.
-
-use zeroize::Zeroizing;
 
 use crate::TAG_LEN;
 
@@ -72,36 +70,30 @@ pub fn expired(expires: u64, now: u64) -> bool {
 }
 
 /// A file's delete key: proof, to a holder that knows nothing else, that a request to erase
-/// the file's objects comes from someone who can read the file. Wiped when dropped.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeleteKey(Zeroizing<[u8; DELETE_CHECK_LEN]>);
+/// the file's objects comes from someone who can read the file. The one type of the workspace,
+/// defined in `voldisefs-proto` (it travels in `delete_chunks`); wiped when dropped.
+pub use voldisefs_proto::DeleteKey;
 
-impl DeleteKey {
-    /// Wraps the raw key bytes (as received in a delete request).
-    pub fn from_bytes(bytes: [u8; DELETE_CHECK_LEN]) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    /// The raw key bytes.
-    pub fn as_bytes(&self) -> &[u8; DELETE_CHECK_LEN] {
-        &self.0
-    }
-
+/// What this crate adds to a [`DeleteKey`]: its check and the rule that says which objects it
+/// may erase. A trait, not free functions, so that `key.check()` and `key.authorizes(object)`
+/// read as they always did wherever the trait is imported, while the format's check stays here
+/// (`voldisefs-proto` knows the key only as 32 bytes on the wire).
+pub trait DeleteKeyExt {
     /// The check stored objects of this key's file end with.
-    pub fn check(&self) -> [u8; DELETE_CHECK_LEN] {
-        delete_check(&self.0)
-    }
+    fn check(&self) -> [u8; DELETE_CHECK_LEN];
 
     /// Whether this key may erase `object` (a stored chunk or record): its last 32 bytes are
     /// this key's check.
-    pub fn authorizes(&self, object: &[u8]) -> bool {
-        stored_delete_check(object).is_some_and(|stored| *stored == self.check())
-    }
+    fn authorizes(&self, object: &[u8]) -> bool;
 }
 
-impl std::fmt::Debug for DeleteKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeleteKey(..)")
+impl DeleteKeyExt for DeleteKey {
+    fn check(&self) -> [u8; DELETE_CHECK_LEN] {
+        delete_check(self.as_bytes())
+    }
+
+    fn authorizes(&self, object: &[u8]) -> bool {
+        stored_delete_check(object).is_some_and(|stored| *stored == self.check())
     }
 }
 

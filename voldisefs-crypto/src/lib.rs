@@ -62,6 +62,7 @@
 //!
 //! // Every stored object ends with the file's delete check: only the file's delete key (which
 //! // a reader derives) lets a holder erase it.
+//! use voldisefs_crypto::DeleteKeyExt as _;
 //! assert!(opener.delete_key().is_some_and(|key| key.authorizes(&record.bytes)));
 //! assert!(!voldisefs_crypto::DeleteKey::from_bytes([0; 32]).authorizes(&record.bytes));
 //!
@@ -104,8 +105,8 @@ pub use collection::{
     MAX_PATH_LEN, check_path,
 };
 pub use delete::{
-    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, EXPIRY_LEN, MIN_STORED_LEN, TRAILER_LEN,
-    delete_check, expired, stored_delete_check, stored_expiry,
+    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, DeleteKeyExt, EXPIRY_LEN, MIN_STORED_LEN,
+    TRAILER_LEN, delete_check, expired, stored_delete_check, stored_expiry,
 };
 pub use error::{Error, Result};
 pub use header::{HEADER_LEN, RecordHeader};

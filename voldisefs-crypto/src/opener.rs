@@ -5,7 +5,9 @@ use crate::MAX_RECORD_LEN;
 use crate::Plaintext;
 use crate::chunk::{ChunkCipher, ChunkSize};
 use crate::content_id;
-use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, EXPIRY_LEN, TRAILER_LEN};
+use crate::delete::{
+    CHUNK_OVERHEAD, DELETE_CHECK_LEN, DeleteKey, DeleteKeyExt as _, EXPIRY_LEN, TRAILER_LEN,
+};
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{ALLOW_INSECURE, KdfParams};

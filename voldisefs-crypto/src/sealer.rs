@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, ChunkSize, SealedChunk};
 use crate::content_id;
-use crate::delete::DeleteKey;
+use crate::delete::{DeleteKey, DeleteKeyExt as _};
 use crate::error::{Error, Result};
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{KEK_LEN, KdfParams};

@@ -5,9 +5,7 @@
 //! peer traffic and requests, repair) is read from the node's state at scrape time.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use crate::replication::RepairCounters;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -15,9 +13,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use voldisefs_net::PeerState;
+use voldisefs_net::{Network, PeerState};
 
-use crate::replication::Cluster;
+use crate::replication::{Cluster, Repairer};
 use crate::transfer::kdf_gate::KdfGate;
 
 /// Label set of the duration histograms: `outcome` = `ok`, `error` or `aborted`.
@@ -38,7 +36,14 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(cluster: Cluster, repair: Arc<RepairCounters>, kdf: Arc<KdfGate>) -> Self {
+    /// The registry over a node's state: its `cluster` (store, peer health), its `network`
+    /// (membership, traffic), `repair`'s counters and the `kdf` gate, all read at scrape time.
+    pub(crate) fn new(
+        cluster: Cluster,
+        network: Network,
+        repair: Repairer,
+        kdf: Arc<KdfGate>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("voldisefs");
         let uploads: Durations = Family::new_with_constructor(duration_histogram);
         let downloads: Durations = Family::new_with_constructor(duration_histogram);
@@ -54,6 +59,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(StateCollector {
             cluster,
+            network,
             repair,
             kdf,
         }));
@@ -90,7 +96,8 @@ impl Metrics {
 #[derive(Debug)]
 struct StateCollector {
     cluster: Cluster,
-    repair: Arc<RepairCounters>,
+    network: Network,
+    repair: Repairer,
     kdf: Arc<KdfGate>,
 }
 
@@ -146,7 +153,7 @@ impl Collector for StateCollector {
             ConstGauge::new(self.cluster.tombstone_bytes().min(i64::MAX as usize) as i64),
         )?;
 
-        let peers = self.cluster.net().membership().snapshot();
+        let peers = self.network.membership().snapshot();
         let mut by_state = e.encode_descriptor(
             "peers",
             "Known peers by state",
@@ -184,7 +191,7 @@ impl Collector for StateCollector {
             ConstCounter::new(n).encode(failures.encode_family(&[("kind", kind.as_str())])?)?;
         }
 
-        let traffic = self.cluster.net().traffic();
+        let traffic = self.network.traffic();
         let mut bytes = e.encode_descriptor(
             "peer_traffic_bytes",
             "Bytes of peer frames sent (out) and received (in)",
@@ -212,7 +219,7 @@ impl Collector for StateCollector {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for s in self.cluster.net().request_stats() {
+        for s in self.network.request_stats() {
             let labels = [
                 ("direction", s.direction),
                 ("kind", s.kind),
@@ -264,30 +271,30 @@ impl Collector for StateCollector {
             ConstCounter::new(self.kdf.refused()),
         )?;
 
-        let r = &self.repair;
+        let r = self.repair.counters();
         single(
             e,
             "repair_backlog_chunks",
             "Chunks this node still has to copy to a holder (as of its last sweep)",
-            ConstGauge::new(r.backlog.load(Ordering::Relaxed) as i64),
+            ConstGauge::new(r.backlog as i64),
         )?;
         single(
             e,
             "repair_copies",
             "Copies made by repair and hand-off",
-            ConstCounter::new(r.pushed.load(Ordering::Relaxed)),
+            ConstCounter::new(r.pushed),
         )?;
         single(
             e,
             "repair_dropped",
             "Extra copies dropped after their holders confirmed theirs",
-            ConstCounter::new(r.dropped.load(Ordering::Relaxed)),
+            ConstCounter::new(r.dropped),
         )?;
         single(
             e,
             "repair_failures",
             "Copies repair attempted without success (retried later)",
-            ConstCounter::new(r.failed.load(Ordering::Relaxed)),
+            ConstCounter::new(r.failed),
         )
     }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Why a textual id could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,11 +194,13 @@ digest_id!(
     "proof digest"
 );
 
-/// A file's delete key as it travels in `delete_chunks` (64 hex digits): the capability to
-/// erase the file's stored objects. A holder erases an object only if the key's check equals
-/// the object's last 32 bytes (`voldisefs_crypto::DeleteKey::authorizes`). `Debug` does not
-/// show it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// A file's delete key: the capability to erase the file's stored objects, and how it travels
+/// in `delete_chunks` (64 hex digits). A holder erases an object only if the key's check
+/// equals the object's last 32 bytes (the check and that rule are `voldisefs-crypto`'s:
+/// `voldisefs_crypto::DeleteKeyExt`). The one delete-key type of the workspace: wiped when
+/// dropped, compared in constant time, `Clone` but not `Copy` (every copy is a deliberate
+/// clone, wiped in turn), and `Debug` does not show it.
+#[derive(Clone)]
 pub struct DeleteKey([u8; 32]);
 
 impl DeleteKey {
@@ -211,6 +215,21 @@ impl DeleteKey {
     }
 }
 
+impl Drop for DeleteKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl PartialEq for DeleteKey {
+    /// Constant time: how long a comparison takes tells nothing about where keys differ.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for DeleteKey {}
+
 impl fmt::Debug for DeleteKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DeleteKey(..)")
@@ -219,20 +238,21 @@ impl fmt::Debug for DeleteKey {
 
 impl Serialize for DeleteKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(self.0))
+        let hex = Zeroizing::new(hex::encode(self.0));
+        s.serialize_str(&hex)
     }
 }
 
 impl<'de> Deserialize<'de> for DeleteKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let mut out = [0u8; 32];
-        if s.len() != 64 || hex::decode_to_slice(s.as_bytes(), &mut out).is_err() {
+        let mut key = Self([0u8; 32]);
+        if s.len() != 64 || hex::decode_to_slice(s.as_bytes(), &mut key.0).is_err() {
             return Err(serde::de::Error::custom(IdError::InvalidDigest {
                 kind: "delete key",
             }));
         }
-        Ok(Self(out))
+        Ok(key)
     }
 }
 

@@ -239,7 +239,7 @@ impl Message {
 ///
 /// On the wire: `{"state":"held","proof":"ab12…"}`, `{"state":"missing"}` or
 /// `{"state":"deleted","key":"cd34…"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ChunkProof {
     /// Held; the proof over the chunk's bytes.

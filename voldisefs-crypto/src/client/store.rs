@@ -16,7 +16,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::store_error::{StoreError, StoreErrorKind};
-use crate::{DeleteKey, EncodedStripe, Stripe, content_id, expired, stored_expiry};
+use crate::{
+    DeleteKey, DeleteKeyExt as _, EncodedStripe, Stripe, content_id, expired, stored_expiry,
+};
 
 /// A boxed future, as the store's methods return (`Send` everywhere but wasm32).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

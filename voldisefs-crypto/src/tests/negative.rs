@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::{C, CS, data, open, seal};
+use crate::DeleteKeyExt as _;
 use crate::kdf::{KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST};
 use crate::{
     Error, FileOpener, FileSealer, HEADER_LEN, KdfParams, ManifestInfo, Password, RecordHeader,

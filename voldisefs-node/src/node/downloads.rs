@@ -7,8 +7,9 @@ use futures_util::Stream;
 use voldisefs_crypto::{FileKind, Password};
 use voldisefs_proto::FileId;
 
-use super::{Node, TRANSFER_LOG, TransferGuard};
+use super::{Node, TRANSFER_LOG};
 use crate::NodeError;
+use crate::replication::TransferGuard;
 use crate::transfer::download::{self, Access, ByteRange, ByteStream, Download};
 
 /// What [`Node::stat`] tells about a file or collection.
@@ -169,7 +170,7 @@ impl Node {
         range: Option<ByteRange>,
     ) -> Result<Download, NodeError> {
         self.check_running()?;
-        let transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
+        let transfer = self.inner.repairer.user_transfer();
         let config = &self.inner.config;
         let started = std::time::Instant::now();
         let opened = download::download(

@@ -54,6 +54,7 @@ impl Node {
         // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
         let _ = local.id.set(net.local().id);
         let sweeper = local.clone();
+        let network = net.clone();
         let cluster = Cluster::new(
             net,
             local,
@@ -65,12 +66,7 @@ impl Node {
                 window_budget: config.transfer_window_budget,
             },
         );
-        let repairer = Repairer {
-            cluster: cluster.clone(),
-            counters: Arc::default(),
-            active_transfers: Arc::default(),
-            bandwidth: config.repair_bandwidth,
-        };
+        let repairer = Repairer::new(&cluster, config.repair_bandwidth);
         let cache = voldisefs_crypto::KekCache::new(config.kdf_cache_entries, config.kdf_cache_age)
             .map_err(NodeError::Crypto)?;
         let kdf = Arc::new(KdfGate::new(
@@ -79,12 +75,18 @@ impl Node {
             config.kdf_max.max(&config.kdf),
             cache,
         ));
-        let metrics = Metrics::new(cluster.clone(), repairer.counters.clone(), kdf.clone());
+        let metrics = Metrics::new(
+            cluster.clone(),
+            network.clone(),
+            repairer.clone(),
+            kdf.clone(),
+        );
         let work = root.child_token();
         let node = Node {
             inner: Arc::new(Inner {
                 metrics,
                 cluster,
+                network,
                 repairer,
                 kdf,
                 tickets: crate::tickets::Tickets::default(),

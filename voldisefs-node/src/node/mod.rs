@@ -22,7 +22,7 @@ mod report;
 mod uploads;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,8 @@ impl std::fmt::Debug for Node {
 struct Inner {
     config: NodeConfig,
     cluster: Cluster,
+    /// The peer network (membership, status, drills); the cluster keeps its own clone.
+    network: Network,
     /// Cap: [`MAX_INDEX_ENTRIES`](crate::status::MAX_INDEX_ENTRIES) entries and
     /// [`MAX_INDEX_NAME_BYTES`](crate::status::MAX_INDEX_NAME_BYTES) of names, oldest dropped first.
     index: Mutex<std::collections::VecDeque<IndexEntry>>,
@@ -87,22 +89,6 @@ struct Owner(CancellationToken);
 impl Drop for Owner {
     fn drop(&mut self) {
         self.0.cancel();
-    }
-}
-
-/// Counts a user transfer in progress for as long as it lives (repair yields to them).
-struct TransferGuard(Arc<AtomicUsize>);
-
-impl TransferGuard {
-    fn new(active: &Arc<AtomicUsize>) -> Self {
-        active.fetch_add(1, Ordering::Relaxed);
-        Self(active.clone())
-    }
-}
-
-impl Drop for TransferGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -172,7 +158,7 @@ impl Node {
 
     /// The peer network (membership, requests, drills) of this node.
     pub fn network(&self) -> &Network {
-        self.inner.cluster.net()
+        &self.inner.network
     }
 
     /// The node's download tickets.

@@ -152,7 +152,8 @@ impl Node {
         let wanted = redundancy.nodes();
         let holders = self
             .cluster()
-            .put_stripe(StripeUpload {
+            .stripes()
+            .put(StripeUpload {
                 redundancy,
                 id: ChunkId::from_bytes(id),
                 descriptor,
@@ -200,7 +201,7 @@ impl Node {
     /// descriptor.
     pub async fn get_stripe(&self, id: [u8; 32]) -> Result<Bytes, NodeError> {
         let chunk = ChunkId::from_bytes(id);
-        match self.cluster().fetch_stripe(chunk, &[]).await? {
+        match self.cluster().stripes().fetch(chunk, &[]).await? {
             Fetched::Found(joined) => Ok(Bytes::from(joined)),
             Fetched::Deleted | Fetched::Missing => Err(NodeError::NoSuchObject(chunk)),
         }

@@ -26,7 +26,7 @@ impl Node {
     /// This node, its peers and its store usage.
     pub fn status(&self) -> NetworkStatus {
         let cluster = &self.inner.cluster;
-        let net = cluster.net();
+        let net = &self.inner.network;
         let state = if self.inner.stopping.load(Ordering::Relaxed) {
             "stopping"
         } else if self.is_joining() {
@@ -57,13 +57,13 @@ impl Node {
             security: if net.is_keyed() { "keyed" } else { "open" },
             store: StoreStatus::new(cluster.store_stats(), cluster.tombstone_count()),
             repair: {
-                let c = &self.inner.repairer.counters;
+                let c = self.inner.repairer.counters();
                 RepairStatus {
-                    backlog: c.backlog.load(Ordering::Relaxed),
-                    pushed: c.pushed.load(Ordering::Relaxed),
-                    dropped: c.dropped.load(Ordering::Relaxed),
-                    failed: c.failed.load(Ordering::Relaxed),
-                    sweeps: c.sweeps.load(Ordering::Relaxed),
+                    backlog: c.backlog,
+                    pushed: c.pushed,
+                    dropped: c.dropped,
+                    failed: c.failed,
+                    sweeps: c.sweeps,
                 }
             },
         }

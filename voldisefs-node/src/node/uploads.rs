@@ -8,7 +8,7 @@ use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
 use voldisefs_crypto::{DeleteKey, FileKind, Password};
 
-use super::{Node, TRANSFER_LOG, TransferGuard};
+use super::{Node, TRANSFER_LOG};
 use crate::NodeError;
 use crate::status::{IndexEntry, IndexKind};
 use crate::transfer::upload::{
@@ -215,7 +215,7 @@ impl Node {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let _transfer = TransferGuard::new(&self.inner.repairer.active_transfers);
+        let _transfer = self.inner.repairer.user_transfer();
         let settings = UploadSettings {
             gate: &self.inner.kdf,
             kdf: self.inner.config.kdf,

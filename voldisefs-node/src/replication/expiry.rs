@@ -1,7 +1,7 @@
 //! The expiry index: which held objects expire when, in time order, so the once-a-second
 //! expiry sweep costs what expires rather than what is stored.
 //!
-//! [`LocalHolder`](super::holder::LocalHolder) adds an entry `(expiry, id)` for every object
+//! [`LocalHolder`](super::local::LocalHolder) adds an entry `(expiry, id)` for every object
 //! with an expiry it newly stores; objects that never expire get none and cost the sweep
 //! nothing. A sweep takes the entries due at its time (and only those), and the holder checks
 //! each against its store, since the object may have been deleted or dropped meanwhile.
@@ -156,7 +156,8 @@ mod tests {
         use voldisefs_store::ChunkStore;
 
         use super::super::SLACK;
-        use crate::replication::holder::{HolderError, LocalHolder};
+        use crate::replication::holder::HolderError;
+        use crate::replication::local::LocalHolder;
 
         const KEY: DeleteKey = DeleteKey::from_bytes([5; 32]);
         /// Far in the future, unix seconds; the tests pass their own "now".
@@ -165,7 +166,7 @@ mod tests {
         fn local() -> LocalHolder {
             let h = LocalHolder::new(
                 1 << 30,
-                super::super::super::Tombstones::new(Duration::from_secs(3600), 100_000),
+                crate::replication::Tombstones::new(Duration::from_secs(3600), 100_000),
             );
             h.id.set(NodeId::random()).unwrap();
             h
@@ -240,7 +241,7 @@ mod tests {
             let mut most = 0;
             for n in 1_000..21_000 {
                 let id = put(&h, n, NOW + 3600 + n);
-                assert_eq!(h.delete(KEY, &[id]).dropped, 1);
+                assert_eq!(h.delete(&KEY, &[id]).dropped, 1);
                 // (The put saw one more object than the delete left.)
                 assert!(h.expiry.len() <= bound(&h) + 2, "{}", h.expiry.len());
                 most = most.max(h.expiry.len());

@@ -7,7 +7,8 @@ use voldisefs_net::{Handler, Payload};
 use voldisefs_proto::{ErrorCode, MAX_BATCH, Message, NodeId};
 use voldisefs_store::ChunkStore;
 
-use super::holder::{HolderError, LocalHolder, MAX_PROVE_BATCH};
+use super::holder::{HolderError, MAX_PROVE_BATCH};
+use super::local::LocalHolder;
 
 /// Serves this node's store to peers. Every put is verified against its id and refused when
 /// the id is tombstoned; batches are capped ([`MAX_BATCH`] ids, [`MAX_PROVE_BATCH`] proofs),
@@ -82,7 +83,7 @@ impl Handler for StoreHandler {
                 too_many("delete_chunks", chunks.len(), MAX_BATCH)
             }
             Message::DeleteChunks { key, chunks } => {
-                let done = local.delete(key, &chunks);
+                let done = local.delete(&key, &chunks);
                 if done.refused > 0 {
                     tracing::warn!(peer = %from, refused = done.refused, "refused to delete chunks: the delete key does not fit them");
                 }

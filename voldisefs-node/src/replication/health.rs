@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use voldisefs_proto::NodeId;
 
+use super::holder::{Holder, HolderError};
+
 /// Most peers with a health record.
 pub(crate) const MAX_RECORDS: usize = 4096;
 /// Latency samples kept per kind of request (the most recent ones).
@@ -82,6 +84,22 @@ pub(crate) struct Health {
 }
 
 impl Health {
+    /// Records how `holder` answered a request of kind `what`: a success clears a peer's
+    /// failures, a broken promise ([`HolderError::is_failure`]) demotes it, a plain "cannot
+    /// help" changes nothing. This node's own answers are not recorded.
+    pub(crate) fn note<T>(&self, holder: Holder, what: Failure, result: &Result<T, HolderError>) {
+        if let Holder::Remote(peer) = holder {
+            match result {
+                Ok(_) => self.success(peer.id),
+                Err(e) if e.is_failure() => {
+                    tracing::debug!(peer = %peer.id, error = %e, kind = what.as_str(), "holder failed");
+                    self.failure(peer.id, what);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Records that `peer` failed; it is demoted for a while (longer after each failure in a
     /// row).
     pub(crate) fn failure(&self, peer: NodeId, what: Failure) {

@@ -37,13 +37,16 @@ use voldisefs_net::PeerState;
 use voldisefs_proto::{ChunkId, PeerInfo};
 use voldisefs_store::ChunkStore;
 
+use super::descriptor::{descriptor, shard_ids};
 use super::holder::{Holder, HolderError};
+use super::layer::Layer;
+use super::placement;
 use super::plan::Status;
-use super::repair::{Mode, Outcome, Repairer, Throttle};
-use super::stripes::shard_ids;
+use super::stripes::Stripes;
+use super::sweep::{Mode, Outcome, Pace, Throttle};
 
 /// Stripes examined per batch (each asks about K + M + 1 ids per peer).
-pub(crate) const STRIPE_BATCH: usize = 64;
+pub(super) const STRIPE_BATCH: usize = 64;
 
 /// What one stripe looks like from here: who claims which shard, who has the descriptor.
 struct StripeView {
@@ -81,9 +84,21 @@ impl StripeView {
     }
 }
 
-impl Repairer {
+/// Repairs stripes for one sweep: what repair (`repair.rs`) calls for the stripe descriptors
+/// this node holds.
+pub(super) struct StripeRepair<'a> {
+    layer: &'a Layer,
+    pace: &'a Pace,
+}
+
+impl<'a> StripeRepair<'a> {
+    /// Stripe repair over `layer`, pushing at `pace`.
+    pub(super) fn new(layer: &'a Layer, pace: &'a Pace) -> Self {
+        Self { layer, pace }
+    }
+
     /// Repairs a batch of stripes whose descriptors this node holds.
-    pub(crate) async fn repair_stripes(
+    pub(super) async fn repair_stripes(
         &self,
         batch: Vec<(ChunkId, Stripe)>,
         nodes: &[PeerInfo],
@@ -91,9 +106,9 @@ impl Repairer {
         throttle: &mut Throttle,
         outcome: &mut Outcome,
     ) {
-        let cluster = &self.cluster;
-        let local = cluster.local().id;
-        let membership = cluster.net().membership();
+        let layer = self.layer;
+        let local = layer.me().id;
+        let membership = layer.net.membership();
         // Suspect peers (not answering lately) and demoted ones (failed a get, put or proof)
         // are neither trusted as holders nor given shards.
         let usable: Vec<PeerInfo> = nodes
@@ -101,7 +116,7 @@ impl Repairer {
             .filter(|p| {
                 p.id == local
                     || (membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
-                        && !cluster.inner.health.is_demoted(&p.id))
+                        && !layer.health.is_demoted(&p.id))
             })
             .copied()
             .collect();
@@ -109,7 +124,7 @@ impl Repairer {
             .into_iter()
             .map(|(id, stripe)| {
                 let n = stripe.shard_ids().len();
-                let mut pool = super::placement::rank(&id, &usable);
+                let mut pool = placement::rank(&id, &usable);
                 pool.truncate(n + 2);
                 let targets = n.min(pool.len());
                 let shards = shard_ids(&stripe);
@@ -140,15 +155,15 @@ impl Repairer {
     /// Fills in every view's claims: this node's from its store, peers' by one `has_chunks`
     /// per peer for the whole batch.
     async fn learn_claims(&self, views: &mut [StripeView]) {
-        let cluster = &self.cluster;
-        let local = cluster.local().id;
+        let layer = self.layer;
+        let local = layer.me().id;
         let mut asks: HashMap<PeerInfo, Vec<(usize, usize)>> = HashMap::new();
         for (v, view) in views.iter_mut().enumerate() {
             for p in 0..view.pool.len() {
                 if view.pool[p].id == local {
-                    let held = cluster.inner.local.has(&view.shards);
+                    let held = layer.local.has(&view.shards);
                     view.claims[p] = held;
-                    view.has_descriptor[p] = cluster.inner.local.store.contains(&view.id);
+                    view.has_descriptor[p] = layer.local.store.contains(&view.id);
                 } else {
                     asks.entry(view.pool[p]).or_default().push((v, p));
                 }
@@ -162,7 +177,7 @@ impl Repairer {
                 })
                 .collect();
             async move {
-                let answer = cluster.has_on(Holder::Remote(peer), &ids).await;
+                let answer = layer.has_on(Holder::Remote(peer), &ids).await;
                 (asked, answer)
             }
         }))
@@ -190,8 +205,8 @@ impl Repairer {
     /// claims for the batch count: a member that acknowledges shards and keeps nothing is
     /// caught here, its shards rebuilt elsewhere.
     async fn check_descriptor_claims(&self, views: &mut [StripeView]) {
-        let cluster = &self.cluster;
-        let local = cluster.local().id;
+        let layer = self.layer;
+        let local = layer.me().id;
         let mut asks: HashMap<PeerInfo, Vec<(usize, usize)>> = HashMap::new();
         for (v, view) in views.iter().enumerate() {
             for p in 0..view.pool.len() {
@@ -202,7 +217,7 @@ impl Repairer {
         }
         let answers = futures_util::future::join_all(asks.into_iter().map(|(peer, asked)| {
             let ids: Vec<ChunkId> = asked.iter().map(|&(v, _)| views[v].id).collect();
-            async move { (asked, cluster.prove_on(peer, ids).await) }
+            async move { (asked, layer.prove_on(peer, ids).await) }
         }))
         .await;
         for (asked, proved) in answers {
@@ -224,7 +239,7 @@ impl Repairer {
         throttle: &mut Throttle,
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
-        let local = self.cluster.local().id;
+        let local = self.layer.me().id;
         let Some(me) = view.pool.iter().position(|p| p.id == local) else {
             // Ranked below the pool: an outsider.
             return self.maybe_drop(view, outcome).await;
@@ -274,7 +289,7 @@ impl Repairer {
                 self.push_bytes(view, p, view.shards[j], shard, throttle, outcome)
                     .await?;
             } else {
-                self.cluster.inner.local.put_sealed(view.shards[j], shard)?;
+                self.layer.local.put_sealed(view.shards[j], shard)?;
                 outcome.pushed += 1;
             }
         }
@@ -288,7 +303,7 @@ impl Repairer {
         view: &StripeView,
         moves: &[(usize, usize)],
     ) -> Result<Vec<bytes::Bytes>, HolderError> {
-        let local = &self.cluster.inner.local;
+        let local = &self.layer.local;
         let mut out: Vec<Option<bytes::Bytes>> = moves
             .iter()
             .map(|(j, _)| local.store.get(&view.shards[*j]))
@@ -303,8 +318,7 @@ impl Repairer {
             return Ok(out.into_iter().flatten().collect());
         }
         let stripe = view.stripe.clone();
-        let shards = self
-            .cluster
+        let shards = Stripes::new(self.layer)
             .fetch_shards(view.id, &stripe, stripe.data_shards(), false)
             .await;
         if shards.iter().flatten().count() < stripe.data_shards() {
@@ -344,7 +358,7 @@ impl Repairer {
         if !complete {
             return Ok(());
         }
-        let local = &self.cluster.inner.local;
+        let local = &self.layer.local;
         for j in 0..n {
             if !local.store.contains(&view.shards[j]) {
                 continue;
@@ -353,7 +367,7 @@ impl Repairer {
                 return Ok(());
             };
             let proved = self
-                .cluster
+                .layer
                 .prove_on(view.pool[p], vec![view.shards[j]])
                 .await;
             if proved.first().map(|(s, _)| *s) != Some(Status::Proven) {
@@ -376,7 +390,7 @@ impl Repairer {
         throttle: &mut Throttle,
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
-        let local = &self.cluster.inner.local;
+        let local = &self.layer.local;
         let mut taken: Vec<bool> = (0..view.pool.len()).map(|p| view.holds_any(p)).collect();
         for j in 0..view.shards.len() {
             let Some(bytes) = local.store.get(&view.shards[j]) else {
@@ -409,8 +423,7 @@ impl Repairer {
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
         let bytes = self
-            .cluster
-            .inner
+            .layer
             .local
             .store
             .get(&id)
@@ -427,9 +440,9 @@ impl Repairer {
         throttle: &mut Throttle,
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
-        throttle.admit(bytes.len(), self.rate()).await;
+        throttle.admit(bytes.len(), self.pace.rate()).await;
         let peer = view.pool[p];
-        match self.cluster.put_on(Holder::Remote(peer), id, bytes).await {
+        match self.layer.put_on(Holder::Remote(peer), id, bytes).await {
             Ok(()) => {
                 if id != view.id {
                     outcome.pushed += 1;
@@ -447,9 +460,9 @@ impl Repairer {
     /// A push was refused as deleted: if the peer proves the stripe's deletion with a key
     /// that fits the local descriptor, delete it here too (shards included).
     async fn check_deleted(&self, view: &StripeView, peer: PeerInfo) {
-        let proved = self.cluster.prove_on(peer, vec![view.id]).await;
+        let proved = self.layer.prove_on(peer, vec![view.id]).await;
         if let Some((Status::Deleted, Some(key))) = proved.first() {
-            self.cluster.inner.local.delete(*key, &[view.id]);
+            self.layer.local.delete(key, &[view.id]);
             tracing::debug!(stripe = %view.id, "dropped a deleted stripe");
         }
     }
@@ -457,15 +470,12 @@ impl Repairer {
 
 /// Splits the local store into plain objects and stripe descriptors (with their shards,
 /// which generic repair must leave alone: they have one copy each by design).
-pub(crate) fn classify(
-    cluster: &super::Cluster,
-    ids: Vec<ChunkId>,
-) -> (Vec<ChunkId>, Vec<(ChunkId, Stripe)>) {
-    let store = &cluster.inner.local.store;
+pub(super) fn classify(layer: &Layer, ids: Vec<ChunkId>) -> (Vec<ChunkId>, Vec<(ChunkId, Stripe)>) {
+    let store = &layer.local.store;
     let mut descriptors = Vec::new();
     let mut shards: std::collections::HashSet<ChunkId> = std::collections::HashSet::new();
     for id in &ids {
-        if let Some(stripe) = store.get(id).and_then(|b| super::stripes::descriptor(&b)) {
+        if let Some(stripe) = store.get(id).and_then(|b| descriptor(&b)) {
             shards.extend(shard_ids(&stripe));
             descriptors.push((*id, stripe));
         }

@@ -1,6 +1,7 @@
 //! Erasure-coded chunks (`rs:K+M`) in the replication layer: a stripe's K + M shards go to
 //! distinct nodes, reads fetch any K of them, and holders recognise stripes by their
-//! descriptors (FORMAT.md section 8).
+//! descriptors (`voldisefs-crypto/FORMAT.md`, section 8). [`Stripes`] is their facade: what
+//! the upload and download pipelines and repair call.
 //!
 //! * **Placement**: the descriptor's id (the stripe id) is the rendezvous key. Shard `j` goes
 //!   to the `j`-th node of the ranking (healthy nodes first), and every shard holder also keeps
@@ -23,33 +24,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use voldisefs_crypto::{MAX_DESCRIPTOR_LEN, Redundancy, Stripe};
+use voldisefs_crypto::{Redundancy, Stripe};
 use voldisefs_proto::{ChunkId, NodeId, PeerInfo};
 use voldisefs_store::ChunkStore;
 
+use super::descriptor::{descriptor, shard_ids};
+use super::fetch::Fetched;
+use super::health::Failure;
 use super::hedge::AttemptError;
 use super::holder::{Holder, HolderError};
-use super::{Cluster, Failure, Fetched, placement};
+use super::layer::Layer;
+use super::placement;
 use crate::NodeError;
-
-/// Whether a stored object is a stripe descriptor (a cheap check of length and magic, then a
-/// full parse). Sealed chunks are ciphertext and records start with `VDFS`, so nothing else a
-/// writer of this format stores parses as one.
-pub(crate) fn descriptor(bytes: &[u8]) -> Option<Stripe> {
-    if bytes.len() > MAX_DESCRIPTOR_LEN || !bytes.starts_with(b"VDST") {
-        return None;
-    }
-    Stripe::parse(bytes).ok()
-}
-
-/// The shard ids of `stripe` as chunk ids.
-pub(crate) fn shard_ids(stripe: &Stripe) -> Vec<ChunkId> {
-    stripe
-        .shard_ids()
-        .iter()
-        .map(|id| ChunkId::from_bytes(*id))
-        .collect()
-}
 
 /// One sealed chunk as a stripe, ready to place.
 #[derive(Debug, Clone)]
@@ -66,11 +52,25 @@ pub(crate) struct StripeUpload {
     pub(crate) shards: Vec<Bytes>,
 }
 
-impl Cluster {
+/// Erasure-coded objects across the live nodes: placing stripes, reading them back, and
+/// fetching shards for repair. Borrowed from [`Cluster::stripes`](super::Cluster::stripes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stripes<'a> {
+    layer: &'a Layer,
+}
+
+impl<'a> Stripes<'a> {
+    /// The stripes of `layer`.
+    pub(super) fn new(layer: &'a Layer) -> Self {
+        Self { layer }
+    }
+}
+
+impl Stripes<'_> {
     /// Places a stripe: shard `j` and the descriptor on the `j`-th ranked node, replacing
     /// nodes that fail by the next-ranked unused one. Returns the nodes that confirmed.
-    pub(crate) async fn put_stripe(&self, stripe: StripeUpload) -> Result<Vec<NodeId>, NodeError> {
-        let nodes = self.nodes();
+    pub(crate) async fn put(&self, stripe: StripeUpload) -> Result<Vec<NodeId>, NodeError> {
+        let nodes = self.layer.nodes();
         let n = stripe.shards.len();
         if nodes.len() < n {
             return Err(NodeError::TooFewNodes {
@@ -80,14 +80,16 @@ impl Cluster {
             });
         }
         let stripe = Arc::new(stripe);
-        let mut ranked = self.rank(&stripe.id, &nodes).into_iter();
+        let mut ranked = self.layer.rank(&stripe.id, &nodes).into_iter();
         let put_pair = |holder: Holder, j: usize| {
             let stripe = stripe.clone();
             async move {
                 let result = async {
-                    self.put_on(holder, stripe.id, stripe.descriptor.clone())
+                    self.layer
+                        .put_on(holder, stripe.id, stripe.descriptor.clone())
                         .await?;
-                    self.put_on(holder, stripe.ids[j], stripe.shards[j].clone())
+                    self.layer
+                        .put_on(holder, stripe.ids[j], stripe.shards[j].clone())
                         .await
                 }
                 .await;
@@ -133,7 +135,7 @@ impl Cluster {
 
     /// Fetches a stripe's descriptor (checked against `id`), then any K of its shards, and
     /// joins them into the sealed chunk.
-    pub(crate) async fn fetch_stripe(
+    pub(crate) async fn fetch(
         &self,
         id: ChunkId,
         claimed: &[NodeId],
@@ -157,24 +159,25 @@ impl Cluster {
     }
 
     /// Fetches and parses the descriptor of stripe `id`.
-    pub(crate) async fn fetch_descriptor(
+    pub(super) async fn fetch_descriptor(
         &self,
         id: ChunkId,
         claimed: &[NodeId],
     ) -> Result<Fetched<Stripe>, NodeError> {
-        self.fetch(id, claimed, move |bytes: Bytes| {
-            if !id.matches(&bytes) {
-                return Err(AttemptError::Next(HolderError::Failed(
-                    "served a forged stripe descriptor".into(),
-                )));
-            }
-            descriptor(&bytes).ok_or_else(|| {
-                AttemptError::Next(HolderError::Failed(
-                    "served something that is not a stripe descriptor".into(),
-                ))
+        self.layer
+            .fetch(id, claimed, move |bytes: Bytes| {
+                if !id.matches(&bytes) {
+                    return Err(AttemptError::Next(HolderError::Failed(
+                        "served a forged stripe descriptor".into(),
+                    )));
+                }
+                descriptor(&bytes).ok_or_else(|| {
+                    AttemptError::Next(HolderError::Failed(
+                        "served something that is not a stripe descriptor".into(),
+                    ))
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// Fetches at least `want` verified shards of `stripe` (id `id`), data shards first: from
@@ -200,16 +203,16 @@ impl Cluster {
         let ids = shard_ids(stripe);
         let n = ids.len();
         let mut shards: Vec<Option<Bytes>> =
-            ids.iter().map(|s| self.inner.local.store.get(s)).collect();
+            ids.iter().map(|s| self.layer.local.store.get(s)).collect();
         let mut have = shards.iter().flatten().count();
         if have >= want {
             return shards;
         }
-        let nodes = self.nodes();
-        let local = self.local().id;
+        let nodes = self.layer.nodes();
+        let local = self.layer.me().id;
         let ranked: Vec<Holder> = placement::rank(&id, &nodes)
             .into_iter()
-            .map(|p| self.holder(p))
+            .map(|p| self.layer.holder(p))
             .filter(|h| h.id() != local)
             .collect();
         let mut tried: HashSet<(usize, NodeId)> = HashSet::new();
@@ -220,13 +223,13 @@ impl Cluster {
             .filter_map(|j| {
                 full.get(j)
                     .filter(|p| p.id != local)
-                    .map(|p| (j, self.holder(*p)))
+                    .map(|p| (j, self.layer.holder(*p)))
             })
             .collect();
         let attempt = |j: usize, holder: Holder| {
             let (stripe, id) = (stripe.clone(), ids[j]);
             async move {
-                let Ok(bytes) = self.get_from(holder, id).await else {
+                let Ok(bytes) = self.layer.get_from(holder, id).await else {
                     return (j, None);
                 };
                 let checked = tokio::task::spawn_blocking(move || {
@@ -238,7 +241,7 @@ impl Cluster {
                 if checked.is_none() {
                     if let Holder::Remote(peer) = holder {
                         tracing::warn!(peer = %peer.id, shard = %id, "holder served a corrupt shard");
-                        self.inner.health.failure(peer.id, Failure::Get);
+                        self.layer.health.failure(peer.id, Failure::Get);
                     }
                 }
                 (j, checked)
@@ -258,7 +261,7 @@ impl Cluster {
                     let missing = missing.clone();
                     let wanted: Vec<ChunkId> = missing.iter().map(|&j| ids[j]).collect();
                     async move {
-                        let present = self.has_on(holder, &wanted).await.unwrap_or_default();
+                        let present = self.layer.has_on(holder, &wanted).await.unwrap_or_default();
                         missing
                             .iter()
                             .zip(present)
@@ -273,7 +276,7 @@ impl Cluster {
         let mut in_flight: HashSet<usize> = HashSet::new();
         let mut stage = 0;
         let mut locating = FuturesUnordered::new();
-        let hedge = self.hedge_delay(Failure::Get);
+        let hedge = self.layer.hedge_delay(Failure::Get);
         let tick = tokio::time::sleep(hedge);
         tokio::pin!(tick);
         // The next attempt at a shard not in hand, preferring shards nobody is asked for yet.

@@ -41,7 +41,7 @@ pub(crate) struct Tombstones {
 }
 
 /// One tombstone.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     /// When it was (last) recorded.
     at: Instant,
@@ -175,12 +175,12 @@ impl Locked<'_> {
     /// Records `ids` as deleted now with `key`; `verified` when this node checked the key
     /// against its copy. The same key again renews a tombstone; another key replaces a live
     /// one only when it is verified and the old one is not.
-    pub(crate) fn insert(&mut self, key: DeleteKey, verified: bool, ids: &[ChunkId]) {
+    pub(crate) fn insert(&mut self, key: &DeleteKey, verified: bool, ids: &[ChunkId]) {
         let now = self.now;
         for id in ids {
             let mut verified = verified;
             if let Some(old) = self.live(id) {
-                if old.key != key && (old.verified || !verified) {
+                if old.key != *key && (old.verified || !verified) {
                     continue;
                 }
                 verified |= old.verified;
@@ -189,7 +189,7 @@ impl Locked<'_> {
                 *id,
                 Entry {
                     at: now,
-                    key,
+                    key: key.clone(),
                     verified,
                 },
             );
@@ -208,17 +208,16 @@ impl Locked<'_> {
         self.table.trim(now, self.ttl, self.cap);
     }
 
-    fn live(&self, id: &ChunkId) -> Option<Entry> {
+    fn live(&self, id: &ChunkId) -> Option<&Entry> {
         self.table
             .since
             .get(id)
             .filter(|e| self.now.saturating_duration_since(e.at) < self.ttl)
-            .copied()
     }
 
     /// The key of `id`'s live tombstone, if any.
     pub(crate) fn key(&self, id: &ChunkId) -> Option<DeleteKey> {
-        self.live(id).map(|e| e.key)
+        self.live(id).map(|e| e.key.clone())
     }
 
     /// Forgets `id`'s tombstone (its key turned out not to authorize the real bytes).
@@ -267,7 +266,7 @@ impl Tombstones {
     #[cfg(test)]
     pub(crate) fn insert(&self, ids: &[ChunkId]) {
         self.lock()
-            .insert(DeleteKey::from_bytes([1; 32]), false, ids);
+            .insert(&DeleteKey::from_bytes([1; 32]), false, ids);
     }
 
     /// Number of live tombstones.
@@ -335,29 +334,29 @@ mod tests {
     async fn a_flood_of_unverified_tombstones_never_pushes_out_a_verified_one() {
         let t = Tombstones::new(Duration::from_secs(3600), 10);
         let real = DeleteKey::from_bytes([7; 32]);
-        t.lock().insert(real, true, &[id(0), id(1)]);
+        t.lock().insert(&real, true, &[id(0), id(1)]);
         // Anyone can plant unverified tombstones with made-up keys, far more than fit.
         for i in 100..10_000 {
             t.lock()
-                .insert(DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
+                .insert(&DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
             tokio::time::advance(Duration::from_micros(1)).await;
         }
         // The two verified ones, and the newest unverified ones up to a quarter of the cap.
         assert_eq!(t.len(), 2 + 2);
-        assert_eq!(t.lock().key(&id(0)), Some(real));
-        assert_eq!(t.lock().key(&id(1)), Some(real));
+        assert_eq!(t.lock().key(&id(0)), Some(real.clone()));
+        assert_eq!(t.lock().key(&id(1)), Some(real.clone()));
         assert!(t.contains(&id(9_999)) && !t.contains(&id(100)));
         // An id first planted unverified, then verified, counts as verified.
-        t.lock().insert(real, true, &[id(9_999)]);
+        t.lock().insert(&real, true, &[id(9_999)]);
         for i in 20_000..20_100 {
             t.lock()
-                .insert(DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
+                .insert(&DeleteKey::from_bytes([9; 32]), false, &[id(i)]);
         }
-        assert_eq!(t.lock().key(&id(9_999)), Some(real));
+        assert_eq!(t.lock().key(&id(9_999)), Some(real.clone()));
         // With only verified ones left, the oldest of them goes.
         let t = Tombstones::new(Duration::from_secs(3600), 2);
         for i in 0..3 {
-            t.lock().insert(real, true, &[id(i)]);
+            t.lock().insert(&real, true, &[id(i)]);
             tokio::time::advance(Duration::from_millis(1)).await;
         }
         assert!(!t.contains(&id(0)) && t.contains(&id(2)));
@@ -371,20 +370,28 @@ mod tests {
             DeleteKey::from_bytes([2; 32]),
             DeleteKey::from_bytes([3; 32]),
         );
-        t.lock().insert(a, false, &[id(1)]);
-        t.lock().insert(b, false, &[id(1)]);
-        assert_eq!(t.key(&id(1)), Some(a), "first come");
-        t.lock().insert(c, true, &[id(1)]);
-        assert_eq!(t.key(&id(1)), Some(c), "a verified key replaces a guess");
-        t.lock().insert(a, false, &[id(1)]);
-        t.lock().insert(b, true, &[id(1)]);
-        assert_eq!(t.key(&id(1)), Some(c), "nothing replaces a verified key");
+        t.lock().insert(&a, false, &[id(1)]);
+        t.lock().insert(&b, false, &[id(1)]);
+        assert_eq!(t.key(&id(1)), Some(a.clone()), "first come");
+        t.lock().insert(&c, true, &[id(1)]);
+        assert_eq!(
+            t.key(&id(1)),
+            Some(c.clone()),
+            "a verified key replaces a guess"
+        );
+        t.lock().insert(&a, false, &[id(1)]);
+        t.lock().insert(&b, true, &[id(1)]);
+        assert_eq!(
+            t.key(&id(1)),
+            Some(c.clone()),
+            "nothing replaces a verified key"
+        );
         t.lock().remove(&id(1));
         assert_eq!(t.key(&id(1)), None);
         assert_eq!(t.len(), 0);
         // The stale order entry of the removed id is trimmed without harm.
         tokio::time::advance(Duration::from_secs(61)).await;
-        t.lock().insert(a, false, &[id(2)]);
+        t.lock().insert(&a, false, &[id(2)]);
         assert_eq!(t.len(), 1);
     }
 
@@ -412,7 +419,7 @@ mod tests {
         let real = DeleteKey::from_bytes([7; 32]);
         let verified: Vec<ChunkId> = (0..cap as u32).map(id).collect();
         for batch in verified.chunks(4096) {
-            t.lock().insert(real, true, batch);
+            t.lock().insert(&real, true, batch);
         }
         let mut n = 10_000_000u32;
         for round in 0..300u32 {
@@ -422,7 +429,7 @@ mod tests {
                 n += 4096;
             }
             t.lock()
-                .insert(DeleteKey::from_bytes([round as u8; 32]), false, &ids);
+                .insert(&DeleteKey::from_bytes([round as u8; 32]), false, &ids);
             tokio::time::advance(Duration::from_millis(5)).await;
         }
         let bytes = t.bytes();
@@ -433,7 +440,7 @@ mod tests {
         );
         assert!(bytes <= DEFAULT_BYTES_BOUND, "{bytes} bytes");
         let locked = t.lock();
-        assert!(verified.iter().all(|v| locked.key(v) == Some(real)));
+        assert!(verified.iter().all(|v| locked.key(v) == Some(real.clone())));
         assert_eq!(locked.table.loose_count, 0, "a full table keeps no guesses");
     }
 }

@@ -33,27 +33,9 @@ impl Offload for BlockingPool {
     }
 }
 
-/// Runs `f` on tokio's blocking pool and wipes the stack it used after it (keys derived or
-/// used there do not linger; see `voldisefs_crypto::scrub_stack`). The result travels boxed
-/// (only a pointer crosses the frames above the wiped ones) and is unboxed by the caller.
-pub(crate) async fn scrubbed<R, F>(f: F) -> Result<R, tokio::task::JoinError>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    /// `f`'s result, boxed in a frame of its own below the scrub.
-    #[inline(never)]
-    fn boxed<R, F: FnOnce() -> R>(f: F) -> Box<R> {
-        Box::new(f())
-    }
-    let result = tokio::task::spawn_blocking(move || {
-        let result = boxed(f);
-        voldisefs_crypto::scrub_stack();
-        result
-    })
-    .await?;
-    Ok(*result)
-}
+/// Runs `f` on tokio's blocking pool and wipes the stack it used after it; defined in the
+/// replication layer (which opens fetched objects with it), named here for the pipelines.
+pub(crate) use crate::replication::scrubbed;
 
 /// Objects stored at once by one batch.
 const BATCH_PARALLELISM: usize = 16;
@@ -180,7 +162,8 @@ impl ObjectStore for ClusterStore {
                 Stripe::parse(&stripe.descriptor).map_err(|e| self.fail(NodeError::Crypto(e)))?;
             let redundancy: Redundancy = parsed.redundancy();
             self.cluster
-                .put_stripe(StripeUpload {
+                .stripes()
+                .put(StripeUpload {
                     redundancy,
                     id: ChunkId::from_bytes(stripe.id),
                     descriptor: bytes::Bytes::from(stripe.descriptor),
@@ -236,7 +219,8 @@ impl ObjectStore for ClusterStore {
                     // Shards checked against the descriptor; the pipeline checks the tag.
                     ObjectKind::Stripe => self
                         .cluster
-                        .fetch_stripe(chunk, &[])
+                        .stripes()
+                        .fetch(chunk, &[])
                         .await
                         .map(|f| f.map(|joined| Fetched::Verified(joined.into()))),
                 }

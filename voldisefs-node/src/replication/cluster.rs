@@ -1,0 +1,130 @@
+//! [`Cluster`]: the replication layer's facade. The upload and download pipelines, repair,
+//! hand-off and status talk only to it: put, fetch, locate and delete objects, stripes (behind
+//! [`Stripes`]), a transfer's window, and read-only views of this node and its peers
+//! (`peers.rs`). The network stays inside the layer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use voldisefs_net::Network;
+use voldisefs_proto::{ChunkId, DeleteKey, NodeId};
+use voldisefs_store::ChunkStore;
+
+use super::fetch::Fetched;
+use super::health::Failure;
+use super::hedge::AttemptError;
+use super::layer::{Layer, Settings};
+use super::local::LocalHolder;
+use super::stripes::Stripes;
+use super::window::Window;
+use crate::NodeError;
+
+/// Places, finds, fetches and deletes chunks across the live nodes, this one included.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    pub(super) layer: Arc<Layer>,
+}
+
+impl Cluster {
+    /// The replication layer over `net` and this node's `local` holder. The layer keeps `net`
+    /// to itself: whoever else needs the network keeps a clone of its own.
+    pub(crate) fn new(net: Network, local: Arc<LocalHolder>, settings: Settings) -> Self {
+        Self {
+            layer: Arc::new(Layer::new(net, local, settings)),
+        }
+    }
+
+    /// The layer behind the facade (for repair, in this module).
+    pub(super) fn layer(&self) -> &Arc<Layer> {
+        &self.layer
+    }
+
+    /// Stores a chunk the gateway sealed on `replicas` holders (as many as there are live
+    /// nodes when fewer), hedging past slow holders and replacing failing ones; this node keeps
+    /// a copy too when it has room, until repair settles it. Returns the holders that
+    /// confirmed.
+    pub(crate) async fn put(&self, id: ChunkId, bytes: Bytes) -> Result<Vec<NodeId>, NodeError> {
+        self.layer.put(id, bytes).await
+    }
+
+    /// Fetches chunk `id` and passes the bytes to `open` (run on the blocking pool, which
+    /// verifies and decodes them): this node first when it holds the chunk, then the ranked
+    /// holders (`claimed` ones first within a class), then the other live peers. Bytes `open`
+    /// rejects as corrupt demote their holder and the next one is tried (see `fetch.rs`).
+    pub(crate) async fn fetch<T, F>(
+        &self,
+        id: ChunkId,
+        claimed: &[NodeId],
+        open: F,
+    ) -> Result<Fetched<T>, NodeError>
+    where
+        T: Send + 'static,
+        F: Fn(Bytes) -> Result<T, AttemptError> + Clone + Send + Sync + 'static,
+    {
+        self.layer.fetch(id, claimed, open).await
+    }
+
+    /// This node's own copy of `id`, if it holds one (checked against the id when it was
+    /// stored, so it needs no second hash; an expired one is dropped and not returned).
+    pub(crate) fn local_copy(&self, id: &ChunkId) -> Option<Bytes> {
+        self.layer.local_copy(id)
+    }
+
+    /// For each of `ids`, the nodes that say they hold it (empty: no reachable node has it);
+    /// about one batched question per chunk however large the network (see `locate.rs`).
+    pub(crate) async fn locate(&self, ids: &[ChunkId]) -> Vec<Vec<NodeId>> {
+        self.layer.locate(ids).await
+    }
+
+    /// Deletes `ids`, objects of the file whose delete key is `key`, for good: drops them here
+    /// and on their ranked holders (the first `2 * replicas` live nodes for each, plus `also`,
+    /// plus every live node when `everywhere`), all of which keep tombstones so that a late put
+    /// or a repair push of them is refused. Holders drop only objects the key authorizes.
+    /// Returns how many nodes confirmed.
+    pub(crate) async fn delete(
+        &self,
+        key: &DeleteKey,
+        ids: &[ChunkId],
+        also: &[NodeId],
+        everywhere: bool,
+    ) -> usize {
+        self.layer
+            .delete_spread(key, ids, also, everywhere, self.layer.replicas())
+            .await
+    }
+
+    /// Like [`delete`](Self::delete) for objects spread over `spread` nodes each (K + M for
+    /// the stripe ids of an erasure-coded file): the window is `2 * max(replicas, spread)`
+    /// ranked nodes. A holder deleting a stripe descriptor deletes the shards it lists.
+    pub(crate) async fn delete_spread(
+        &self,
+        key: &DeleteKey,
+        ids: &[ChunkId],
+        also: &[NodeId],
+        everywhere: bool,
+        spread: usize,
+    ) -> usize {
+        self.layer
+            .delete_spread(key, ids, also, everywhere, spread)
+            .await
+    }
+
+    /// Erasure-coded objects (`rs:K+M`): placing, reading and fetching shards of stripes.
+    pub(crate) fn stripes(&self) -> Stripes<'_> {
+        Stripes::new(&self.layer)
+    }
+
+    /// A transfer's window of chunks in flight (see [`Window`]): `base` chunks of
+    /// `chunk_len` bytes to begin with, growing with the latency of puts (`Failure::Put`)
+    /// or gets.
+    pub(crate) fn window(&self, base: usize, chunk_len: usize, what: Failure) -> Window {
+        Window::new(self.layer.clone(), base, chunk_len, what)
+    }
+
+    /// Forgets everything held (shutdown, crash).
+    pub(crate) fn wipe(&self) {
+        self.layer.local.store.clear();
+        self.layer.local.tombstones.clear();
+    }
+}
