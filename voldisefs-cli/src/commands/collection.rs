@@ -23,13 +23,13 @@ use voldisefs_node::crypto::{
 };
 
 use super::download::Download;
-use super::upload::hex;
 use crate::cli::{GetArgs, LsArgs, PutArgs};
 use crate::folder::Folder;
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
+use crate::store::hex;
 use crate::store::{Session, crypto_error};
 use crate::table::render;
 
