@@ -11,7 +11,7 @@
 //! Layout: `replication/` is the one layer that knows where chunks live (placement, holders,
 //! hedged reads and writes, proofs of possession, repair and hand-off, tombstones, peer
 //! health); `transfer/` holds the upload and download pipelines, which talk only to it;
-//! `http.rs` the API and page; `node.rs` the lifecycle.
+//! `http/` the API and page (its JSON bodies: [`api`]); `node.rs` the lifecycle.
 //!
 //! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
 //!   highest rendezvous weight for its id, so every node computes the same holders; peers that
@@ -66,6 +66,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod api;
 pub mod archive;
 pub mod clock;
 mod collections;

@@ -28,12 +28,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use voldisefs_crypto::DeleteKey;
 use voldisefs_proto::objects::decode_batch;
 
-use super::ApiErrorCode;
-use super::{ApiError, DELETE_KEY_HEADER, bad_request};
+use super::errors::{ApiError, bad_request};
+use super::{ApiErrorCode, DELETE_KEY_HEADER};
+use crate::api::{NodeInfo, ObjectDeleteReceipt};
 use crate::{MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN, Node};
 
 /// Bytes of object API bodies all requests together may hold while they are read (256 MiB).
@@ -44,39 +45,6 @@ pub const BUDGET_WAIT: Duration = Duration::from_secs(10);
 pub const BUDGET_STEP: usize = 1 << 20;
 /// The slowest average rate a body may arrive at, after a grace of twice the idle timeout.
 pub const MIN_BODY_RATE: usize = 1 << 20;
-
-/// What a client needs to seal files for this network (`GET /api/v1/info`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Chunk size new files should use, in bytes.
-    pub chunk_size: u64,
-    /// Argon2id memory cost new files should use, KiB.
-    pub kdf_m_kib: u32,
-    /// Argon2id passes.
-    pub kdf_t: u32,
-    /// Argon2id lanes.
-    pub kdf_p: u32,
-    /// Copies the network keeps of every replicated object.
-    pub replicas: usize,
-    /// The redundancy files get unless they ask (`replicas:N` or `rs:K+M`).
-    pub redundancy: String,
-    /// Live nodes now (this one included).
-    pub live_nodes: usize,
-    /// Expiry files get unless they ask, seconds (absent: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_expiry: Option<u64>,
-    /// Longest expiry this node stores, seconds (absent: no limit; files must then expire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_expiry: Option<u64>,
-    /// Longest single object, bytes.
-    pub max_object: usize,
-    /// Longest batch body, bytes.
-    pub max_batch_bytes: usize,
-    /// Most objects in a batch.
-    pub max_batch_objects: usize,
-    /// Most ids in one delete.
-    pub max_delete_ids: usize,
-}
 
 pub(super) async fn info(State(node): State<Node>) -> Result<Json<NodeInfo>, ApiError> {
     let config = node.config();
@@ -140,7 +108,7 @@ async fn read_body(
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         if !waits {
-            super::drain_refused(body.into_data_stream()).await;
+            super::bodies::drain_refused(body.into_data_stream()).await;
         }
         return Err(too_large());
     }
@@ -355,7 +323,7 @@ pub(super) async fn delete_object(
     let nodes = node
         .delete_objects(&key, &[id], query.everywhere, query.spread)
         .await?;
-    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+    Ok(Json(ObjectDeleteReceipt { nodes }).into_response())
 }
 
 /// Most bytes of a delete request's JSON.
@@ -386,7 +354,7 @@ pub(super) async fn delete_objects(
     let nodes = node
         .delete_objects(&key, &ids, request.everywhere, request.spread)
         .await?;
-    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+    Ok(Json(ObjectDeleteReceipt { nodes }).into_response())
 }
 
 #[cfg(test)]
