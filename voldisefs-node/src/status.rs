@@ -120,13 +120,13 @@ pub struct NetworkStatus {
     /// `joining` while no bootstrap peer has answered yet (the node keeps retrying), then
     /// `running`; `stopping` during a graceful shutdown.
     #[serde(default, deserialize_with = "known_word")]
-    pub state: &'static str,
+    pub state: Word,
     /// Every known peer with its state.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
     /// `keyed` (peer links encrypted and authenticated with the network key) or `open`.
     #[serde(default, deserialize_with = "known_word")]
-    pub security: &'static str,
+    pub security: Word,
     /// This node's store usage.
     #[serde(default)]
     pub store: StoreStatus,
@@ -144,7 +144,7 @@ pub struct PeerStatus {
     pub addr: SocketAddr,
     /// `alive`, `suspect`, `dead` or `left`.
     #[serde(default, deserialize_with = "known_word")]
-    pub state: &'static str,
+    pub state: Word,
     /// Ranked last for reads, writes and repair for now, because it recently failed to
     /// serve, store or prove a chunk, or to say which it holds.
     #[serde(default)]
@@ -192,6 +192,10 @@ pub struct StoreStatus {
     pub tombstones: u64,
 }
 
+/// A state or mode a [`NetworkStatus`] names: a plain `&'static str`, spelled through this alias
+/// so that deserializing it copies from [`KNOWN_WORDS`] instead of borrowing from the input.
+type Word = &'static str;
+
 /// The states and modes a [`NetworkStatus`] names; a word a newer node sends that is not among
 /// them reads as `unknown`.
 const KNOWN_WORDS: [&str; 10] = [
@@ -208,7 +212,7 @@ const KNOWN_WORDS: [&str; 10] = [
 ];
 
 /// Reads one of [`KNOWN_WORDS`] (the fields are `&'static str`: a node only ever sends these).
-fn known_word<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+fn known_word<'de, D: Deserializer<'de>>(d: D) -> Result<Word, D::Error> {
     let word = String::deserialize(d)?;
     Ok(KNOWN_WORDS
         .into_iter()
