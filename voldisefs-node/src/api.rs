@@ -119,6 +119,42 @@ pub struct ObjectDeleteReceipt {
     pub nodes: usize,
 }
 
+/// `POST /api/v1/objects/delete`: objects to delete with their file's delete key. Strict, unlike
+/// the answers: a field the node does not know is refused (it may change what is deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectDeleteRequest {
+    /// The file's delete key, 64 hex digits.
+    pub delete_key: String,
+    /// Ids of its objects, 64 hex digits each.
+    pub ids: Vec<String>,
+    /// Tombstones on every live node (a record), else on the ranked holders.
+    #[serde(default)]
+    pub everywhere: bool,
+    /// Nodes each object is spread over (K + M for stripes; 0 for copies).
+    #[serde(default, deserialize_with = "whole_number")]
+    pub spread: usize,
+}
+
+/// A JSON number that is a whole number, written `3` or `3.0` (JSON Schema's `integer`).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom("spread must be a whole number"))
+}
+
+impl Drop for ObjectDeleteRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.delete_key);
+    }
+}
+
 /// What a download ticket serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,4 +190,24 @@ pub struct Created<T> {
     /// The read key, 64 hex digits (absent unless a link was asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_a_whole_number_written_either_way() {
+        let parse = |spread: &str| {
+            serde_json::from_str::<ObjectDeleteRequest>(&format!(
+                r#"{{"delete_key": "00", "ids": [], "spread": {spread}}}"#
+            ))
+            .map(|r| r.spread)
+        };
+        assert_eq!(parse("3").unwrap(), 3);
+        assert_eq!(parse("3.0").unwrap(), 3);
+        for bad in ["3.5", "-1", "1e30", "\"3\""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

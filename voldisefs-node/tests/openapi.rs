@@ -632,6 +632,17 @@ fn the_api_types_match_the_documented_schemas() {
         chunks: 3,
     };
     errors.extend(check_schema(doc, "DeleteReceipt", &round_trip(&deleted)));
+    let request = ObjectDeleteRequest {
+        delete_key: "cd".repeat(32),
+        ids: vec!["ab".repeat(32)],
+        everywhere: true,
+        spread: 6,
+    };
+    errors.extend(check_schema(
+        doc,
+        "ObjectDeleteRequest",
+        &round_trip(&request),
+    ));
     let nodes = ObjectDeleteReceipt { nodes: 2 };
     errors.extend(check_schema(
         doc,

@@ -120,6 +120,7 @@ pub(super) async fn upload_collection(
     Ok((StatusCode::CREATED, Json(listing)).into_response())
 }
 
+/// `GET /api/v1/collections/{id}`: the listing, opened by the password or read key.
 pub(super) async fn list_collection(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,
@@ -136,6 +137,7 @@ pub(super) struct PathQuery {
     path: String,
 }
 
+/// `GET /api/v1/collections/{id}/file?path=`: one member file, streamed.
 pub(super) async fn collection_file(
     State(node): State<Node>,
     axum::Extension(guard): axum::Extension<Arc<Guard>>,
@@ -163,6 +165,7 @@ pub(super) async fn collection_file(
     ))
 }
 
+/// `GET /api/v1/collections/{id}/archive`: every member file in one streamed tar archive.
 pub(super) async fn collection_archive(
     State(node): State<Node>,
     axum::Extension(guard): axum::Extension<Arc<Guard>>,

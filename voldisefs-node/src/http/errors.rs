@@ -86,6 +86,7 @@ impl From<NodeError> for ApiError {
     }
 }
 
+/// A 400 `bad_request` answer with `message`.
 pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ApiErrorCode::BadRequest, message)
 }

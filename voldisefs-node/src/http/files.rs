@@ -21,6 +21,8 @@ use super::responses::{created_with_key, lease, streamed};
 use super::slow_readers::Guard;
 use super::{ApiErrorCode, LINK_HEADER, ONCE_HEADER};
 
+/// `POST /api/v1/files`: the body, sealed by this node under the password header (gateway
+/// mode), answered with its receipt (and read key, when asked for a link).
 pub(super) async fn upload(
     State(node): State<Node>,
     headers: HeaderMap,
@@ -56,6 +58,7 @@ pub(super) async fn upload(
     Ok((StatusCode::CREATED, Json(receipt)).into_response())
 }
 
+/// `GET` (and `HEAD`) `/api/v1/files/{id}`: the file, `Range` honoured (see [`serve_file`]).
 pub(super) async fn download(
     State(node): State<Node>,
     axum::Extension(guard): axum::Extension<Arc<Guard>>,
@@ -180,6 +183,7 @@ pub(super) async fn head_of(
     })
 }
 
+/// `DELETE /api/v1/files/{id}`: deletes the file its password opens.
 pub(super) async fn remove(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,

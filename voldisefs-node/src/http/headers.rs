@@ -16,6 +16,7 @@ use super::{
     REDUNDANCY_HEADER,
 };
 
+/// The password header, required and not empty (401 `password_required` otherwise).
 pub(super) fn password(headers: &HeaderMap) -> Result<Password, ApiError> {
     match headers.get(PASSWORD_HEADER) {
         Some(value) if !value.as_bytes().is_empty() => Ok(Password::new(value.as_bytes())),
@@ -27,6 +28,7 @@ pub(super) fn password(headers: &HeaderMap) -> Result<Password, ApiError> {
     }
 }
 
+/// The file id of the request path (400 when it is not 64 hex digits).
 pub(super) fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<FileId, ApiError> {
     let bad =
         |message: String| ApiError::new(StatusCode::BAD_REQUEST, ApiErrorCode::BadRequest, message);

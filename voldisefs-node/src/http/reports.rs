@@ -13,6 +13,7 @@ use crate::api::{FileList, Health, NetworkStatus};
 
 use super::slow_readers::Guard;
 
+/// The web page.
 pub(super) async fn page() -> Html<&'static str> {
     Html(include_str!("../page.html"))
 }
@@ -57,16 +58,19 @@ pub(super) async fn metrics(
         .into_response()
 }
 
+/// `GET /healthz`: `{"status": "ok"}` while the node serves.
 pub(super) async fn healthz() -> Json<Health> {
     Json(Health::ok())
 }
 
+/// `GET /api/v1/files`: the index of files uploaded through this node.
 pub(super) async fn list_files(State(node): State<Node>) -> Json<FileList> {
     Json(FileList {
         files: node.files(),
     })
 }
 
+/// `GET /api/v1/network`: this node, its peers (with what they store), store and repair.
 pub(super) async fn network(State(node): State<Node>) -> Json<NetworkStatus> {
     Json(node.network_status().await)
 }
