@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reqwest::header::HeaderValue;
 use reqwest::{Response, StatusCode, Url};
-use serde::Deserialize;
+use voldisefs_node::api::{ApiErrorBody as ErrorBody, ApiErrorCode};
 
 use crate::error::CliError;
 
@@ -22,17 +22,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest error body we read from a node.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// The JSON error body of a node.
-#[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
-    /// Machine-readable code (`wrong_password`, `not_found`, ...).
-    #[serde(default)]
-    error: String,
-    /// Human-readable explanation.
-    #[serde(default)]
-    message: String,
-}
 
 /// A client for one node.
 pub(crate) struct NodeClient {
@@ -157,14 +146,14 @@ async fn error_from_response(response: Response, file: Option<&str>) -> CliError
 /// The [`CliError`] for an error status and body.
 fn classify(status: StatusCode, file: Option<&str>, body: ErrorBody) -> CliError {
     match (status, file) {
-        (StatusCode::UNAUTHORIZED, _) if body.error == "token_required" => CliError::Server {
+        (StatusCode::UNAUTHORIZED, _) if body.code() == Some(ApiErrorCode::TokenRequired) => CliError::Server {
             status: status.as_u16(),
             code: body.error,
             message:
                 "the node's API needs a token: give --api-token-file or set $VOLDISEFS_API_TOKEN"
                     .into(),
         },
-        (StatusCode::UNAUTHORIZED, _) if body.error == "bad_token" => CliError::Server {
+        (StatusCode::UNAUTHORIZED, _) if body.code() == Some(ApiErrorCode::BadToken) => CliError::Server {
             status: status.as_u16(),
             code: body.error,
             message: "the node refused the API token".into(),

@@ -32,7 +32,7 @@ impl Session {
         let token = node.api_token()?;
         let store = RemoteStore::new(nodes, token.as_ref().map(|t| t.as_str()))?.on_bad_bytes(
             |node, id| {
-                let id = crate::commands::hex(id);
+                let id = hex(id);
                 eprintln!(
                     "warning: node {node} served wrong bytes for object {id}; taking it from another node"
                 );
@@ -43,6 +43,11 @@ impl Session {
             .context("the node asks for settings this client does not support")?;
         Ok(Self { client, info })
     }
+}
+
+/// Lowercase hex of an id (a file's, an object's), as the CLI prints it.
+pub(crate) fn hex(id: &[u8; 32]) -> String {
+    voldisefs_node::proto::ChunkId::from_bytes(*id).to_string()
 }
 
 /// The CLI error (and so the exit code) for a store failure.

@@ -12,7 +12,8 @@
 //! hedged reads and writes, proofs of possession, repair and hand-off, tombstones, peer
 //! health); `transfer/` holds the upload and download pipelines, which talk only to it;
 //! `node/` the node's API and lifecycle (it never names the HTTP layer); `http/` the API and
-//! page, which call only the node; `startup.rs` binds the listeners and starts both.
+//! page, which call only the node (its JSON bodies: [`api`]); `startup.rs` binds the listeners
+//! and starts both.
 //!
 //! * Placement: each chunk and manifest record goes to the `replicas` live nodes with the
 //!   highest rendezvous weight for its id, so every node computes the same holders; peers that
@@ -67,6 +68,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod api;
 pub mod archive;
 pub mod clock;
 mod config;

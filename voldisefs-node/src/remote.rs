@@ -162,16 +162,18 @@ impl RemoteStore {
         }
         let status = response.status();
         let body = read_limited(response).await;
-        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let code = parsed["error"].as_str().unwrap_or_default();
-        let message = parsed["message"].as_str().map_or_else(
-            || String::from_utf8_lossy(&body).chars().take(200).collect(),
-            str::to_owned,
-        );
-        let kind = match (status, code) {
-            (StatusCode::INSUFFICIENT_STORAGE, _) => StoreErrorKind::Full,
-            (StatusCode::SERVICE_UNAVAILABLE, _) => StoreErrorKind::Unavailable,
-            (s, _) if s.is_client_error() => StoreErrorKind::Refused,
+        // The error body's message (`crate::api::ApiErrorBody`), else the body's start.
+        let message = serde_json::from_slice::<crate::api::ApiErrorBody>(&body)
+            .ok()
+            .filter(|parsed| !parsed.message.is_empty())
+            .map_or_else(
+                || String::from_utf8_lossy(&body).chars().take(200).collect(),
+                |parsed| parsed.message,
+            );
+        let kind = match status {
+            StatusCode::INSUFFICIENT_STORAGE => StoreErrorKind::Full,
+            StatusCode::SERVICE_UNAVAILABLE => StoreErrorKind::Unavailable,
+            s if s.is_client_error() => StoreErrorKind::Refused,
             _ => StoreErrorKind::Other,
         };
         Err(StoreError::new(kind, message))
@@ -334,15 +336,16 @@ impl ObjectStore for RemoteStore {
             };
             let key = zeroize::Zeroizing::new(hex(key.as_bytes()));
             for group in ids.chunks(DELETE_GROUP) {
-                let body = zeroize::Zeroizing::new(
-                    serde_json::json!({
-                        "delete_key": key.as_str(),
-                        "ids": group.iter().map(hex).collect::<Vec<_>>(),
-                        "everywhere": everywhere,
-                        "spread": spread,
-                    })
-                    .to_string(),
-                );
+                let request = crate::api::ObjectDeleteRequest {
+                    delete_key: key.as_str().to_owned(),
+                    ids: group.iter().map(hex).collect(),
+                    everywhere,
+                    spread,
+                };
+                let body =
+                    zeroize::Zeroizing::new(serde_json::to_string(&request).map_err(|e| {
+                        StoreError::new(StoreErrorKind::Other, format!("the delete request: {e}"))
+                    })?);
                 self.to_any(|http, s| {
                     Ok(http
                         .post(self.url(s, "api/v1/objects/delete")?)

@@ -1,9 +1,10 @@
 //! What a node reports about itself: its index of uploads and its network status, as the
-//! HTTP API serves them.
+//! HTTP API serves them (part of its contract, [`crate::api`]). Deserializing is lenient: what
+//! older nodes did not send takes its default.
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use voldisefs_proto::{FileId, NodeId, PeerInfo};
 use voldisefs_store::StoreStats;
 
@@ -18,33 +19,36 @@ pub const MAX_INDEX_NAME_BYTES: usize = 8 << 20;
 /// everything else. It holds the file's original name (for `ls` and the page), so whoever can
 /// reach the node's API sees the names of the files uploaded through it; nothing else about
 /// the file's contents. The name is zeroed when the entry is dropped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// The file's id.
     pub id: FileId,
     /// The name it was uploaded under (at most 4,096 bytes).
+    #[serde(default)]
     pub name: String,
     /// A file, or a collection of files.
+    #[serde(default)]
     pub kind: IndexKind,
     /// Plaintext size in bytes (of all its files, for a collection).
     pub size: u64,
     /// Number of chunks (of the listing, for a collection).
     pub chunks: u64,
     /// How many files a collection lists (absent for a file).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<u64>,
     /// Upload time, seconds since the Unix epoch.
     pub created: u64,
     /// When it expires, seconds since the Unix epoch (absent: never).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
 }
 
 /// What an index entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexKind {
-    /// A file.
+    /// A file (and what older nodes, which sent no kind, listed).
+    #[default]
     File,
     /// A collection (a folder, or several files put together).
     Collection,
@@ -109,50 +113,58 @@ mod tests {
 }
 
 /// What a node reports about itself and its peers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkStatus {
     /// This node.
     pub node: PeerInfo,
     /// `joining` while no bootstrap peer has answered yet (the node keeps retrying), then
     /// `running`; `stopping` during a graceful shutdown.
-    pub state: &'static str,
+    #[serde(default, deserialize_with = "known_word")]
+    pub state: Word,
     /// Every known peer with its state.
+    #[serde(default)]
     pub peers: Vec<PeerStatus>,
     /// `keyed` (peer links encrypted and authenticated with the network key) or `open`.
-    pub security: &'static str,
+    #[serde(default, deserialize_with = "known_word")]
+    pub security: Word,
     /// This node's store usage.
+    #[serde(default)]
     pub store: StoreStatus,
     /// This node's repair activity.
+    #[serde(default)]
     pub repair: RepairStatus,
 }
 
 /// One peer in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
     /// The peer's id.
     pub id: NodeId,
     /// Its peer address.
     pub addr: SocketAddr,
     /// `alive`, `suspect`, `dead` or `left`.
-    pub state: &'static str,
+    #[serde(default, deserialize_with = "known_word")]
+    pub state: Word,
     /// Ranked last for reads, writes and repair for now, because it recently failed to
     /// serve, store or prove a chunk, or to say which it holds.
+    #[serde(default)]
     pub demoted: bool,
     /// Gets, puts, proofs of possession and `has_chunks` queries it failed so far.
+    #[serde(default)]
     pub failures: u64,
     /// Bytes the peer says it stores (asked by [`Node::network_status`](crate::Node::network_status);
     /// absent from [`Node::status`](crate::Node::status), for peers that did not answer
     /// within a second, and past the first 256 live peers). A claim, shown for the storage
     /// overhead; placement never relies on it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_bytes: Option<u64>,
     /// Objects (chunks, shards, descriptors, records) the peer says it stores.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_objects: Option<u64>,
 }
 
 /// Repair activity in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairStatus {
     /// Chunks this node still has to copy to a holder (as of its last sweep).
     pub backlog: u64,
@@ -167,7 +179,7 @@ pub struct RepairStatus {
 }
 
 /// Store usage in a [`NetworkStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStatus {
     /// Chunks held.
     pub chunks: u64,
@@ -176,7 +188,36 @@ pub struct StoreStatus {
     /// Byte capacity.
     pub capacity: u64,
     /// Ids of deleted chunks this node refuses to store again (tombstones).
+    #[serde(default)]
     pub tombstones: u64,
+}
+
+/// A state or mode a [`NetworkStatus`] names: a plain `&'static str`, spelled through this alias
+/// so that deserializing it copies from [`KNOWN_WORDS`] instead of borrowing from the input.
+type Word = &'static str;
+
+/// The states and modes a [`NetworkStatus`] names; a word a newer node sends that is not among
+/// them reads as `unknown`.
+const KNOWN_WORDS: [&str; 10] = [
+    "joining",
+    "running",
+    "stopping",
+    "keyed",
+    "open",
+    "unverified",
+    "alive",
+    "suspect",
+    "dead",
+    "left",
+];
+
+/// Reads one of [`KNOWN_WORDS`] (the fields are `&'static str`: a node only ever sends these).
+fn known_word<'de, D: Deserializer<'de>>(d: D) -> Result<Word, D::Error> {
+    let word = String::deserialize(d)?;
+    Ok(KNOWN_WORDS
+        .into_iter()
+        .find(|known| *known == word)
+        .unwrap_or("unknown"))
 }
 
 impl StoreStatus {

@@ -555,3 +555,204 @@ async fn a_malformed_id_escape_is_a_json_error() {
     }
     node.shutdown().await;
 }
+
+/// `value` validated against the document's schema `name`, with every property the schema
+/// declares present in it (the samples below fill every optional field), so the shared types
+/// of `voldisefs_node::api` and the document's schemas name the same fields both ways.
+fn check_schema(doc: &Value, name: &str, value: &Value) -> Vec<String> {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name} in the document");
+    let mut errors = Vec::new();
+    validate(doc, schema, value, name, &mut errors);
+    if let (Some(properties), Some(object)) = (schema["properties"].as_object(), value.as_object())
+    {
+        for property in properties.keys() {
+            if !object.contains_key(property) {
+                errors.push(format!(
+                    "{name}: the document's property `{property}` is no field of the type"
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// A value of a contract type as JSON, checked to read back as itself (the types are what the
+/// handlers send and what clients read).
+fn round_trip<T>(value: &T) -> Value
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let json = serde_json::to_value(value).unwrap();
+    let back: T = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(&back, value);
+    json
+}
+
+/// Every JSON body type of `voldisefs_node::api` against its schema in the document.
+#[test]
+fn the_api_types_match_the_documented_schemas() {
+    use voldisefs_node::api::*;
+    use voldisefs_node::crypto::ReadKey;
+    use voldisefs_node::proto::{FileId, NodeId};
+
+    let doc = &document();
+    let id = FileId::digest(b"a file");
+    let key = ReadKey::from_bytes([7; 32]);
+    let peer = |n: u8| PeerInfo {
+        id: NodeId::random(),
+        addr: format!("127.0.0.1:41{n:02}").parse().unwrap(),
+    };
+    let mut errors = Vec::new();
+    for code in ApiErrorCode::ALL {
+        let body = round_trip(&ApiErrorBody::new(*code, "what went wrong"));
+        errors.extend(check_schema(doc, "Error", &body));
+    }
+    errors.extend(check_schema(doc, "Health", &round_trip(&Health::ok())));
+    for kind in [IndexKind::File, IndexKind::Collection] {
+        let list = FileList {
+            files: vec![IndexEntry {
+                id,
+                name: "notes.txt".into(),
+                kind,
+                size: 5,
+                chunks: 1,
+                files: Some(1),
+                created: 1_700_000_000,
+                expires: Some(1_800_000_000),
+            }],
+        };
+        errors.extend(check_schema(doc, "FileList", &round_trip(&list)));
+        let entry = &round_trip(&list)["files"][0];
+        errors.extend(check_schema(doc, "IndexEntry", entry));
+    }
+    let deleted = DeleteReceipt {
+        id,
+        deleted: true,
+        chunks: 3,
+    };
+    errors.extend(check_schema(doc, "DeleteReceipt", &round_trip(&deleted)));
+    let request = ObjectDeleteRequest {
+        delete_key: "cd".repeat(32),
+        ids: vec!["ab".repeat(32)],
+        everywhere: true,
+        spread: 6,
+    };
+    errors.extend(check_schema(
+        doc,
+        "ObjectDeleteRequest",
+        &round_trip(&request),
+    ));
+    let nodes = ObjectDeleteReceipt { nodes: 2 };
+    errors.extend(check_schema(
+        doc,
+        "ObjectDeleteReceipt",
+        &round_trip(&nodes),
+    ));
+    for kind in [TicketKind::File, TicketKind::Archive] {
+        let ticket = Ticket {
+            ticket: "ab".repeat(32),
+            url: format!("/download/{}", "ab".repeat(32)),
+            kind,
+            name: "notes.txt".into(),
+            expires_in: 60,
+        };
+        errors.extend(check_schema(doc, "Ticket", &round_trip(&ticket)));
+    }
+    let info = NodeInfo {
+        chunk_size: 1 << 20,
+        kdf_m_kib: 65_536,
+        kdf_t: 3,
+        kdf_p: 1,
+        replicas: 3,
+        redundancy: "replicas:3".into(),
+        live_nodes: 3,
+        default_expiry: Some(86_400),
+        max_expiry: Some(604_800),
+        max_object: 1 << 20,
+        max_batch_bytes: 64 << 20,
+        max_batch_objects: 1024,
+        max_delete_ids: 4096,
+    };
+    errors.extend(check_schema(doc, "NodeInfo", &round_trip(&info)));
+    let status = NetworkStatus {
+        node: peer(0),
+        state: "running",
+        peers: vec![PeerStatus {
+            id: peer(1).id,
+            addr: peer(1).addr,
+            state: "alive",
+            demoted: true,
+            failures: 2,
+            stored_bytes: Some(4096),
+            stored_objects: Some(4),
+        }],
+        security: "keyed",
+        store: StoreStatus {
+            chunks: 4,
+            bytes: 4096,
+            capacity: 1 << 30,
+            tombstones: 1,
+        },
+        repair: RepairStatus {
+            backlog: 1,
+            pushed: 2,
+            dropped: 3,
+            failed: 4,
+            sweeps: 5,
+        },
+    };
+    let json = round_trip(&status);
+    errors.extend(check_schema(doc, "NetworkStatus", &json));
+    errors.extend(check_schema(doc, "PeerInfo", &json["node"]));
+    errors.extend(check_schema(doc, "PeerStatus", &json["peers"][0]));
+    errors.extend(check_schema(doc, "StoreStatus", &json["store"]));
+    errors.extend(check_schema(doc, "RepairStatus", &json["repair"]));
+
+    // Bodies whose types live beside the code that makes them serialize only.
+    let stored = ObjectReceipt {
+        stored: 2,
+        copies: 2,
+        replicas: 3,
+    };
+    let json = serde_json::to_value(stored).unwrap();
+    errors.extend(check_schema(doc, "ObjectReceipt", &json));
+    let receipt = UploadReceipt {
+        id,
+        size: 5,
+        chunks: 1,
+        created: 1_700_000_000,
+        replicas: 3,
+        copies: 3,
+        redundancy: "replicas:3".into(),
+        expires: Some(1_800_000_000),
+        read_key: key.clone(),
+    };
+    let created = Created {
+        answer: &receipt,
+        read_key: Some(key.to_hex().as_str().to_owned()),
+    };
+    let json = serde_json::to_value(&created).unwrap();
+    errors.extend(check_schema(doc, "UploadReceipt", &json));
+    let listing = CollectionListing {
+        id,
+        name: "photos".into(),
+        size: 5,
+        created: 1_700_000_000,
+        files: vec![CollectionFile {
+            path: "a/b.jpg".into(),
+            size: 5,
+            id,
+            read: key.clone(),
+        }],
+        read_key: Some(key.clone()),
+    };
+    let created = Created {
+        answer: &listing,
+        read_key: Some(key.to_hex().as_str().to_owned()),
+    };
+    let json = serde_json::to_value(&created).unwrap();
+    errors.extend(check_schema(doc, "Collection", &json));
+    errors.extend(check_schema(doc, "CollectionFile", &json["files"][0]));
+    assert!(errors.is_empty(), "\n  {}", errors.join("\n  "));
+}

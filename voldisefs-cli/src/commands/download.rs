@@ -15,7 +15,7 @@ use crate::folder::Folder;
 use crate::progress::TransferBar;
 use crate::store::{Session, crypto_error};
 
-use super::upload::hex;
+use crate::store::hex;
 
 /// A file's plaintext as it streams out of the local pipeline.
 pub(crate) struct Download {

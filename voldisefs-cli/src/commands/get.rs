@@ -23,7 +23,7 @@ use crate::progress::TransferBar;
 use crate::store::{Session, crypto_error};
 
 use super::download::{Download, parse_id, refuse_overwrite, to_path, to_stdout};
-use super::upload::hex;
+use crate::store::hex;
 
 /// Where the downloaded bytes go.
 #[derive(Debug, PartialEq, Eq)]

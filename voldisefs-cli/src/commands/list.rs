@@ -1,105 +1,12 @@
 //! `voldisefs ls` and `voldisefs network`: show what a node reports, as a table or JSON.
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use voldisefs_node::api::{FileList, IndexKind, NetworkStatus, StoreStatus};
 
 use crate::cli::{ListArgs, LsArgs};
 use crate::client::NodeClient;
 use crate::size::format_size;
 use crate::table::{format_utc, render};
-
-/// `GET /api/v1/files`.
-#[derive(Debug, Deserialize)]
-struct FileList {
-    /// Files uploaded through the node.
-    files: Vec<FileEntry>,
-}
-
-/// One uploaded file.
-#[derive(Debug, Deserialize)]
-struct FileEntry {
-    /// File id.
-    id: String,
-    /// The name it was uploaded under (empty from older nodes, which kept no names).
-    #[serde(default)]
-    name: String,
-    /// `file` or `collection` (absent from older nodes: files).
-    #[serde(default)]
-    kind: Option<String>,
-    /// Size in bytes.
-    size: u64,
-    /// Number of chunks.
-    chunks: u64,
-    /// Upload time, seconds since the Unix epoch.
-    created: u64,
-    /// When it expires, seconds since the Unix epoch (absent: never).
-    #[serde(default)]
-    expires: Option<u64>,
-}
-
-/// `GET /api/v1/network`.
-#[derive(Debug, Deserialize)]
-struct NetworkView {
-    /// The node asked.
-    node: PeerEntry,
-    /// The peers it knows.
-    #[serde(default)]
-    peers: Vec<PeerEntry>,
-    /// Its store usage, if reported.
-    #[serde(default)]
-    store: Option<StoreUsage>,
-    /// Its repair activity, if reported.
-    #[serde(default)]
-    repair: Option<RepairActivity>,
-    /// `keyed` or `open`, if reported.
-    #[serde(default)]
-    security: Option<String>,
-    /// `joining`, `running` or `stopping`, if reported.
-    #[serde(default)]
-    state: Option<String>,
-}
-
-/// A node's repair activity.
-#[derive(Debug, Deserialize)]
-struct RepairActivity {
-    /// Chunks still to copy to a holder.
-    backlog: u64,
-    /// Copies made so far.
-    pushed: u64,
-}
-
-/// A node and its address.
-#[derive(Debug, Deserialize)]
-struct PeerEntry {
-    /// Node id.
-    id: String,
-    /// Peer address.
-    addr: String,
-    /// `alive`, `suspect`, `dead` or `left` (absent for the node itself).
-    #[serde(default)]
-    state: Option<String>,
-    /// Ranked last for now after failing a get, put, proof or query (absent for the node
-    /// itself).
-    #[serde(default)]
-    demoted: bool,
-    /// Gets, puts and proofs it failed so far.
-    #[serde(default)]
-    failures: u64,
-    /// Bytes it says it stores (absent when it did not answer).
-    #[serde(default)]
-    stored_bytes: Option<u64>,
-}
-
-/// A node's store usage.
-#[derive(Debug, Deserialize)]
-struct StoreUsage {
-    /// Chunks held.
-    chunks: u64,
-    /// Bytes held.
-    bytes: u64,
-    /// Bytes allowed.
-    capacity: u64,
-}
 
 /// Prints the files uploaded through the node (or, given an id, a collection's files).
 pub(crate) async fn files(args: LsArgs) -> anyhow::Result<()> {
@@ -124,7 +31,7 @@ pub(crate) async fn network(args: ListArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&json);
     }
-    let view: NetworkView =
+    let view: NetworkStatus =
         serde_json::from_value(json).context("the node's network view is not what was expected")?;
     print!("{}", network_text(&view));
     Ok(())
@@ -146,12 +53,12 @@ fn files_table(list: &FileList) -> String {
         .iter()
         .map(|f| {
             vec![
-                f.id.clone(),
+                f.id.to_string(),
                 format_size(f.size),
                 f.chunks.to_string(),
                 format_utc(f.created),
                 f.expires.map_or_else(|| "never".to_owned(), format_utc),
-                if f.kind.as_deref() == Some("collection") {
+                if f.kind == IndexKind::Collection {
                     // A collection reads as a folder: `voldisefs ls ID` lists its files.
                     format!("{}/", printable(&f.name))
                 } else {
@@ -175,10 +82,12 @@ fn files_table(list: &FileList) -> String {
 
 use super::collection::printable;
 
-/// The `network` text: this node, its store, then its peers.
-fn network_text(view: &NetworkView) -> String {
+/// The `network` text: this node, its store, then its peers. What an older node did not report
+/// (an empty state or security, a store of zeros) is left out.
+fn network_text(view: &NetworkStatus) -> String {
     let mut out = format!("node   {}  {}\n", view.node.id, view.node.addr);
-    if let Some(state) = view.state.as_deref().filter(|s| *s != "running") {
+    let store = Some(&view.store).filter(|s| **s != StoreStatus::default());
+    if let Some(state) = Some(view.state).filter(|s| !s.is_empty() && *s != "running") {
         out.push_str(&format!(
             "state  {state}{}\n",
             if state == "joining" {
@@ -188,14 +97,14 @@ fn network_text(view: &NetworkView) -> String {
             }
         ));
     }
-    match view.security.as_deref() {
-        Some("open") => out.push_str(
+    match view.security {
+        "" => {}
+        "open" => out.push_str(
             "links  OPEN: not encrypted or authenticated; anyone who can reach the peer port can join\n",
         ),
-        Some(mode) => out.push_str(&format!("links  {mode}: encrypted and authenticated with the network key\n")),
-        None => {}
+        mode => out.push_str(&format!("links  {mode}: encrypted and authenticated with the network key\n")),
     }
-    if let Some(store) = &view.store {
+    if let Some(store) = store {
         out.push_str(&format!(
             "store  {} chunk{}, {} of {} used\n",
             store.chunks,
@@ -204,15 +113,14 @@ fn network_text(view: &NetworkView) -> String {
             format_size(store.capacity)
         ));
     }
-    if let Some(repair) = &view.repair {
-        out.push_str(&format!(
-            "repair {} chunk{} waiting, {} cop{} made so far\n",
-            repair.backlog,
-            if repair.backlog == 1 { "" } else { "s" },
-            repair.pushed,
-            if repair.pushed == 1 { "y" } else { "ies" }
-        ));
-    }
+    let repair = &view.repair;
+    out.push_str(&format!(
+        "repair {} chunk{} waiting, {} cop{} made so far\n",
+        repair.backlog,
+        if repair.backlog == 1 { "" } else { "s" },
+        repair.pushed,
+        if repair.pushed == 1 { "y" } else { "ies" }
+    ));
     out.push('\n');
     if view.peers.is_empty() {
         out.push_str("no peers\n");
@@ -222,13 +130,16 @@ fn network_text(view: &NetworkView) -> String {
         .peers
         .iter()
         .map(|p| {
-            let mut state = p.state.clone().unwrap_or_else(|| "?".to_owned());
+            let mut state = match p.state {
+                "" => "?".to_owned(),
+                known => known.to_owned(),
+            };
             if p.demoted {
                 state.push_str(", demoted");
             }
             vec![
-                p.id.clone(),
-                p.addr.clone(),
+                p.id.to_string(),
+                p.addr.to_string(),
                 state,
                 p.failures.to_string(),
                 p.stored_bytes.map_or_else(|| "?".to_owned(), format_size),
@@ -242,7 +153,7 @@ fn network_text(view: &NetworkView) -> String {
     // The network's RAM use, to compare with the files' sizes (replicas:3 keeps 3x,
     // rs:4+2 1.5x).
     let answered: Vec<u64> = view.peers.iter().filter_map(|p| p.stored_bytes).collect();
-    if let Some(store) = &view.store {
+    if let Some(store) = store {
         out.push_str(&format!(
             "\nstored across the network: {} on {} node{}{}\n",
             format_size(store.bytes + answered.iter().sum::<u64>()),
@@ -262,15 +173,24 @@ fn network_text(view: &NetworkView) -> String {
 mod tests {
     use super::*;
 
+    /// File ids (64 hex digits) ending in `aa` and `bb`; node ids (UUIDs) ending in 1, 2, 3.
+    const AA: &str = "00000000000000000000000000000000000000000000000000000000000000aa";
+    const BB: &str = "00000000000000000000000000000000000000000000000000000000000000bb";
+    const N1: &str = "00000000-0000-4000-8000-000000000001";
+    const N2: &str = "00000000-0000-4000-8000-000000000002";
+    const N3: &str = "00000000-0000-4000-8000-000000000003";
+
     #[test]
     fn files_table_lists_every_file() {
         let list: FileList = serde_json::from_str(
-            r#"{"files":[{"id":"aa","name":"notes \u001b[31mred\n.txt","size":2048,"chunks":1,"created":0,"extra":true},
-                         {"id":"bb","name":"brief","size":1,"chunks":1,"created":0,"expires":86400}]}"#,
+            &r#"{"files":[{"id":"AA","name":"notes \u001b[31mred\n.txt","size":2048,"chunks":1,"created":0,"extra":true},
+                         {"id":"BB","name":"brief","size":1,"chunks":1,"created":0,"expires":86400}]}"#
+                .replace("AA", AA)
+                .replace("BB", BB),
         )
         .unwrap();
         let text = files_table(&list);
-        assert!(text.starts_with("ID  SIZE"), "{text}");
+        assert!(text.starts_with(&format!("{:<64}  SIZE", "ID")), "{text}");
         assert!(
             text.contains("aa  2.0 KiB  1       1970-01-01 00:00:00  never                notes \\u{1b}[31mred\\n.txt"),
             "{text}"
@@ -286,22 +206,31 @@ mod tests {
 
     #[test]
     fn network_text_shows_node_store_and_peers() {
-        let view: NetworkView = serde_json::from_str(
-            r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
+        let view: NetworkStatus = serde_json::from_str(
+            &r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},
                 "state":"joining",
                 "peers":[{"id":"n2","addr":"127.0.0.1:4101","state":"alive","stored_bytes":2048},
                          {"id":"n3","addr":"127.0.0.1:4102","state":"alive","demoted":true,"failures":4}],
                 "store":{"chunks":1,"bytes":1024,"capacity":1073741824},
-                "repair":{"backlog":2,"pushed":1,"dropped":0,"failed":0,"sweeps":3}}"#,
+                "repair":{"backlog":2,"pushed":1,"dropped":0,"failed":0,"sweeps":3}}"#
+                .replace("n1", N1)
+                .replace("n2", N2)
+                .replace("n3", N3),
         )
         .unwrap();
         let text = network_text(&view);
-        assert!(text.contains("node   n1  127.0.0.1:4100"), "{text}");
+        assert!(
+            text.contains(&format!("node   {N1}  127.0.0.1:4100")),
+            "{text}"
+        );
         assert!(
             text.contains("store  1 chunk, 1.0 KiB of 1.0 GiB used"),
             "{text}"
         );
-        assert!(text.contains("n2    127.0.0.1:4101  alive"), "{text}");
+        assert!(
+            text.contains(&format!("{N2}  127.0.0.1:4101  alive")),
+            "{text}"
+        );
         assert!(text.contains("alive, demoted  4         ?"), "{text}");
         assert!(text.contains("alive           0         2.0 KiB"), "{text}");
         assert!(
@@ -319,8 +248,10 @@ mod tests {
             "{text}"
         );
 
-        let alone: NetworkView =
-            serde_json::from_str(r#"{"node":{"id":"n1","addr":"a"},"peers":[]}"#).unwrap();
+        let alone: NetworkStatus = serde_json::from_str(
+            &r#"{"node":{"id":"n1","addr":"127.0.0.1:4100"},"peers":[]}"#.replace("n1", N1),
+        )
+        .unwrap();
         assert!(network_text(&alone).contains("no peers"));
     }
 }

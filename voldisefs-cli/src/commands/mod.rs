@@ -10,8 +10,6 @@ mod put;
 mod rm;
 mod upload;
 
-pub(crate) use upload::hex;
-
 use std::future::Future;
 
 use crate::cli::{Command, NodeCommand};

@@ -14,7 +14,8 @@ use crate::progress::TransferBar;
 use crate::size::format_size;
 use crate::store::Session;
 
-use super::upload::{Request, hex, upload_name};
+use super::upload::{Request, upload_name};
+use crate::store::hex;
 
 /// Bytes read from the file per body piece.
 const READ_BUFFER: usize = 256 * 1024;

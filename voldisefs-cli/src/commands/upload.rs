@@ -1,16 +1,11 @@
-//! What an upload asks of the network, checked before any byte is sealed, and the names and
-//! ids it prints. Shared by `put` and collection uploads.
+//! What an upload asks of the network, checked before any byte is sealed, and the name it
+//! records. Shared by `put` and collection uploads.
 
 use anyhow::Context as _;
 use voldisefs_node::crypto::Redundancy;
 
 use crate::cli::PutArgs;
 use crate::store::Session;
-
-/// Lowercase hex of an id.
-pub(crate) fn hex(id: &[u8; 32]) -> String {
-    voldisefs_node::proto::ChunkId::from_bytes(*id).to_string()
-}
 
 /// What an upload asks for, checked against the network's settings before any byte is sealed.
 pub(crate) struct Request {

@@ -28,12 +28,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use voldisefs_crypto::DeleteKey;
 use voldisefs_proto::objects::decode_batch;
 
-use super::ApiErrorCode;
-use super::{ApiError, DELETE_KEY_HEADER, bad_request};
+use super::errors::{ApiError, bad_request};
+use super::{ApiErrorCode, DELETE_KEY_HEADER};
+use crate::api::{NodeInfo, ObjectDeleteReceipt, ObjectDeleteRequest};
 use crate::{MAX_BATCH_BYTES, MAX_BATCH_OBJECTS, MAX_DELETE_IDS, MAX_OBJECT_LEN, Node};
 
 /// Bytes of object API bodies all requests together may hold while they are read (256 MiB).
@@ -45,39 +46,7 @@ pub const BUDGET_STEP: usize = 1 << 20;
 /// The slowest average rate a body may arrive at, after a grace of twice the idle timeout.
 pub const MIN_BODY_RATE: usize = 1 << 20;
 
-/// What a client needs to seal files for this network (`GET /api/v1/info`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Chunk size new files should use, in bytes.
-    pub chunk_size: u64,
-    /// Argon2id memory cost new files should use, KiB.
-    pub kdf_m_kib: u32,
-    /// Argon2id passes.
-    pub kdf_t: u32,
-    /// Argon2id lanes.
-    pub kdf_p: u32,
-    /// Copies the network keeps of every replicated object.
-    pub replicas: usize,
-    /// The redundancy files get unless they ask (`replicas:N` or `rs:K+M`).
-    pub redundancy: String,
-    /// Live nodes now (this one included).
-    pub live_nodes: usize,
-    /// Expiry files get unless they ask, seconds (absent: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_expiry: Option<u64>,
-    /// Longest expiry this node stores, seconds (absent: no limit; files must then expire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_expiry: Option<u64>,
-    /// Longest single object, bytes.
-    pub max_object: usize,
-    /// Longest batch body, bytes.
-    pub max_batch_bytes: usize,
-    /// Most objects in a batch.
-    pub max_batch_objects: usize,
-    /// Most ids in one delete.
-    pub max_delete_ids: usize,
-}
-
+/// `GET /api/v1/info`.
 pub(super) async fn info(State(node): State<Node>) -> Result<Json<NodeInfo>, ApiError> {
     let config = node.config();
     let redundancy = node.redundancy(None)?;
@@ -140,7 +109,7 @@ async fn read_body(
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         if !waits {
-            super::drain_refused(body.into_data_stream()).await;
+            super::bodies::drain_refused(body.into_data_stream()).await;
         }
         return Err(too_large());
     }
@@ -234,6 +203,7 @@ fn created(receipt: crate::ObjectReceipt) -> Response {
     (StatusCode::CREATED, Json(receipt)).into_response()
 }
 
+/// `PUT /api/v1/objects/{id}`: one object as the body.
 pub(super) async fn put_object(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,
@@ -245,6 +215,7 @@ pub(super) async fn put_object(
     Ok(created(node.put_objects(vec![(id, bytes)]).await?))
 }
 
+/// `POST /api/v1/objects`: a batch of objects.
 pub(super) async fn put_batch(
     State(node): State<Node>,
     headers: HeaderMap,
@@ -256,6 +227,7 @@ pub(super) async fn put_batch(
     Ok(created(node.put_objects(objects).await?))
 }
 
+/// `PUT /api/v1/stripes/{id}`: a stripe's descriptor and shards, as a batch.
 pub(super) async fn put_stripe(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,
@@ -277,6 +249,7 @@ fn octets(bytes: Bytes) -> Response {
         .into_response()
 }
 
+/// `GET /api/v1/objects/{id}`: the object's bytes.
 pub(super) async fn get_object(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,
@@ -285,47 +258,13 @@ pub(super) async fn get_object(
     Ok(octets(node.get_object(id).await?))
 }
 
+/// `GET /api/v1/stripes/{id}`: the stripe's sealed chunk, joined from its shards.
 pub(super) async fn get_stripe(
     State(node): State<Node>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_object_id(id)?;
     Ok(octets(node.get_stripe(id).await?))
-}
-
-/// `POST /api/v1/objects/delete`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeleteRequest {
-    /// The file's delete key, 64 hex digits.
-    delete_key: String,
-    /// Ids of its objects, 64 hex digits each.
-    ids: Vec<String>,
-    /// Tombstones on every live node (a record), else on the ranked holders.
-    #[serde(default)]
-    everywhere: bool,
-    /// Nodes each object is spread over (K + M for stripes; 0 for copies).
-    #[serde(default, deserialize_with = "whole_number")]
-    spread: usize,
-}
-
-/// A JSON number that is a whole number, written `3` or `3.0` (JSON Schema's `integer`).
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    n.as_u64()
-        .or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
-                .map(|f| f as u64)
-        })
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| serde::de::Error::custom("spread must be a whole number"))
-}
-
-impl Drop for DeleteRequest {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.delete_key);
-    }
 }
 
 /// Query of `DELETE /api/v1/objects/{id}`.
@@ -355,19 +294,20 @@ pub(super) async fn delete_object(
     let nodes = node
         .delete_objects(&key, &[id], query.everywhere, query.spread)
         .await?;
-    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
+    Ok(Json(ObjectDeleteReceipt { nodes }).into_response())
 }
 
 /// Most bytes of a delete request's JSON.
 const MAX_DELETE_BODY: usize = MAX_DELETE_IDS * 70 + 4096;
 
+/// `POST /api/v1/objects/delete`: deletes objects with their file's delete key.
 pub(super) async fn delete_objects(
     State(node): State<Node>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (bytes, _permit) = read_body(&node, &headers, body, MAX_DELETE_BODY).await?;
-    let request: DeleteRequest = serde_json::from_slice(&bytes)
+    let request: ObjectDeleteRequest = serde_json::from_slice(&bytes)
         .map_err(|e| bad_request(format!("a delete is {{\"delete_key\", \"ids\"}}: {e}")))?;
     if request.ids.len() > MAX_DELETE_IDS {
         return Err(bad_request(format!(
@@ -386,25 +326,5 @@ pub(super) async fn delete_objects(
     let nodes = node
         .delete_objects(&key, &ids, request.everywhere, request.spread)
         .await?;
-    Ok(Json(serde_json::json!({ "nodes": nodes })).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spread_is_a_whole_number_written_either_way() {
-        let parse = |spread: &str| {
-            serde_json::from_str::<DeleteRequest>(&format!(
-                r#"{{"delete_key": "00", "ids": [], "spread": {spread}}}"#
-            ))
-            .map(|r| r.spread)
-        };
-        assert_eq!(parse("3").unwrap(), 3);
-        assert_eq!(parse("3.0").unwrap(), 3);
-        for bad in ["3.5", "-1", "1e30", "\"3\""] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
+    Ok(Json(ObjectDeleteReceipt { nodes }).into_response())
 }

@@ -12,12 +12,12 @@ use voldisefs_node::crypto::{Collection, CollectionEntry, FileKind, Password};
 use super::printable;
 use crate::cli::{GetArgs, LsArgs};
 use crate::commands::download::Download;
-use crate::commands::upload::hex;
 use crate::folder::Folder;
 use crate::names::safe_file_name;
 use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
+use crate::store::hex;
 use crate::store::{Session, crypto_error};
 use crate::table::render;
 

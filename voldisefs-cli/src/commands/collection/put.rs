@@ -14,10 +14,10 @@ use voldisefs_node::crypto::{
 
 use super::printable;
 use crate::cli::PutArgs;
-use crate::commands::upload::hex;
 use crate::password;
 use crate::progress::TransferBar;
 use crate::size::format_size;
+use crate::store::hex;
 use crate::store::{Session, crypto_error};
 
 /// Bytes read from a file per body piece.
