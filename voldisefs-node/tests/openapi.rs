@@ -709,13 +709,13 @@ fn the_api_types_match_the_documented_schemas() {
     errors.extend(check_schema(doc, "StoreStatus", &json["store"]));
     errors.extend(check_schema(doc, "RepairStatus", &json["repair"]));
 
-    // Bodies whose types live beside the code that makes them serialize only.
+    // Bodies whose types live beside the code that makes them.
     let stored = ObjectReceipt {
         stored: 2,
         copies: 2,
         replicas: 3,
     };
-    let json = serde_json::to_value(stored).unwrap();
+    let json = round_trip(&stored);
     errors.extend(check_schema(doc, "ObjectReceipt", &json));
     let receipt = UploadReceipt {
         id,
@@ -754,5 +754,10 @@ fn the_api_types_match_the_documented_schemas() {
     let json = serde_json::to_value(&created).unwrap();
     errors.extend(check_schema(doc, "Collection", &json));
     errors.extend(check_schema(doc, "CollectionFile", &json["files"][0]));
+    errors.extend(check_schema(
+        doc,
+        "CollectionFile",
+        &round_trip(&listing.files[0]),
+    ));
     assert!(errors.is_empty(), "\n  {}", errors.join("\n  "));
 }

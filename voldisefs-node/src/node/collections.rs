@@ -34,7 +34,7 @@ use crate::transfer::upload::{Keying, UploadReceipt, UploadRequest};
 use crate::{Node, NodeError, archive};
 
 /// One file of a collection, as the API reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CollectionFile {
     /// Relative path inside the collection, `/`-separated.
     pub path: String,
@@ -44,7 +44,11 @@ pub struct CollectionFile {
     pub id: FileId,
     /// The file's read key (64 hex digits in JSON): opens it without the password or
     /// Argon2id. Whoever can list the collection can read its files anyway.
-    #[serde(rename = "read_key", serialize_with = "hex_key")]
+    #[serde(
+        rename = "read_key",
+        serialize_with = "hex_key",
+        deserialize_with = "key_hex"
+    )]
     pub read: ReadKey,
 }
 
@@ -52,8 +56,13 @@ fn hex_key<S: serde::Serializer>(key: &ReadKey, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str(&key.to_hex())
 }
 
+fn key_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ReadKey, D::Error> {
+    let text = zeroize::Zeroizing::new(<String as serde::Deserialize>::deserialize(d)?);
+    ReadKey::from_hex(&text).map_err(serde::de::Error::custom)
+}
+
 /// A collection: what a finished batch reports, and what a reader lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CollectionListing {
     /// The collection's id (give it with the password to read any of its files).
     pub id: FileId,

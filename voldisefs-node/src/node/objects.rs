@@ -40,7 +40,7 @@ pub const EXPIRY_SKEW_SECS: u64 = 300;
 const BATCH_PARALLELISM: usize = 16;
 
 /// What storing objects gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectReceipt {
     /// Objects (or stripes) stored.
     pub stored: usize,
