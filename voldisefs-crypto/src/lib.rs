@@ -94,6 +94,7 @@ mod opener;
 mod password;
 mod plaintext;
 mod read_key;
+mod redundancy;
 mod sealer;
 mod stripe;
 #[cfg(test)]
@@ -120,10 +121,11 @@ pub use opener::{FileOpener, rewrap};
 pub use password::Password;
 pub use plaintext::Plaintext;
 pub use read_key::{READ_KEY_LEN, ReadKey};
+pub use redundancy::{MAX_SHARDS, Redundancy};
 #[cfg(any(test, feature = "insecure-test-kdf"))]
 pub use sealer::FixedRandomness;
 pub use sealer::{FileSealer, PasswordKey, SealedRecord};
-pub use stripe::{EncodedStripe, MAX_DESCRIPTOR_LEN, MAX_SHARDS, Redundancy, Stripe};
+pub use stripe::{EncodedStripe, MAX_DESCRIPTOR_LEN, Stripe};
 
 /// Magic bytes at the start of every record (also the format tag in chunk AAD).
 pub const MAGIC: [u8; 4] = *b"VDFS";

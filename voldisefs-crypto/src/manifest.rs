@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len, too_large};
 use crate::delete::{DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
-use crate::stripe::Redundancy;
+use crate::redundancy::Redundancy;
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
 /// Longest file name a manifest holds, in bytes of UTF-8.

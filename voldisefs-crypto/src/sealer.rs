@@ -15,7 +15,7 @@ use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
 use crate::read_key::ReadKey;
-use crate::stripe::Redundancy;
+use crate::redundancy::Redundancy;
 
 /// A sealed manifest record: its [FileId](crate#ids) and its bytes (header, sealed manifest,
 /// delete check).
