@@ -173,10 +173,20 @@ pub(super) async fn collection_archive(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let access = access(&headers)?;
+    serve_archive(&node, &guard, id, access(&headers)?).await
+}
+
+/// Collection `id`, opened by `access`, as one streamed tar archive within the slow-reader
+/// budget (for the archive route and for archive tickets).
+pub(super) async fn serve_archive(
+    node: &Node,
+    guard: &Arc<Guard>,
+    id: voldisefs_proto::FileId,
+    access: crate::Access,
+) -> Result<Response, ApiError> {
     let listing = node.collection_with(id, access).await?;
     let name = format!("{}.tar", listing.name);
-    let lease = lease(&node, &guard).await?;
+    let lease = lease(node, guard).await?;
     let (len, body) = node.collection_archive(listing)?;
     Ok(streamed(
         body,

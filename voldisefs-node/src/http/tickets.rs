@@ -13,10 +13,10 @@ use crate::Node;
 use crate::api::{self, Ticket};
 
 use super::ApiErrorCode;
+use super::collections::serve_archive;
 use super::errors::{ApiError, bad_request};
 use super::files::serve_file;
 use super::headers::{access, parse_id};
-use super::responses::{lease, streamed};
 use super::slow_readers::Guard;
 
 /// Issues a download ticket for a file (or a collection's archive) after checking the
@@ -91,18 +91,7 @@ pub(super) async fn redeem_ticket(
             .await
         }
         (crate::tickets::TicketKind::Archive, access) => {
-            let listing = node.collection_with(grant.id, access).await?;
-            let name = format!("{}.tar", listing.name);
-            let lease = lease(&node, &guard).await?;
-            let (len, body) = node.collection_archive(listing)?;
-            Ok(streamed(
-                body,
-                Some(lease),
-                len,
-                "application/x-tar",
-                &name,
-                &grant.id,
-            ))
+            serve_archive(&node, &guard, grant.id, access).await
         }
     }
 }
