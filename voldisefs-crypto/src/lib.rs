@@ -80,6 +80,8 @@
 //!   `FileSealer::with_fixed_randomness` for test vectors. Default builds refuse such records
 //!   with [`Error::InsecureTestKdf`]. Enable it only from `[dev-dependencies]`.
 
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+pub mod browser;
 mod chunk;
 pub mod client;
 mod collection;
