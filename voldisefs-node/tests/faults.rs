@@ -607,9 +607,13 @@ async fn erasure_coded_reads_never_wait_on<H: Handler>(handler: Arc<H>, attempt:
     let mut stripes = 0;
     for i in 0..6u64 {
         let bytes = data((i as usize % 3 + 1) * CHUNK + 10, 70 + i);
-        let r = nodes[i as usize % 6]
-            .upload_bytes(&format!("f{i}"), pw("pw"), Bytes::from(bytes.clone()))
+        // Bounded, so a hang fails naming its step (hedging bounds every attempt).
+        let name = format!("f{i}");
+        let upload =
+            nodes[i as usize % 6].upload_bytes(&name, pw("pw"), Bytes::from(bytes.clone()));
+        let r = tokio::time::timeout(attempt * 6, upload)
             .await
+            .expect("an upload beside the hostile peer finishes")
             .unwrap();
         stripes += r.chunks;
         files.push((r, bytes));
@@ -662,14 +666,20 @@ async fn erasure_coded_reads_never_wait_on<H: Handler>(handler: Arc<H>, attempt:
         .expect("two more repair sweeps on every node");
     let lost = [nodes.remove(4), nodes.remove(1)];
     for node in &lost {
-        node.crash().await;
+        tokio::time::timeout(attempt * 2, node.crash())
+            .await
+            .expect("a crash drill ends");
     }
     for (r, bytes) in &files {
         let stalled = "a read stalled behind the hostile peer after two honest nodes were lost";
         assert_eq!(&read_by(&nodes[0], r.id, deadline, stalled).await, bytes);
     }
-    hostile.shutdown().await;
-    shutdown(nodes).await;
+    tokio::time::timeout(attempt * 2, hostile.shutdown())
+        .await
+        .expect("the hostile member stops");
+    tokio::time::timeout(attempt * 4, shutdown(nodes))
+        .await
+        .expect("the honest nodes stop");
 }
 
 /// A peer plants stripe descriptors, alone and beside one shard each, some claiming the most
