@@ -1,6 +1,6 @@
 //! Chunk sizes and STREAM-style chunk sealing: AES-256-GCM with counter nonces.
 
-use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use crate::primitives::{AeadKey, NONCE_LEN};
 
 use crate::delete::{CHUNK_OVERHEAD, DELETE_CHECK_LEN, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
@@ -152,10 +152,37 @@ pub(crate) fn chunk_aad(file_nonce: &[u8; 16], index: u64, is_final: bool) -> [u
     aad
 }
 
+/// The writer-side rules of a chunk's plaintext: index within the caps, non-final chunks full,
+/// the final chunk at most full, empty only as the single chunk of an empty file.
+pub(crate) fn check_plaintext(
+    chunk_size: ChunkSize,
+    index: u64,
+    is_final: bool,
+    len: usize,
+) -> Result<()> {
+    let full = chunk_size.bytes();
+    let end = index
+        .checked_mul(chunk_size.bytes_u64())
+        .and_then(|start| start.checked_add(len as u64));
+    if index >= MAX_CHUNKS || end.is_none_or(|end| end > MAX_FILE_SIZE) {
+        return Err(too_large());
+    }
+    let reason = if len > full {
+        "longer than the chunk size"
+    } else if !is_final && len != full {
+        "a non-final chunk must be exactly one chunk size long"
+    } else if len == 0 && index != 0 {
+        "an empty chunk is only allowed as the single chunk of an empty file"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidChunk { index, reason })
+}
+
 /// The chunk key of one file plus what its nonces and AAD are built from, and the delete
 /// check every chunk ends with.
 pub(crate) struct ChunkCipher {
-    key: LessSafeKey,
+    key: AeadKey,
     file_nonce: [u8; 16],
     chunk_size: ChunkSize,
     expires: u64,
@@ -164,7 +191,7 @@ pub(crate) struct ChunkCipher {
 
 impl ChunkCipher {
     pub(crate) fn new(
-        key: LessSafeKey,
+        key: AeadKey,
         file_nonce: [u8; 16],
         chunk_size: ChunkSize,
         expires: u64,
@@ -199,24 +226,18 @@ impl ChunkCipher {
 
     /// Checks the writer-side rules: index within the caps, non-final chunks full, the final
     /// chunk at most full, empty only as the single chunk of an empty file.
-    fn check_plaintext(&self, index: u64, is_final: bool, len: usize) -> Result<()> {
-        let full = self.chunk_size.bytes();
-        let end = index
-            .checked_mul(self.chunk_size.bytes_u64())
-            .and_then(|start| start.checked_add(len as u64));
-        if index >= MAX_CHUNKS || end.is_none_or(|end| end > MAX_FILE_SIZE) {
-            return Err(too_large());
-        }
-        let reason = if len > full {
-            "longer than the chunk size"
-        } else if !is_final && len != full {
-            "a non-final chunk must be exactly one chunk size long"
-        } else if len == 0 && index != 0 {
-            "an empty chunk is only allowed as the single chunk of an empty file"
-        } else {
-            return Ok(());
-        };
-        Err(Error::InvalidChunk { index, reason })
+    pub(crate) fn check_plaintext(&self, index: u64, is_final: bool, len: usize) -> Result<()> {
+        check_plaintext(self.chunk_size, index, is_final, len)
+    }
+
+    /// The file's nonce (HKDF salt of its keys, part of every chunk's AAD).
+    pub(crate) fn file_nonce(&self) -> &[u8; 16] {
+        &self.file_nonce
+    }
+
+    /// The file's chunk size.
+    pub(crate) fn chunk_size(&self) -> ChunkSize {
+        self.chunk_size
     }
 
     /// Seals a plaintext chunk: one output allocation (`len + 48`), one copy, AES-256-GCM in
@@ -261,11 +282,9 @@ impl ChunkCipher {
 
     /// AES-256-GCM seal in place and the delete check appended, no policy checks.
     pub(crate) fn seal_raw(&self, index: u64, is_final: bool, buf: &mut Vec<u8>) -> Result<()> {
-        let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, is_final));
         let aad = chunk_aad(&self.file_nonce, index, is_final);
         self.key
-            .seal_in_place_append_tag(nonce, Aad::from(aad), buf)
-            .map_err(|_| Error::Decrypt)?;
+            .seal_append(chunk_nonce(index, is_final), &aad, buf)?;
         buf.extend_from_slice(&self.trailer());
         Ok(())
     }
@@ -283,13 +302,10 @@ impl ChunkCipher {
             return Err(Error::Decrypt);
         };
         buf.vec_mut().truncate(sealed_len);
-        let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, is_final));
         let aad = chunk_aad(&self.file_nonce, index, is_final);
         let plain_len = self
             .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf[..])
-            .map_err(|_| Error::Decrypt)?
-            .len();
+            .open(chunk_nonce(index, is_final), &aad, &mut buf[..])?;
         buf.vec_mut().truncate(plain_len);
         Ok(buf)
     }
@@ -298,10 +314,9 @@ impl ChunkCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::aead::{AES_256_GCM, UnboundKey};
 
     fn cipher(key: u8, file_nonce: u8) -> ChunkCipher {
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[key; 32]).unwrap());
+        let key = AeadKey::new(&[key; 32]).unwrap();
         ChunkCipher::new(key, [file_nonce; 16], ChunkSize::MIN, 0, [0xcc; 32])
     }
 
@@ -447,7 +462,7 @@ mod tests {
             ));
         }
         // Same key, other file nonce (AAD): refused.
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[1; 32]).unwrap());
+        let key = AeadKey::new(&[1; 32]).unwrap();
         let other_file = ChunkCipher::new(key, [3; 16], ChunkSize::MIN, 0, [0xcc; 32]);
         assert!(
             other_file

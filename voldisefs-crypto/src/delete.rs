@@ -33,12 +33,7 @@ pub(crate) const CHECK_LABEL: &[u8] = b"voldisefs v2 delete check";
 
 /// The delete check of `key`: `SHA-256("voldisefs v2 delete check" || key)`.
 pub fn delete_check(key: &[u8; DELETE_CHECK_LEN]) -> [u8; DELETE_CHECK_LEN] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(CHECK_LABEL);
-    ctx.update(key);
-    let mut out = [0u8; DELETE_CHECK_LEN];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    crate::primitives::sha256(&[CHECK_LABEL, key])
 }
 
 /// The delete check a stored object ends with, or `None` when it is shorter than

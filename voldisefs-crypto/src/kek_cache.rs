@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ring::hmac;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kdf::{KEK_LEN, KdfParams};
 use crate::password::Password;
+use crate::primitives::MacKey;
 
 /// Domain separation of the cache's lookup keys.
 const LOOKUP_LABEL: &[u8] = b"voldisefs kek cache v1";
@@ -35,7 +35,7 @@ const LOOKUP_LABEL: &[u8] = b"voldisefs kek cache v1";
 ///   second). The table is sized for `max_entries` (up to 4,096) up front, so it never grows
 ///   by copying keys into a new allocation and freeing the old one unwiped.
 pub struct KekCache {
-    secret: hmac::Key,
+    secret: MacKey,
     max_entries: usize,
     max_age: Duration,
     entries: Mutex<HashMap<[u8; 32], Entry>>,
@@ -60,10 +60,8 @@ impl KekCache {
     /// An empty cache of at most `max_entries` keys (0: caches nothing), each kept at most
     /// `max_age`. Fails only if the system random generator does.
     pub fn new(max_entries: usize, max_age: Duration) -> Result<Self> {
-        let rng = ring::rand::SystemRandom::new();
-        let secret = hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| Error::Rng)?;
         Ok(Self {
-            secret,
+            secret: MacKey::generate()?,
             max_entries,
             max_age,
             entries: Mutex::new(HashMap::with_capacity(max_entries.min(4096))),
@@ -104,16 +102,14 @@ impl KekCache {
         salt: &[u8; 16],
         password: &Password,
     ) -> [u8; 32] {
-        let mut ctx = hmac::Context::with_key(&self.secret);
-        ctx.update(LOOKUP_LABEL);
-        ctx.update(&params.m_kib().to_be_bytes());
-        ctx.update(&params.t().to_be_bytes());
-        ctx.update(&params.p().to_be_bytes());
-        ctx.update(salt);
-        ctx.update(password.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.sign().as_ref());
-        out
+        self.secret.mac(&[
+            LOOKUP_LABEL,
+            &params.m_kib().to_be_bytes(),
+            &params.t().to_be_bytes(),
+            &params.p().to_be_bytes(),
+            salt,
+            password.as_bytes(),
+        ])
     }
 
     /// The key cached under `lookup`, unless it is missing or expired.

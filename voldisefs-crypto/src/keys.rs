@@ -13,14 +13,13 @@
 //! chunk key    = HKDF-Expand(PRK3, "voldisefs v1 chunk key", 32)
 //! ```
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hkdf::{HKDF_SHA256, KeyType, Prk, Salt};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::TAG_LEN;
 use crate::delete::DeleteKey;
 use crate::error::{Error, Result};
+use crate::primitives::{AeadKey, NONCE_LEN, Prk, hkdf_extract};
 use crate::read_key::ReadKey;
 
 /// HKDF info label of the DEK-wrapping key (version 3: salted with the file nonce).
@@ -46,38 +45,22 @@ pub(crate) const COMMITMENT_LEN: usize = 32;
 /// The per-file data key.
 pub(crate) type Dek = Zeroizing<[u8; DEK_LEN]>;
 
-/// HKDF output length for the commitment.
-struct Len32;
-
-impl KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
-fn aes_key(prk: &Prk, info: &'static [u8]) -> Result<LessSafeKey> {
-    let info = [info];
-    let okm = prk
-        .expand(&info, &AES_256_GCM)
-        .map_err(|_| Error::Internal("HKDF expand"))?;
-    Ok(LessSafeKey::new(UnboundKey::from(okm)))
+fn aes_key(prk: &Prk, info: &'static [u8]) -> Result<AeadKey> {
+    AeadKey::new(&*prk.expand32(info)?)
 }
 
 /// What the password (through the KEK) and one file's nonce give: the wrap key and the key
 /// commitment of that file's record. Salting with the file nonce makes both unique per file
 /// even when a batch of files shares one KEK (one salt, one Argon2id run).
 pub(crate) struct PasswordKeys {
-    wrap: LessSafeKey,
+    wrap: AeadKey,
     commitment: Zeroizing<[u8; COMMITMENT_LEN]>,
 }
 
 impl PasswordKeys {
     pub(crate) fn derive(kek: &[u8], file_nonce: &[u8; 16]) -> Result<Self> {
-        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(kek);
-        let mut commitment = Zeroizing::new([0u8; COMMITMENT_LEN]);
-        prk.expand(&[INFO_COMMITMENT], Len32)
-            .and_then(|okm| okm.fill(&mut commitment[..]))
-            .map_err(|_| Error::Internal("HKDF expand"))?;
+        let prk = hkdf_extract(file_nonce, kek);
+        let commitment = prk.expand32(INFO_COMMITMENT)?;
         Ok(PasswordKeys {
             wrap: aes_key(&prk, INFO_WRAP)?,
             commitment,
@@ -103,32 +86,20 @@ impl PasswordKeys {
         out[..DEK_LEN].copy_from_slice(&dek[..]);
         let tag = self
             .wrap
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
-                Aad::from(aad),
-                &mut out[..DEK_LEN],
-            )
-            .map_err(|_| Error::Internal("AES-GCM seal"))?;
-        out[DEK_LEN..].copy_from_slice(tag.as_ref());
+            .seal_detached([0u8; NONCE_LEN], aad, &mut out[..DEK_LEN])?;
+        out[DEK_LEN..].copy_from_slice(&tag);
         Ok(out)
     }
 
     /// Unwraps the DEK; any failure is [`Error::Decrypt`].
     pub(crate) fn unwrap_dek(&self, wrapped: &[u8; WRAPPED_DEK_LEN], aad: &[u8]) -> Result<Dek> {
         let mut buf = Zeroizing::new(*wrapped);
-        let plain = self
-            .wrap
-            .open_in_place(
-                Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
-                Aad::from(aad),
-                &mut buf[..],
-            )
-            .map_err(|_| Error::Decrypt)?;
+        let len = self.wrap.open([0u8; NONCE_LEN], aad, &mut buf[..])?;
         let mut dek = Zeroizing::new([0u8; DEK_LEN]);
-        if plain.len() != DEK_LEN {
+        if len != DEK_LEN {
             return Err(Error::Decrypt);
         }
-        dek.copy_from_slice(plain);
+        dek.copy_from_slice(&buf[..DEK_LEN]);
         Ok(dek)
     }
 }
@@ -136,24 +107,17 @@ impl PasswordKeys {
 /// What the DEK gives: the read key (and through it the manifest and chunk keys) and the
 /// delete key.
 pub(crate) struct DataKeys {
-    pub(crate) manifest: LessSafeKey,
-    pub(crate) chunk: LessSafeKey,
+    pub(crate) manifest: AeadKey,
+    pub(crate) chunk: AeadKey,
     pub(crate) delete: DeleteKey,
     pub(crate) read: ReadKey,
 }
 
 impl DataKeys {
     pub(crate) fn derive(dek: &Dek, file_nonce: &[u8; 16]) -> Result<Self> {
-        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(&dek[..]);
-        let expand = |info: &'static [u8]| -> Result<Zeroizing<[u8; 32]>> {
-            let mut out = Zeroizing::new([0u8; 32]);
-            prk.expand(&[info], Len32)
-                .and_then(|okm| okm.fill(&mut out[..]))
-                .map_err(|_| Error::Internal("HKDF expand"))?;
-            Ok(out)
-        };
-        let delete = expand(INFO_DELETE)?;
-        let read = ReadKey::from_bytes(*expand(INFO_READ)?);
+        let prk = hkdf_extract(file_nonce, &dek[..]);
+        let delete = prk.expand32(INFO_DELETE)?;
+        let read = ReadKey::from_bytes(*prk.expand32(INFO_READ)?);
         let ReadKeys { manifest, chunk } = ReadKeys::derive(&read, file_nonce)?;
         Ok(DataKeys {
             manifest,
@@ -164,19 +128,28 @@ impl DataKeys {
     }
 }
 
-/// What a read key gives: the manifest key and the chunk key, derived straight into ring keys.
+/// What a read key gives: the manifest key and the chunk key.
 pub(crate) struct ReadKeys {
-    pub(crate) manifest: LessSafeKey,
-    pub(crate) chunk: LessSafeKey,
+    pub(crate) manifest: AeadKey,
+    pub(crate) chunk: AeadKey,
 }
 
 impl ReadKeys {
     pub(crate) fn derive(read: &ReadKey, file_nonce: &[u8; 16]) -> Result<Self> {
-        let prk = Salt::new(HKDF_SHA256, file_nonce).extract(read.as_bytes());
+        let prk = hkdf_extract(file_nonce, read.as_bytes());
         Ok(ReadKeys {
             manifest: aes_key(&prk, INFO_MANIFEST)?,
             chunk: aes_key(&prk, INFO_CHUNK)?,
         })
+    }
+
+    /// The raw chunk key of the file a read key opens, for a reader or writer whose chunk
+    /// cipher lives outside this crate ([`crate::ExternalChunks`]).
+    pub(crate) fn chunk_key_bytes(
+        read: &ReadKey,
+        file_nonce: &[u8; 16],
+    ) -> Result<Zeroizing<[u8; 32]>> {
+        hkdf_extract(file_nonce, read.as_bytes()).expand32(INFO_CHUNK)
     }
 }
 
@@ -184,15 +157,11 @@ impl ReadKeys {
 /// commitment, manifest key, chunk key, delete key, read key.
 #[cfg(test)]
 pub(crate) fn subkey_bytes(kek: &[u8], dek: &[u8], file_nonce: &[u8; 16]) -> [[u8; 32]; 6] {
-    let expand = |prk: &Prk, info: &'static [u8]| {
-        let mut out = [0u8; 32];
-        prk.expand(&[info], Len32).unwrap().fill(&mut out).unwrap();
-        out
-    };
-    let prk1 = Salt::new(HKDF_SHA256, file_nonce).extract(kek);
-    let prk2 = Salt::new(HKDF_SHA256, file_nonce).extract(dek);
+    let expand = |prk: &Prk, info: &'static [u8]| *prk.expand32(info).unwrap();
+    let prk1 = hkdf_extract(file_nonce, kek);
+    let prk2 = hkdf_extract(file_nonce, dek);
     let read = expand(&prk2, INFO_READ);
-    let prk3 = Salt::new(HKDF_SHA256, file_nonce).extract(&read);
+    let prk3 = hkdf_extract(file_nonce, &read);
     [
         expand(&prk1, INFO_WRAP),
         expand(&prk1, INFO_COMMITMENT),
@@ -254,19 +223,18 @@ mod tests {
             PasswordKeys::derive(&kek, &nonce).unwrap().commitment(),
             &raw[1]
         );
-        // The ring chunk key is the documented chunk-key bytes.
+        // The chunk key is the documented chunk-key bytes.
         let keys = DataKeys::derive(&dek, &nonce).unwrap();
-        let reference = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw[3]).unwrap());
-        let seal = |k: &LessSafeKey| {
+        let reference = AeadKey::new(&raw[3]).unwrap();
+        let seal = |k: &AeadKey| {
             let mut buf = b"probe".to_vec();
-            k.seal_in_place_append_tag(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::empty(),
-                &mut buf,
-            )
-            .unwrap();
+            k.seal_append([0; 12], b"", &mut buf).unwrap();
             buf
         };
+        assert_eq!(
+            *ReadKeys::chunk_key_bytes(&keys.read, &nonce).unwrap(),
+            raw[3]
+        );
         assert_eq!(seal(&keys.chunk), seal(&reference));
         assert_ne!(seal(&keys.manifest), seal(&reference));
         // The file nonce is the HKDF salt: another nonce, other keys.

@@ -87,6 +87,7 @@ pub mod client;
 mod collection;
 mod delete;
 mod error;
+mod external;
 mod header;
 mod kdf;
 mod kek_cache;
@@ -95,6 +96,7 @@ mod manifest;
 mod opener;
 mod password;
 mod plaintext;
+mod primitives;
 mod read_key;
 mod redundancy;
 mod sealer;
@@ -112,6 +114,7 @@ pub use delete::{
     TRAILER_LEN, delete_check, expired, stored_delete_check, stored_expiry,
 };
 pub use error::{Error, Result};
+pub use external::ExternalChunks;
 pub use header::{HEADER_LEN, RecordHeader};
 pub use kdf::{
     KDF_ARGON2ID, KDF_ARGON2ID_INSECURE_TEST, KdfParams, MAX_M_KIB, MAX_P, MAX_T, MIN_M_KIB, MIN_P,

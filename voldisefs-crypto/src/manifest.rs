@@ -19,12 +19,12 @@
 //! erasure-coded file each listed id is the BLAKE3 of the chunk's stripe descriptor
 //! ([`crate::Stripe`]) rather than of the sealed chunk. Writers of this build always set it.
 
-use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkSize, MAX_CHUNKS, checked_chunk_count, chunk_plain_len, too_large};
 use crate::delete::{DeleteKey, EXPIRY_LEN, TRAILER_LEN};
 use crate::error::{Error, Result};
+use crate::primitives::{AeadKey, NONCE_LEN};
 use crate::redundancy::Redundancy;
 use crate::{MANIFEST_NONCE_LEN, TAG_LEN};
 
@@ -335,7 +335,7 @@ const FLAG_REDUNDANCY: u8 = 2;
 /// check(32)`, the manifest sealed under `key` with AAD = the whole header then the expiry,
 /// then the file's public trailer. One allocation, sealed in place.
 pub(crate) fn seal_record(
-    key: &LessSafeKey,
+    key: &AeadKey,
     nonce: [u8; NONCE_LEN],
     header: &[u8],
     plaintext: &[u8],
@@ -349,14 +349,8 @@ pub(crate) fn seal_record(
     let body = out.len();
     out.extend_from_slice(plaintext);
     let aad = record_aad(header, trailer[..EXPIRY_LEN].try_into().unwrap_or_default());
-    let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&aad[..]),
-            &mut out[body..],
-        )
-        .map_err(|_| Error::Internal("AES-GCM seal"))?;
-    out.extend_from_slice(tag.as_ref());
+    let tag = key.seal_detached(nonce, &aad, &mut out[body..])?;
+    out.extend_from_slice(&tag);
     out.extend_from_slice(trailer);
     Ok(out)
 }
@@ -373,7 +367,7 @@ fn record_aad(header: &[u8], expiry: [u8; EXPIRY_LEN]) -> Vec<u8> {
 /// Opens `nonce || ciphertext || tag` of a record whose trailer carries `expiry`; any failure
 /// (including a short input) is [`Error::Decrypt`].
 pub(crate) fn open(
-    key: &LessSafeKey,
+    key: &AeadKey,
     header: &[u8],
     expiry: [u8; EXPIRY_LEN],
     sealed: &[u8],
@@ -382,16 +376,9 @@ pub(crate) fn open(
         return Err(Error::Decrypt);
     }
     let (nonce, body) = sealed.split_at(MANIFEST_NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Decrypt)?;
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Decrypt)?;
     let mut buf = Zeroizing::new(body.to_vec());
-    let len = key
-        .open_in_place(
-            nonce,
-            Aad::from(&record_aad(header, expiry)[..]),
-            &mut buf[..],
-        )
-        .map_err(|_| Error::Decrypt)?
-        .len();
+    let len = key.open(nonce, &record_aad(header, expiry), &mut buf[..])?;
     buf.truncate(len);
     Ok(buf)
 }

@@ -332,6 +332,12 @@ impl FileOpener {
         self.chunks.expires()
     }
 
+    /// The file's chunk schedule for an AES-GCM outside this crate (a page's WebCrypto): see
+    /// [`ExternalChunks`](crate::ExternalChunks).
+    pub fn external_chunks(&self) -> Result<crate::ExternalChunks> {
+        crate::ExternalChunks::new(&self.read, &self.chunks)
+    }
+
     /// The file's read key: with the FileId, what a share link needs to open this file.
     pub fn read_key(&self) -> &ReadKey {
         &self.read

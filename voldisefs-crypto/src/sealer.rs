@@ -1,19 +1,18 @@
 //! Writer side: [`FileSealer`] seals chunks (in parallel, as they stream past) and finally the
 //! manifest record.
 
-use ring::aead::{LessSafeKey, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, ChunkSize, SealedChunk};
 use crate::content_id;
 use crate::delete::{DeleteKey, DeleteKeyExt as _};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::header::{HEADER_LEN, OFF_WRAPPED_DEK, RecordHeader};
 use crate::kdf::{KEK_LEN, KdfParams};
-use crate::keys::{DEK_LEN, DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
+use crate::keys::{DataKeys, Dek, PasswordKeys, WRAPPED_DEK_LEN};
 use crate::manifest::{self, ManifestInfo};
 use crate::password::Password;
+use crate::primitives::{AeadKey, NONCE_LEN, random};
 use crate::read_key::ReadKey;
 use crate::redundancy::Redundancy;
 
@@ -60,7 +59,7 @@ pub struct FixedRandomness {
 pub struct FileSealer {
     header: [u8; HEADER_LEN],
     chunk_size: ChunkSize,
-    manifest_key: LessSafeKey,
+    manifest_key: AeadKey,
     chunks: ChunkCipher,
     delete: DeleteKey,
     read: ReadKey,
@@ -75,12 +74,6 @@ impl std::fmt::Debug for FileSealer {
             .field("chunk_size", &self.chunk_size.bytes())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N]> {
-    let mut out = [0u8; N];
-    rng.fill(&mut out).map_err(|_| Error::Rng)?;
-    Ok(out)
 }
 
 /// A password key: Argon2id of a password under a fresh random salt, derived once and then
@@ -108,7 +101,7 @@ impl PasswordKey {
     /// Draws a fresh salt and runs Argon2id with `params` (slow by design: call it from a
     /// blocking thread).
     pub fn derive(password: &Password, params: KdfParams) -> Result<Self> {
-        Self::derive_with_salt(password, params, random(&SystemRandom::new())?)
+        Self::derive_with_salt(password, params, random()?)
     }
 
     /// Argon2id under a given salt (fixed-randomness vectors and password changes).
@@ -148,10 +141,8 @@ impl FileSealer {
     /// Starts sealing a new file under a password key derived earlier: draws a fresh file
     /// nonce and data key; no Argon2id, so cheap enough for an async task.
     pub fn with_key(key: &PasswordKey, chunk_size: ChunkSize) -> Result<Self> {
-        let rng = SystemRandom::new();
-        let file_nonce = random(&rng)?;
-        let mut dek: Dek = Zeroizing::new([0u8; DEK_LEN]);
-        rng.fill(&mut dek[..]).map_err(|_| Error::Rng)?;
+        let file_nonce = random()?;
+        let dek: Dek = crate::primitives::random_secret()?;
         Self::build(key, chunk_size, file_nonce, &dek, None)
     }
 
@@ -225,6 +216,12 @@ impl FileSealer {
             redundancy: None,
             fixed_manifest_nonce: None,
         })
+    }
+
+    /// The file's chunk schedule for an AES-GCM outside this crate (a page's WebCrypto): see
+    /// [`ExternalChunks`](crate::ExternalChunks). Set the expiry first: the trailer carries it.
+    pub fn external_chunks(&self) -> Result<crate::ExternalChunks> {
+        crate::ExternalChunks::new(&self.read, &self.chunks)
     }
 
     /// The file's delete key: what a delete request must present so holders erase its
@@ -308,7 +305,7 @@ impl FileSealer {
         let plaintext = manifest::encode_with(info, self.chunk_size, once, self.redundancy)?;
         let nonce = match self.fixed_manifest_nonce {
             Some(nonce) => nonce,
-            None => random(&SystemRandom::new())?,
+            None => random()?,
         };
         let bytes = manifest::seal_record(
             &self.manifest_key,
@@ -328,7 +325,7 @@ impl FileSealer {
 impl FileSealer {
     /// Seals an arbitrary manifest plaintext (bypassing the writer checks) into a record.
     pub(crate) fn seal_manifest_plaintext(&self, plaintext: &[u8]) -> Result<SealedRecord> {
-        let nonce = random(&SystemRandom::new())?;
+        let nonce = random()?;
         let bytes = manifest::seal_record(
             &self.manifest_key,
             nonce,

@@ -30,6 +30,9 @@ pub mod codec;
 mod ids;
 mod message;
 pub mod objects;
+// Proofs of possession are between nodes, and use ring (a C compiler for wasm32): left out of
+// a browser build, where the page's client library has no use for them.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub mod proof;
 
 pub use codec::{CodecError, Frame, FrameCodec, MAX_FRAME_LEN, ReserveBudget};
