@@ -240,7 +240,81 @@ async fn network_health_and_page() {
     assert_eq!(health.status(), StatusCode::OK);
     let page = http.get(url(&nodes[2], "/")).send().await.unwrap();
     assert!(content_type(&page).starts_with("text/html"));
-    assert!(page.text().await.unwrap().contains("/api/v1/files"));
+    assert!(page.text().await.unwrap().contains("/assets/page.js"));
+    shutdown(nodes).await;
+}
+
+/// The page and everything it loads come from the binary, each under a Content-Security-Policy
+/// that allows scripts from the node only (no inline script, no eval; WebAssembly compiles) and
+/// connections to the node only; an unknown asset is a JSON 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_its_assets_come_from_the_binary_under_a_strict_csp() {
+    let nodes = network(1, 1).await;
+    let http = reqwest::Client::new();
+    let page = http.get(url(&nodes[0], "/")).send().await.unwrap();
+    let csp = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let policy = csp(&page);
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self' 'wasm-unsafe-eval';",
+        "connect-src 'self';",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            policy.contains(directive),
+            "{directive} missing from {policy}"
+        );
+    }
+    let scripts = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap()
+        .replace("'wasm-unsafe-eval'", "");
+    assert!(
+        !scripts.contains("unsafe") && !scripts.contains("data:") && !scripts.contains('*'),
+        "scripts: {scripts}"
+    );
+    let html = page.text().await.unwrap();
+    for (path, kind) in [
+        ("/assets/page.js", "text/javascript"),
+        ("/assets/page.css", "text/css"),
+        ("/assets/client.js", "text/javascript"),
+        ("/assets/worker.js", "text/javascript"),
+        ("/assets/voldisefs_crypto.js", "text/javascript"),
+        ("/assets/voldisefs_crypto_bg.wasm", "application/wasm"),
+        ("/sw.js", "text/javascript"),
+    ] {
+        let r = http.get(url(&nodes[0], path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            content_type(&r).starts_with(kind),
+            "{path}: {}",
+            content_type(&r)
+        );
+        assert_eq!(csp(&r), policy, "{path} runs under the page's policy");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let body = r.bytes().await.unwrap();
+        assert!(!body.is_empty(), "{path}");
+        if kind == "application/wasm" {
+            assert_eq!(&body[..4], b"\0asm", "{path} is WebAssembly");
+        }
+    }
+    assert!(html.contains("/assets/page.css") && html.contains("/assets/page.js"));
+    let missing = http
+        .get(url(&nodes[0], "/assets/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.json::<serde_json::Value>().await.unwrap()["error"],
+        "not_found"
+    );
     shutdown(nodes).await;
 }
 

@@ -490,7 +490,11 @@ async fn the_token_guards_exactly_the_operations_the_document_says() {
     for (method, path) in documented_operations(doc) {
         let public =
             doc["paths"][&path][method.to_lowercase()]["security"] == serde_json::json!([]);
-        let url = format!("{}{}", base(&node), path.replace("{id}", &some_id));
+        let url = format!(
+            "{}{}",
+            base(&node),
+            path.replace("{id}", &some_id).replace("{name}", "page.js")
+        );
         for (token, code) in [(None, "token_required"), (Some("wrong"), "bad_token")] {
             let mut request = http
                 .request(method.parse().unwrap(), &url)

@@ -8,9 +8,9 @@
 //! accept loop and connection limits; `guards.rs` the host, origin and token checks;
 //! `errors.rs` error answers (`error_code.rs` their codes); `headers.rs` what requests ask for;
 //! `bodies.rs` and `responses.rs` how upload bodies are read and answers built; `files.rs`,
-//! `collections.rs` and `tickets.rs` gateway mode; `objects.rs` the object API; `reports.rs`
-//! the page, health, metrics and status; `slow_readers/` what slow clients can make the node
-//! hold.
+//! `collections.rs` and `tickets.rs` gateway mode; `objects.rs` the object API; `assets.rs`
+//! the page and what it loads (with its Content-Security-Policy); `reports.rs` health,
+//! metrics and status; `slow_readers/` what slow clients can make the node hold.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::Node;
 
+mod assets;
 mod bodies;
 mod collections;
 mod error_code;
@@ -64,7 +65,9 @@ pub const LINK_HEADER: &str = "x-voldisefs-link";
 /// [`api_routes`] lists it, so the OpenAPI document can be checked against what is served.
 fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Node>)> {
     vec![
-        ("GET", "/", get(reports::page)),
+        ("GET", "/", get(assets::page)),
+        ("GET", "/assets/{name}", get(assets::asset)),
+        ("GET", "/sw.js", get(assets::service_worker)),
         ("GET", "/favicon.ico", get(reports::favicon)),
         ("GET", "/healthz", get(reports::healthz)),
         ("GET", "/metrics", get(reports::metrics)),

@@ -1,4 +1,4 @@
-//! What the node shows about itself: the page and its icon, the OpenAPI document, health,
+//! What the node shows about itself: the page's icon, the OpenAPI document, health,
 //! metrics, the index of uploads and the network status.
 
 use std::sync::Arc;
@@ -6,17 +6,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::Node;
 use crate::api::{FileList, Health, NetworkStatus};
 
 use super::slow_readers::Guard;
-
-/// The web page.
-pub(super) async fn page() -> Html<&'static str> {
-    Html(include_str!("../page.html"))
-}
 
 /// The page's icon (SVG, from the binary; browsers ask for `/favicon.ico` by default).
 pub(super) async fn favicon() -> Response {

@@ -122,7 +122,7 @@ try {
   const clip = await a.evaluate(() => navigator.clipboard.readText().catch((e) => `unreadable: ${e}`));
   check(clip === id, 'copy puts the id on the clipboard');
   await a.waitForFunction((i) => document.querySelector('#files').textContent.includes(i), id, { timeout: WAIT });
-  check(true, 'the new file is listed under "Uploaded through this node"');
+  check(true, 'the new file is listed under "Your uploads" (kept in this browser)');
   check((await text(a, '#files')).includes(basename(INPUT)), 'the list names the file');
   await shot(a, 'uploaded');
   // Its Download button asks for the password first, then downloads.
@@ -179,9 +179,10 @@ try {
   const got = await readFile(await download.path());
   check(got.equals(original), `downloaded bytes equal the uploaded ones (${got.length} bytes)`);
   check(download.suggestedFilename() === basename(INPUT), `the download keeps the name ${download.suggestedFilename()}`);
-  check(/\/download\/[0-9a-f]{64}$/.test(download.url()), 'the browser downloads it itself, through a ticket URL (nothing held in page memory)');
+  check(/\/stream\/[0-9a-f]{32}\?download$/.test(download.url()), `the browser's download manager takes the stream the Service Worker decrypts (${download.url()}; nothing held in page memory)`);
   await b.locator('#down-msg.ok').waitFor({ timeout: WAIT });
-  check((await b.getAttribute('#down-bar', 'aria-valuenow')) === '100', 'the download progress bar ends at 100%');
+  await b.waitForFunction(() => document.querySelector('#down-bar').getAttribute('aria-valuenow') === '100', null, { timeout: WAIT });
+  check(true, 'the download progress bar ends at 100%');
   await shot(b, 'downloaded-on-b');
 
   // 4b. The collection through node B's page: one .tar archive of every file.
@@ -281,7 +282,7 @@ try {
   await m.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
   const toneId = (await text(m, '#up-id')).trim();
   const ranges = [];
-  b.on('request', (r) => { if (r.url().includes('/download/') && r.headers().range) ranges.push(r.headers().range); });
+  b.on('request', (r) => { if (r.url().includes('/stream/') && r.headers().range) ranges.push(r.headers().range); });
   await b.fill('#down-id', toneId);
   await b.fill('#down-pw', PASSWORD);
   const [tone] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
@@ -298,7 +299,7 @@ try {
   }));
   check(Math.abs(sought - 3) < 0.1 && (await b.evaluate(() => document.querySelector('#player audio').error)) === null,
     `it seeks to ${sought} s without an error`);
-  check(ranges.length > 0, `the player reads the ticket with Range requests (${ranges.slice(0, 3).join(', ')})`);
+  check(ranges.length > 0, `the player reads the Service Worker's stream with Range requests (${ranges.slice(0, 3).join(', ')})`);
   await shot(b, 'audio-player');
 
   // 6. A network without room: the upload fails with "full", not a broken connection.
