@@ -10,6 +10,7 @@
 //   VOLDISEFS_PASSWORD                  its password (non-ASCII on purpose)
 //   VOLDISEFS_SCREENSHOTS               directory for one PNG per step
 //   VOLDISEFS_CHROMIUM                  the browser (default /usr/bin/chromium)
+//   VOLDISEFS_CLI_FILE_ID, _FILE        a file sealed by the CLI's client (its id, its bytes)
 // Prints `ok - ...` per check, `RESULT {json}` at the end, and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -30,6 +31,8 @@ const INPUT_DIR = env('VOLDISEFS_INPUT_DIR');
 const ARCHIVE_OUT = env('VOLDISEFS_ARCHIVE_OUT');
 const BIG = Number(env('VOLDISEFS_BIG_SIZE'));
 const SHOTS = env('VOLDISEFS_SCREENSHOTS');
+const CLI_ID = env('VOLDISEFS_CLI_FILE_ID');
+const CLI_FILE = env('VOLDISEFS_CLI_FILE');
 const EXE = process.env.VOLDISEFS_CHROMIUM || '/usr/bin/chromium';
 const TOKEN = 'test-token-0123456789';
 const WAIT = 20_000; // ms: the bound on any single wait
@@ -184,6 +187,21 @@ try {
   await b.waitForFunction(() => document.querySelector('#down-bar').getAttribute('aria-valuenow') === '100', null, { timeout: WAIT });
   check(true, 'the download progress bar ends at 100%');
   await shot(b, 'downloaded-on-b');
+
+  // 4a. FORMAT.md's vectors hold in this browser: the WebAssembly the page runs opens the
+  // file, collection and erasure-coded file vectors and encodes the stripe vector.
+  const vectors = await b.evaluate(async () => {
+    const m = await import('/assets/voldisefs_crypto.js');
+    await m.default({ module_or_path: '/assets/voldisefs_crypto_bg.wasm' });
+    try { m.check_format_vector(); return 'ok'; } catch (e) { return String(e.message || e); }
+  });
+  check(vectors === 'ok', `FORMAT.md's vectors hold in Chromium (${vectors})`);
+  // A file the CLI sealed opens in the page.
+  await b.fill('#down-id', CLI_ID);
+  await b.fill('#down-pw', PASSWORD);
+  const [fromCli] = await Promise.all([b.waitForEvent('download', { timeout: WAIT }), b.click('#down-btn')]);
+  check((await readFile(await fromCli.path())).equals(await readFile(CLI_FILE)) && fromCli.suggestedFilename() === basename(CLI_FILE),
+    `a file sealed by the CLI opens in the page (${fromCli.suggestedFilename()})`);
 
   // 4b. The collection through node B's page: one .tar archive of every file.
   await b.fill('#down-id', collection);

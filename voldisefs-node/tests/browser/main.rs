@@ -1,6 +1,8 @@
 //! The web page end to end in headless Chromium: `e2e.mjs` (playwright-core) drives the pages of
 //! a real local network of in-process nodes, and saves a screenshot of each step under
-//! `target/browser-screenshots/`.
+//! `target/browser-screenshots/`; `leak.mjs` loads two nodes' pages through recording proxies
+//! and checks that no secret (password, names, share-link key, plaintext) crosses either.
+//! The two run one after the other (each starts a Chromium; the machine may have two cores).
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `$VOLDISEFS_CHROMIUM`) and `npm ci` run in
 //! `voldisefs-node/tests/browser`. Without them the test says why and passes, unless
@@ -15,8 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use common::{CHUNK, data, pw};
-use voldisefs_node::{Node, NodeConfig};
+use voldisefs_node::crypto::client::{Access, Client, Keying, PutOptions, Settings, Threads};
+use voldisefs_node::crypto::{ChunkSize, Redundancy};
+use voldisefs_node::{Node, NodeConfig, RemoteStore};
 
 /// Non-ASCII on purpose: the page must send the same bytes as the CLI.
 const PASSWORD: &str = "corr\u{e9}ct h\u{f6}rse \u{2713} battery";
@@ -66,8 +72,12 @@ fn url(node: &Node) -> String {
     format!("http://{}/", node.http_addr().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_page_end_to_end_in_chromium() {
+/// Serialises the browser tests: each starts a Chromium.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Where the scripts live and the browser, or `None` (the test is skipped) when something is
+/// missing and `VOLDISEFS_BROWSER_TESTS` is not `1`.
+fn tools() -> Option<(PathBuf, PathBuf)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let required = std::env::var("VOLDISEFS_BROWSER_TESTS").is_ok_and(|v| v == "1");
     let chromium = PathBuf::from(
@@ -79,9 +89,78 @@ async fn web_page_end_to_end_in_chromium() {
             "SKIPPED browser test: {missing}. `.ci/run` installs what it needs; \
              set VOLDISEFS_BROWSER_TESTS=1 to make this an error."
         ));
-        return;
+        return None;
     }
+    Some((dir, chromium))
+}
 
+/// Runs `node SCRIPT` in `dir` with `envs` (at most 180 s), echoes its output and returns its
+/// stdout; fails the test when it fails. std::process (tokio's needs a feature this crate does
+/// not enable): output goes to files, and the child is polled so the nodes keep serving on
+/// this runtime meanwhile.
+async fn run_script(dir: &Path, script: &str, envs: &[(&str, String)]) -> String {
+    let work = target_dir().join("browser-e2e");
+    std::fs::create_dir_all(&work).unwrap();
+    let stdout_path = work.join(format!("{script}.stdout"));
+    let stderr_path = work.join(format!("{script}.stderr"));
+    let started = Instant::now();
+    let mut command = std::process::Command::new("node");
+    command.arg(dir.join(script)).current_dir(dir);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("spawn node");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} did not finish within 180 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    say(&format!(
+        "{script} ({:.1} s):\n{stdout}{stderr}",
+        started.elapsed().as_secs_f64()
+    ));
+    assert!(status.success(), "{script} failed: {status}");
+    stdout
+}
+
+fn hex(id: &[u8; 32]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A client as the CLI runs it: sealing on this machine, over a node's object API, with the
+/// default Argon2id parameters (what the page uses too).
+fn cli_client(node: &Node) -> Client {
+    let store = RemoteStore::new(&[url(node).parse().unwrap()], None).unwrap();
+    Client::new(
+        Arc::new(store),
+        Arc::new(Threads::new(2).unwrap()),
+        Settings {
+            chunk_size: ChunkSize::from_bytes(CHUNK as u64).unwrap(),
+            ..Settings::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_end_to_end_in_chromium() {
+    let Some((dir, chromium)) = tools() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
     let target = target_dir();
     let shots = target.join("browser-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
@@ -124,47 +203,44 @@ async fn web_page_end_to_end_in_chromium() {
     .await
     .unwrap();
 
-    let started = Instant::now();
-    // std::process (tokio's needs a feature this crate does not enable): output goes to files,
-    // and the child is polled so the nodes keep serving on this runtime meanwhile.
-    let stdout_path = work.join("e2e.stdout");
-    let stderr_path = work.join("e2e.stderr");
-    let mut child = std::process::Command::new("node")
-        .arg(dir.join("e2e.mjs"))
-        .current_dir(&dir)
-        .env("VOLDISEFS_NODE_A", url(&nodes[0]))
-        .env("VOLDISEFS_NODE_B", url(&nodes[1]))
-        .env("VOLDISEFS_NODE_FULL", url(&tiny))
-        .env("VOLDISEFS_BIG_SIZE", BIG.to_string())
-        .env("VOLDISEFS_INPUT_FILE", &input)
-        .env("VOLDISEFS_INPUT_DIR", &folder)
-        .env("VOLDISEFS_ARCHIVE_OUT", &archive)
-        .env("VOLDISEFS_PASSWORD", PASSWORD)
-        .env("VOLDISEFS_SCREENSHOTS", &shots)
-        .env("VOLDISEFS_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("spawn node");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the browser test did not finish within 180 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    say(&format!(
-        "browser test ({:.1} s):\n{stdout}{stderr}",
-        started.elapsed().as_secs_f64()
-    ));
-    assert!(status.success(), "e2e.mjs failed: {status}");
+    // A file sealed as the CLI seals it (on this machine, through the object API): the page
+    // must open it.
+    let cli_bytes = data(5 * CHUNK + 77, 14);
+    let cli_path = work.join("sealed-by-the-cli.bin");
+    std::fs::write(&cli_path, &cli_bytes).unwrap();
+    let cli = cli_client(&nodes[2]);
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(
+        cli_bytes.clone(),
+    ))]);
+    let cli_file = cli
+        .put(
+            Keying::Password(pw(PASSWORD)),
+            PutOptions::file("sealed-by-the-cli.bin", Redundancy::Replicas(2)),
+            body,
+        )
+        .await
+        .unwrap()
+        .id;
+
+    let stdout = run_script(
+        &dir,
+        "e2e.mjs",
+        &[
+            ("VOLDISEFS_NODE_A", url(&nodes[0])),
+            ("VOLDISEFS_NODE_B", url(&nodes[1])),
+            ("VOLDISEFS_NODE_FULL", url(&tiny)),
+            ("VOLDISEFS_BIG_SIZE", BIG.to_string()),
+            ("VOLDISEFS_INPUT_FILE", input.display().to_string()),
+            ("VOLDISEFS_INPUT_DIR", folder.display().to_string()),
+            ("VOLDISEFS_ARCHIVE_OUT", archive.display().to_string()),
+            ("VOLDISEFS_PASSWORD", PASSWORD.into()),
+            ("VOLDISEFS_SCREENSHOTS", shots.display().to_string()),
+            ("VOLDISEFS_CHROMIUM", chromium.display().to_string()),
+            ("VOLDISEFS_CLI_FILE_ID", hex(&cli_file)),
+            ("VOLDISEFS_CLI_FILE", cli_path.display().to_string()),
+        ],
+    )
+    .await;
 
     // The file the page uploaded opens, outside any browser, with the same password: the page
     // sends the password's UTF-8 bytes just as the CLI does.
@@ -177,6 +253,16 @@ async fn web_page_end_to_end_in_chromium() {
     let (name, got) = nodes[2].download_bytes(id, pw(PASSWORD)).await.unwrap();
     assert_eq!(name, FILE_NAME);
     assert!(got[..] == bytes[..], "bytes differ");
+    // And as the CLI opens it: on this machine, from the object API.
+    let opened = cli
+        .open(*id.as_bytes(), Access::Password(pw(PASSWORD)))
+        .await
+        .unwrap();
+    assert_eq!(opened.manifest().name(), FILE_NAME);
+    assert!(
+        cli.read_all(&opened, 1 << 30).await.unwrap() == bytes,
+        "bytes differ"
+    );
 
     // The archive the page downloaded holds the folder, file by file.
     let tar_bytes = std::fs::read(&archive).unwrap();
@@ -198,5 +284,57 @@ async fn web_page_end_to_end_in_chromium() {
     assert_eq!(listing.files.len(), tree.len());
 
     tiny.shutdown().await;
+    common::shutdown(nodes).await;
+}
+
+/// No secret crosses a proxy in front of either node: leak.mjs uploads a file and a folder on
+/// node A's page and downloads them through links and the password on node B's page, both
+/// pages loaded through recording proxies, then searches every recorded byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_crosses_a_proxy_in_front_of_either_node() {
+    let Some((dir, chromium)) = tools() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let target = target_dir();
+    let shots = target.join("browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let work = target.join("browser-leak");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let input = work.join("quarterly-r\u{e9}sults-draft.bin");
+    std::fs::write(&input, data(9 * CHUNK + 5, 21)).unwrap();
+    let folder = work.join("private-holiday-photos");
+    for (rel, content) in [
+        ("beach-sunrise.jpg", data(2 * CHUNK + 3, 22)),
+        (
+            "notes/passport-number.txt",
+            b"a few private words, in the clear".to_vec(),
+        ),
+    ] {
+        let path = folder.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &content).unwrap();
+    }
+    let nodes = common::network_with(2, |c| NodeConfig {
+        replicas: 2,
+        capacity: 64 << 20,
+        ..c
+    })
+    .await;
+    run_script(
+        &dir,
+        "leak.mjs",
+        &[
+            ("VOLDISEFS_NODE_A", url(&nodes[0])),
+            ("VOLDISEFS_NODE_B", url(&nodes[1])),
+            ("VOLDISEFS_INPUT_FILE", input.display().to_string()),
+            ("VOLDISEFS_INPUT_DIR", folder.display().to_string()),
+            ("VOLDISEFS_PASSWORD", PASSWORD.into()),
+            ("VOLDISEFS_SCREENSHOTS", shots.display().to_string()),
+            ("VOLDISEFS_CHROMIUM", chromium.display().to_string()),
+        ],
+    )
+    .await;
     common::shutdown(nodes).await;
 }
