@@ -4,7 +4,7 @@
 #   js:    WebCrypto's AES-256-GCM with hash-wasm's BLAKE3 and Argon2id (maintained npm package).
 # Prints throughput for a file of MIB MiB (default 256; 1 MiB chunks), one Argon2id run at the
 # format's default parameters (64 MiB, 3 passes) and what the page would load (bytes, gzipped).
-# Needs Debian's chromium and clang; installs the rustup target, wasm-bindgen-cli and the npm
+# Needs Debian's chromium; installs the rustup target, wasm-bindgen-cli and the npm
 # packages if missing.   Usage: benches/browser/run.sh [MIB]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -113,12 +113,14 @@ export class Api {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  async put(id, body) {
-    await this.call('PUT', `/api/v1/objects/${id}`, body);
+  /** Stores an object given as its parts (a sealed chunk and its trailer, or a record). */
+  async put(id, parts) {
+    // A Blob body: Chromium uploads it several times faster than an ArrayBuffer body.
+    await this.call('PUT', `/api/v1/objects/${id}`, new Blob(parts));
   }
 
   async putStripe(id, body) {
-    await this.call('PUT', `/api/v1/stripes/${id}`, body);
+    await this.call('PUT', `/api/v1/stripes/${id}`, new Blob([body]));
   }
 
   /** Deletes `ids` with a delete key: everywhere (records) or on their holders (`spread`). */
@@ -193,7 +195,7 @@ export async function sealFile(api, key, blob, opts, progress) {
       } else {
         let id;
         try { id = up.add_chunk(i, sealed); } catch (err) { throw fromWasm(err); }
-        await api.put(id, new Blob([sealed, trailer]));
+        await api.put(id, [sealed, trailer]);
       }
       if (progress) progress(len);
     });
@@ -202,7 +204,7 @@ export async function sealFile(api, key, blob, opts, progress) {
     const id = record.id;
     const bytes = record.bytes;
     record.free();
-    await api.put(id, bytes);
+    await api.put(id, [bytes]);
     return { id, readKey: up.read_key(), deleteKey: up.delete_key(), size: blob.size, chunks: count };
   } finally {
     up.free();
