@@ -290,7 +290,10 @@ $('copy-link').addEventListener('click', async () => { $('copy-link-msg').textCo
 
 // --- a share link (#id=...&key=...): the key stays in this browser, never sent to a node ---
 let shared = null;
-{
+// Read at load, and whenever a link is pasted into this tab's address bar (no reload then).
+window.addEventListener('hashchange', readLink);
+readLink();
+function readLink() {
   const m = /^#id=([0-9a-fA-F]{64})&key=([0-9a-fA-F]{64})$/.exec(location.hash);
   if (m) {
     shared = { id: m[1].toLowerCase(), key: m[2].toLowerCase() };
@@ -313,8 +316,12 @@ $('down-id').addEventListener('input', () => {
 
 // --- download: the Worker opens the record (Argon2id for a password), then the Service Worker
 // streams the decrypted file to the browser's download manager (never held in this page) ---
+// A download's hidden frame stays a minute after its stream ended: removed at once, it could
+// cancel a small download before the browser's download manager has taken it over.
 const frames = new Map();
-function dropFrame(streamToken) { const f = frames.get(streamToken); if (f) { f.remove(); frames.delete(streamToken); } }
+function dropFrame(streamToken) {
+  setTimeout(() => { const f = frames.get(streamToken); if (f) { f.remove(); frames.delete(streamToken); } }, 60000);
+}
 function randomToken() { return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''); }
 function offer(sw, details, onMessage) {
   return new Promise((resolve, reject) => {

@@ -382,10 +382,23 @@ try {
   await p.waitForFunction(() => document.querySelectorAll('#peers .badge').length === 2, null, { timeout: WAIT });
   check(await noHorizontalScroll(p), 'the phone layout has no horizontal scroll');
   await shot(p, 'phone');
-  await p.setInputFiles('#up-file', { name: 'a photo with a rather long file name from a phone camera.jpg', mimeType: 'image/jpeg', buffer: randomBytes(100_000) });
+  const photo = randomBytes(100_000);
+  await p.setInputFiles('#up-file', { name: 'a photo with a rather long file name from a phone camera.jpg', mimeType: 'image/jpeg', buffer: photo });
   await p.fill('#up-pw', PASSWORD);
   await p.click('#up-btn');
   await p.locator('#up-result').waitFor({ state: 'visible', timeout: WAIT });
+  // The whole flow on the phone: its share link opens on another phone, sealed and opened in
+  // the browsers, and downloads the same bytes.
+  const phoneLink = (await text(p, '#up-link')).trim();
+  const { page: p2 } = await newPage(browser, A, {
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+  });
+  await p2.goto(phoneLink);
+  await shot(p2, 'phone-shared-link');
+  const [onPhone] = await Promise.all([p2.waitForEvent('download', { timeout: WAIT }), p2.click('#down-btn')]);
+  check((await readFile(await onPhone.path())).equals(photo), 'on a phone, a shared link downloads the same bytes');
+  check(await noHorizontalScroll(p2), 'the phone layout has no horizontal scroll on a shared link');
+  await shot(p2, 'phone-downloaded');
   await p.fill('#down-id', randomBytes(32).toString('hex'));
   await p.fill('#down-pw', PASSWORD);
   await p.click('#down-btn');
