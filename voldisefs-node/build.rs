@@ -66,6 +66,9 @@ fn build() -> Result<(), String> {
             "--target-dir",
         ])
         .arg(&target_dir);
+    // No C compiler for the page: the browser build of voldisefs-crypto is pure Rust
+    // (src/primitives.rs there). A dependency that starts to need one fails here, loudly.
+    command.env("CC_wasm32_unknown_unknown", "false");
     // This build's own flags (sanitizers, coverage, a host linker) are not the page's.
     for var in [
         "RUSTFLAGS",
