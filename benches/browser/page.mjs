@@ -151,5 +151,36 @@ if (bigId) {
     `(${(size / 1e6 / secs).toFixed(0)} MB/s, Argon2id included)`);
   console.log(`  renderers (page, Worker, Service Worker): ${base.renderers.toFixed(0)} MiB before, peak ${peak.renderers.toFixed(0)} MiB`);
   console.log(`  all Chromium processes: ${base.all.toFixed(0)} MiB before, peak ${peak.all.toFixed(0)} MiB`);
+
+  await page.context().close();
+  // The same sealed objects fetched by a plain page script (no Service Worker, no checks, no
+  // decryption; bodies read and dropped, 4 in flight): what Chromium's fetch alone costs.
+  const plain = await (await fresh.newContext()).newPage();
+  await plain.goto(url);
+  const ids = await plain.evaluate(async ({ id, password }) => {
+    const c = await import('/assets/client.js');
+    const f = await c.openFile(new c.Api(''), id, { password });
+    const out = [];
+    for (let i = 0; i < f.chunk_count(); i++) out.push(f.chunk_id(i));
+    f.free();
+    return out;
+  }, { id: bigId, password: PASSWORD });
+  const before = rss();
+  let top = before.renderers;
+  const sampler = setInterval(() => { top = Math.max(top, rss().renderers); }, 100);
+  const fetchSecs = await plain.evaluate(async (ids) => {
+    const t = performance.now();
+    let next = 0;
+    await Promise.all([0, 1, 2, 3].map(async () => {
+      while (next < ids.length) {
+        const res = await fetch('/api/v1/objects/' + ids[next++], { cache: 'no-store' });
+        await res.arrayBuffer();
+      }
+    }));
+    return (performance.now() - t) / 1000;
+  }, ids);
+  clearInterval(sampler);
+  console.log(`plain fetch of the same ${ids.length} objects in a page (no Service Worker, no crypto): ` +
+    `${(ids.length * 1.048576 / fetchSecs).toFixed(0)} MB/s; renderers ${before.renderers.toFixed(0)} MiB before, peak ${top.toFixed(0)} MiB`);
   await fresh.close();
 }
