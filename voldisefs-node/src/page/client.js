@@ -14,6 +14,10 @@ import init, * as wasm from './voldisefs_crypto.js';
 
 /** Chunks sealed, stored, fetched or opened at once per transfer. */
 export const WINDOW = 4;
+/** The longest object a node stores (a record at most): 16 MiB plus tag and trailer. */
+const MAX_OBJECT = (16 << 20) + 56;
+/** What sealing adds to a chunk: the GCM tag and the trailer (expiry, delete check). */
+const OVERHEAD = 16 + 40;
 /** Times a request answered "busy" (503) is tried again, one second apart at least. */
 const BUSY_RETRIES = 8;
 
@@ -106,11 +110,42 @@ export class Api {
     return (await this.call('GET', '/api/v1/info')).json();
   }
 
-  /** An object's bytes (`kind`: objects or stripes), or null when the node holds none. */
-  async get(id, kind) {
+  /**
+   * An object's bytes (`kind`: objects or stripes), or null when the node holds none. A node
+   * may lie: an answer longer than `limit` bytes (the most the object can be) is refused as
+   * soon as it says so or sends that much, never read whole.
+   */
+  async get(id, kind, limit) {
     const res = await this.call('GET', `/api/v1/${kind || 'objects'}/${id}`, undefined, true);
     if (res.status === 404) return null;
-    return new Uint8Array(await res.arrayBuffer());
+    const tooLong = () => new ClientError('corrupt', `the node sent more for object ${id} than it can hold`);
+    const announced = res.headers.get('content-length');
+    if (announced !== null) {
+      // The browser holds the body to its announced length.
+      if (Number(announced) > limit) {
+        res.body.cancel().catch(() => {});
+        throw tooLong();
+      }
+      return new Uint8Array(await res.arrayBuffer());
+    }
+    const reader = res.body.getReader();
+    const pieces = [];
+    let len = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      len += value.length;
+      if (len > limit) {
+        reader.cancel().catch(() => {});
+        throw tooLong();
+      }
+      pieces.push(value);
+    }
+    if (pieces.length === 1) return pieces[0];
+    const out = new Uint8Array(len);
+    let at = 0;
+    for (const p of pieces) { out.set(p, at); at += p.length; }
+    return out;
   }
 
   /** Stores an object given as its parts (a sealed chunk and its trailer, or a record). */
@@ -269,7 +304,7 @@ export async function sealCollection(api, key, items, opts, progress) {
 /** Fetches and opens file `id` with {password} or {readKey}; the caller frees the result. */
 export async function openFile(api, id, access) {
   const w = await load();
-  const record = await api.get(id);
+  const record = await api.get(id, 'objects', MAX_OBJECT);
   if (!record) throw new ApiError(404, 'not_found', 'no such file');
   try {
     return access.password != null
@@ -289,7 +324,8 @@ export async function* plaintexts(api, file, from, to) {
   const aes = await aesKey(file.chunk_key(), 'decrypt');
   const open = async (i) => {
     const id = file.chunk_id(i);
-    const bytes = await api.get(id, kind);
+    // Exactly this long when honest: the checks below refuse any other length.
+    const bytes = await api.get(id, kind, file.chunk_len(i) + OVERHEAD);
     if (!bytes) throw new ApiError(503, 'unavailable', `chunk ${i} is held by no reachable node`);
     let sealedLen;
     try { sealedLen = file.verify(i, bytes); } catch (err) { throw fromWasm(err); }

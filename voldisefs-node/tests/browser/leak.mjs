@@ -12,7 +12,8 @@
 // Flow: on A's page, upload the file and the folder with the password and read both share
 // links off the page; on B's page (proxied too), download the file through its link and
 // through the password, and the folder through its link and the password. Every download must
-// give the uploaded bytes. Then: none of the password, the file and folder names, the links'
+// give the uploaded bytes. Last, a node that lies about a chunk's length (an endless body, or a
+// 1 GiB Content-Length) is refused without the page reading it whole. Then: none of the password, the file and folder names, the links'
 // keys or any 32-byte piece of any plaintext crossed either proxy, in any of the encodings a
 // page could send them in (raw, hex, base64, URL-encoded), while the proxies did carry the
 // sealed objects (so the search had something to search).
@@ -72,6 +73,46 @@ function recordingProxy(target) {
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
     resolve({ url: `http://127.0.0.1:${server.address().port}/`, log, close: () => server.close() });
+  }));
+}
+
+/**
+ * A node that lies, in front of `target`: the file's record comes through, but every other
+ * object is answered with an endless body (`mode` 'endless': chunked, 1 MiB pieces, stopped
+ * at 256 MiB) or a claimed length of 1 GiB ('huge'). Resolves to {url, sent() bytes of lies}.
+ */
+function lyingProxy(target, recordId, mode) {
+  const upstream = new URL(target);
+  let lies = 0;
+  const server = http.createServer((req, res) => {
+    const m = /^\/api\/v1\/(objects|stripes)\/([0-9a-f]{64})$/.exec(req.url);
+    if (req.method === 'GET' && m && m[2] !== recordId) {
+      if (mode === 'huge') {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(1 << 30) });
+        res.write(Buffer.alloc(1 << 16));
+        lies += 1 << 16;
+        return; // never ends; the client must give up
+      }
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      const piece = Buffer.alloc(1 << 20, 7);
+      const more = () => {
+        while (lies < 256 << 20) {
+          lies += piece.length;
+          if (!res.write(piece)) { res.once('drain', more); return; }
+        }
+        res.end();
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      more();
+      return;
+    }
+    const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => { res.writeHead(answer.statusCode, answer.rawHeaders); answer.pipe(res); });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    resolve({ url: `http://127.0.0.1:${server.address().port}/`, sent: () => lies, close: () => { server.closeAllConnections(); server.close(); } });
   }));
 }
 
@@ -218,6 +259,20 @@ try {
   const leakedB = leaks(pb.log, secrets);
   check(leakedA.length === 0, `nothing secret crossed proxy A (${secrets.length} secrets searched${leakedA.length ? '; found ' + leakedA.join(', ') : ''})`);
   check(leakedB.length === 0, `nothing secret crossed proxy B${leakedB.length ? ' (found ' + leakedB.join(', ') + ')' : ''}`);
+
+  // A node that lies about a chunk's length: the page refuses it, without reading it whole,
+  // says so, and keeps working.
+  for (const mode of ['endless', 'huge']) {
+    const liar = await lyingProxy(B, id, mode);
+    const l = await page(liar.url + new URL(link).hash);
+    await l.click('#down-btn');
+    await l.waitForFunction(() => /failed/.test(document.querySelector('#down-msg').textContent), null, { timeout: WAIT });
+    const said = await l.locator('#down-msg').textContent();
+    check(/integrity|damaged|tampered/.test(said), `a node that sends ${mode === 'huge' ? 'a 1 GiB length' : 'an endless body'} for a chunk is refused: "${said}"`);
+    check(liar.sent() <= 64 << 20, `and the page stopped reading it (${(liar.sent() / 2 ** 20).toFixed(0)} MiB sent of ${mode === 'huge' ? '1024' : '256'})`);
+    await shot(l, `lying-node-${mode}`);
+    liar.close();
+  }
 } catch (e) {
   console.error(`FAIL - ${e.stack || e}`);
   process.exitCode = 1;
