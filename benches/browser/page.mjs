@@ -9,9 +9,12 @@
 //     open: client.js plaintexts over the sealed objects (ids, trailers, tags all checked);
 //   - upload: sealFile to the node's object API (network, the node storing).
 // With ID_OF_A_BIG_FILE: downloads it through the page (password, Worker, Service Worker, the
-// browser's download manager) while sampling the RSS of every Chromium process every 100 ms.
+// browser's download manager) while sampling the private footprint of every Chromium process
+// every 100 ms, with Chromium driven over raw CDP (cdp.mjs says why), beside a plain fetch of
+// the same objects and the same download driven by Playwright.
 import { chromium } from 'playwright-core';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { launch, sampler } from './cdp.mjs';
 
 const [url, input, pwFile, bigId] = process.argv.slice(2);
 const MIB = Math.round(statSync(input).size / 2 ** 20);
@@ -111,91 +114,89 @@ for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(22)} ${v}`)
 await browser.close();
 
 if (bigId) {
-  // A browser of its own, so nothing of the benchmark above is counted.
-  const fresh = await chromium.launch({
-    headless: true, executablePath: process.env.VOLDISEFS_CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu'],
-  });
-  const root = process.pid;
-  const tree = (pid) => {
-    const kids = [];
-    for (const p of readdirSync('/proc')) {
-      if (!/^\d+$/.test(p)) continue;
-      try {
-        const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-        if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid) kids.push(Number(p));
-      } catch (_) { /* gone */ }
-    }
-    return [pid, ...kids.flatMap(tree)];
+  const exe = process.env.VOLDISEFS_CHROMIUM || '/usr/bin/chromium';
+  const mib = (v) => v.toFixed(0).padStart(4);
+  const report = (label, secs, bytes, mem) => {
+    console.log(`${label}: ${(bytes / 2 ** 20).toFixed(0)} MiB in ${secs.toFixed(1)} s (${(bytes / 1e6 / secs).toFixed(0)} MB/s)`);
+    console.log(`  private footprint, peak: biggest renderer ${mib(mem.top)} MiB, renderers together ${mib(mem.renderers)} MiB`);
+    for (const r of mem.rows) if (r.peak >= 20) console.log(`    ${r.process.padEnd(24)} ${mib(r.before)} -> ${mib(r.peak)} MiB`);
   };
-  // RSS in MiB of every Chromium process, and of its renderers alone (the page, its Worker and
-  // its Service Worker run there; the browser, network and storage processes are the rest).
-  const rss = () => {
-    let all = 0;
-    let renderers = 0;
-    for (const p of tree(root).filter((p) => p !== root)) {
-      try {
-        const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-        if (!m) continue;
-        all += Number(m[1]) / 1024;
-        if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--type=renderer')) renderers += Number(m[1]) / 1024;
-      } catch (_) { /* gone */ }
-    }
-    return { all, renderers };
-  };
+  // The page's own download: the password typed, Argon2id in its Worker, the Service Worker
+  // streaming to the browser's download manager. Chromium over raw CDP (cdp.mjs), twice.
+  for (let run = 1; run <= 2; run++) {
+    const c = await launch(exe);
+    await c.goto(url);
+    await c.until(`document.readyState === 'complete' && navigator.serviceWorker.controller !== null`, 30000);
+    const m = sampler(c.pid);
+    const started = Date.now();
+    const finished = c.download();
+    await c.evaluate(`(() => {
+      for (const [sel, v] of [['#down-id', ${JSON.stringify(bigId)}], ['#down-pw', ${JSON.stringify(PASSWORD)}]]) {
+        const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', { bubbles: true }));
+      }
+      document.querySelector('#down-btn').click();
+      return true;
+    })()`);
+    const d = await finished;
+    if (d.state !== 'completed') throw new Error(`the download ended ${d.state}`);
+    await c.until(`document.querySelector('#down-bar').getAttribute('aria-valuenow') === '100'`, 600000);
+    report(`page download ${run} (Argon2id included)`, (Date.now() - started) / 1000, d.receivedBytes, m.stop());
+    await c.close();
+  }
+  // The same sealed objects fetched by a plain page script (no Service Worker, no checks, no
+  // decryption, 4 in flight, bodies dropped): what Chromium's fetch alone costs, read whole
+  // (arrayBuffer) and read into 4 reused buffers (a BYOB reader, as client.js reads).
+  for (const mode of ['arrayBuffer', 'byob']) {
+    const c = await launch(exe);
+    await c.goto(url);
+    await c.until(`document.readyState === 'complete'`, 30000);
+    const count = await c.evaluate(`(async () => {
+      const client = await import('/assets/client.js');
+      const f = await client.openFile(new client.Api(''), ${JSON.stringify(bigId)}, { password: ${JSON.stringify(PASSWORD)} });
+      window.ids = [];
+      for (let i = 0; i < f.chunk_count(); i++) ids.push(f.chunk_id(i));
+      f.free();
+      return ids.length;
+    })()`);
+    const m = sampler(c.pid);
+    const started = Date.now();
+    const bytes = await c.evaluate(`(async () => {
+      let next = 0;
+      let total = 0;
+      await Promise.all([0, 1, 2, 3].map(async () => {
+        let buf = new ArrayBuffer((1 << 20) + 4096);
+        while (next < ids.length) {
+          const res = await fetch('/api/v1/objects/' + ids[next++], { cache: 'no-store' });
+          if (${JSON.stringify(mode)} === 'arrayBuffer') { const whole = await res.arrayBuffer(); total += whole.byteLength; continue; }
+          const r = res.body.getReader({ mode: 'byob' });
+          let at = 0;
+          for (;;) {
+            const { value, done } = await r.read(new Uint8Array(buf, at, buf.byteLength - at));
+            if (value) buf = value.buffer;
+            if (done) break;
+            at += value.length;
+          }
+          total += at;
+        }
+      }));
+      return total;
+    })()`);
+    report(`plain fetch of the same ${count} objects, ${mode}`, (Date.now() - started) / 1000, bytes, m.stop());
+    await c.close();
+  }
+  // The page's download again, driven by Playwright: DevTools' Network domain is on, and the
+  // renderer keeps bodies for it. Shown so that measurements taken this way can be read.
+  const fresh = await chromium.launch({ headless: true, executablePath: exe, args: ['--no-sandbox', '--disable-gpu'] });
   const page = await (await fresh.newContext({ acceptDownloads: true })).newPage();
   await page.goto(url);
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30000 });
   await page.fill('#down-id', bigId);
   await page.fill('#down-pw', PASSWORD);
-  const base = rss();
-  const peak = { all: base.all, renderers: base.renderers };
+  const m = sampler(process.pid);
   const started = Date.now();
-  const timer = setInterval(() => {
-    const now = rss();
-    peak.all = Math.max(peak.all, now.all);
-    peak.renderers = Math.max(peak.renderers, now.renderers);
-  }, 100);
   const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 60000 }), page.click('#down-btn')]);
   const path = await dl.path();
   await page.waitForFunction(() => document.querySelector('#down-bar').getAttribute('aria-valuenow') === '100', null, { timeout: 600000 });
-  clearInterval(timer);
-  const secs = (Date.now() - started) / 1000;
-  const size = statSync(path).size;
-  console.log(`download ${(size / 2 ** 20).toFixed(0)} MiB through the page in ${secs.toFixed(1)} s ` +
-    `(${(size / 1e6 / secs).toFixed(0)} MB/s, Argon2id included)`);
-  console.log(`  renderers (page, Worker, Service Worker): ${base.renderers.toFixed(0)} MiB before, peak ${peak.renderers.toFixed(0)} MiB`);
-  console.log(`  all Chromium processes: ${base.all.toFixed(0)} MiB before, peak ${peak.all.toFixed(0)} MiB`);
-
-  await page.context().close();
-  // The same sealed objects fetched by a plain page script (no Service Worker, no checks, no
-  // decryption; bodies read and dropped, 4 in flight): what Chromium's fetch alone costs.
-  const plain = await (await fresh.newContext()).newPage();
-  await plain.goto(url);
-  const ids = await plain.evaluate(async ({ id, password }) => {
-    const c = await import('/assets/client.js');
-    const f = await c.openFile(new c.Api(''), id, { password });
-    const out = [];
-    for (let i = 0; i < f.chunk_count(); i++) out.push(f.chunk_id(i));
-    f.free();
-    return out;
-  }, { id: bigId, password: PASSWORD });
-  const before = rss();
-  let top = before.renderers;
-  const sampler = setInterval(() => { top = Math.max(top, rss().renderers); }, 100);
-  const fetchSecs = await plain.evaluate(async (ids) => {
-    const t = performance.now();
-    let next = 0;
-    await Promise.all([0, 1, 2, 3].map(async () => {
-      while (next < ids.length) {
-        const res = await fetch('/api/v1/objects/' + ids[next++], { cache: 'no-store' });
-        await res.arrayBuffer();
-      }
-    }));
-    return (performance.now() - t) / 1000;
-  }, ids);
-  clearInterval(sampler);
-  console.log(`plain fetch of the same ${ids.length} objects in a page (no Service Worker, no crypto): ` +
-    `${(ids.length * 1.048576 / fetchSecs).toFixed(0)} MB/s; renderers ${before.renderers.toFixed(0)} MiB before, peak ${top.toFixed(0)} MiB`);
+  report('page download under Playwright (DevTools recording bodies)', (Date.now() - started) / 1000, statSync(path).size, m.stop());
   await fresh.close();
 }

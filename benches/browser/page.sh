@@ -35,4 +35,7 @@ head -c "$((big << 20))" /dev/urandom > "$work/big.bin"
 id="$("$bin" put "$work/big.bin" --name big.bin --password-file "$work/pw" --node "$addr" | tail -n 1)"
 rm -f "$work/big.bin"
 head -c "$((mib << 20))" /dev/urandom > "$work/input.bin"
-node benches/browser/page.mjs "$addr/" "$work/input.bin" "$work/pw" "$id"
+# WebSocket (cdp.mjs) is global from Node 22; Node 20 has it behind a flag.
+ws=""
+node -e "process.exit(typeof WebSocket === 'function' ? 0 : 1)" || ws="--experimental-websocket"
+node $ws benches/browser/page.mjs "$addr/" "$work/input.bin" "$work/pw" "$id"
