@@ -1,7 +1,9 @@
 //! Membership at scale, measured on real node processes on loopback (issue 11).
 //!
 //! For each network size the bench starts that many `Node` processes one after the other, every
-//! one bootstrapping from the first, and reports:
+//! one bootstrapping from the first once the one before serves (or, with `--random-bootstrap`,
+//! back to back, each joining as soon as it serves through a random earlier one that may
+//! still be joining itself, as an operator's script starts them), and reports:
 //!
 //! 1. **convergence**: time from the last node's start until every node sees every other alive;
 //! 2. **idle cost**: CPU of all node processes together (cores) and, per node and second,
@@ -15,7 +17,11 @@
 //!
 //! Run with `cargo bench --bench membership` (sizes 25, 50, 100, 200); options:
 //! `-- --nodes 25,50` to choose sizes, `--idle S` for the idle window (default 20 s),
-//! `--classic` to measure the all-to-all ping detector (`NetConfig::gossip = None`) instead.
+//! `--classic` to measure the all-to-all ping detector (`NetConfig::gossip = None`) instead,
+//! `--random-bootstrap` (seeded: `--seed N`, default 1) for joins through random members,
+//! `--open` for open mode (no network key; keyed mode, as the README's network runs, is the
+//! default). `VOLDISEFS_MEMBERSHIP_LOG=info` makes every node log to stderr;
+//! `VOLDISEFS_MEMBERSHIP_REACHED=1` prints when every 20th node (by convergence) saw all others.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -90,10 +96,18 @@ fn node_child() -> Result<(), Error> {
         capacity: 64 << 20,
         ..NodeConfig::ephemeral()
     };
+    // `--join`: joined once the node serves, in the background (see `spawn_burst`).
+    let mut join_later: Option<SocketAddr> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--classic" => config.net.gossip = None,
+            "--join" => join_later = Some(args.next().ok_or("missing address")?.parse()?),
+            "--network-key-file" => {
+                let path = args.next().ok_or("missing key file")?;
+                let hex = std::fs::read_to_string(path)?;
+                config.net.network_key = Some(voldisefs::net::NetworkKey::from_hex(hex.trim())?);
+            }
             "--listen" | "--bootstrap" => {
                 let value: SocketAddr = args.next().ok_or("missing address")?.parse()?;
                 if flag == "--listen" {
@@ -107,12 +121,24 @@ fn node_child() -> Result<(), Error> {
             other => return Err(format!("node child: unknown option {other}").into()),
         }
     }
+    // `VOLDISEFS_MEMBERSHIP_LOG=info` (or a filter): each node logs to stderr, prefixed with
+    // its address in every line's fields.
+    if let Ok(filter) = std::env::var("VOLDISEFS_MEMBERSHIP_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let node = Node::start(config).await?;
         say(format_args!("{READY} {}", node.peer_addr()));
+        if let Some(seed) = join_later {
+            let net = node.network().clone();
+            tokio::spawn(async move { net.join(&[seed]).await });
+        }
         let watcher = node.clone();
         tokio::spawn(async move {
             let mut changes = watcher.network().membership().subscribe();
@@ -169,6 +195,32 @@ struct NodeProc {
     killed: bool,
 }
 
+/// A fresh network key in a file of its own (removed on drop), for keyed mode.
+struct KeyFile(std::path::PathBuf);
+
+impl KeyFile {
+    fn new() -> Result<Self, Error> {
+        let key = voldisefs::net::NetworkKey::generate()?;
+        let path = std::env::temp_dir().join(format!(
+            "voldisefs-membership-{}-{}.key",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::write(&path, key.to_hex().as_bytes())?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A line one child printed, with when the parent read it.
 struct Event {
     node: usize,
@@ -187,6 +239,8 @@ struct Cluster {
     events: mpsc::Receiver<Event>,
     sender: mpsc::Sender<Event>,
     classic: bool,
+    /// Keyed mode (the default): the network key every child reads.
+    key_file: Option<KeyFile>,
     /// Times a node reported fewer live peers than it reported before, while nothing died.
     drops: usize,
     watching_drops: bool,
@@ -205,31 +259,68 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    fn new(classic: bool) -> Self {
+    fn new(classic: bool, keyed: bool) -> Result<Self, Error> {
         let (sender, events) = mpsc::channel();
-        Self {
+        Ok(Self {
             nodes: Vec::new(),
             counts: Vec::new(),
             traffic: Vec::new(),
             events,
             sender,
             classic,
+            key_file: if keyed { Some(KeyFile::new()?) } else { None },
             drops: 0,
             watching_drops: false,
             target: usize::MAX,
             reached: Vec::new(),
-        }
+        })
     }
 
-    /// Starts one node (bootstrapping from the first one, if any) and waits for its `READY`.
+    /// Starts one node (bootstrapping from the first one) and waits for its `READY`.
     fn spawn(&mut self) -> Result<(), Error> {
+        let seed = self.nodes.first().map(|n| n.peer);
+        let ready = self.launch("127.0.0.1:0".parse()?, seed, None)?;
+        self.await_ready(self.nodes.len() - 1, ready)
+    }
+
+    /// `--random-bootstrap`: starts `n` nodes back to back, as an operator's script does, each
+    /// joining through a random earlier one that may still be joining itself. A node joins as
+    /// soon as it serves (`--join`: it prints its OS-assigned address, then joins), so the
+    /// next one can be started with that address at once. Returns when the last one started.
+    fn spawn_burst(&mut self, n: usize, state: &mut u64) -> Result<Instant, Error> {
+        let mut last_start = Instant::now();
+        for i in 0..n {
+            let seed = (i > 0).then(|| self.nodes[(splitmix64(state) % i as u64) as usize].peer);
+            last_start = Instant::now();
+            let ready = self.launch("127.0.0.1:0".parse()?, None, seed)?;
+            self.await_ready(i, ready)?;
+        }
+        Ok(last_start)
+    }
+
+    /// Spawns a node child listening on `listen` and bootstrapping through `seed` (or joining
+    /// through `join` once it serves); returns where its first line (`READY <addr>`) arrives.
+    fn launch(
+        &mut self,
+        listen: SocketAddr,
+        seed: Option<SocketAddr>,
+        join: Option<SocketAddr>,
+    ) -> Result<mpsc::Receiver<Option<std::io::Result<String>>>, Error> {
         let mut command = Command::new(std::env::current_exe()?);
-        command.env(NODE_ENV, "1").args(["--listen", "127.0.0.1:0"]);
-        if let Some(seed) = self.nodes.first() {
-            command.args(["--bootstrap", &seed.peer.to_string()]);
+        command
+            .env(NODE_ENV, "1")
+            .args(["--listen", &listen.to_string()]);
+        if let Some(seed) = seed {
+            command.args(["--bootstrap", &seed.to_string()]);
+        }
+        if let Some(join) = join {
+            command.args(["--join", &join.to_string()]);
         }
         if self.classic {
             command.arg("--classic");
+        }
+        if let Some(key) = &self.key_file {
+            command.arg("--network-key-file").arg(key.path());
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -242,7 +333,7 @@ impl Cluster {
         self.nodes.push(NodeProc {
             child,
             pid,
-            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peer: listen,
             killed: false,
         });
         self.counts.push([0; 5]);
@@ -266,7 +357,17 @@ impl Cluster {
                 }
             }
         });
-        let line = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(ready_rx)
+    }
+
+    /// Waits (at most 30 s) for node `index`'s `READY` line and records its address.
+    fn await_ready(
+        &mut self,
+        index: usize,
+        ready: mpsc::Receiver<Option<std::io::Result<String>>>,
+    ) -> Result<(), Error> {
+        let pid = self.nodes[index].pid;
+        let line = match ready.recv_timeout(Duration::from_secs(30)) {
             Ok(Some(Ok(line))) => line,
             Ok(_) => return Err(format!("node child {pid} exited before it served").into()),
             Err(_) => return Err(format!("node child {pid} did not start within 30 s").into()),
@@ -410,6 +511,8 @@ impl Cluster {
 struct Row {
     nodes: usize,
     start_span: Duration,
+    /// From the last start until every node served (its `READY`).
+    serving: Duration,
     converged: Option<Duration>,
     /// When the median node saw every other (it may have before the last start: 0).
     converged_median: Option<Duration>,
@@ -424,18 +527,54 @@ struct Row {
     detected_median: Option<Duration>,
 }
 
-fn measure(n: usize, idle: Duration, classic: bool) -> Result<Row, Error> {
-    let mut cluster = Cluster::new(classic);
+/// The next value of a SplitMix64 generator (enough to pick seeds reproducibly).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn measure(
+    n: usize,
+    idle: Duration,
+    classic: bool,
+    keyed: bool,
+    random: Option<u64>,
+) -> Result<Row, Error> {
+    let mut cluster = Cluster::new(classic, keyed)?;
     let first_start = Instant::now();
-    for _ in 0..n {
-        cluster.spawn()?;
-    }
-    let last_start = Instant::now();
+    let last_start = match random {
+        Some(mut state) => cluster.spawn_burst(n, &mut state)?,
+        None => {
+            for _ in 0..n {
+                cluster.spawn()?;
+            }
+            Instant::now()
+        }
+    };
+    let serving = last_start.elapsed();
     cluster.expect(n - 1);
     let converged = cluster
         .wait_for(PHASE_LIMIT, |c| c.all_see(n - 1))
         .map(|at| at.saturating_duration_since(last_start));
     let converged_median = cluster.median_reached(last_start);
+    if std::env::var_os("VOLDISEFS_MEMBERSHIP_REACHED").is_some() {
+        let mut order: Vec<(Duration, usize)> = (0..n)
+            .filter_map(|i| {
+                cluster.reached[i].map(|at| (at.saturating_duration_since(last_start), i))
+            })
+            .collect();
+        order.sort();
+        let show: Vec<String> = order
+            .iter()
+            .step_by((n / 20).max(1))
+            .chain(order.last())
+            .map(|(d, i)| format!("#{i}:{:.1}", d.as_secs_f64()))
+            .collect();
+        eprintln!("reached: {}", show.join(" "));
+    }
 
     // Let the joins' traffic die down (and the connections they opened, open mode's address
     // checks included, close after the 15 s idle timeout), then measure a quiet window.
@@ -485,6 +624,7 @@ fn measure(n: usize, idle: Duration, classic: bool) -> Result<Row, Error> {
     Ok(Row {
         nodes: n,
         start_span: last_start - first_start,
+        serving,
         converged,
         converged_median,
         idle_cores: (cpu1 - cpu0) / secs,
@@ -507,6 +647,9 @@ fn run_benchmark() -> Result<(), Error> {
     let mut sizes = vec![25, 50, 100, 200];
     let mut idle = Duration::from_secs(20);
     let mut classic = false;
+    let mut random = false;
+    let mut keyed = true;
+    let mut seed: u64 = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -519,6 +662,9 @@ fn run_benchmark() -> Result<(), Error> {
             }
             "--idle" => idle = Duration::from_secs(args.next().ok_or("--idle S")?.parse()?),
             "--classic" => classic = true,
+            "--random-bootstrap" => random = true,
+            "--open" => keyed = false,
+            "--seed" => seed = args.next().ok_or("--seed N")?.parse()?,
             "--bench" => {}
             other => return Err(format!("unknown option {other}").into()),
         }
@@ -531,13 +677,20 @@ fn run_benchmark() -> Result<(), Error> {
     } else {
         "SWIM gossip"
     };
-    println!("membership: {detector}, sizes {sizes:?}, idle window {idle:?}");
+    let joins = if random {
+        format!("each node joins through a random earlier one (seed {seed})")
+    } else {
+        "every node joins through the first".to_string()
+    };
+    let mode = if keyed { "keyed mode" } else { "open mode" };
+    println!("membership: {detector}, {mode}, {joins}, sizes {sizes:?}, idle window {idle:?}");
     let mut rows = Vec::new();
     for &n in &sizes {
-        let row = measure(n, idle, classic)?;
+        let row = measure(n, idle, classic, keyed, random.then_some(seed))?;
         println!(
-            "{n} nodes: started in {:.1} s, converged {} after the last start, idle {:.3} cores, kill seen everywhere after {}",
+            "{n} nodes: started in {:.1} s, all serving {:.1} s and converged {} after the last start, idle {:.3} cores, kill seen everywhere after {}",
             row.start_span.as_secs_f64(),
+            row.serving.as_secs_f64(),
             secs(row.converged),
             row.idle_cores,
             secs(row.detected)

@@ -91,6 +91,7 @@ pub struct NetConfig {
     pub max_handshaking: usize,
     /// Inbound connections from one IP address still in their handshake; further ones are
     /// closed on accept, so one address cannot take every pre-handshake slot. Default 8.
+    /// Loopback (every peer on the same machine) may take up to half of `max_handshaking`.
     pub max_handshaking_per_ip: usize,
     /// Time allowed for a whole frame to arrive once its first byte has; a connection that
     /// exceeds it is closed. Applies to inbound and outbound connections. Default 10 s.
@@ -218,6 +219,11 @@ pub struct GossipConfig {
     /// Time between two anti-entropy rounds: a `get_peers` to one random member over TCP, whose
     /// answer fills in members gossip has not brought (after a mass join, say). Default 2 s.
     pub sync_every: Duration,
+    /// Shortest time between two member-list pulls started by news rather than by the
+    /// `sync_every` round: a member gossiped of a member this node did not know (its list is
+    /// pulled at once), or a joiner asked for this node's list (push-pull). Bounds those pulls
+    /// to one per `pull_gap` whatever the news rate. Default 250 ms.
+    pub pull_gap: Duration,
     /// Most datagrams the gossip reads a second. Beyond, it stops reading until the next
     /// second and the kernel drops the rest, so a flood of junk costs a bounded share of a
     /// core (a member of a 1,000-node network receives well under 100 a second). Default
@@ -237,6 +243,7 @@ impl Default for GossipConfig {
             announce_every: Duration::from_secs(10),
             max_packet: 1400,
             sync_every: Duration::from_secs(2),
+            pull_gap: Duration::from_millis(250),
             max_datagrams_per_sec: 5_000,
         }
     }

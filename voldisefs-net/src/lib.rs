@@ -25,8 +25,11 @@
 //!   `gossip_every` (200 ms, only while there is news) to `gossip_fanout` (3) members, each item sent `4 log10 N` times
 //!   (at least 8);
 //! - anti-entropy: a `get_peers` to one random live member every `sync_every` (2 s) while it
-//!   brings news, backing off to 30 times that; an announcement to a random member every
-//!   `announce_every` (10 s) reunites the halves of a healed partition.
+//!   brings news, backing off to 30 times that; and at once (at most one per `pull_gap`,
+//!   250 ms) from a member that gossiped of a member this node did not know, and from a
+//!   joiner that asked for this node's list (push-pull: each side gets the other's list);
+//!   an announcement to a random member every `announce_every` (10 s) reunites the halves
+//!   of a healed partition.
 //!
 //! Guarantees, with the defaults: a crashed member is marked dead by every member within about
 //! 5 s in a small network and 10 s at 200 members (measured by `cargo bench --bench

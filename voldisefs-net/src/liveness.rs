@@ -4,8 +4,9 @@
 //! Both are shaped `loop { select!{ sleep(interval), cancelled } ; work }` and end with the
 //! network's token.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use voldisefs_proto::PeerInfo;
@@ -143,48 +144,104 @@ pub(crate) async fn discovery_loop(net: Arc<Shared>) {
     }
 }
 
-/// With gossip: pulls the member list of one random live member over TCP (`get_peers`) and
-/// hands the members this node did not know to the gossip, which probes them like any other
-/// (and, in open mode, they count only once a dial verified their address). Every
-/// `sync_every` while rounds bring news, backing off to 30 times that once they stop
-/// ([`gossip::sync_pause`]). A frozen node starts no round until it is thawed.
+/// With gossip: pulls the member list of one member over TCP (`get_peers`) and hands the
+/// members this node did not know to the gossip, which probes them like any other (and, in
+/// open mode, they count only once a dial verified their address).
+///
+/// A round pulls from a random live member every `sync_every` while rounds bring news,
+/// backing off to 30 times that once they stop ([`gossip::sync_pause`]); and at once, at most
+/// one per `pull_gap`, from the address of a [`PullHint`](crate::shared::PullHint) (a member
+/// that knew more than this node, or a joiner: push-pull). A frozen node starts no round
+/// until it is thawed.
 async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
     let token = net.token.clone();
     let mut freeze = net.freeze_watch();
-    let mut pause = std::time::Duration::ZERO;
+    let mut pause = gossip::sync_pause(Duration::ZERO, false, &settings);
+    let mut last_pull: Option<tokio::time::Instant> = None;
+    // The hinted address whose pull failed last (tried again once).
+    let mut retried: Option<SocketAddr> = None;
     loop {
-        pause = gossip::sync_pause(pause, false, &settings);
-        if !next_round(&token, &mut freeze, pause).await {
-            return;
+        let hinted = tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(pause) => None,
+            addr = net.pull_hint.next() => Some(addr),
+        };
+        let hinted = match hinted {
+            Some(addr) => {
+                if let Some(at) = last_pull {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep_until(at + settings.pull_gap) => {}
+                    }
+                }
+                // Hints that came meanwhile replaced this one: the newest is asked.
+                Some(net.pull_hint.take().unwrap_or(addr))
+            }
+            None => None,
+        };
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = freeze.thawed() => {}
         }
-        let live = net.membership.live_peers();
-        if live.is_empty() {
-            continue;
-        }
-        // Any live member: four random bytes of a fresh UUID v4 (one byte would reach only 256).
-        let random = voldisefs_proto::NodeId::random();
-        let bytes = random.as_bytes();
-        let pick =
-            u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize % live.len();
-        let Ok(Ok((_, peers))) = tokio::time::timeout(
-            net.config.request_timeout,
-            pool::discover(&net, live[pick].addr),
-        )
-        .await
-        else {
+        last_pull = Some(tokio::time::Instant::now());
+        let target = match hinted {
+            Some(addr) => addr,
+            None => {
+                let live = net.membership.live_peers();
+                if live.is_empty() {
+                    pause = gossip::sync_pause(pause, false, &settings);
+                    continue;
+                }
+                // Any live member: four random bytes of a fresh UUID v4 (one byte would reach
+                // only 256).
+                let random = voldisefs_proto::NodeId::random();
+                let bytes = random.as_bytes();
+                let pick = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize
+                    % live.len();
+                live[pick].addr
+            }
+        };
+        let Some(learned) = pull(&net, target).await else {
+            // A hinted pull that failed (the member busy, a dial refused) is tried once more
+            // after `pull_gap`, unless a newer hint is waiting; the timer rounds go on anyway.
+            if hinted.is_none() {
+                pause = gossip::sync_pause(pause, false, &settings);
+            } else if retried != Some(target) {
+                retried = Some(target);
+                net.pull_hint.hint_if_none(target);
+            }
             continue;
         };
-        let membership = &net.membership;
-        let new: Vec<PeerInfo> = peers
-            .into_iter()
-            .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id))
-            .collect();
-        if !new.is_empty() {
-            tracing::debug!(learned = new.len(), "anti-entropy learned members");
-            if let Some(gossip) = net.gossip.get() {
-                gossip.send(Command::Learned(new));
-            }
-            pause = std::time::Duration::ZERO;
+        retried = None;
+        if learned > 0 {
+            tracing::debug!(learned, from = %target, hinted = hinted.is_some(), "anti-entropy learned members");
+        }
+        // Only a round that ran on its timer and learned nothing lengthens the pause.
+        if learned > 0 || hinted.is_none() {
+            pause = gossip::sync_pause(pause, learned > 0, &settings);
         }
     }
+}
+
+/// One anti-entropy pull from `addr` (within `request_timeout`): the members it named that this
+/// node did not know (nor knows to have left) go to the gossip. Returns how many, or `None`
+/// when `addr` did not answer.
+async fn pull(net: &Arc<Shared>, addr: SocketAddr) -> Option<usize> {
+    let Ok(Ok((_, peers))) =
+        tokio::time::timeout(net.config.request_timeout, pool::discover(net, addr)).await
+    else {
+        return None;
+    };
+    let membership = &net.membership;
+    let new: Vec<PeerInfo> = peers
+        .into_iter()
+        .filter(|p| membership.get(&p.id).is_none() && !membership.has_left(&p.id))
+        .collect();
+    let count = new.len();
+    if count > 0
+        && let Some(gossip) = net.gossip.get()
+    {
+        gossip.send(Command::Learned(new));
+    }
+    Some(count)
 }

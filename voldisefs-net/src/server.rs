@@ -68,7 +68,7 @@ pub(crate) async fn accept_loop<H: Handler>(
                 // Pre-handshake slots: bounded in all and per address, never the established
                 // ones, so junk that never finishes its handshake cannot keep members out.
                 let Some(ip_handshake) =
-                    handshaking_per_ip.admit(from.ip(), config.max_handshaking_per_ip)
+                    handshaking_per_ip.admit(from.ip(), handshakes_per_ip(config, from.ip()))
                 else {
                     tracing::warn!(%from, "too many handshakes from this address; refusing");
                     continue;
@@ -428,6 +428,21 @@ async fn handshake(
     }
 }
 
+/// Inbound connections from `ip` that may be in their handshake at once: the configured
+/// `max_handshaking_per_ip`, or, from a loopback address, up to half of `max_handshaking`.
+/// Every peer on this machine (a local network of several nodes, a test network) comes from
+/// the same loopback address, so the per-address cap would let only 8 of them join or dial
+/// at once; half the slots stay for other addresses whatever loopback does.
+fn handshakes_per_ip(config: &crate::NetConfig, ip: IpAddr) -> usize {
+    if ip.is_loopback() {
+        config
+            .max_handshaking_per_ip
+            .max(config.max_handshaking / 2)
+    } else {
+        config.max_handshaking_per_ip
+    }
+}
+
 /// Records `peer`, known from the `hello` of an inbound connection, as a claim, and starts the
 /// verification dial of its address if one is due: the address in a `hello` is only what the
 /// peer says, it counts once this node has dialled it and found the peer there.
@@ -455,11 +470,24 @@ fn answer_membership(
             Message::Pong
         }
         // Live peers only, at most what a receiver accepts.
-        Message::GetPeers => Message::Peers {
-            peers: shared
-                .membership
-                .peers_answer(from.id, MAX_PEERS_PER_ANSWER),
-        },
+        Message::GetPeers => {
+            // A peer this node does not count as live is joining (or rejoining after a cut):
+            // with gossip, its list is pulled back (push-pull, as memberlist joins), so what
+            // it knew reaches this side as fast as this side's list reaches it.
+            if shared.gossip.get().is_some()
+                && !shared
+                    .membership
+                    .get(&from.id)
+                    .is_some_and(|e| e.state.is_live())
+            {
+                shared.pull_hint.hint(from.addr);
+            }
+            Message::Peers {
+                peers: shared
+                    .membership
+                    .peers_answer(from.id, MAX_PEERS_PER_ANSWER),
+            }
+        }
         Message::Leave { node_id } if *node_id == from.id => {
             // Open mode: the hello proved nothing, so the leave must at least come from the
             // address the node is known at (keyed mode: the id is bound to the link's key).

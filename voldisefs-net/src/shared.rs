@@ -53,6 +53,55 @@ pub(crate) struct Shared {
     pub(crate) verifier: Verifier,
     /// The gossip task, when membership runs on SWIM gossip ([`NetConfig::gossip`]).
     pub(crate) gossip: std::sync::OnceLock<Gossip>,
+    /// Where the anti-entropy loop should pull a member list from next, sooner than its round.
+    pub(crate) pull_hint: PullHint,
+}
+
+/// A request to pull a member list from one address sooner than the next anti-entropy round:
+/// a member that just told this node of a member it did not know (it may know more), or a
+/// joiner that asked for this node's list (its own comes back: push-pull). One slot, the
+/// latest hint wins, so any number of hints cost the anti-entropy loop one pull per
+/// [`GossipConfig::pull_gap`](crate::GossipConfig::pull_gap) at most.
+#[derive(Debug, Default)]
+pub(crate) struct PullHint {
+    slot: Mutex<Option<SocketAddr>>,
+    wake: tokio::sync::Notify,
+}
+
+impl PullHint {
+    /// Asks for a pull from `addr` (replacing a hint not yet taken).
+    pub(crate) fn hint(&self, addr: SocketAddr) {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(addr);
+        self.wake.notify_one();
+    }
+
+    /// Asks for a pull from `addr` unless another hint is waiting.
+    pub(crate) fn hint_if_none(&self, addr: SocketAddr) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(addr);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The latest hint, if one is waiting; takes it.
+    pub(crate) fn take(&self) -> Option<SocketAddr> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Waits for a hint and takes it.
+    pub(crate) async fn next(&self) -> SocketAddr {
+        loop {
+            let woken = self.wake.notified();
+            if let Some(addr) = self.take() {
+                return addr;
+            }
+            woken.await;
+        }
+    }
 }
 
 /// What keyed mode needs: the shared network key and this node's own key pair.
@@ -92,6 +141,7 @@ impl Shared {
             joining: AtomicBool::new(false),
             verifier,
             gossip: std::sync::OnceLock::new(),
+            pull_hint: PullHint::default(),
         }
     }
 

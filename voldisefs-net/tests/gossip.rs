@@ -306,3 +306,47 @@ async fn a_datagram_flood_is_read_at_a_bounded_rate() {
         n.shutdown().await;
     }
 }
+
+/// Push-pull on join: a member that a joiner asks for its list pulls the joiner's list back at
+/// once, so it learns what only the joiner knew. Here the joiner runs no gossip and knows one
+/// more node that nothing else ever contacts, and the member's periodic anti-entropy and
+/// announcements are 10 minutes apart: the pulled-back list is the only way to learn it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_pulls_a_joiners_list_back_at_once() {
+    for key in [None, Some(NetworkKey::generate().unwrap())] {
+        let slow_pulls = GossipConfig {
+            sync_every: Duration::from_secs(600),
+            announce_every: Duration::from_secs(600),
+            ..gossip(key.clone()).gossip.unwrap()
+        };
+        let member = start_with(NetConfig {
+            gossip: Some(slow_pulls),
+            ..gossip(key.clone())
+        })
+        .await;
+        let quiet = || NetConfig {
+            gossip: None,
+            probe_interval: Duration::from_secs(600),
+            discovery_interval: Duration::from_secs(600),
+            ..gossip(key.clone())
+        };
+        let joiner = start_with(quiet()).await;
+        let hidden = start_with(quiet()).await;
+        hidden.bootstrap(&[joiner.local().addr]).await.unwrap();
+        eventually("the joiner counts the hidden node live", || {
+            joiner
+                .membership()
+                .get(&hidden.local().id)
+                .is_some_and(|e| e.state.is_live())
+        })
+        .await;
+        joiner.bootstrap(&[member.local().addr]).await.unwrap();
+        eventually("the member learns the node only the joiner knew", || {
+            member.membership().get(&hidden.local().id).is_some()
+        })
+        .await;
+        for n in [member, joiner, hidden] {
+            n.shutdown().await;
+        }
+    }
+}

@@ -948,3 +948,99 @@ async fn proofs_a_peer_can_ask_for_are_rate_limited() {
     attacker.shutdown().await;
     shutdown(nodes).await;
 }
+
+/// Full honest redundancy, fast (issue 28): new uploads whose ranked holders include a member
+/// that acknowledges puts and keeps nothing reach `replicas` honest copies within 10 s of the
+/// upload, by the uploads' own settling (holders checked by proof, the chunk pushed on where a
+/// proof fails), with the periodic repair sweep an hour away and none running meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beside_a_liar_reach_full_honest_redundancy_within_seconds() {
+    let hourly_sweeps = |c| NodeConfig {
+        repair_interval: Duration::from_secs(3600),
+        ..fast(c)
+    };
+    let nodes = common::network_with(4, hourly_sweeps).await;
+    let snoop = Arc::new(Snoop::default());
+    let liar = member(nodes[0].peer_addr(), snoop.clone()).await;
+    eventually("the liar is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 5)
+    })
+    .await;
+    // The sweeps the liar's arrival started are over (the counters stay put for a second).
+    let sweeps =
+        |nodes: &[Node]| -> Vec<u64> { nodes.iter().map(|n| n.status().repair.sweeps).collect() };
+    let mut last = sweeps(&nodes);
+    let mut since = std::time::Instant::now();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = sweeps(&nodes);
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+    }
+    let before = sweeps(&nodes);
+    for i in 0..6u64 {
+        let bytes = data((i as usize % 3 + 1) * CHUNK, 70 + i);
+        nodes[i as usize % 4]
+            .upload_bytes(
+                &format!("beside-the-liar-{i}"),
+                pw("pw"),
+                Bytes::from(bytes),
+            )
+            .await
+            .unwrap();
+    }
+    let uploaded = std::time::Instant::now();
+    let sent: Vec<_> = snoop.0.lock().unwrap().clone();
+    assert!(!sent.is_empty(), "the liar was a ranked holder of nothing");
+    // Every object the liar acknowledged: on at least 3 honest nodes, asked over the wire.
+    let mut short = usize::MAX;
+    // Per object, the honest nodes (by index) that said they hold it.
+    let mut holders: Vec<Vec<usize>> = Vec::new();
+    while uploaded.elapsed() < Duration::from_secs(10) {
+        let mut copies = vec![0usize; sent.len()];
+        holders = vec![Vec::new(); sent.len()];
+        for (k, node) in nodes.iter().enumerate() {
+            let asked = Payload::new(Message::HasChunks {
+                chunks: sent.clone(),
+            });
+            match liar
+                .request_addr(node.peer_addr(), asked)
+                .await
+                .unwrap()
+                .message
+            {
+                Message::Have { present } => {
+                    for (i, p) in present.into_iter().enumerate() {
+                        copies[i] += usize::from(p);
+                        if p {
+                            holders[i].push(k);
+                        }
+                    }
+                }
+                other => panic!("has_chunks answered {other:?}"),
+            }
+        }
+        short = copies.iter().filter(|&&c| c < 3).count();
+        if short == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        short,
+        0,
+        "{short} of {} objects the liar acknowledged had under 3 honest copies 10 s after the \
+         uploads (honest holders of each: {holders:?})",
+        sent.len()
+    );
+    assert_eq!(
+        sweeps(&nodes),
+        before,
+        "a repair sweep ran meanwhile: the settling was not what restored redundancy"
+    );
+    liar.shutdown().await;
+    shutdown(nodes).await;
+}

@@ -218,8 +218,19 @@ impl Driver {
         }
         // A state change it causes shows in `fx.notes`: `apply` then drops the view, so the
         // next packet is screened against it.
+        let seen = fx.notes.len();
         if let Err(e) = self.swim.handle_data(&screened.packet, &mut *fx) {
             tracing::trace!(%from, error = %e, "gossip packet refused");
+        }
+        // The sender knew a member this node did not: it may know more, so its list is pulled
+        // now rather than at the next anti-entropy round (see `PullHint`).
+        let local = self.shared.membership.local().id;
+        let news = fx.notes[seen..].iter().any(|note| match note {
+            OwnedNotification::MemberUp(id) => self.shared.membership.get(&id.peer().id).is_none(),
+            _ => false,
+        });
+        if news && let Some(sender) = screened.sender.filter(|s| s.id != local) {
+            self.shared.pull_hint.hint(sender.addr);
         }
     }
 

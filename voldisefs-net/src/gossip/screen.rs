@@ -132,6 +132,8 @@ pub(crate) struct Screened {
     pub(crate) about_me: bool,
     /// Updates dropped or rewritten.
     pub(crate) changed: usize,
+    /// Who sent it, as its header says (in open mode, at the address it came from).
+    pub(crate) sender: Option<PeerInfo>,
 }
 
 /// Screens `payload` (an opened datagram, as foca encodes it) that came from `from`, for a
@@ -155,7 +157,10 @@ pub(crate) fn screen(
     if mode == Mode::Open && !same_address(src.addr, from) {
         return Err(Refused::Spoofed);
     }
-    let mut out = Screened::default();
+    let mut out = Screened {
+        sender: Some(src.peer()),
+        ..Screened::default()
+    };
     match &header.message {
         Message::Broadcast => return Err(Refused::Broadcast),
         Message::PingReq { target: id, .. } | Message::IndirectAck { target: id, .. }

@@ -126,6 +126,53 @@ pub(crate) fn plan(statuses: &[Status], replicas: usize) -> Plan {
     Plan::Keep { push: missing }
 }
 
+/// Decides about one chunk of a fresh upload this node holds ([`Repairer::settle`](super::repair::Repairer::settle)):
+/// like [`plan`], except that this node does not leave a missing copy to the best-ranked
+/// holder's next sweep. It asks every holder in the window that has not answered yet and pushes
+/// to every one that lacks the chunk, wherever it ranks itself, so a holder that acknowledged
+/// the put and kept nothing (or cannot prove it) is replaced within one round of proofs.
+pub(crate) fn plan_settling(statuses: &[Status], replicas: usize) -> Plan {
+    let replicas = replicas.max(1);
+    let window: Vec<usize> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !matches!(s, Status::Deleted | Status::Failed))
+        .map(|(i, _)| i)
+        .take(replicas)
+        .collect();
+    let with = |status: Status| -> Vec<usize> {
+        window
+            .iter()
+            .filter(|i| statuses[**i] == status)
+            .copied()
+            .collect()
+    };
+    let unknown = with(Status::Unknown);
+    if !unknown.is_empty() {
+        return Plan::Ask(unknown);
+    }
+    let proven = statuses.iter().filter(|s| **s == Status::Proven).count();
+    let deleted = statuses.iter().filter(|s| **s == Status::Deleted).count();
+    if deleted >= deleted_quorum(replicas) && proven == 0 {
+        return Plan::DropDeleted;
+    }
+    let missing = with(Status::Missing);
+    if !missing.is_empty() {
+        return Plan::Keep { push: missing };
+    }
+    let local = statuses.iter().position(|s| *s == Status::Local);
+    match local {
+        Some(local)
+            if !window.contains(&local)
+                && window.len() == replicas
+                && window.iter().all(|i| statuses[*i] == Status::Proven) =>
+        {
+            Plan::Drop
+        }
+        _ => Plan::Keep { push: Vec::new() },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status::{Deleted, Failed, Local, Missing, Proven, Pushed, Unknown};
@@ -145,6 +192,43 @@ mod tests {
         );
         assert_eq!(plan(&[Local, Proven, Missing, Unknown], 3), keep(&[2]));
         assert_eq!(plan(&[Local, Pushed, Pushed, Unknown], 3), keep(&[]));
+    }
+
+    #[test]
+    fn settling_asks_the_whole_window_and_replaces_a_failed_holder_itself() {
+        // A holder ranked below a proven one leaves the rest to the sweep; settling does not.
+        assert_eq!(
+            plan_settling(&[Unknown, Unknown, Local, Unknown], 3),
+            Plan::Ask(vec![0, 1])
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Local, Unknown], 3),
+            Plan::Ask(vec![3])
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Local, Missing], 3),
+            keep(&[3])
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Local, Pushed], 3),
+            keep(&[])
+        );
+        // The gateway's extra copy goes once the window proved; not before.
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Proven, Proven, Local], 3),
+            Plan::Drop
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Proven, Pushed, Local], 3),
+            keep(&[])
+        );
+        // Deleted elsewhere: dropped, with nothing proven.
+        assert_eq!(
+            plan_settling(&[Deleted, Deleted, Local], 3),
+            Plan::DropDeleted
+        );
+        // Too few nodes: keeps.
+        assert_eq!(plan_settling(&[Proven, Local], 3), keep(&[]));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::cluster::Cluster;
 use super::holder::{Holder, HolderError, MAX_PROVE_BATCH};
 use super::layer::Layer;
 use super::placement;
-use super::plan::{Plan, Status, plan};
+use super::plan::{Plan, Status, plan, plan_settling};
 use super::remote::Proved;
 use super::stripe_repair::{STRIPE_BATCH, StripeRepair, classify};
 use super::sweep::{Mode, Outcome, Pace, RepairCounters, RepairSnapshot, Throttle, TransferGuard};
@@ -110,30 +110,24 @@ impl Repairer {
         }
     }
 
-    /// Settles the gateway's extra copies of freshly uploaded chunks at once, rather than at
-    /// the next sweep: checks their holders by proof, pushes to better holders where proofs
-    /// fail, and drops the extra copies once `replicas` holders proved theirs.
+    /// Settles freshly uploaded chunks at once, rather than at the next sweep: checks the
+    /// holders of every one this node holds (as an extra copy of the gateway or as one of its
+    /// ranked holders) by proof, pushes to the next holders where proofs fail, and drops the
+    /// extra copies once `replicas` holders proved theirs. So a member that acknowledged a put
+    /// and kept nothing is replaced within a proof round, not one repair interval later.
     pub(crate) async fn settle(&self, ids: &[ChunkId]) {
         let nodes = self.layer.nodes();
         let mut throttle = Throttle::new();
         let mut outcome = Outcome::default();
         for batch in ids.chunks(BATCH) {
-            // Only the gateway's extra copies need settling now; chunks this node holds as one
-            // of their ranked holders wait for the next sweep like any other.
-            let local = self.layer.me().id;
             let held: Vec<ChunkId> = batch
                 .iter()
                 .filter(|id| self.layer.local.store.contains(id))
-                .filter(|id| {
-                    !placement::holders(id, &nodes, self.layer.replicas())
-                        .iter()
-                        .any(|p| p.id == local)
-                })
                 .copied()
                 .collect();
             // Stripes settle in the sweeps: their descriptors are not extra copies.
             let (held, _) = classify(&self.layer, held);
-            self.repair_batch(&held, &nodes, None, &mut throttle, &mut outcome)
+            self.repair_batch(&held, &nodes, None, true, &mut throttle, &mut outcome)
                 .await;
         }
         self.counters.add(&outcome);
@@ -162,7 +156,7 @@ impl Repairer {
                 outcome.unfinished = (ids.len() - done * BATCH) as u64;
                 break;
             }
-            self.repair_batch(batch, &nodes, deadline, &mut throttle, &mut outcome)
+            self.repair_batch(batch, &nodes, deadline, false, &mut throttle, &mut outcome)
                 .await;
         }
         let mut stripes = stripes.into_iter().peekable();
@@ -193,12 +187,14 @@ impl Repairer {
         outcome
     }
 
-    /// Plans, asks and pushes for one batch of local chunks until every chunk is settled.
+    /// Plans, asks and pushes for one batch of local chunks until every chunk is settled;
+    /// `settling` a fresh upload, with [`plan_settling`] (this node fills the window itself).
     async fn repair_batch(
         &self,
         batch: &[ChunkId],
         nodes: &[PeerInfo],
         deadline: Option<Instant>,
+        settling: bool,
         throttle: &mut Throttle,
         outcome: &mut Outcome,
     ) {
@@ -241,7 +237,12 @@ impl Repairer {
             let mut asks: HashMap<PeerInfo, Asked> = HashMap::new();
             let mut pushes: Vec<(usize, usize)> = Vec::new();
             for (w, chunk) in work.iter_mut().enumerate().filter(|(_, c)| !c.settled) {
-                match plan(&chunk.statuses, layer.replicas()) {
+                let planned = if settling {
+                    plan_settling(&chunk.statuses, layer.replicas())
+                } else {
+                    plan(&chunk.statuses, layer.replicas())
+                };
+                match planned {
                     Plan::Ask(nodes) => {
                         for n in nodes {
                             asks.entry(chunk.ranked[n]).or_default().push((w, n));
