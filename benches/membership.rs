@@ -2,8 +2,8 @@
 //!
 //! For each network size the bench starts that many `Node` processes one after the other, every
 //! one bootstrapping from the first once the one before serves (or, with `--random-bootstrap`,
-//! back to back, each joining as soon as it serves through a random earlier one that may
-//! still be joining itself, as an operator's script starts them), and reports:
+//! all at once, each joining as soon as it serves through a random earlier one that may still
+//! be joining itself, as an operator's script starts them), and reports:
 //!
 //! 1. **convergence**: time from the last node's start until every node sees every other alive;
 //! 2. **idle cost**: CPU of all node processes together (cores) and, per node and second,
@@ -89,20 +89,18 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// Runs one node (`--listen`, `--bootstrap`, `--classic`), prints `READY <addr>`, then
 /// `M <alive> <suspect> <dead> <left> <unverified>` whenever its live set changes and
 /// `S <datagrams> <datagram bytes> <frames> <frame bytes>` (sent so far) for every `stats`
-/// line on stdin; shuts down gracefully when stdin closes.
+/// line on stdin, joins through ADDR on a `join ADDR` line; shuts down gracefully when stdin
+/// closes.
 fn node_child() -> Result<(), Error> {
     let mut config = NodeConfig {
         http: None,
         capacity: 64 << 20,
         ..NodeConfig::ephemeral()
     };
-    // `--join`: joined once the node serves, in the background (see `spawn_burst`).
-    let mut join_later: Option<SocketAddr> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--classic" => config.net.gossip = None,
-            "--join" => join_later = Some(args.next().ok_or("missing address")?.parse()?),
             "--network-key-file" => {
                 let path = args.next().ok_or("missing key file")?;
                 let hex = std::fs::read_to_string(path)?;
@@ -135,10 +133,6 @@ fn node_child() -> Result<(), Error> {
     runtime.block_on(async move {
         let node = Node::start(config).await?;
         say(format_args!("{READY} {}", node.peer_addr()));
-        if let Some(seed) = join_later {
-            let net = node.network().clone();
-            tokio::spawn(async move { net.join(&[seed]).await });
-        }
         let watcher = node.clone();
         tokio::spawn(async move {
             let mut changes = watcher.network().membership().subscribe();
@@ -156,10 +150,18 @@ fn node_child() -> Result<(), Error> {
             }
         });
         let reporter = node.clone();
+        let handle = tokio::runtime::Handle::current();
         let _ = tokio::task::spawn_blocking(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.trim().strip_prefix("peer ") {
+                if let Some(seed) = line.trim().strip_prefix("join ") {
+                    // Joins through `seed` in the background (see `Cluster::spawn_burst`).
+                    let Ok(seed) = seed.parse::<SocketAddr>() else {
+                        continue;
+                    };
+                    let net = reporter.network().clone();
+                    handle.spawn(async move { net.join(&[seed]).await });
+                } else if let Some(addr) = line.trim().strip_prefix("peer ") {
                     // What this node believes about the member at `addr` (for stragglers).
                     let state = reporter
                         .network()
@@ -279,32 +281,38 @@ impl Cluster {
     /// Starts one node (bootstrapping from the first one) and waits for its `READY`.
     fn spawn(&mut self) -> Result<(), Error> {
         let seed = self.nodes.first().map(|n| n.peer);
-        let ready = self.launch("127.0.0.1:0".parse()?, seed, None)?;
+        let ready = self.launch("127.0.0.1:0".parse()?, seed)?;
         self.await_ready(self.nodes.len() - 1, ready)
     }
 
-    /// `--random-bootstrap`: starts `n` nodes back to back, as an operator's script does, each
-    /// joining through a random earlier one that may still be joining itself. A node joins as
-    /// soon as it serves (`--join`: it prints its OS-assigned address, then joins), so the
-    /// next one can be started with that address at once. Returns when the last one started.
+    /// `--random-bootstrap`: starts `n` nodes at once, as an operator's script does, then has
+    /// each join through a random earlier one the moment it serves (a `join ADDR` line on its
+    /// stdin, sent as its `READY` arrives), so most join through a member that is still joining
+    /// itself. Returns when the last join was sent (the "last start").
     fn spawn_burst(&mut self, n: usize, state: &mut u64) -> Result<Instant, Error> {
+        let ready = (0..n)
+            .map(|_| self.launch("127.0.0.1:0".parse()?, None))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut last_start = Instant::now();
-        for i in 0..n {
-            let seed = (i > 0).then(|| self.nodes[(splitmix64(state) % i as u64) as usize].peer);
-            last_start = Instant::now();
-            let ready = self.launch("127.0.0.1:0".parse()?, None, seed)?;
+        for (i, ready) in ready.into_iter().enumerate() {
             self.await_ready(i, ready)?;
+            if i > 0 {
+                let seed = self.nodes[(splitmix64(state) % i as u64) as usize].peer;
+                let stdin = self.nodes[i].child.stdin.as_mut().ok_or("no stdin")?;
+                writeln!(stdin, "join {seed}")?;
+                stdin.flush()?;
+                last_start = Instant::now();
+            }
         }
         Ok(last_start)
     }
 
-    /// Spawns a node child listening on `listen` and bootstrapping through `seed` (or joining
-    /// through `join` once it serves); returns where its first line (`READY <addr>`) arrives.
+    /// Spawns a node child listening on `listen` and bootstrapping through `seed`; returns
+    /// where its first line (`READY <addr>`) arrives.
     fn launch(
         &mut self,
         listen: SocketAddr,
         seed: Option<SocketAddr>,
-        join: Option<SocketAddr>,
     ) -> Result<mpsc::Receiver<Option<std::io::Result<String>>>, Error> {
         let mut command = Command::new(std::env::current_exe()?);
         command
@@ -312,9 +320,6 @@ impl Cluster {
             .args(["--listen", &listen.to_string()]);
         if let Some(seed) = seed {
             command.args(["--bootstrap", &seed.to_string()]);
-        }
-        if let Some(join) = join {
-            command.args(["--join", &join.to_string()]);
         }
         if self.classic {
             command.arg("--classic");
