@@ -157,13 +157,16 @@ async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
     let token = net.token.clone();
     let mut freeze = net.freeze_watch();
     let mut pause = gossip::sync_pause(Duration::ZERO, false, &settings);
+    // When the next timer round is due: hinted pulls do not postpone it, so a stream of hints
+    // (a hostile peer's, say) cannot keep this node from asking a random member.
+    let mut due = tokio::time::Instant::now() + pause;
     let mut last_pull: Option<tokio::time::Instant> = None;
     // The hinted address whose pull failed last (tried again once).
     let mut retried: Option<SocketAddr> = None;
     loop {
         let hinted = tokio::select! {
             () = token.cancelled() => return,
-            () = tokio::time::sleep(pause) => None,
+            () = tokio::time::sleep_until(due) => None,
             addr = net.pull_hint.next() => Some(addr),
         };
         let hinted = match hinted {
@@ -190,6 +193,7 @@ async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
                 let live = net.membership.live_peers();
                 if live.is_empty() {
                     pause = gossip::sync_pause(pause, false, &settings);
+                    due = tokio::time::Instant::now() + pause;
                     continue;
                 }
                 // Any live member: four random bytes of a fresh UUID v4 (one byte would reach
@@ -206,6 +210,7 @@ async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
             // after `pull_gap`, unless a newer hint is waiting; the timer rounds go on anyway.
             if hinted.is_none() {
                 pause = gossip::sync_pause(pause, false, &settings);
+                due = tokio::time::Instant::now() + pause;
             } else if retried != Some(target) {
                 retried = Some(target);
                 net.pull_hint.hint_if_none(target);
@@ -216,9 +221,16 @@ async fn anti_entropy_loop(net: Arc<Shared>, settings: GossipConfig) {
         if learned > 0 {
             tracing::debug!(learned, from = %target, hinted = hinted.is_some(), "anti-entropy learned members");
         }
-        // Only a round that ran on its timer and learned nothing lengthens the pause.
+        // Only a round that ran on its timer and learned nothing lengthens the pause; news
+        // brings the next timer round forward to `sync_every`.
         if learned > 0 || hinted.is_none() {
             pause = gossip::sync_pause(pause, learned > 0, &settings);
+            let next = tokio::time::Instant::now() + pause;
+            due = if hinted.is_none() {
+                next
+            } else {
+                due.min(next)
+            };
         }
     }
 }
