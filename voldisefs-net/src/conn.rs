@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use crate::socket::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,7 +59,7 @@ impl Conn {
     /// generation); the timings come from `config`; the tasks run on `tracker`.
     pub(crate) fn start(
         remote: PeerInfo,
-        link: (FrameReader<OwnedReadHalf>, LinkWriter<OwnedWriteHalf>),
+        link: (FrameReader<ReadHalf>, LinkWriter<WriteHalf>),
         config: &NetConfig,
         closed: CancellationToken,
         counters: Arc<Counters>,
@@ -230,7 +230,7 @@ impl Conn {
 
 async fn write_loop(
     conn: Arc<Conn>,
-    mut writer: LinkWriter<OwnedWriteHalf>,
+    mut writer: LinkWriter<WriteHalf>,
     mut rx: mpsc::Receiver<Frame>,
 ) {
     let addr = conn.remote.addr;
@@ -262,7 +262,7 @@ async fn write_loop(
     conn.close();
 }
 
-async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>) {
+async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader<ReadHalf>) {
     let addr = conn.remote.addr;
     let mut freeze = conn.freeze.clone();
     loop {

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use voldisefs_proto::{Frame, Message, PROTOCOL_VERSION, PeerInfo};
 
 use crate::conn::Conn;
@@ -17,7 +16,7 @@ use crate::shared::Shared;
 pub(crate) async fn connect(addr: SocketAddr, shared: &Shared) -> Result<Arc<Conn>, NetError> {
     let config = &shared.config;
     let local = shared.membership.local();
-    let mut stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+    let mut stream = tokio::time::timeout(config.connect_timeout, shared.transport.connect(addr))
         .await
         .map_err(|_| NetError::Timeout {
             addr,

@@ -163,6 +163,7 @@ mod payload;
 mod pool;
 mod server;
 mod shared;
+mod socket;
 mod stats;
 mod verify;
 
@@ -174,6 +175,7 @@ pub use memory::FrameMemoryStats;
 pub use network::{LEAVE_PARALLELISM, Network};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use payload::{Handler, Payload};
+pub use socket::Listener;
 pub use stats::{RequestStat, TrafficStats};
 pub use tokio_util::sync::CancellationToken;
 pub use voldisefs_proto::PROTOCOL_VERSION;

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use voldisefs_proto::{Message, NodeId, PeerInfo};
@@ -17,6 +16,7 @@ use crate::memory::FrameMemoryStats;
 use crate::noise::Identity;
 use crate::payload::{Handler, Payload};
 use crate::shared::{Keyed, Shared};
+use crate::socket::Listener;
 use crate::stats::{RequestStat, TrafficStats};
 use crate::{liveness, pool, server};
 
@@ -42,12 +42,13 @@ impl Network {
     /// dial (default: the listener's address; give one when listening on a wildcard address).
     /// Must be called inside a tokio runtime.
     pub fn start<H: Handler>(
-        listener: TcpListener,
+        listener: impl Into<Listener>,
         advertise: Option<SocketAddr>,
         handler: Arc<H>,
         config: NetConfig,
         token: CancellationToken,
     ) -> Result<Network, NetError> {
+        let listener = listener.into();
         let addr = match advertise {
             Some(addr) => addr,
             None => listener.local_addr()?,
@@ -63,7 +64,9 @@ impl Network {
             Some(keyed) => keyed.identity.node_id(),
             None => NodeId::random(),
         };
-        let shared = Arc::new(Shared::new(config, PeerInfo { id, addr }, keyed, token));
+        let mut shared = Shared::new(config, PeerInfo { id, addr }, keyed, token);
+        shared.transport = listener.transport();
+        let shared = Arc::new(shared);
         let gossip_bind = listener.local_addr()?;
         shared
             .tracker

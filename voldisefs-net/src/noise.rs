@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
 use snow::{Builder, StatelessTransportState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 use uuid::Uuid;
 use voldisefs_proto::codec::{FrameMemory, regrow};
@@ -153,7 +152,7 @@ fn handshake_error(step: &str, e: impl std::fmt::Display) -> String {
     format!("noise handshake failed at {step}: {e}")
 }
 
-async fn send_message(stream: &mut TcpStream, message: &[u8]) -> Result<(), String> {
+async fn send_message<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) -> Result<(), String> {
     let len = u16::try_from(message.len()).map_err(|_| "handshake message too long")?;
     let mut out = Vec::with_capacity(2 + message.len());
     out.extend_from_slice(&len.to_be_bytes());
@@ -161,7 +160,7 @@ async fn send_message(stream: &mut TcpStream, message: &[u8]) -> Result<(), Stri
     stream.write_all(&out).await.map_err(|e| e.to_string())
 }
 
-async fn read_message(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+async fn read_message<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
     let mut len = [0u8; 2];
     stream
         .read_exact(&mut len)
@@ -181,8 +180,8 @@ async fn read_message(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
 
 /// Runs the handshake on a fresh connection. `initiator` is the dialing side. The caller
 /// bounds it with a timeout.
-pub(crate) async fn handshake(
-    stream: &mut TcpStream,
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     key: &NetworkKey,
     identity: &Identity,
     initiator: bool,
@@ -398,6 +397,7 @@ mod tests {
     use super::*;
     use crate::{Handler, NetConfig, Network, Payload};
     use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpStream;
     use tokio_util::codec::Framed;
     use voldisefs_proto::{ErrorCode, Message, PROTOCOL_VERSION};
 

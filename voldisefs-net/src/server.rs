@@ -14,8 +14,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use voldisefs_proto::{
@@ -27,10 +25,11 @@ use crate::noise::{self, NoiseCodec};
 use crate::payload::{Handler, Payload};
 use crate::pool;
 use crate::shared::Shared;
+use crate::socket::{Listener, ReadHalf, Stream, WriteHalf};
 
 /// Accepts connections until the network's token is cancelled.
 pub(crate) async fn accept_loop<H: Handler>(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
     handler: Arc<H>,
 ) {
@@ -168,7 +167,7 @@ impl Drop for IpSlot {
 }
 
 async fn serve_connection<H: Handler>(
-    stream: TcpStream,
+    stream: Stream,
     from: SocketAddr,
     shared: &Arc<Shared>,
     handler: Arc<H>,
@@ -325,8 +324,8 @@ async fn serve_connection<H: Handler>(
 
 /// Both halves of one inbound connection.
 struct Link {
-    reader: FrameReader<OwnedReadHalf>,
-    writer: LinkWriter<OwnedWriteHalf>,
+    reader: FrameReader<ReadHalf>,
+    writer: LinkWriter<WriteHalf>,
 }
 
 /// Reads the peer's `hello`, checks it, takes an established slot and answers with ours.

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) gossip: std::sync::OnceLock<Gossip>,
     /// Where the anti-entropy loop should pull a member list from next, sooner than its round.
     pub(crate) pull_hint: PullHint,
+    /// The network this node's sockets belong to (the one its listener was bound on).
+    pub(crate) transport: crate::socket::Transport,
 }
 
 /// A request to pull a member list from one address sooner than the next anti-entropy round:
@@ -142,6 +144,7 @@ impl Shared {
             verifier,
             gossip: std::sync::OnceLock::new(),
             pull_hint: PullHint::default(),
+            transport: crate::socket::Transport::Os,
         }
     }
 

@@ -27,8 +27,9 @@
 //! make it keep one longer nor stamp one later. A round with too few answers halves the
 //! correction, so one left behind by peers that are gone fades within a few rounds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most peers asked for their time per round.
 pub const SAMPLE_PEERS: usize = 16;
@@ -41,31 +42,71 @@ pub const TOLERANCE_SECS: u64 = 2;
 /// this keeps files that much too long (it warns; fix its clock).
 pub const MAX_CORRECTION_SECS: u64 = 3600;
 
+/// Where a node reads the time of day: the system clock (the default), or a function given
+/// by a program that runs nodes under simulated time (the whole-node simulation reads its
+/// simulated epoch). Everything else a node times runs on tokio's clock.
+#[derive(Clone, Default)]
+pub struct WallClock(Option<Arc<dyn Fn() -> Duration + Send + Sync>>);
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            None => "WallClock(system)",
+            Some(_) => "WallClock(custom)",
+        })
+    }
+}
+
+impl WallClock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock reading `now`: the time since the unix epoch.
+    pub fn from_fn(now: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(now)))
+    }
+
+    /// The time since the unix epoch (zero for a system clock set before 1970).
+    pub fn since_epoch(&self) -> Duration {
+        match &self.0 {
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            Some(now) => now(),
+        }
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct Clock {
     /// Seconds added to the system clock (a drill setting: tests run a node whose clock is
     /// wrong on purpose).
     drill_offset: i64,
+    /// The time of day the offset is added to.
+    wall: WallClock,
     /// Seconds this node's time is moved forward to follow its peers (0: not moved).
     correction: AtomicU64,
 }
 
 impl Clock {
-    /// A clock reading the system clock shifted by `drill_offset` seconds.
-    pub(crate) fn new(drill_offset: i64) -> Self {
+    /// A clock reading `wall` shifted by `drill_offset` seconds.
+    pub(crate) fn new(drill_offset: i64, wall: WallClock) -> Self {
         Self {
             drill_offset,
+            wall,
             correction: AtomicU64::new(0),
         }
     }
 
     /// This node's own unix time in seconds (what it tells peers that ask).
     pub(crate) fn own(&self) -> u64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        system.saturating_add_signed(self.drill_offset)
+        self.wall
+            .since_epoch()
+            .as_secs()
+            .saturating_add_signed(self.drill_offset)
     }
 
     /// The unix time expiry is judged by: [`own`](Self::own) plus the correction.
@@ -121,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_late_clock_follows_the_median_and_nothing_else_moves_it() {
-        let clock = Clock::new(-3600);
+        let clock = Clock::new(-3600, WallClock::system());
         let own = clock.own();
         let right = own + 3600;
         // Too few answers: nothing moves.
@@ -133,7 +174,7 @@ mod tests {
         );
         assert!(clock.now() >= right && clock.now() <= right + 2);
         // A minority of liars far ahead moves nothing on a right clock.
-        let fine = Clock::new(0);
+        let fine = Clock::new(0, WallClock::system());
         let t = fine.own();
         assert_eq!(fine.observe(t, &[t, t + 1, t, u64::MAX, u64::MAX]), 0);
         // Peers behind never move a clock back, and small differences are noise.
@@ -146,7 +187,7 @@ mod tests {
 
     #[test]
     fn liars_move_a_clock_at_most_the_cap_and_a_lone_correction_fades() {
-        let clock = Clock::new(0);
+        let clock = Clock::new(0, WallClock::system());
         let t = clock.own();
         let year = 365 * 86_400;
         // A majority of liars a year ahead: moved by the cap, no more.

@@ -67,6 +67,9 @@ pub struct NodeConfig {
     /// Seconds added to this node's system clock: a drill setting for tests of clock skew.
     /// Default 0.
     pub drill_clock_offset: i64,
+    /// Where the node reads the time of day (expiry, clock following): the system clock
+    /// unless a program running nodes under simulated time gives its own.
+    pub wall_clock: crate::clock::WallClock,
     /// Chunks in flight per upload or download (sealing, transfer, read-ahead), to begin
     /// with: a transfer's window grows by the bandwidth-delay product of the median latency
     /// of this node's recent chunk puts or gets (sized for 2 GiB/s), up to 128 MiB of chunks,
@@ -178,6 +181,7 @@ impl Default for NodeConfig {
             expiry_sweep: Duration::from_secs(1),
             clock_check_interval: Duration::from_secs(30),
             drill_clock_offset: 0,
+            wall_clock: crate::clock::WallClock::system(),
             transfer_parallelism: (2 * cores).clamp(4, 16),
             transfer_window_budget: 512 * 1024 * 1024,
             repair_interval: Duration::from_secs(60),

@@ -12,23 +12,7 @@ impl Node {
     /// `config.bootstrap` (if any). Fails if a listener cannot be bound or if bootstrap peers
     /// were given and none could be reached.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        if let Some(addr) = config.http.filter(|a| !a.ip().is_loopback()) {
-            if config.api_token.is_none() {
-                return Err(NodeError::Config(format!(
-                    "refusing to serve the HTTP API on {addr} without an API token: anyone who \
-                     can reach that address could list this node's files, see the network and \
-                     use its storage; give an API token (--api-token-file) or bind the API to \
-                     127.0.0.1"
-                )));
-            }
-        }
-        let most = voldisefs_crypto::MAX_SHARDS;
-        if !(1..=most).contains(&config.replicas) {
-            return Err(NodeError::Config(format!(
-                "replicas must be 1 to {most} (the most a redundancy names), not {}",
-                config.replicas
-            )));
-        }
+        Self::check(&config)?;
         let peer_listener =
             TcpListener::bind(config.listen)
                 .await
@@ -56,7 +40,7 @@ impl Node {
         };
         let node = Node::assemble(
             config,
-            peer_listener,
+            peer_listener.into(),
             http_addr,
             crate::http::OBJECT_BODY_BUDGET,
         )?;
@@ -65,5 +49,47 @@ impl Node {
         }
         node.join_and_announce().await;
         Ok(node)
+    }
+
+    /// Starts a node on a peer listener bound by the caller, without the HTTP API
+    /// (`config.listen` and `config.http` are not used), and joins the network through
+    /// `config.bootstrap`. A listener of a simulated network
+    /// ([`Listener::Sim`](voldisefs_net::Listener), the `sim` feature of `voldisefs-net`) runs
+    /// the whole node on that network: this is how the whole-node simulation starts nodes.
+    pub async fn start_on(
+        config: NodeConfig,
+        peer_listener: impl Into<voldisefs_net::Listener>,
+    ) -> Result<Node, NodeError> {
+        Self::check(&config)?;
+        let node = Node::assemble(
+            config,
+            peer_listener.into(),
+            None,
+            crate::http::OBJECT_BODY_BUDGET,
+        )?;
+        node.join_and_announce().await;
+        Ok(node)
+    }
+
+    /// Refuses a configuration no node may start with.
+    fn check(config: &NodeConfig) -> Result<(), NodeError> {
+        if let Some(addr) = config.http.filter(|a| !a.ip().is_loopback()) {
+            if config.api_token.is_none() {
+                return Err(NodeError::Config(format!(
+                    "refusing to serve the HTTP API on {addr} without an API token: anyone who \
+                     can reach that address could list this node's files, see the network and \
+                     use its storage; give an API token (--api-token-file) or bind the API to \
+                     127.0.0.1"
+                )));
+            }
+        }
+        let most = voldisefs_crypto::MAX_SHARDS;
+        if !(1..=most).contains(&config.replicas) {
+            return Err(NodeError::Config(format!(
+                "replicas must be 1 to {most} (the most a redundancy names), not {}",
+                config.replicas
+            )));
+        }
+        Ok(())
     }
 }

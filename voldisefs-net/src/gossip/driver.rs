@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::socket::Udp;
 use foca::{Member, OwnedNotification, Timer};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -30,7 +30,7 @@ const MAX_CHECKS: usize = 8;
 /// The gossip task: the socket, foca and its timers, and the screen in front of foca.
 pub(crate) struct Driver {
     shared: Arc<Shared>,
-    socket: UdpSocket,
+    socket: Udp,
     datagrams: Datagrams,
     swim: Swim,
     settings: GossipConfig,
@@ -65,7 +65,7 @@ impl Driver {
     /// A driver for `swim` on `socket`, sealing with `datagrams`, screening in `mode`.
     pub(crate) fn new(
         shared: Arc<Shared>,
-        socket: UdpSocket,
+        socket: Udp,
         datagrams: Datagrams,
         swim: Swim,
         settings: GossipConfig,

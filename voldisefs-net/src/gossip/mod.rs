@@ -32,7 +32,6 @@ use std::sync::Arc;
 use foca::{Foca, PostcardCodec};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::net::UdpSocket;
 
 use driver::Driver;
 pub(crate) use handle::{Command, Gossip};
@@ -51,9 +50,7 @@ pub(crate) fn start(
     bind: SocketAddr,
     settings: GossipConfig,
 ) -> Result<Gossip, NetError> {
-    let socket = std::net::UdpSocket::bind(bind)?;
-    socket.set_nonblocking(true)?;
-    let socket = UdpSocket::from_std(socket)?;
+    let socket = shared.transport.bind_udp(bind)?;
     let mut run = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut run)
         .map_err(|_| NetError::Key("the system random generator failed".into()))?;

@@ -1,7 +1,9 @@
 //! Unit tests of the membership rules, on an injected clock.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use voldisefs_proto::{MAX_PEERS_PER_ANSWER, NodeId, PeerInfo};
 

@@ -35,7 +35,7 @@ struct TrackedBody {
     inner: ByteStream,
     id: FileId,
     size: u64,
-    started: std::time::Instant,
+    started: tokio::time::Instant,
     node: Node,
     /// Plaintext bytes handed out so far.
     delivered: u64,
@@ -172,7 +172,7 @@ impl Node {
         self.check_running()?;
         let transfer = self.inner.repairer.user_transfer();
         let config = &self.inner.config;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let opened = download::download(
             &self.inner.cluster,
             &self.inner.kdf,

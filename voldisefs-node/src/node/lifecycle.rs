@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use voldisefs_net::Network;
@@ -29,7 +28,7 @@ impl Node {
     /// object API bodies may hold node-wide. Joining is [`Node::join_and_announce`].
     pub(crate) fn assemble(
         config: NodeConfig,
-        peer_listener: TcpListener,
+        peer_listener: voldisefs_net::Listener,
         http_addr: Option<SocketAddr>,
         object_body_budget: usize,
     ) -> Result<Node, NodeError> {
@@ -39,7 +38,10 @@ impl Node {
                 config.capacity,
                 Tombstones::new(config.tombstone_ttl, config.max_tombstones),
             )
-            .with_clock(crate::clock::Clock::new(config.drill_clock_offset)),
+            .with_clock(crate::clock::Clock::new(
+                config.drill_clock_offset,
+                config.wall_clock.clone(),
+            )),
         );
         let handler = Arc::new(StoreHandler {
             local: local.clone(),

@@ -171,6 +171,13 @@ impl Node {
         })
     }
 
+    /// Whether this node's own store holds object (or shard) `id` now: no peer is asked.
+    pub fn holds_object(&self, id: [u8; 32]) -> bool {
+        self.cluster()
+            .local_copy(&ChunkId::from_bytes(id))
+            .is_some()
+    }
+
     /// The bytes of object `id`, checked against the id here (a holder serving others is
     /// demoted and the next asked); [`NodeError::NotFound`] when no node holds it.
     pub async fn get_object(&self, id: [u8; 32]) -> Result<Bytes, NodeError> {

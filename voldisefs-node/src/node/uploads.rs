@@ -222,7 +222,7 @@ impl Node {
             chunk_size: self.inner.config.chunk_size,
             parallelism: self.inner.config.transfer_parallelism,
         };
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let index_name = request.name.clone();
         let result = upload::upload(&self.inner.cluster, settings, request, body, token).await;
         if let Ok(uploaded) = &result {

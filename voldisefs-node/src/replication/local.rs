@@ -54,7 +54,7 @@ impl LocalHolder {
                 voldisefs_store::ENTRY_OVERHEAD,
             ),
             tombstones,
-            clock: crate::clock::Clock::new(0),
+            clock: crate::clock::Clock::new(0, crate::clock::WallClock::system()),
             expiry: ExpiryIndex::default(),
             proof_budget: ProofBudget::default(),
         }
