@@ -6,6 +6,9 @@
 //! [`NetError::ConnectionClosed`] and the pool opens a fresh connection on next use (also when
 //! the peer closed it, e.g. after its idle timeout). A frame that does not arrive whole within
 //! the frame timeout of its first byte closes the connection.
+//!
+//! A request abandoned by its caller (a shorter deadline above, a cancelled transfer) leaves
+//! nothing behind: its entry in the pending table goes with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +54,15 @@ pub(crate) struct Conn {
     freeze: FreezeWatch,
     /// When the last request was sent or the last answer received.
     last_used: Mutex<tokio::time::Instant>,
+}
+
+/// Removes a request's pending entry when the request ends, also when its caller drops it.
+struct Forget<'a>(&'a Conn, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
 }
 
 impl Conn {
@@ -110,6 +122,11 @@ impl Conn {
             .elapsed()
     }
 
+    /// Requests waiting for their answer now.
+    pub(crate) fn pending(&self) -> usize {
+        self.lock().as_ref().map_or(0, HashMap::len)
+    }
+
     /// Records a use now (a request sent, an answer received, or a caller taking it).
     pub(crate) fn touch(&self) {
         *self
@@ -145,16 +162,14 @@ impl Conn {
             Some(pending) => pending.insert(id, tx),
             None => return Err(NetError::ConnectionClosed { addr }),
         };
+        let _forget = Forget(self, id);
         let frame = Frame {
             envelope: voldisefs_proto::Envelope::new(id, request.message),
             body: request.body,
         };
         // One deadline covers a freeze of this node, the send and the answer.
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        if let Err(e) = wait_thawed(self.freeze.clone(), self.request_timeout).await {
-            self.forget(id);
-            return Err(e);
-        }
+        wait_thawed(self.freeze.clone(), self.request_timeout).await?;
         let outcome = tokio::time::timeout_at(deadline, async {
             let delay = self.drill_delay(id);
             if !delay.is_zero() {
@@ -169,12 +184,8 @@ impl Conn {
         .await;
         let frame = match outcome {
             Ok(Ok(frame)) => frame,
-            Ok(Err(e)) => {
-                self.forget(id);
-                return Err(e);
-            }
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
-                self.forget(id);
                 return Err(NetError::Timeout {
                     addr,
                     what: "request",

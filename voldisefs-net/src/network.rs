@@ -92,6 +92,13 @@ impl Network {
         self.shared.counters.requests()
     }
 
+    /// Requests of this node waiting for an answer now, over all its pooled connections. A
+    /// request its caller gave up on (a shorter deadline, a cancelled transfer) is not counted:
+    /// its place is freed at once, so a peer that never answers costs no memory that grows.
+    pub fn pending_requests(&self) -> usize {
+        self.shared.pending_requests()
+    }
+
     /// Peer traffic of this node so far.
     pub fn traffic(&self) -> TrafficStats {
         self.shared.counters.snapshot()

@@ -148,6 +148,23 @@ impl Shared {
         }
     }
 
+    /// Requests waiting for an answer on the pooled connections (one not taken now counts as
+    /// none: its slot is being dialled or used).
+    pub(crate) fn pending_requests(&self) -> usize {
+        let slots: Vec<Slot> = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        slots
+            .iter()
+            .filter_map(|slot| slot.try_lock().ok().and_then(|conn| conn.clone()))
+            .map(|conn| conn.pending())
+            .sum()
+    }
+
     /// A codec with this node's frame cap, counting into its traffic counters.
     pub(crate) fn codec(&self) -> CountingCodec {
         CountingCodec::new(self.config.max_frame_len, self.counters.clone())

@@ -234,6 +234,63 @@ impl Handler for Slow {
     }
 }
 
+/// A member that answers pings and leaves every other request hanging.
+struct Hang;
+
+impl Handler for Hang {
+    async fn handle(&self, _from: NodeId, req: Payload) -> Payload {
+        if matches!(req.message, Message::Ping) {
+            return Payload::new(Message::Pong);
+        }
+        std::future::pending().await
+    }
+}
+
+/// Requests to a peer that never answers, each given up by its caller before the request
+/// timeout (as replication's shorter per-attempt deadline does), leave nothing behind: before,
+/// every one kept its entry in the connection's table of waiting requests until the
+/// connection closed, which it never did while requests kept coming.
+#[tokio::test]
+async fn requests_given_up_on_a_hung_peer_leave_nothing_behind() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung = Network::start(
+        listener,
+        None,
+        Arc::new(Hang),
+        quiet(),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    let caller = start_with(NetConfig {
+        request_timeout: Duration::from_secs(600),
+        ..quiet()
+    })
+    .await;
+    let ask = || Payload::new(Message::HasChunks { chunks: vec![] });
+    // One waits, counted while it does.
+    let waiting = tokio::spawn({
+        let (caller, peer) = (caller.clone(), hung.local());
+        async move { caller.request(peer, ask()).await }
+    });
+    eventually("the request waits", || caller.pending_requests() == 1).await;
+    waiting.abort();
+    for _ in 0..200 {
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(5),
+            caller.request(hung.local(), ask()),
+        )
+        .await;
+        assert!(given_up.is_err(), "the hung peer answered");
+    }
+    assert_eq!(
+        caller.pending_requests(),
+        0,
+        "abandoned requests stay pending"
+    );
+    // (The hung peer's own handlers never end: it is not shut down gracefully.)
+    caller.shutdown().await;
+}
+
 /// (b) Twenty connections that say hello and then nothing fill the established cap (20): a
 /// newcomer is refused while they are held, they are closed once `idle_timeout` passes, and
 /// the newcomer then joins. A request in flight longer than `idle_timeout` is not cut, and an

@@ -66,6 +66,24 @@ pub enum NodeError {
         /// Live nodes now (this one included).
         live: usize,
     },
+    /// A delete reached too little of the network to stick: copies on the members it cannot
+    /// reach could bring the file back (see `Cluster::delete_confirmed`).
+    #[error(
+        "cannot delete now: this node reaches {reached} of the {members} members it saw in the \
+         last {memory_secs} s and a delete needs a majority ({needed}), or copies on the others \
+         could bring the file back; try again when more of them are reachable (nodes it did \
+         reach keep what they deleted)"
+    )]
+    NoDeleteQuorum {
+        /// Nodes that can take the delete (this one included).
+        reached: usize,
+        /// Nodes counted: this one, live members and members that died recently.
+        members: usize,
+        /// The majority needed.
+        needed: usize,
+        /// How long a dead member counts.
+        memory_secs: u64,
+    },
     /// Every node that could hold the chunk is full.
     #[error("network full: {0}")]
     Full(String),

@@ -98,7 +98,7 @@ pub use node::objects::{
 };
 pub use node::{FileStat, MAX_STATS_PEERS, MIN_EXPIRY_SECS, Node, TRANSFER_LOG, UploadOptions};
 pub use remote::{RemoteStore, Url, remote_client};
-pub use replication::placement;
+pub use replication::{DELETE_MEMORY, placement};
 pub use runtime::runtime_builder;
 pub use status::{
     IndexEntry, IndexKind, MAX_INDEX_ENTRIES, MAX_INDEX_NAME_BYTES, NetworkStatus, PeerStatus,

@@ -242,6 +242,57 @@ async fn a_delete_missed_by_a_partitioned_holder_stays_deleted() {
     shutdown(nodes).await;
 }
 
+/// Found by the whole-node simulation: a delete made through a node cut off from the rest was
+/// acknowledged although it reached nobody else, and the file read again once the partition
+/// healed. A delete now needs a majority of the network (recently dead members count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_from_the_small_side_of_a_partition_is_refused_and_the_file_stays_whole() {
+    let nodes = common::network_with(4, fast).await;
+    let bytes = data(2 * CHUNK + 5, 21);
+    let r = nodes[1]
+        .upload_bytes("kept", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    eventually("three copies of everything", || {
+        total_chunks(&nodes) == 3 * (r.chunks + 1)
+    })
+    .await;
+    let cut = &nodes[0];
+    cut.network().set_isolated(true);
+    common::wait_dead_everywhere(&nodes[1..], &[cut]).await;
+    eventually("the cut node sees its peers dead", || {
+        cut.live_nodes().len() == 1
+    })
+    .await;
+    // It reaches one node of the four it saw lately: refused before anything is deleted.
+    let err = cut.delete(r.id, pw("pw")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            voldisefs_node::NodeError::NoDeleteQuorum {
+                reached: 1,
+                members: 4,
+                needed: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    cut.network().set_isolated(false);
+    eventually("the cut node is back", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 4)
+    })
+    .await;
+    common::more_sweeps(&nodes, 2).await;
+    for node in &nodes {
+        let read = node.download_bytes(r.id, pw("pw")).await.unwrap();
+        assert_eq!(read.1, bytes, "the file is whole through every node");
+    }
+    // With the network whole again, the delete goes through.
+    nodes[0].delete(r.id, pw("pw")).await.unwrap();
+    shutdown(nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_cannot_read_a_file_cannot_delete_it() {
     use voldisefs_node::proto::DeleteKey;

@@ -118,7 +118,7 @@ pub(super) fn report(args: &PutArgs, receipt: &PutReceipt, name: &str, id: &str)
         return;
     }
     let Stored { copies, wanted } = receipt.stored;
-    if copies < wanted {
+    if !receipt.stored.is_full() {
         eprintln!(
             "warning: stored with {copies} cop{} of each chunk instead of {wanted}: the \
              network has too few live nodes; repair adds copies as nodes join",

@@ -41,21 +41,68 @@ impl std::fmt::Debug for Object {
     }
 }
 
-/// What a store says after storing: copies made of the least-copied object, of those wanted.
+/// What a store says after storing: the copies made of the least-kept object, and the copies
+/// that object wanted. Objects of one file may want different counts (an `rs:K+M` file's
+/// record is kept as whole copies, its stripes as K + M shards), so "least kept" is the
+/// smallest share of what it wanted, never one object's copies against another's count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stored {
     /// Copies (or, for a stripe, shards) confirmed for the least-kept object.
     pub copies: usize,
-    /// Copies (or shards) the store wanted.
+    /// Copies (or shards) that object wanted.
     pub wanted: usize,
 }
 
 impl Stored {
-    /// The weaker of two receipts (for a batch or a whole file).
+    /// The weaker of two receipts (for a batch or a whole file): the one with the smaller
+    /// share of the copies it wanted; of two equal shares, the one that wanted more.
     pub fn min(self, other: Stored) -> Stored {
-        Stored {
-            copies: self.copies.min(other.copies),
-            wanted: self.wanted.max(other.wanted),
+        // copies / wanted compared without division (a receipt wanting 0 counts as 1).
+        let ours = self.copies as u128 * other.wanted.max(1) as u128;
+        let theirs = other.copies as u128 * self.wanted.max(1) as u128;
+        match ours.cmp(&theirs) {
+            std::cmp::Ordering::Less => self,
+            std::cmp::Ordering::Greater => other,
+            std::cmp::Ordering::Equal if other.wanted > self.wanted => other,
+            std::cmp::Ordering::Equal => self,
+        }
+    }
+
+    /// Whether every object got all the copies it wanted.
+    pub fn is_full(&self) -> bool {
+        self.copies >= self.wanted
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::Stored;
+    use proptest::prelude::*;
+
+    fn s(copies: usize, wanted: usize) -> Stored {
+        Stored { copies, wanted }
+    }
+
+    #[test]
+    fn a_full_record_and_full_stripes_make_a_full_file() {
+        // rs:2+2 on six nodes: the record on 3 of 3, every stripe on 4 of 4.
+        assert!(s(3, 3).min(s(4, 4)).is_full());
+        assert!(s(4, 4).min(s(3, 3)).is_full());
+        // One stripe short: the file is short, by that stripe.
+        assert_eq!(s(3, 3).min(s(3, 4)), s(3, 4));
+        assert_eq!(s(2, 3).min(s(4, 4)), s(2, 3));
+    }
+
+    proptest! {
+        #[test]
+        fn the_weaker_receipt_is_full_only_if_both_are(
+            a in 0usize..20, aw in 1usize..20, b in 0usize..20, bw in 1usize..20,
+        ) {
+            let (x, y) = (s(a, aw), s(b, bw));
+            let m = x.min(y);
+            prop_assert_eq!(m.is_full(), x.is_full() && y.is_full());
+            prop_assert!(m == x || m == y);
+            prop_assert_eq!(m, y.min(x));
         }
     }
 }

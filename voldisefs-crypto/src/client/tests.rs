@@ -175,10 +175,10 @@ async fn striped_files_round_trip() {
     assert_eq!(
         receipt.stored,
         Stored {
-            copies: 1,
+            copies: 3,
             wanted: 3
         },
-        "shards on 3, the record once"
+        "shards on 3 of 3, the record on 1 of 1: every object fully kept"
     );
     let opened = client
         .open(receipt.id, Access::ReadKey(receipt.read_key.clone()))

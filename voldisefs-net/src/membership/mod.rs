@@ -233,8 +233,19 @@ impl Membership {
         self.observe_at(peer, Instant::now())
     }
 
+    /// Whether `peer` is this node, or a former incarnation of it: a node restarted at the
+    /// same address gets a new id, and its peers may still speak of the old one for a while.
+    /// Dialling that address reaches this node itself, so such an entry is never kept.
+    fn is_self(&self, peer: &PeerInfo) -> bool {
+        if peer.id != self.local.id && peer.addr == self.local.addr {
+            tracing::trace!(peer = %peer.id, "ignoring a former incarnation of this node");
+            return true;
+        }
+        peer.id == self.local.id
+    }
+
     fn observe_at(&self, peer: PeerInfo, now: Instant) -> bool {
-        if peer.id == self.local.id {
+        if self.is_self(&peer) {
             return false;
         }
         let mut changed = false;
@@ -302,7 +313,7 @@ impl Membership {
     }
 
     fn claim_at(&self, peer: PeerInfo, now: Instant) -> bool {
-        if peer.id == self.local.id {
+        if self.is_self(&peer) {
             return false;
         }
         let (verify, live_changed) = {

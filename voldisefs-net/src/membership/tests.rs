@@ -418,6 +418,15 @@ fn claims_of_non_live_or_moved_ids_are_unverified() {
     assert!(!m.claim(left), "a node that left stays left");
     assert_eq!(m.get(&left.id).unwrap().state, PeerState::Left);
     assert!(!m.claim(m.local()), "this node's own id");
+    // A former incarnation of this node (same address, another id), as peers that knew it
+    // still tell: dialling it would reach this node itself.
+    let former = PeerInfo {
+        id: NodeId::random(),
+        addr: m.local().addr,
+    };
+    assert!(!m.claim(former), "a former incarnation is not verified");
+    assert!(!m.observe(former), "nor taken as a member");
+    assert!(m.get(&former.id).is_none());
 }
 
 #[test]

@@ -52,7 +52,9 @@ impl From<NodeError> for ApiError {
             NodeError::NotFound(_) | NodeError::NoSuchPath(_) | NodeError::NoSuchObject(_) => {
                 (StatusCode::NOT_FOUND, ApiErrorCode::NotFound)
             }
-            NodeError::Unavailable { .. } | NodeError::NoHolder { .. } => {
+            NodeError::Unavailable { .. }
+            | NodeError::NoHolder { .. }
+            | NodeError::NoDeleteQuorum { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::Unavailable)
             }
             // The request is fine; the network cannot honour it as it is now.

@@ -236,7 +236,8 @@ impl Node {
     /// dropped on every live node and its chunks on their ranked holders, all of which keep
     /// tombstones so neither a late put nor repair brings them back; drops it from this node's
     /// index. A collection's files go first (those already gone are skipped), then the
-    /// collection itself. Returns the number of chunks (records included) deleted.
+    /// collection itself. Returns the number of chunks (records included) deleted; refused
+    /// ([`NodeError::NoDeleteQuorum`]) while this node cannot reach a majority of the network.
     pub async fn delete(&self, id: FileId, password: Password) -> Result<u64, NodeError> {
         self.check_running()?;
         let cluster = &self.inner.cluster;
@@ -257,15 +258,19 @@ impl Node {
         let key = opened.opener.delete_key().ok_or(NodeError::Internal(
             "a password open always has the delete key".into(),
         ))?;
-        cluster.delete(key, &[id.record_chunk()], &[], true).await;
+        // Refused when this node cannot reach a majority of the network (see
+        // `Cluster::delete_confirmed`): then nothing is deleted but what it reached.
+        cluster
+            .delete_confirmed(key, &[id.record_chunk()], true, cluster.replicas())
+            .await?;
         let spread = opened
             .opener
             .manifest()
             .redundancy()
             .map_or(0, voldisefs_crypto::Redundancy::nodes);
         cluster
-            .delete_spread(key, &opened.chunk_ids, &[], false, spread)
-            .await;
+            .delete_confirmed(key, &opened.chunk_ids, false, spread)
+            .await?;
         self.lock_index().retain(|e| e.id != id);
         let deleted = opened.chunk_ids.len() as u64 + 1 + members;
         tracing::info!(file = %id, deleted, "file deleted");

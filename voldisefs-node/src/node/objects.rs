@@ -217,7 +217,8 @@ impl Node {
     /// Deletes `ids` with `key` on their holders (over `spread` nodes each, 0 for copies), or
     /// on every live node when `everywhere`; every node that deletes keeps a tombstone.
     /// Holders erase only objects whose delete check the key matches. Returns how many nodes
-    /// confirmed.
+    /// confirmed; refused ([`NodeError::NoDeleteQuorum`]) when this node cannot reach a
+    /// majority of the network, or (`everywhere`) a majority did not confirm.
     pub async fn delete_objects(
         &self,
         key: &DeleteKey,
@@ -237,9 +238,8 @@ impl Node {
             )));
         }
         let ids: Vec<ChunkId> = ids.iter().map(|id| ChunkId::from_bytes(*id)).collect();
-        Ok(self
-            .cluster()
-            .delete_spread(key, &ids, &[], everywhere, spread)
-            .await)
+        self.cluster()
+            .delete_confirmed(key, &ids, everywhere, spread)
+            .await
     }
 }

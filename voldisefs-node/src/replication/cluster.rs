@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use voldisefs_net::Network;
+use voldisefs_net::{Network, PeerState};
 use voldisefs_proto::{ChunkId, DeleteKey, NodeId};
 use voldisefs_store::ChunkStore;
 
@@ -18,6 +18,10 @@ use super::local::LocalHolder;
 use super::stripes::Stripes;
 use super::window::Window;
 use crate::NodeError;
+
+/// How long a member that died still counts towards the majority a delete needs: a partition
+/// shorter than this cannot let the smaller side delete what the larger side keeps.
+pub const DELETE_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Places, finds, fetches and deletes chunks across the live nodes, this one included.
 /// Cheap to clone.
@@ -92,6 +96,64 @@ impl Cluster {
         self.layer
             .delete_spread(key, ids, also, everywhere, self.layer.replicas())
             .await
+    }
+
+    /// A delete a client asked for: [`delete_spread`](Self::delete_spread), but only while
+    /// this node reaches a majority of the members it saw in the last [`DELETE_MEMORY`]
+    /// (itself, live members, and members that died since, unless a live member took over
+    /// their address: a restarted node is one member), and, `everywhere`, only if a majority
+    /// confirmed. A delete made from the small side of a partition reaches neither the copies
+    /// nor the tombstones of the other side, and repair there would bring the file back;
+    /// refused, the client learns it and tries again later. Returns the confirmations.
+    pub(crate) async fn delete_confirmed(
+        &self,
+        key: &DeleteKey,
+        ids: &[ChunkId],
+        everywhere: bool,
+        spread: usize,
+    ) -> Result<usize, NodeError> {
+        let (reached, members) = self.delete_quorum();
+        let needed = members / 2 + 1;
+        let refuse = |reached: usize| NodeError::NoDeleteQuorum {
+            reached,
+            members,
+            needed,
+            memory_secs: DELETE_MEMORY.as_secs(),
+        };
+        if reached < needed {
+            return Err(refuse(reached));
+        }
+        let confirmed = self
+            .layer
+            .delete_spread(key, ids, &[], everywhere, spread)
+            .await;
+        if everywhere && confirmed < needed {
+            return Err(refuse(confirmed));
+        }
+        Ok(confirmed)
+    }
+
+    /// The nodes a delete counts: (this node and its live members, those plus the members
+    /// that died within [`DELETE_MEMORY`] at an address no live member holds).
+    fn delete_quorum(&self) -> (usize, usize) {
+        let entries = self.layer.net.membership().snapshot();
+        let me = self.layer.me();
+        let live: std::collections::HashSet<std::net::SocketAddr> = entries
+            .iter()
+            .filter(|e| e.state.is_live())
+            .map(|e| e.info.addr)
+            .chain([me.addr])
+            .collect();
+        let reached = 1 + entries.iter().filter(|e| e.state.is_live()).count();
+        let recently_dead = entries
+            .iter()
+            .filter(|e| {
+                e.state == PeerState::Dead
+                    && e.since.elapsed() < DELETE_MEMORY
+                    && !live.contains(&e.info.addr)
+            })
+            .count();
+        (reached, reached + recently_dead)
     }
 
     /// Like [`delete`](Self::delete) for objects spread over `spread` nodes each (K + M for

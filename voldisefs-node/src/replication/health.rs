@@ -62,7 +62,12 @@ struct Record {
     /// Failures ever.
     failures: u64,
     demoted_until: Instant,
+    /// Until when its store counts as full (see [`Health::note_full`]).
+    full_until: Instant,
 }
+
+/// How long a peer whose store refused a push as full is given no erasure-coded shard.
+pub(crate) const FULL_MEMORY: Duration = Duration::from_secs(30);
 
 /// A peer's health as status reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,19 +86,31 @@ pub(crate) struct Health {
     put_latency: Latency,
     rtt: Latency,
     failures: [std::sync::atomic::AtomicU64; Failure::ALL.len()],
+    /// When any peer last kept a promise (see [`Health::note`]).
+    last_answer: Mutex<Option<Instant>>,
 }
 
 impl Health {
     /// Records how `holder` answered a request of kind `what`: a success clears a peer's
     /// failures, a broken promise ([`HolderError::is_failure`]) demotes it, a plain "cannot
     /// help" changes nothing. This node's own answers are not recorded.
+    ///
+    /// While no peer at all kept a promise for [`DEMOTION_BASE`], failures count but demote
+    /// nobody: a node cut off from the network (partitioned, frozen, its link down) would
+    /// otherwise blame every peer for its own isolation, and on its return rank them all last,
+    /// for up to [`DEMOTION_MAX`] after repeated rounds. A wrong proof always demotes (it is an
+    /// answer, and a lie).
     pub(crate) fn note<T>(&self, holder: Holder, what: Failure, result: &Result<T, HolderError>) {
         if let Holder::Remote(peer) = holder {
             match result {
                 Ok(_) => self.success(peer.id),
                 Err(e) if e.is_failure() => {
                     tracing::debug!(peer = %peer.id, error = %e, kind = what.as_str(), "holder failed");
-                    self.failure(peer.id, what);
+                    if self.cut_off() {
+                        self.count_only(peer.id, what);
+                    } else {
+                        self.failure(peer.id, what);
+                    }
                 }
                 Err(_) => {}
             }
@@ -106,29 +123,75 @@ impl Health {
         let now = Instant::now();
         self.failures[what as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        if records.len() >= MAX_RECORDS && !records.contains_key(&peer) {
-            let oldest = records
-                .iter()
-                .min_by_key(|(_, r)| r.demoted_until)
-                .map(|(id, _)| *id);
-            if let Some(oldest) = oldest {
-                records.remove(&oldest);
-            }
-        }
-        let record = records.entry(peer).or_insert(Record {
-            strikes: 0,
-            failures: 0,
-            demoted_until: now,
-        });
+        let record = Self::record(&mut records, peer, now);
         record.strikes = record.strikes.saturating_add(1);
         record.failures = record.failures.saturating_add(1);
         let factor = 1u32 << record.strikes.saturating_sub(1).min(6);
         record.demoted_until = now + (DEMOTION_BASE * factor).min(DEMOTION_MAX);
     }
 
+    /// Whether no peer kept a promise for [`DEMOTION_BASE`] (or ever).
+    fn cut_off(&self) -> bool {
+        let last = *self
+            .last_answer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.is_none_or(|at| at.elapsed() > DEMOTION_BASE)
+    }
+
+    /// Counts a failure of `peer` without demoting it (see [`Health::note`]).
+    fn count_only(&self, peer: NodeId, what: Failure) {
+        let now = Instant::now();
+        self.failures[what as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let record = Self::record(&mut records, peer, now);
+        record.failures = record.failures.saturating_add(1);
+    }
+
+    /// The record of `peer`, made if it has none (the record demoted longest ago makes room
+    /// when the table is full).
+    fn record(records: &mut HashMap<NodeId, Record>, peer: NodeId, now: Instant) -> &mut Record {
+        if records.len() >= MAX_RECORDS && !records.contains_key(&peer) {
+            let oldest = records
+                .iter()
+                .min_by_key(|(_, r)| r.demoted_until.max(r.full_until))
+                .map(|(id, _)| *id);
+            if let Some(oldest) = oldest {
+                records.remove(&oldest);
+            }
+        }
+        records.entry(peer).or_insert(Record {
+            strikes: 0,
+            failures: 0,
+            demoted_until: now,
+            full_until: now,
+        })
+    }
+
+    /// Records that `peer`'s store refused a push as full: for [`FULL_MEMORY`] it is given no
+    /// erasure-coded shard, so a stripe whose ranked nodes include it is completed on the next
+    /// ones instead of waiting for room that may never come. A full store breaks no promise:
+    /// the peer is not demoted.
+    pub(crate) fn note_full(&self, peer: NodeId) {
+        let now = Instant::now();
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::record(&mut records, peer, now).full_until = now + FULL_MEMORY;
+    }
+
+    /// Whether `peer` refused a push as full within the last [`FULL_MEMORY`].
+    pub(crate) fn is_full(&self, peer: &NodeId) -> bool {
+        let now = Instant::now();
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.get(peer).is_some_and(|r| r.full_until > now)
+    }
+
     /// Records that `peer` kept a promise (served, stored or proved a chunk): the next failure
     /// starts the demotion over at its shortest. A current demotion runs out on its own.
     pub(crate) fn success(&self, peer: NodeId) {
+        *self
+            .last_answer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(record) = records.get_mut(&peer) {
             record.strikes = 0;
@@ -272,6 +335,37 @@ mod tests {
             counts.map(|(k, _)| k.as_str()),
             ["get", "put", "proof", "query"]
         );
+    }
+
+    fn peer() -> Holder {
+        Holder::Remote(voldisefs_proto::PeerInfo {
+            id: NodeId::random(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_hears_from_nobody_blames_nobody() {
+        let h = Health::default();
+        let (a, b) = (peer(), peer());
+        let timeout: Result<(), HolderError> = Err(HolderError::Failed("no answer".into()));
+        // Nobody answered yet (or for DEMOTION_BASE): counted, not demoted.
+        h.note(a, Failure::Get, &timeout);
+        assert!(!h.is_demoted(&a.id()));
+        assert_eq!(h.of(&a.id()).failures, 1);
+        // Once some peer answers, one that does not is demoted.
+        h.note(b, Failure::Get, &Ok(()));
+        h.note(a, Failure::Get, &timeout);
+        assert!(h.is_demoted(&a.id()));
+        // Cut off for longer than DEMOTION_BASE: everyone fails, nobody new is demoted.
+        tokio::time::advance(DEMOTION_BASE * 3).await;
+        for _ in 0..5 {
+            h.note(b, Failure::Put, &timeout);
+        }
+        assert!(!h.is_demoted(&b.id()));
+        // A wrong proof is an answer, and demotes whatever else happens.
+        h.failure(b.id(), Failure::Proof);
+        assert!(h.is_demoted(&b.id()));
     }
 
     #[tokio::test(start_paused = true)]

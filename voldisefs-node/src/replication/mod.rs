@@ -58,6 +58,7 @@ mod stripe_repair;
 mod sweep;
 
 pub(crate) use cluster::Cluster;
+pub use cluster::DELETE_MEMORY;
 pub(crate) use fetch::Fetched;
 pub(crate) use handler::StoreHandler;
 pub(crate) use health::Failure;

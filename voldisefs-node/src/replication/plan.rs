@@ -9,8 +9,16 @@
 //! * A copy is dropped only when the whole window consists of nodes ranked above this one
 //!   that proved possession, so `replicas` proven copies remain. The order is the same on
 //!   every node, so two nodes can never each count the other and both drop.
-//! * A copy is dropped as deleted when enough nodes keep a tombstone for it (two, or one when
-//!   `replicas` is at most 2) and no node proved a copy: one lying peer cannot erase a chunk.
+//! * A copy this node holds is dropped as deleted as soon as one node keeps a tombstone whose
+//!   delete key fits it (statuses report `Deleted` only then; see `RemoteHolder::prove_checked`):
+//!   only a holder of the file's delete key can make one, so it is the owner's word, and it
+//!   outweighs copies elsewhere, which are dropped the same way when their holders ask.
+//! * Before it pushes a copy to a node that lacks it, a node asks the rest of the first
+//!   `2 * replicas` ranked nodes too (where deletes leave tombstones): a node that restarted
+//!   and lost its tombstones must not get back what was deleted while others remember it.
+//! * Handing off (this node holds no copy to check a key against), a chunk counts as deleted
+//!   when enough nodes keep a tombstone for it (two, or one when `replicas` is at most 2) and
+//!   no node proved a copy: one lying peer cannot erase a chunk.
 
 /// What this node knows about one ranked node's copy of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +55,50 @@ pub(crate) enum Plan {
     DropDeleted,
 }
 
-/// Tombstones needed to believe a chunk was deleted.
+/// Unchecked tombstones needed to believe a chunk was deleted (hand-off).
 fn deleted_quorum(replicas: usize) -> usize {
     replicas.saturating_sub(1).clamp(1, 2)
+}
+
+/// Whether the chunk was deleted: one tombstone checked against the local copy, or without one
+/// (hand-off) a quorum of tombstones and no proven copy.
+fn deleted(statuses: &[Status], replicas: usize) -> bool {
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    let tombstones = count(Status::Deleted);
+    if statuses.contains(&Status::Local) {
+        tombstones > 0
+    } else {
+        tombstones >= deleted_quorum(replicas) && count(Status::Proven) == 0
+    }
+}
+
+/// Nodes among the first `2 * replicas` ranked, outside `window`, not asked yet: asked before
+/// any push (see the module docs).
+fn unasked_beyond(statuses: &[Status], window: &[usize], replicas: usize) -> Vec<usize> {
+    statuses
+        .iter()
+        .enumerate()
+        .take(2 * replicas)
+        .filter(|(i, s)| **s == Status::Unknown && !window.contains(i))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Keeps the copy and pushes to `missing`, unless nodes beyond the window are to be asked
+/// first.
+fn keep_or_ask(
+    statuses: &[Status],
+    window: &[usize],
+    replicas: usize,
+    missing: Vec<usize>,
+) -> Plan {
+    if !missing.is_empty() {
+        let beyond = unasked_beyond(statuses, window, replicas);
+        if !beyond.is_empty() {
+            return Plan::Ask(beyond);
+        }
+    }
+    Plan::Keep { push: missing }
 }
 
 /// Decides about one chunk. `statuses` follow rendezvous order; this node appears as
@@ -77,9 +126,7 @@ pub(crate) fn plan(statuses: &[Status], replicas: usize) -> Plan {
         .filter(|i| is(i, Status::Missing))
         .copied()
         .collect();
-    let proven = statuses.iter().filter(|s| **s == Status::Proven).count();
-    let deleted = statuses.iter().filter(|s| **s == Status::Deleted).count();
-    let gone = deleted >= deleted_quorum(replicas) && proven == 0;
+    let gone = deleted(statuses, replicas);
     let local = statuses.iter().position(|s| *s == Status::Local);
     let Some(local) = local else {
         // Hand-off: learn the window, then push to whoever misses the chunk.
@@ -89,9 +136,13 @@ pub(crate) fn plan(statuses: &[Status], replicas: usize) -> Plan {
         return if gone {
             Plan::DropDeleted
         } else {
-            Plan::Keep { push: missing }
+            keep_or_ask(statuses, &window, replicas, missing)
         };
     };
+    if gone {
+        // A tombstone checked against this copy: nothing else to learn.
+        return Plan::DropDeleted;
+    }
     let above = |i: &&usize| **i < local;
     let proven_above = window
         .iter()
@@ -112,9 +163,6 @@ pub(crate) fn plan(statuses: &[Status], replicas: usize) -> Plan {
     if !unknown.is_empty() {
         return Plan::Ask(unknown);
     }
-    if gone {
-        return Plan::DropDeleted;
-    }
     if !window.contains(&local) {
         if window.len() == replicas && window.iter().all(|i| statuses[*i] == Status::Proven) {
             return Plan::Drop;
@@ -123,7 +171,7 @@ pub(crate) fn plan(statuses: &[Status], replicas: usize) -> Plan {
             return Plan::Keep { push: Vec::new() };
         }
     }
-    Plan::Keep { push: missing }
+    keep_or_ask(statuses, &window, replicas, missing)
 }
 
 /// Decides about one chunk of a fresh upload this node holds ([`Repairer::settle`](super::repair::Repairer::settle)):
@@ -151,14 +199,12 @@ pub(crate) fn plan_settling(statuses: &[Status], replicas: usize) -> Plan {
     if !unknown.is_empty() {
         return Plan::Ask(unknown);
     }
-    let proven = statuses.iter().filter(|s| **s == Status::Proven).count();
-    let deleted = statuses.iter().filter(|s| **s == Status::Deleted).count();
-    if deleted >= deleted_quorum(replicas) && proven == 0 {
+    if deleted(statuses, replicas) {
         return Plan::DropDeleted;
     }
     let missing = with(Status::Missing);
     if !missing.is_empty() {
-        return Plan::Keep { push: missing };
+        return keep_or_ask(statuses, &window, replicas, missing);
     }
     let local = statuses.iter().position(|s| *s == Status::Local);
     match local {
@@ -190,7 +236,12 @@ mod tests {
             plan(&[Local, Unknown, Unknown, Unknown], 3),
             Plan::Ask(vec![1, 2])
         );
-        assert_eq!(plan(&[Local, Proven, Missing, Unknown], 3), keep(&[2]));
+        // Before pushing, the rest of the first 2 * replicas are asked for tombstones.
+        assert_eq!(
+            plan(&[Local, Proven, Missing, Unknown], 3),
+            Plan::Ask(vec![3])
+        );
+        assert_eq!(plan(&[Local, Proven, Missing, Missing], 3), keep(&[2]));
         assert_eq!(plan(&[Local, Pushed, Pushed, Unknown], 3), keep(&[]));
     }
 
@@ -204,6 +255,10 @@ mod tests {
         assert_eq!(
             plan_settling(&[Proven, Failed, Local, Unknown], 3),
             Plan::Ask(vec![3])
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Failed, Local, Missing, Unknown], 3),
+            Plan::Ask(vec![4])
         );
         assert_eq!(
             plan_settling(&[Proven, Failed, Local, Missing], 3),
@@ -222,9 +277,13 @@ mod tests {
             plan_settling(&[Proven, Failed, Proven, Pushed, Local], 3),
             keep(&[])
         );
-        // Deleted elsewhere: dropped, with nothing proven.
+        // Deleted elsewhere: dropped.
         assert_eq!(
             plan_settling(&[Deleted, Deleted, Local], 3),
+            Plan::DropDeleted
+        );
+        assert_eq!(
+            plan_settling(&[Proven, Deleted, Local], 3),
             Plan::DropDeleted
         );
         // Too few nodes: keeps.
@@ -244,7 +303,10 @@ mod tests {
             plan(&[Failed, Local, Unknown, Unknown], 3),
             Plan::Ask(vec![2, 3])
         );
-        assert_eq!(plan(&[Failed, Local, Proven, Missing], 3), keep(&[3]));
+        assert_eq!(
+            plan(&[Failed, Local, Proven, Missing, Missing], 3),
+            keep(&[3])
+        );
     }
 
     #[test]
@@ -264,6 +326,13 @@ mod tests {
         assert_eq!(
             plan(&[Missing, Missing, Missing, Local], 3),
             keep(&[0, 1, 2])
+        );
+        assert_eq!(
+            plan(
+                &[Missing, Missing, Missing, Local, Unknown, Unknown, Unknown],
+                3
+            ),
+            Plan::Ask(vec![4, 5])
         );
     }
 
@@ -286,7 +355,9 @@ mod tests {
                         let proven = statuses.iter().filter(|s| **s == Proven).count();
                         match p {
                             Plan::Drop => assert!(proven >= replicas, "{statuses:?} -> {p:?}"),
-                            Plan::DropDeleted => assert_eq!(proven, 0, "{statuses:?}"),
+                            Plan::DropDeleted => {
+                                assert!(statuses.contains(&Deleted), "{statuses:?}")
+                            }
                             Plan::Ask(ask) => {
                                 assert!(!ask.is_empty());
                                 assert!(ask.iter().all(|i| statuses[*i] == Unknown));
@@ -304,23 +375,46 @@ mod tests {
     }
 
     #[test]
-    fn deletes_need_a_quorum_and_no_proof() {
+    fn a_tombstone_whose_key_fits_the_local_copy_outweighs_copies_elsewhere() {
+        // Statuses say `Deleted` only for a key checked against the local copy: the owner's
+        // word, which no peer without the key can forge.
         assert_eq!(
-            plan(&[Local, Deleted, Deleted, Unknown, Unknown], 3),
-            Plan::Ask(vec![3, 4])
-        );
-        assert_eq!(
-            plan(&[Local, Deleted, Deleted, Missing, Missing], 3),
+            plan(&[Local, Deleted, Missing, Missing], 3),
             Plan::DropDeleted
         );
-        // One lying tombstone is not enough with 3 replicas.
-        assert_eq!(plan(&[Local, Deleted, Missing, Missing], 3), keep(&[2, 3]));
-        // A proven copy elsewhere outweighs tombstones.
         assert_eq!(
             plan(&[Local, Deleted, Deleted, Proven, Missing], 3),
-            keep(&[4])
+            Plan::DropDeleted
+        );
+        assert_eq!(
+            plan(&[Proven, Proven, Local, Deleted], 3),
+            Plan::DropDeleted
         );
         assert_eq!(plan(&[Local, Deleted], 2), Plan::DropDeleted);
+    }
+
+    #[test]
+    fn a_restarted_node_gets_no_push_while_tombstones_may_be_unasked() {
+        // Two fresh nodes rank first; the node that remembers the delete ranks fourth.
+        let before = [Missing, Missing, Local, Unknown, Unknown];
+        assert_eq!(plan(&before, 3), Plan::Ask(vec![3, 4]));
+        assert_eq!(
+            plan(&[Missing, Missing, Local, Deleted, Missing], 3),
+            Plan::DropDeleted
+        );
+    }
+
+    #[test]
+    fn handing_off_unchecked_tombstones_need_a_quorum_and_no_proof() {
+        assert_eq!(
+            plan(&[Deleted, Missing, Missing, Missing], 3),
+            keep(&[1, 2, 3])
+        );
+        assert_eq!(plan(&[Deleted, Deleted, Proven, Missing], 3), keep(&[3]));
+        assert_eq!(
+            plan(&[Deleted, Deleted, Missing, Missing], 3),
+            Plan::DropDeleted
+        );
     }
 
     #[test]

@@ -110,13 +110,15 @@ impl<'a> StripeRepair<'a> {
         let local = layer.me().id;
         let membership = layer.net.membership();
         // Suspect peers (not answering lately) and demoted ones (failed a get, put or proof)
-        // are neither trusted as holders nor given shards.
+        // are neither trusted as holders nor given shards; nor are full ones (a store that
+        // refused a push as full lately): the target set moves past them, as uploads do.
         let usable: Vec<PeerInfo> = nodes
             .iter()
             .filter(|p| {
                 p.id == local
                     || (membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
-                        && !layer.health.is_demoted(&p.id))
+                        && !layer.health.is_demoted(&p.id)
+                        && !layer.health.is_full(&p.id))
             })
             .copied()
             .collect();
@@ -140,13 +142,24 @@ impl<'a> StripeRepair<'a> {
             })
             .collect();
         self.learn_claims(&mut views).await;
-        for view in &views {
+        let deleted = match mode {
+            Mode::Maintain => self.find_tombstones(&views).await,
+            Mode::Handoff => Vec::new(),
+        };
+        for (v, view) in views.iter().enumerate() {
+            if deleted.contains(&v) {
+                outcome.dropped += 1;
+                continue;
+            }
             let result = match mode {
                 Mode::Handoff => self.hand_off_stripe(view, throttle, outcome).await,
                 Mode::Maintain => self.maintain_stripe(view, throttle, outcome).await,
             };
             if let Err(e) = result {
-                outcome.failed += 1;
+                // A full target is no failure: the next sweep's target set moves past it.
+                if !matches!(e, HolderError::Full(_)) {
+                    outcome.failed += 1;
+                }
                 tracing::debug!(stripe = %view.id, error = %e, "stripe not repaired yet");
             }
         }
@@ -240,6 +253,9 @@ impl<'a> StripeRepair<'a> {
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
         let local = self.layer.me().id;
+        if view.shards_held() < view.stripe.data_shards() {
+            return self.unrebuildable(view);
+        }
         let Some(me) = view.pool.iter().position(|p| p.id == local) else {
             // Ranked below the pool: an outsider.
             return self.maybe_drop(view, outcome).await;
@@ -264,20 +280,6 @@ impl<'a> StripeRepair<'a> {
         }
         let moves: Vec<(usize, usize)> = missing.into_iter().zip(free).collect();
         if moves.is_empty() {
-            return Ok(());
-        }
-        // Fewer than K shards anywhere the pool can see (a planted stripe, or one lost for
-        // good): nothing to rebuild from. Nothing is fetched (a hung holder would hold the
-        // sweep up for its attempt deadline), and it is no failure to retry sooner: a
-        // planted stripe must not put this node's repair into back-off. Each sweep looks
-        // again, in case the holders come back.
-        if view.shards_held() < view.stripe.data_shards() {
-            tracing::debug!(
-                stripe = %view.id,
-                held = view.shards_held(),
-                needed = view.stripe.data_shards(),
-                "stripe cannot be rebuilt: too few shards are held"
-            );
             return Ok(());
         }
         let bytes = self.shard_bytes(view, &moves).await?;
@@ -453,8 +455,65 @@ impl<'a> StripeRepair<'a> {
                 self.check_deleted(view, peer).await;
                 Err(HolderError::Deleted)
             }
+            Err(HolderError::Full(reason)) => {
+                self.layer.health.note_full(peer.id);
+                Err(HolderError::Full(reason))
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// A stripe with fewer than K shards anywhere the pool can see (a planted stripe, one
+    /// lost for good, or what is left of one deleted while this node was cut off): nothing to
+    /// rebuild from. Nothing is fetched (a hung holder would hold the sweep up for its attempt
+    /// deadline), and it is no failure to retry sooner: a planted stripe must not put this
+    /// node's repair into back-off. Each sweep looks again (and for tombstones:
+    /// [`find_tombstones`](Self::find_tombstones)), in case the holders come back.
+    fn unrebuildable(&self, view: &StripeView) -> Result<(), HolderError> {
+        tracing::debug!(
+            stripe = %view.id,
+            held = view.shards_held(),
+            needed = view.stripe.data_shards(),
+            "stripe cannot be rebuilt: too few shards are held"
+        );
+        Ok(())
+    }
+
+    /// Deletes here the stripes of `views` with fewer than K shards in sight that a pool node
+    /// keeps a tombstone of, with a key that fits the local descriptor: what is left of a
+    /// stripe deleted while this node was cut off. One batched proof request per pool node
+    /// (as `has_chunks` is one per node), whatever the number of such stripes. Returns the
+    /// indices of the stripes deleted.
+    async fn find_tombstones(&self, views: &[StripeView]) -> Vec<usize> {
+        let local = self.layer.me().id;
+        let mut asks: HashMap<PeerInfo, Vec<usize>> = HashMap::new();
+        for (v, view) in views.iter().enumerate() {
+            if view.shards_held() < view.stripe.data_shards() {
+                for peer in view.pool.iter().filter(|p| p.id != local) {
+                    asks.entry(*peer).or_default().push(v);
+                }
+            }
+        }
+        let mut deleted = Vec::new();
+        for (peer, wanted) in asks {
+            let wanted: Vec<usize> = wanted
+                .into_iter()
+                .filter(|v| !deleted.contains(v))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let ids = wanted.iter().map(|&v| views[v].id).collect();
+            let proved = self.layer.prove_on(peer, ids).await;
+            for (&v, answer) in wanted.iter().zip(proved) {
+                if let (Status::Deleted, Some(key)) = answer {
+                    self.layer.local.delete(&key, &[views[v].id]);
+                    tracing::debug!(stripe = %views[v].id, "dropped a deleted stripe");
+                    deleted.push(v);
+                }
+            }
+        }
+        deleted
     }
 
     /// A push was refused as deleted: if the peer proves the stripe's deletion with a key

@@ -88,9 +88,9 @@ impl ClusterStore {
         let kind = match &e {
             NodeError::Full(_) => StoreErrorKind::Full,
             NodeError::InvalidRequest(_) | NodeError::ObjectDeleted(_) => StoreErrorKind::Refused,
-            NodeError::NoHolder { .. } | NodeError::TooFewNodes { .. } => {
-                StoreErrorKind::Unavailable
-            }
+            NodeError::NoHolder { .. }
+            | NodeError::TooFewNodes { .. }
+            | NodeError::NoDeleteQuorum { .. } => StoreErrorKind::Unavailable,
             _ => StoreErrorKind::Other,
         };
         let message = e.to_string();
@@ -241,14 +241,14 @@ impl ObjectStore for ClusterStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
-            match scope {
-                DeleteScope::Everywhere => self.cluster.delete(&key, &ids, &[], true).await,
-                DeleteScope::Holders { nodes } => {
-                    self.cluster
-                        .delete_spread(&key, &ids, &[], false, nodes)
-                        .await
-                }
+            let (everywhere, spread) = match scope {
+                DeleteScope::Everywhere => (true, self.cluster.replicas()),
+                DeleteScope::Holders { nodes } => (false, nodes),
             };
+            self.cluster
+                .delete_confirmed(&key, &ids, everywhere, spread)
+                .await
+                .map_err(|e| self.fail(e))?;
             Ok(())
         })
     }
