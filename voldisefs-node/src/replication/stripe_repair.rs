@@ -19,7 +19,12 @@
 //! Every peer's claims count only if it proves the descriptors it claims (the checker holds
 //! them); a peer that cannot is demoted, and demoted and suspect peers neither count as
 //! holders nor receive shards. Repair looks for shards among the ranked nodes only, never
-//! network-wide, so what a planted stripe can cost is one batched question per sweep.
+//! network-wide, so what a planted stripe can cost is one batched question per sweep (and, while
+//! fewer than K of its shards are in sight, a place in one batched proof request per pool node,
+//! which finds the tombstones of a stripe deleted while this node was cut off).
+//!
+//! A node whose store refused a push as full is left out of target sets for a while
+//! (`Health::note_full`), so the stripe is completed on the next-ranked nodes, as uploads do.
 //! Known limit: a target node left holding two shards of a stripe (after a race between two
 //! nodes that each thought they led) keeps both; the stripe then has one distinct node fewer
 //! than shards until that node leaves.
