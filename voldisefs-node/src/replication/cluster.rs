@@ -133,27 +133,13 @@ impl Cluster {
         Ok(confirmed)
     }
 
-    /// The nodes a delete counts: (this node and its live members, those plus the members
-    /// that died within [`DELETE_MEMORY`] at an address no live member holds).
+    /// The nodes a delete counts ([`delete_quorum`]).
     fn delete_quorum(&self) -> (usize, usize) {
-        let entries = self.layer.net.membership().snapshot();
-        let me = self.layer.me();
-        let live: std::collections::HashSet<std::net::SocketAddr> = entries
-            .iter()
-            .filter(|e| e.state.is_live())
-            .map(|e| e.info.addr)
-            .chain([me.addr])
-            .collect();
-        let reached = 1 + entries.iter().filter(|e| e.state.is_live()).count();
-        let recently_dead = entries
-            .iter()
-            .filter(|e| {
-                e.state == PeerState::Dead
-                    && e.since.elapsed() < DELETE_MEMORY
-                    && !live.contains(&e.info.addr)
-            })
-            .count();
-        (reached, reached + recently_dead)
+        delete_quorum(
+            &self.layer.net.membership().snapshot(),
+            self.layer.me().addr,
+            tokio::time::Instant::now(),
+        )
     }
 
     /// Like [`delete`](Self::delete) for objects spread over `spread` nodes each (K + M for
@@ -188,5 +174,81 @@ impl Cluster {
     pub(crate) fn wipe(&self) {
         self.layer.local.store.clear();
         self.layer.local.tombstones.clear();
+    }
+}
+
+/// The nodes a delete counts, as `(reached, members)`: this node (at `me`) and its live
+/// members; and those plus the addresses of members that died within [`DELETE_MEMORY`]
+/// before `now` where no live member is now (one per address: a node that restarted there
+/// several times is one machine).
+fn delete_quorum(
+    entries: &[voldisefs_net::PeerEntry],
+    me: std::net::SocketAddr,
+    now: tokio::time::Instant,
+) -> (usize, usize) {
+    let live: std::collections::HashSet<std::net::SocketAddr> = entries
+        .iter()
+        .filter(|e| e.state.is_live())
+        .map(|e| e.info.addr)
+        .chain([me])
+        .collect();
+    let reached = 1 + entries.iter().filter(|e| e.state.is_live()).count();
+    let recently_dead: std::collections::HashSet<std::net::SocketAddr> = entries
+        .iter()
+        .filter(|e| {
+            e.state == PeerState::Dead
+                && now.saturating_duration_since(e.since) < DELETE_MEMORY
+                && !live.contains(&e.info.addr)
+        })
+        .map(|e| e.info.addr)
+        .collect();
+    (reached, reached + recently_dead.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voldisefs_net::PeerEntry;
+    use voldisefs_proto::PeerInfo;
+
+    fn entry(port: u16, state: PeerState, since: tokio::time::Instant) -> PeerEntry {
+        PeerEntry {
+            info: PeerInfo {
+                id: NodeId::random(),
+                addr: ([10, 0, 0, 1], port).into(),
+            },
+            state,
+            last_seen: since,
+            since,
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn a_delete_counts_recent_deaths_once_per_address_and_not_restarted_nodes() {
+        let long_ago = tokio::time::Instant::now();
+        let now = long_ago + DELETE_MEMORY + std::time::Duration::from_secs(1);
+        let me = ([10, 0, 0, 1], 1).into();
+        let entries = vec![
+            entry(2, PeerState::Alive, now),
+            entry(3, PeerState::Suspect, now),
+            // Port 4 died twice lately (two incarnations): one member.
+            entry(4, PeerState::Dead, now),
+            entry(4, PeerState::Dead, now),
+            // Port 5 died, and restarted there under a new id: counted live only.
+            entry(5, PeerState::Dead, now),
+            entry(5, PeerState::Alive, now),
+            // Died long ago; left; unverified: not counted.
+            entry(6, PeerState::Dead, long_ago),
+            entry(7, PeerState::Left, now),
+            entry(8, PeerState::Unverified, now),
+        ];
+        // Reached: me, 2, 3, 5. Members: those and port 4.
+        assert_eq!(delete_quorum(&entries, me, now), (4, 5));
+        // Cut off: only this node is reached, of the four it saw lately.
+        let cut: Vec<PeerEntry> = (20..23)
+            .map(|port| entry(port, PeerState::Dead, now))
+            .collect();
+        assert_eq!(delete_quorum(&cut, me, now), (1, 4));
     }
 }
