@@ -257,9 +257,20 @@ async fn a_delete_from_the_small_side_of_a_partition_is_refused_and_the_file_sta
         total_chunks(&nodes) == 3 * (r.chunks + 1)
     })
     .await;
-    let cut = &nodes[0];
+    // The node cut off holds the file's record, so it can open the file and try the delete
+    // (one without the record could not even read it).
+    let record = *r.id.as_bytes();
+    let cut = nodes
+        .iter()
+        .find(|n| n.holds_object(record))
+        .expect("three nodes hold the record");
     cut.network().set_isolated(true);
-    common::wait_dead_everywhere(&nodes[1..], &[cut]).await;
+    let others: Vec<Node> = nodes
+        .iter()
+        .filter(|n| n.id() != cut.id())
+        .cloned()
+        .collect();
+    common::wait_dead_everywhere(&others, &[cut]).await;
     eventually("the cut node sees its peers dead", || {
         cut.live_nodes().len() == 1
     })
@@ -289,7 +300,7 @@ async fn a_delete_from_the_small_side_of_a_partition_is_refused_and_the_file_sta
         assert_eq!(read.1, bytes, "the file is whole through every node");
     }
     // With the network whole again, the delete goes through.
-    nodes[0].delete(r.id, pw("pw")).await.unwrap();
+    cut.delete(r.id, pw("pw")).await.unwrap();
     shutdown(nodes).await;
 }
 
