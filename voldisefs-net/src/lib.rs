@@ -170,7 +170,7 @@ mod verify;
 pub use bootstrap::BootstrapReport;
 pub use config::{GossipConfig, NetConfig};
 pub use error::NetError;
-pub use membership::{Membership, PeerEntry, PeerState};
+pub use membership::{Membership, PeerEntry, PeerState, Reported};
 pub use memory::FrameMemoryStats;
 pub use network::{LEAVE_PARALLELISM, Network};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};

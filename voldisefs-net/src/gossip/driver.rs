@@ -19,7 +19,7 @@ use super::swim::{
 };
 use crate::config::GossipConfig;
 use crate::datagram::Datagrams;
-use crate::membership::PeerState;
+use crate::membership::{PeerState, Reported};
 use crate::pool;
 use crate::shared::Shared;
 
@@ -320,9 +320,14 @@ impl Driver {
             OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id) => {
                 let peer = id.peer();
                 if self.shared.keyed.is_some() {
-                    // Only holders of the network key speak on the gossip socket.
-                    if membership.observe(peer) {
-                        tracing::info!(peer = %peer.id, addr = %peer.addr, "member up");
+                    // Only holders of the network key speak on the gossip socket, but what
+                    // they say of an address may be older than what this node saw there.
+                    match membership.report(peer) {
+                        Reported::Changed => {
+                            tracing::info!(peer = %peer.id, addr = %peer.addr, "member up")
+                        }
+                        Reported::Unchanged => {}
+                        Reported::Contested => pool::verify_claim(&self.shared, peer.addr),
                     }
                 } else if membership.claim(peer) {
                     // Open mode: anyone can gossip; the address counts once dialled.

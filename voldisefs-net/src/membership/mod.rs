@@ -78,6 +78,18 @@ impl std::fmt::Display for PeerState {
     }
 }
 
+/// What [`Membership::report`] did with a reported member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    /// Recorded alive; the live set changed.
+    Changed,
+    /// Recorded alive (or ignored: this node, a node that left); the live set is the same.
+    Unchanged,
+    /// Another live node is known at its address: nothing changed, and a dial of the address
+    /// should find out which of the two is there now.
+    Contested,
+}
+
 /// One row of the membership table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerEntry {
@@ -231,6 +243,30 @@ impl Membership {
     /// [`Membership::claim`].
     pub fn observe(&self, peer: PeerInfo) -> bool {
         self.observe_at(peer, Instant::now())
+    }
+
+    /// Records `peer` as a member reported by another node (the gossip, in keyed mode, where
+    /// only holders of the network key speak): like [`Membership::observe`], unless another
+    /// live node is known at `peer`'s address. A report is news of the past: a node restarted
+    /// at an address has a new id, and members keep gossiping the former id for a while (or
+    /// bring it back once they forgot it died). Taken as verified, such a report would mark the
+    /// node that is there now dead, and nothing would revive it (its gossip identity never went
+    /// down), so the report is [`Reported::Contested`] instead and the caller dials the address
+    /// to see who answers there (`observe` then settles it).
+    pub fn report(&self, peer: PeerInfo) -> Reported {
+        if self.is_self(&peer) {
+            return Reported::Unchanged;
+        }
+        let contested = self.lock().peers.values().any(|e| {
+            e.info.addr == peer.addr && e.info.id != peer.id && e.state.is_live()
+        });
+        if contested {
+            Reported::Contested
+        } else if self.observe(peer) {
+            Reported::Changed
+        } else {
+            Reported::Unchanged
+        }
     }
 
     /// Whether `peer` is this node, or a former incarnation of it: a node restarted at the

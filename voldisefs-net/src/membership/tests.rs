@@ -9,7 +9,7 @@ use voldisefs_proto::{MAX_PEERS_PER_ANSWER, NodeId, PeerInfo};
 
 use super::left::LeftIds;
 use super::peer_list::{PeerListTooLong, validate_peer_list, window};
-use super::{Membership, PeerState};
+use super::{Membership, PeerState, Reported};
 
 fn peer(port: u16) -> PeerInfo {
     PeerInfo {
@@ -492,4 +492,29 @@ fn unverified_entries_are_evicted_first_and_forgotten_soon() {
     assert!(!m.claim_at(refused, at(18)));
     assert!(m.get(&refused.id).is_none());
     assert_eq!(m.len(), 3);
+}
+
+#[test]
+fn a_reported_former_id_does_not_displace_the_node_at_its_address() {
+    let m = Membership::new(peer(1));
+    let old = peer(2);
+    let new = PeerInfo {
+        id: NodeId::random(),
+        addr: old.addr,
+    };
+    assert_eq!(m.report(old), Reported::Changed);
+    // This node dialled the address itself and found the restarted node there.
+    assert!(m.observe(new));
+    // A member still gossips the former id: the report is contested, nothing changes.
+    assert_eq!(m.report(old), Reported::Contested);
+    assert_eq!(m.live_peers(), vec![new]);
+    assert_eq!(m.get(&old.id).unwrap().state, PeerState::Dead);
+    // Once the dial finds the former id there after all, it takes the address back.
+    assert!(m.observe(old));
+    assert_eq!(m.live_peers(), vec![old]);
+    // Reports of live or unknown ids at free addresses are recorded as before.
+    assert_eq!(m.report(old), Reported::Unchanged);
+    let other = peer(3);
+    assert_eq!(m.report(other), Reported::Changed);
+    assert_eq!(m.report(peer(4)), Reported::Changed);
 }

@@ -229,6 +229,13 @@ impl World {
         self.out_until.borrow_mut()[i] = Some(until);
     }
 
+    /// Storage nodes the schedule has not crashed: what faults are drawn from. It depends
+    /// on the seed alone (not on how long a restarted node takes to start), so the fault
+    /// schedule does too.
+    fn scheduled_up(&self) -> Vec<usize> {
+        (0..NODES).filter(|&i| !self.crashed.borrow()[i]).collect()
+    }
+
     /// Running storage nodes.
     fn up(&self) -> Vec<usize> {
         (0..NODES)
@@ -402,12 +409,14 @@ async fn scenario(world: Rc<World>, rng: Rng, erasure: bool) -> turmoil::Result 
             }
             continue;
         }
+        // Drawn whether or not the operation runs, so the draws that follow (and with them
+        // the fault schedule) do not depend on how fast earlier operations finished.
+        let seed = rng.borrow_mut().next();
         if tasks.len() >= 6 {
             continue;
         }
         counter += 1;
         let world = world.clone();
-        let seed = rng.borrow_mut().next();
         tasks.spawn_local(async move {
             let mut rng = Rng(seed);
             match roll {
@@ -743,7 +752,7 @@ fn start_fault(
     let kind = r.below(8);
     let length = r.millis(2_000, 12_000);
     let world = world.clone();
-    let up = world.up();
+    let up = world.scheduled_up();
     let target = *up.get(r.below(up.len() as u64) as usize)?;
     let name = host_name(target);
     let free = MAX_OUT.saturating_sub(world.out());
@@ -853,13 +862,23 @@ fn start_fault(
         // Freeze a node (the network's freeze drill, a hung process): it reads, answers and
         // sends nothing, its connections stay open, until it thaws.
         4 if free >= 1 => {
-            let node = world.registry.running(&name).and_then(|r| r.node)?;
             world.mark_out(target, now() + length);
             world.ledger.borrow_mut().fault("freeze");
             trace("freeze", &name);
-            node.network().set_frozen(true);
+            let end = now() + length;
             Some(Box::pin(async move {
-                tokio::time::sleep(length).await;
+                // A node restarted a moment ago may still be starting: it freezes once up.
+                let node = loop {
+                    if let Some(node) = world.registry.running(&name).and_then(|r| r.node) {
+                        break node;
+                    }
+                    if now() >= end {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                node.network().set_frozen(true);
+                tokio::time::sleep(end.saturating_sub(now())).await;
                 world
                     .ledger
                     .borrow()
