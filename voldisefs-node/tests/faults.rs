@@ -1106,3 +1106,73 @@ async fn uploads_beside_a_liar_reach_full_honest_redundancy_within_seconds() {
     liar.shutdown().await;
     shutdown(nodes).await;
 }
+
+/// A member that says it holds nothing, and hangs on every push: the repair target that never
+/// answers.
+struct Sink;
+
+impl Handler for Sink {
+    async fn handle(&self, _from: NodeId, request: Payload) -> Payload {
+        let message = match request.message {
+            Message::HasChunks { chunks } => Message::Have {
+                present: vec![false; chunks.len()],
+            },
+            Message::ProveChunks { chunks, .. } => Message::Proofs {
+                proofs: vec![ChunkProof::Missing; chunks.len()],
+            },
+            Message::DeleteChunks { .. } => Message::Ack,
+            // Hang: pushes above all.
+            _ => std::future::pending().await,
+        };
+        Payload::new(message)
+    }
+}
+
+/// A repair sweep whose pushes go to a member that hangs waits for it once, not once per
+/// chunk: a sweep of a few dozen chunks behind a hung target took a minute, and the copies
+/// lost meanwhile elsewhere were not replaced (the whole-node simulation lost files so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_push_target_holds_a_repair_sweep_up_once_not_per_chunk() {
+    let attempt = Duration::from_secs(3);
+    let config = |c| NodeConfig {
+        replicas: 2,
+        attempt_timeout: attempt,
+        ..fast(c)
+    };
+    let nodes = common::network_with(2, config).await;
+    let bytes = data(24 * CHUNK, 91);
+    let id = nodes[0]
+        .upload_bytes("behind-a-sink", pw("pw"), Bytes::from(bytes.clone()))
+        .await
+        .unwrap()
+        .id;
+    let held_before = held(&nodes);
+    let sink = member(nodes[0].peer_addr(), Arc::new(Sink)).await;
+    eventually("the sink is a member", || {
+        nodes.iter().all(|n| n.live_nodes().len() == 3)
+    })
+    .await;
+    // It ranks among the first two holders of about two chunks in three: every sweep would
+    // push those to it, each waiting `attempt` before the fix (over a minute a sweep).
+    let sweeps = |n: &Node| n.status().repair.sweeps;
+    let start: Vec<u64> = nodes.iter().map(sweeps).collect();
+    let began = std::time::Instant::now();
+    let bound = attempt * 3;
+    while !nodes.iter().zip(&start).all(|(n, s)| sweeps(n) >= s + 3) {
+        assert!(
+            began.elapsed() < bound,
+            "three repair sweeps took over {bound:?} with a hung push target: {:?} -> {:?}",
+            start,
+            nodes.iter().map(sweeps).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing was dropped for the sink's sake, and the file reads back.
+    assert_eq!(held(&nodes), held_before);
+    assert_eq!(
+        read_within(&nodes[1], id, "read beside the sink").await,
+        bytes
+    );
+    sink.shutdown().await;
+    shutdown(nodes).await;
+}

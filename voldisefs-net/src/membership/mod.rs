@@ -257,9 +257,11 @@ impl Membership {
         if self.is_self(&peer) {
             return Reported::Unchanged;
         }
-        let contested = self.lock().peers.values().any(|e| {
-            e.info.addr == peer.addr && e.info.id != peer.id && e.state.is_live()
-        });
+        let contested = self
+            .lock()
+            .peers
+            .values()
+            .any(|e| e.info.addr == peer.addr && e.info.id != peer.id && e.state.is_live());
         if contested {
             Reported::Contested
         } else if self.observe(peer) {

@@ -212,7 +212,9 @@ impl Repairer {
                             Status::Local
                         } else if membership.get(&p.id).map(|e| e.state) == Some(PeerState::Suspect)
                         {
-                            // Not answering lately: neither trusted nor waited for.
+                            // Not answering lately: neither trusted nor waited for. (A demoted
+                            // peer is still asked, all peers at once: its tombstones count
+                            // before anything is pushed. It gets no pushes.)
                             Status::Failed
                         } else {
                             Status::Unknown
@@ -254,6 +256,7 @@ impl Repairer {
                         chunk.settled = true;
                         if layer.local.store.remove(&chunk.id) {
                             outcome.dropped += 1;
+                            tracing::debug!(chunk = %chunk.id, holders = ?chunk.proven(), "dropped an extra copy: better-ranked holders proved theirs");
                         }
                     }
                     Plan::DropDeleted => {
@@ -283,11 +286,18 @@ impl Repairer {
                     chunk.settled = true; // Deleted meanwhile.
                     continue;
                 };
+                if layer.health.is_demoted(&chunk.ranked[n].id) {
+                    // It failed earlier in this wave (a push timed out, say): one wait for a
+                    // hung peer per wave, not one per chunk.
+                    chunk.statuses[n] = Status::Failed;
+                    continue;
+                }
                 throttle.admit(bytes.len(), self.pace.rate()).await;
                 let target = Holder::Remote(chunk.ranked[n]);
                 chunk.statuses[n] = match layer.put_on(target, chunk.id, bytes).await {
                     Ok(()) => {
                         outcome.pushed += 1;
+                        tracing::trace!(peer = %target.id(), chunk = %chunk.id, "pushed a copy");
                         Status::Pushed
                     }
                     Err(HolderError::Deleted) => Status::Deleted,
@@ -352,4 +362,16 @@ struct ChunkWork {
     /// The delete key a holder answered "deleted" with, once checked against the local copy.
     deleted_key: Option<DeleteKey>,
     settled: bool,
+}
+
+impl ChunkWork {
+    /// The nodes that proved their copy (for the logs).
+    fn proven(&self) -> Vec<voldisefs_proto::NodeId> {
+        self.ranked
+            .iter()
+            .zip(&self.statuses)
+            .filter(|(_, s)| **s == Status::Proven)
+            .map(|(p, _)| p.id)
+            .collect()
+    }
 }

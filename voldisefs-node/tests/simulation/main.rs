@@ -33,7 +33,8 @@
 //! Seeds: `VOLDISEFS_SIM_SEEDS` (`7`, `1,5,9` or a range `100..200`) replaces the fixed set
 //! CI runs ([`CI_SEEDS`]); README "Simulation" has the soak command.
 //!
-//! What a seed fixes: the workload, the fault schedule, the latencies and losses of the
+//! What a seed fixes: the workload, the fault schedule (drawn from the seed alone: the same
+//! faults at the same simulated times on every run), the latencies and losses of the
 //! simulated network and the order hosts run in. Not fixed (so a seed replays its scenario,
 //! not every byte): the random nonces, salts and keys sealing draws (object ids, and so
 //! placement), node ids, and tokio's choice among ready `select!` branches.
@@ -608,7 +609,18 @@ async fn put(world: &World, rng: &mut Rng, n: u64, collection: bool, erasure: bo
         } => {
             let full = stored.is_full();
             let mut ledger = world.ledger.borrow_mut();
-            ledger.trace(|| format!("stored {} as {} ({stored:?})", label, short(&id)));
+            ledger.trace(|| {
+                let on: Vec<String> = objects
+                    .iter()
+                    .map(|o| format!("{} {:?}", short(o), holders_of(world, &[*o])))
+                    .collect();
+                format!(
+                    "stored {} as {} ({stored:?}); objects on {}",
+                    label,
+                    short(&id),
+                    on.join(", ")
+                )
+            });
             ledger.count(if full {
                 "puts acknowledged"
             } else {
@@ -1113,7 +1125,10 @@ fn check_seeds(erasure: bool, test: &str) {
     // the simulated time and host; `VOLDISEFS_SIM_TRACE=1` prints the scenario's steps.
     if let Ok(filter) = std::env::var("VOLDISEFS_SIM_LOG") {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            // turmoil's own span names the host each line comes from.
+            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+                "{filter},turmoil=info"
+            )))
             .with_timer(SimTime)
             .with_ansi(false)
             .try_init();
