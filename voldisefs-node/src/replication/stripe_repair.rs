@@ -17,8 +17,12 @@
 //!   none, with the descriptor.
 //!
 //! Every peer's claims count only if it proves the descriptors it claims (the checker holds
-//! them); a peer that cannot is demoted, and demoted and suspect peers neither count as
-//! holders nor receive shards. Repair looks for shards among the ranked nodes only, never
+//! them); a peer that cannot is demoted. Suspect peers are not asked; demoted ones (a failed
+//! request lately: a lie, or a partition or freeze they came back from) receive no shards and
+//! never lead, but when they rank among the first K + M + 2 they are asked what they hold, and
+//! their proven claims count: a shard they keep is one to rebuild from, not a shard lost (with
+//! it out of sight a stripe could look unrebuildable to every holder at once, and be lost to
+//! the next crash). Repair looks for shards among the ranked nodes only, never
 //! network-wide, so what a planted stripe can cost is one batched question per sweep (and, while
 //! fewer than K of its shards are in sight, a place in one batched proof request per pool node,
 //! which finds the tombstones of a stripe deleted while this node was cut off).
@@ -62,6 +66,11 @@ struct StripeView {
     pool: Vec<PeerInfo>,
     /// How many of `pool` form the target set.
     targets: usize,
+    /// How many of `pool` are usable (the target set and two more); the rest are demoted or
+    /// full nodes ranked among the first K + M + 2: asked what they hold (a shard a demoted
+    /// node keeps still counts, and can be fetched for a rebuild), never given a shard, never
+    /// followed as leader.
+    usable: usize,
     /// Per pool node: which shards it claims.
     claims: Vec<Vec<bool>>,
     /// Per pool node: whether it claims the descriptor.
@@ -117,13 +126,17 @@ impl<'a> StripeRepair<'a> {
         // Suspect peers (not answering lately) and demoted ones (failed a get, put or proof)
         // are neither trusted as holders nor given shards; nor are full ones (a store that
         // refused a push as full lately): the target set moves past them, as uploads do.
-        let usable: Vec<PeerInfo> = nodes
+        let answering: Vec<PeerInfo> = nodes
             .iter()
             .filter(|p| {
-                p.id == local
-                    || (membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
-                        && !layer.health.is_demoted(&p.id)
-                        && !layer.health.is_full(&p.id))
+                p.id == local || membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+            })
+            .copied()
+            .collect();
+        let usable: Vec<PeerInfo> = answering
+            .iter()
+            .filter(|p| {
+                p.id == local || (!layer.health.is_demoted(&p.id) && !layer.health.is_full(&p.id))
             })
             .copied()
             .collect();
@@ -134,6 +147,16 @@ impl<'a> StripeRepair<'a> {
                 let mut pool = placement::rank(&id, &usable);
                 pool.truncate(n + 2);
                 let targets = n.min(pool.len());
+                let usable = pool.len();
+                // A demoted node (it failed a request lately: a partition, a freeze) may still
+                // keep its shard: unasked, the stripe would look short of shards, and with
+                // fewer than K in sight nobody would rebuild it.
+                let extras: Vec<PeerInfo> = placement::rank(&id, &answering)
+                    .into_iter()
+                    .take(n + 2)
+                    .filter(|p| p.id != local && !pool.contains(p))
+                    .collect();
+                pool.extend(extras);
                 let shards = shard_ids(&stripe);
                 StripeView {
                     id,
@@ -143,6 +166,7 @@ impl<'a> StripeRepair<'a> {
                     shards,
                     pool,
                     targets,
+                    usable,
                 }
             })
             .collect();
@@ -261,13 +285,13 @@ impl<'a> StripeRepair<'a> {
         if view.shards_held() < view.stripe.data_shards() {
             return self.unrebuildable(view);
         }
-        let Some(me) = view.pool.iter().position(|p| p.id == local) else {
+        let Some(me) = view.pool[..view.usable].iter().position(|p| p.id == local) else {
             // Ranked below the pool: an outsider.
             return self.maybe_drop(view, outcome).await;
         };
         // Only a holder of the descriptor *and* a shard leads: a descriptor planted alone (any
         // peer can store one) starts no work anywhere.
-        let leader = (0..view.pool.len()).find(|&p| view.has_descriptor[p] && view.holds_any(p));
+        let leader = (0..view.usable).find(|&p| view.has_descriptor[p] && view.holds_any(p));
         if leader != Some(me) {
             if me >= view.targets {
                 return self.maybe_drop(view, outcome).await;
@@ -398,7 +422,7 @@ impl<'a> StripeRepair<'a> {
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
         let local = &self.layer.local;
-        let mut taken: Vec<bool> = (0..view.pool.len()).map(|p| view.holds_any(p)).collect();
+        let mut taken: Vec<bool> = (0..view.usable).map(|p| view.holds_any(p)).collect();
         for j in 0..view.shards.len() {
             let Some(bytes) = local.store.get(&view.shards[j]) else {
                 continue;
@@ -407,7 +431,7 @@ impl<'a> StripeRepair<'a> {
                 continue;
             }
             // A target node without a shard, else any pool node without one.
-            let Some(p) = (0..view.pool.len()).find(|&p| !taken[p]) else {
+            let Some(p) = (0..view.usable).find(|&p| !taken[p]) else {
                 return Err(HolderError::Failed("no node free for a shard".into()));
             };
             taken[p] = true;
