@@ -230,6 +230,10 @@ impl Repairer {
                 }
             })
             .collect();
+        // Peers a push failed to after waiting about the attempt timeout: no more pushes to
+        // them in this batch (a fast failure costs nothing, and may be passing).
+        let mut hung: std::collections::HashSet<voldisefs_proto::NodeId> =
+            std::collections::HashSet::new();
         // Each wave asks or pushes at least one node per unsettled chunk, so the ranking's
         // length bounds the waves; the cap is a second guard.
         for _ in 0..nodes.len() + 2 {
@@ -286,15 +290,22 @@ impl Repairer {
                     chunk.settled = true; // Deleted meanwhile.
                     continue;
                 };
-                if layer.health.is_demoted(&chunk.ranked[n].id) {
-                    // It failed earlier in this wave (a push timed out, say): one wait for a
-                    // hung peer per wave, not one per chunk.
+                if hung.contains(&chunk.ranked[n].id) {
+                    // A push to it hung earlier in this batch: one wait for a hung peer per
+                    // batch, not one per chunk.
                     chunk.statuses[n] = Status::Failed;
                     continue;
                 }
                 throttle.admit(bytes.len(), self.pace.rate()).await;
                 let target = Holder::Remote(chunk.ranked[n]);
-                chunk.statuses[n] = match layer.put_on(target, chunk.id, bytes).await {
+                let started = Instant::now();
+                let pushed = layer.put_on(target, chunk.id, bytes).await;
+                if pushed.as_ref().is_err_and(HolderError::is_failure)
+                    && started.elapsed() >= layer.settings.attempt_timeout / 2
+                {
+                    hung.insert(chunk.ranked[n].id);
+                }
+                chunk.statuses[n] = match pushed {
                     Ok(()) => {
                         outcome.pushed += 1;
                         tracing::trace!(peer = %target.id(), chunk = %chunk.id, "pushed a copy");
