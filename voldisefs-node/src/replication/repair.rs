@@ -230,8 +230,8 @@ impl Repairer {
                 }
             })
             .collect();
-        // Peers a push failed to after waiting about the attempt timeout: no more pushes to
-        // them in this batch (a fast failure costs nothing, and may be passing).
+        // Peers a push to which ran into the attempt timeout: no more pushes to them in this
+        // batch (a failure short of it costs less, and may be passing: a busy newcomer).
         let mut hung: std::collections::HashSet<voldisefs_proto::NodeId> =
             std::collections::HashSet::new();
         // Each wave asks or pushes at least one node per unsettled chunk, so the ranking's
@@ -301,7 +301,7 @@ impl Repairer {
                 let started = Instant::now();
                 let pushed = layer.put_on(target, chunk.id, bytes).await;
                 if pushed.as_ref().is_err_and(HolderError::is_failure)
-                    && started.elapsed() >= layer.settings.attempt_timeout / 2
+                    && started.elapsed() >= layer.settings.attempt_timeout * 9 / 10
                 {
                     hung.insert(chunk.ranked[n].id);
                 }
