@@ -457,6 +457,10 @@ fn claim(shared: &Arc<Shared>, peer: PeerInfo) {
 /// A `ping` from a peer this node does not count as live renews its claim (see
 /// [`Membership::claim`](crate::Membership::claim)), so a peer whose first verification was
 /// not dialled (bounds full) or failed is verified again while it keeps probing this node.
+/// How long after a peer became live its `get_peers` still counts as a join (its list is
+/// pulled back): the verification of its `hello` may finish before its question arrives.
+const JOINING_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn answer_membership(
     shared: &Arc<Shared>,
     from: PeerInfo,
@@ -470,14 +474,15 @@ fn answer_membership(
         }
         // Live peers only, at most what a receiver accepts.
         Message::GetPeers => {
-            // A peer this node does not count as live is joining (or rejoining after a cut):
-            // with gossip, its list is pulled back (push-pull, as memberlist joins), so what
-            // it knew reaches this side as fast as this side's list reaches it.
+            // A peer this node does not count as live, or only since moments ago (the dial
+            // that verified its `hello` can beat its question here), is joining (or rejoining
+            // after a cut): with gossip, its list is pulled back (push-pull, as memberlist
+            // joins), so what it knew reaches this side as fast as this side's list reaches it.
             if shared.gossip.get().is_some()
                 && !shared
                     .membership
                     .get(&from.id)
-                    .is_some_and(|e| e.state.is_live())
+                    .is_some_and(|e| e.state.is_live() && e.since.elapsed() >= JOINING_FOR)
             {
                 shared.pull_hint.hint(from.addr);
             }
