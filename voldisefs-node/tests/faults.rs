@@ -1152,6 +1152,22 @@ async fn a_hung_push_target_holds_a_repair_sweep_up_once_not_per_chunk() {
         nodes.iter().all(|n| n.live_nodes().len() == 3)
     })
     .await;
+    // A member for under 10 s may still be starting, and is not taken for hung: wait until
+    // both nodes have counted it live for that long (bounded: 20 s).
+    let sink_id = sink.local().id;
+    let began = std::time::Instant::now();
+    while !nodes.iter().all(|n| {
+        n.network()
+            .membership()
+            .get(&sink_id)
+            .is_some_and(|e| e.state.is_live() && e.since.elapsed() >= Duration::from_secs(11))
+    }) {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the sink stays live"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // It ranks among the first two holders of about two chunks in three: every sweep would
     // push those to it, each waiting `attempt` before the fix (over a minute a sweep).
     let sweeps = |n: &Node| n.status().repair.sweeps;

@@ -300,7 +300,13 @@ impl Repairer {
                 let target = Holder::Remote(chunk.ranked[n]);
                 let started = Instant::now();
                 let pushed = layer.put_on(target, chunk.id, bytes).await;
-                if pushed.as_ref().is_err_and(HolderError::is_failure)
+                // A member for under 10 s may still be starting (its join can take a few
+                // seconds): one slow push says little, and it must still get its share.
+                let settled = membership
+                    .get(&chunk.ranked[n].id)
+                    .is_some_and(|e| e.since.elapsed() >= Duration::from_secs(10));
+                if settled
+                    && pushed.as_ref().is_err_and(HolderError::is_failure)
                     && started.elapsed() >= layer.settings.attempt_timeout * 9 / 10
                 {
                     hung.insert(chunk.ranked[n].id);
