@@ -37,7 +37,6 @@ mod backend {
     use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
     use ring::hkdf::{HKDF_SHA256, KeyType, Salt};
     use ring::hmac;
-    use ring::rand::{SecureRandom, SystemRandom};
     use zeroize::Zeroizing;
 
     use super::NONCE_LEN;
@@ -148,9 +147,9 @@ mod backend {
     impl MacKey {
         /// A fresh random key.
         pub(crate) fn generate() -> Result<Self> {
-            hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
-                .map(Self)
-                .map_err(|_| Error::Rng)
+            let raw =
+                Zeroizing::new(voldisefs_proto::entropy::bytes::<32>().map_err(|_| Error::Rng)?);
+            Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &raw[..])))
         }
 
         /// HMAC of the concatenation of `parts`.
@@ -165,9 +164,10 @@ mod backend {
         }
     }
 
-    /// Fills `out` from the system's random generator.
+    /// Fills `out` from the system's random generator (`voldisefs_proto::entropy`, the one
+    /// source of every native draw).
     pub(crate) fn fill_random(out: &mut [u8]) -> Result<()> {
-        SystemRandom::new().fill(out).map_err(|_| Error::Rng)
+        voldisefs_proto::entropy::fill(out).map_err(|_| Error::Rng)
     }
 }
 

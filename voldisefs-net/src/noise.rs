@@ -57,10 +57,8 @@ impl std::fmt::Debug for NetworkKey {
 impl NetworkKey {
     /// A fresh random key from the system's secure random generator.
     pub fn generate() -> Result<Self, NetError> {
-        use ring::rand::SecureRandom;
         let mut key = Zeroizing::new([0u8; NETWORK_KEY_LEN]);
-        ring::rand::SystemRandom::new()
-            .fill(&mut key[..])
+        voldisefs_proto::entropy::fill(&mut key[..])
             .map_err(|_| NetError::Key("the system random generator failed".into()))?;
         Ok(Self(key))
     }
@@ -103,6 +101,56 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// A Noise builder whose random bytes (key pairs, ephemeral keys) come from
+/// `voldisefs_proto::entropy`, the one source of every native draw, and whose primitives come
+/// from ring where it has them.
+fn builder(params: snow::params::NoiseParams) -> Builder<'static> {
+    use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
+    Builder::with_resolver(
+        params,
+        Box::new(FallbackResolver::new(
+            Box::new(EntropyResolver),
+            Box::new(FallbackResolver::new(
+                Box::new(RingResolver),
+                Box::new(DefaultResolver),
+            )),
+        )),
+    )
+}
+
+/// Resolves only Noise's random generator: [`voldisefs_proto::entropy`].
+struct EntropyResolver;
+
+impl snow::resolvers::CryptoResolver for EntropyResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(EntropyRng))
+    }
+
+    fn resolve_dh(&self, _: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        None
+    }
+
+    fn resolve_hash(&self, _: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        None
+    }
+
+    fn resolve_cipher(
+        &self,
+        _: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
+        None
+    }
+}
+
+/// [`voldisefs_proto::entropy::fill`] as Noise's generator.
+struct EntropyRng;
+
+impl snow::types::Random for EntropyRng {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        voldisefs_proto::entropy::fill(dest).map_err(|_| snow::Error::Rng)
+    }
+}
+
 fn params() -> Result<snow::params::NoiseParams, NetError> {
     NOISE_PARAMS
         .parse()
@@ -112,7 +160,7 @@ fn params() -> Result<snow::params::NoiseParams, NetError> {
 impl Identity {
     /// A fresh key pair.
     pub(crate) fn generate() -> Result<Self, NetError> {
-        let keypair = Builder::new(params()?)
+        let keypair = builder(params()?)
             .generate_keypair()
             .map_err(|e| NetError::Key(format!("cannot generate a key pair: {e}")))?;
         Ok(Self {
@@ -186,7 +234,7 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     identity: &Identity,
     initiator: bool,
 ) -> Result<Session, String> {
-    let builder = Builder::new(params().map_err(|e| e.to_string())?)
+    let builder = builder(params().map_err(|e| e.to_string())?)
         .local_private_key(&identity.private)
         .and_then(|b| b.psk(3, &key.0))
         .and_then(|b| b.prologue(PROLOGUE))

@@ -59,6 +59,16 @@ impl Listener {
         }
     }
 
+    /// Whether it is on turmoil's simulated network (feature `sim`): a node started on one
+    /// runs its CPU work inline, so that a simulation replays exactly.
+    pub fn is_simulated(&self) -> bool {
+        match self {
+            Listener::Os(_) => false,
+            #[cfg(feature = "sim")]
+            Listener::Sim(_) => true,
+        }
+    }
+
     /// The network its connections run on (outbound ones and the gossip socket too).
     pub(crate) fn transport(&self) -> Transport {
         match self {

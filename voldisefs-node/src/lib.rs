@@ -72,6 +72,7 @@ pub mod api;
 pub mod archive;
 pub mod clock;
 mod config;
+mod cpu;
 mod error;
 mod http;
 mod metrics;

@@ -61,12 +61,11 @@ impl Node {
         peer_listener: impl Into<voldisefs_net::Listener>,
     ) -> Result<Node, NodeError> {
         Self::check(&config)?;
-        let node = Node::assemble(
-            config,
-            peer_listener.into(),
-            None,
-            crate::http::OBJECT_BODY_BUDGET,
-        )?;
+        let peer_listener = peer_listener.into();
+        if peer_listener.is_simulated() {
+            crate::cpu::run_inline_on_this_thread();
+        }
+        let node = Node::assemble(config, peer_listener, None, crate::http::OBJECT_BODY_BUDGET)?;
         node.join_and_announce().await;
         Ok(node)
     }

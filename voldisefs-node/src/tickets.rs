@@ -24,7 +24,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ring::rand::{SecureRandom, SystemRandom};
 use voldisefs_proto::FileId;
 
 use voldisefs_crypto::ReadKey;
@@ -108,8 +107,7 @@ impl Tickets {
         now: Instant,
     ) -> Result<String, NodeError> {
         let mut raw = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut raw)
+        voldisefs_proto::entropy::fill(&mut raw)
             .map_err(|_| NodeError::Internal("the random number generator failed".into()))?;
         let ticket: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let mut grants = self.lock();

@@ -121,10 +121,19 @@ async fn a_new_node_ends_up_holding_its_share() {
         newcomer.status().store.chunks > 0
     })
     .await;
-    wait_replicated(&nodes, &files).await;
     let distinct: u64 = files.iter().map(|f| f.chunks + 1).sum();
+    // About half of the chunks (3 copies over 6 nodes); rendezvous spreads them evenly. It
+    // may take a while: on a loaded machine a push to the newcomer can time out while it is
+    // starting, and the pusher then leaves it out for a demotion (10 s), so "replicated"
+    // (every chunk at 3 copies, no work left) can hold before the newcomer has its share.
+    for _ in 0..1500 {
+        if newcomer.status().store.chunks > distinct / 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_replicated(&nodes, &files).await;
     let share = newcomer.status().store.chunks;
-    // About half of the chunks (3 copies over 6 nodes); rendezvous spreads them evenly.
     assert!(
         share > distinct / 4 && share < distinct,
         "{share} of {distinct}"

@@ -27,6 +27,9 @@
 //! ```
 
 pub mod codec;
+// Native only: a browser build draws through the Web Crypto API (`voldisefs-crypto`).
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub mod entropy;
 mod ids;
 mod message;
 pub mod objects;

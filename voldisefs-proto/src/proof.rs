@@ -69,7 +69,7 @@ pub fn prove(nonce: &ProofNonce, prover: NodeId, chunk: &ChunkId, bytes: &[u8]) 
 
 /// A fresh random nonce from the operating system's generator.
 pub fn fresh_nonce() -> Result<ProofNonce, ring::error::Unspecified> {
-    let bytes: [u8; 32] = ring::rand::generate(&ring::rand::SystemRandom::new())?.expose();
+    let bytes: [u8; 32] = crate::entropy::bytes().map_err(|_| ring::error::Unspecified)?;
     Ok(ProofNonce::from_bytes(bytes))
 }
 

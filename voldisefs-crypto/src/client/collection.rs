@@ -12,10 +12,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::Client;
 use super::offload::run;
 use super::put::{Keying, PutOptions, PutReceipt};
 use super::store::{Object, Stored};
-use super::{Client, unix_now};
 use crate::{
     Collection, CollectionEntry, DeleteKey, Error, FileKind, MAX_COLLECTION_ENTRIES,
     MAX_COLLECTION_LEN, PasswordKey, Plaintext, Redundancy, Result, check_path,
@@ -143,7 +143,7 @@ impl CollectionUpload {
             .client
             .sealer(Keying::Key(self.key.clone()), &options)
             .await?;
-        let created = unix_now();
+        let created = self.client.settings.clock.now();
         let (objects, id, size) = {
             let sealer = sealer.clone();
             run(&*self.client.offload, move || {

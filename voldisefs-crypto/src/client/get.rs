@@ -15,10 +15,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use super::Client;
 use super::offload::run;
 use super::put::spread;
 use super::store::{DeleteScope, Direction, Fetched, ObjectKind};
-use super::{Client, unix_now};
 use crate::{
     Collection, DeleteKey, Error, FileKind, FileOpener, MAX_COLLECTION_LEN, Manifest, Password,
     ReadKey, Result, expired,
@@ -175,7 +175,7 @@ impl Client {
             }
         })
         .await??;
-        if expired(opener.expires(), unix_now()) {
+        if expired(opener.expires(), self.settings.clock.now()) {
             return Err(Error::NotFound);
         }
         Ok(Opened {

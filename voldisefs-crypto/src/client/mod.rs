@@ -68,7 +68,32 @@ pub struct Settings {
     pub batch_objects: usize,
     /// Most bytes in one batch of small files.
     pub batch_bytes: usize,
+    /// The time new files are stamped with and expiry is judged by: the machine's clock
+    /// unless a simulation gives its own.
+    pub clock: Clock,
 }
+
+/// Seconds since the Unix epoch, as a [`Client`] reads them ([`Settings::clock`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub fn() -> u64);
+
+impl Clock {
+    /// This machine's clock.
+    pub const SYSTEM: Clock = Clock(system_now);
+
+    /// Seconds since the Unix epoch now.
+    pub fn now(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl PartialEq for Clock {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for Clock {}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -79,6 +104,7 @@ impl Default for Settings {
             parallelism: 8,
             batch_objects: 256,
             batch_bytes: 4 << 20,
+            clock: Clock::SYSTEM,
         }
     }
 }
@@ -155,7 +181,7 @@ impl Client {
 }
 
 /// Seconds since the Unix epoch by this machine's clock.
-pub(crate) fn unix_now() -> u64 {
+fn system_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

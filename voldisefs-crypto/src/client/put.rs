@@ -12,9 +12,9 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{Stream, StreamExt};
 
+use super::Client;
 use super::offload::run;
 use super::store::{DeleteScope, Direction, Object, Stored};
-use super::{Client, unix_now};
 use crate::chunk::too_large;
 use crate::{
     CHUNK_OVERHEAD, DeleteKey, Error, FileKind, FileSealer, MAX_FILE_SIZE, MAX_NAME_LEN,
@@ -239,7 +239,7 @@ impl Client {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let created = unix_now();
+        let created = self.settings.clock.now();
         let chunk_len = sealer.chunk_size().bytes();
         let mut window =
             self.store

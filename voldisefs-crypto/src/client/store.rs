@@ -327,7 +327,7 @@ impl MemoryStore {
     }
 
     fn now(&self) -> u64 {
-        self.now.unwrap_or_else(super::unix_now)
+        self.now.unwrap_or_else(|| super::Clock::SYSTEM.now())
     }
 
     fn refuse(message: &str) -> StoreError {

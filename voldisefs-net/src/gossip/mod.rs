@@ -51,16 +51,14 @@ pub(crate) fn start(
     settings: GossipConfig,
 ) -> Result<Gossip, NetError> {
     let socket = shared.transport.bind_udp(bind)?;
-    let mut run = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut run)
+    let run: [u8; 16] = voldisefs_proto::entropy::bytes()
         .map_err(|_| NetError::Key("the system random generator failed".into()))?;
     let datagrams = match &shared.config.network_key {
         Some(key) => Datagrams::keyed(key, run, shared.config.max_peers)
             .ok_or_else(|| NetError::Key("cannot derive the gossip key".into()))?,
         None => Datagrams::open(),
     };
-    let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+    let seed: [u8; 32] = voldisefs_proto::entropy::bytes()
         .map_err(|_| NetError::Key("the system random generator failed".into()))?;
     let local = shared.membership.local();
     let mode = if shared.config.network_key.is_some() {

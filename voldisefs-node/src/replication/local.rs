@@ -114,7 +114,7 @@ impl LocalHolder {
         {
             return Err(HolderError::Deleted);
         }
-        let (matches, bytes) = tokio::task::spawn_blocking(move || (id.matches(&bytes), bytes))
+        let (matches, bytes) = crate::cpu::run(move || (id.matches(&bytes), bytes))
             .await
             .map_err(|e| HolderError::Failed(e.to_string()))?;
         if !matches {
@@ -191,7 +191,7 @@ impl LocalHolder {
         let Some(me) = self.id.get().copied() else {
             return Err(HolderError::Failed("node id not known yet".into()));
         };
-        tokio::task::spawn_blocking(move || {
+        crate::cpu::run(move || {
             held.into_iter()
                 .map(|(id, bytes, deleted)| match bytes {
                     Some(bytes) => ChunkProof::Held {

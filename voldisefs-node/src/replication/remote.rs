@@ -161,7 +161,7 @@ impl RemoteHolder<'_> {
         };
         let local: Vec<_> = ids.iter().map(|id| local.store.get(id)).collect();
         let ids = ids.to_vec();
-        let checked = tokio::task::spawn_blocking(move || {
+        let checked = crate::cpu::run(move || {
             ids.iter()
                 .zip(proofs)
                 .zip(local)

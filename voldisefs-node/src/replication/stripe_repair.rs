@@ -282,6 +282,15 @@ impl<'a> StripeRepair<'a> {
         outcome: &mut Outcome,
     ) -> Result<(), HolderError> {
         let local = self.layer.me().id;
+        tracing::trace!(
+            stripe = %view.id,
+            pool = ?view.pool.iter().map(|p| p.addr).collect::<Vec<_>>(),
+            targets = view.targets,
+            usable = view.usable,
+            claims = ?view.claims,
+            descriptors = ?view.has_descriptor,
+            "stripe view"
+        );
         if view.shards_held() < view.stripe.data_shards() {
             return self.unrebuildable(view);
         }
@@ -360,7 +369,7 @@ impl<'a> StripeRepair<'a> {
             )));
         }
         let wanted = lost.clone();
-        let rebuilt = tokio::task::spawn_blocking(move || stripe.rebuild(&shards, &wanted))
+        let rebuilt = crate::cpu::run(move || stripe.rebuild(&shards, &wanted))
             .await
             .map_err(|e| HolderError::Failed(e.to_string()))?
             .map_err(|e| HolderError::Failed(e.to_string()))?;

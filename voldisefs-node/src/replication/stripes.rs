@@ -151,7 +151,7 @@ impl Stripes<'_> {
         if shards.iter().flatten().count() < stripe.data_shards() {
             return Ok(Fetched::Missing);
         }
-        let joined = tokio::task::spawn_blocking(move || stripe.join(&shards))
+        let joined = crate::cpu::run(move || stripe.join(&shards))
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))?
             .map_err(NodeError::Crypto)?;
@@ -232,12 +232,11 @@ impl Stripes<'_> {
                 let Ok(bytes) = self.layer.get_from(holder, id).await else {
                     return (j, None);
                 };
-                let checked = tokio::task::spawn_blocking(move || {
-                    stripe.check_shard(j, &bytes).then_some(bytes)
-                })
-                .await
-                .ok()
-                .flatten();
+                let checked =
+                    crate::cpu::run(move || stripe.check_shard(j, &bytes).then_some(bytes))
+                        .await
+                        .ok()
+                        .flatten();
                 if checked.is_none() {
                     if let Holder::Remote(peer) = holder {
                         tracing::warn!(peer = %peer.id, shard = %id, "holder served a corrupt shard");

@@ -26,6 +26,10 @@ pub(crate) struct BlockingPool;
 
 impl Offload for BlockingPool {
     fn spawn(&self, job: Job) {
+        if crate::cpu::inline() {
+            job();
+            return;
+        }
         tokio::task::spawn_blocking(move || {
             job();
             voldisefs_crypto::scrub_stack();

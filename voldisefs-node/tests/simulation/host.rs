@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use voldisefs_node::clock::WallClock;
 use voldisefs_node::crypto::client::{
-    Access, BoxFuture, Client, DeleteScope, Fetched, Inline, Keying, Object, ObjectKind,
+    Access, BoxFuture, Client, Clock, DeleteScope, Fetched, Inline, Keying, Object, ObjectKind,
     ObjectStore, PutOptions, Settings, StoreError, StoreErrorKind, Stored,
 };
 use voldisefs_node::crypto::{
@@ -238,6 +238,8 @@ pub(crate) async fn run_host(
             kdf_ceiling: KdfParams::insecure_test(),
             chunk_size: ChunkSize::MIN,
             parallelism: 4,
+            // Files are stamped, and expiry judged, by the simulated clock.
+            clock: Clock(|| turmoil::since_epoch().map_or(0, |d| d.as_secs())),
             ..Settings::default()
         },
     )?;
