@@ -84,6 +84,19 @@ pub enum NodeError {
         /// How long a dead member counts.
         memory_secs: u64,
     },
+    /// A delete of chunks reached too few of their ranked holders to stick: copies on the
+    /// others, with no tombstone beside them, would stay (see `Cluster::delete_confirmed`).
+    #[error(
+        "cannot delete now: {confirmed} of the {asked} nodes that may hold the file's chunks \
+         confirmed the delete and it needs a majority, or copies on the others would stay; \
+         try again when more of them answer (nodes that did confirm keep what they deleted)"
+    )]
+    NoHolderQuorum {
+        /// Nodes that confirmed (this one included).
+        confirmed: usize,
+        /// Nodes asked (this one included).
+        asked: usize,
+    },
     /// Every node that could hold the chunk is full.
     #[error("network full: {0}")]
     Full(String),

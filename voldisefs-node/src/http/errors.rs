@@ -54,7 +54,8 @@ impl From<NodeError> for ApiError {
             }
             NodeError::Unavailable { .. }
             | NodeError::NoHolder { .. }
-            | NodeError::NoDeleteQuorum { .. } => {
+            | NodeError::NoDeleteQuorum { .. }
+            | NodeError::NoHolderQuorum { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::Unavailable)
             }
             // The request is fine; the network cannot honour it as it is now.

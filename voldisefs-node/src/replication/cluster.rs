@@ -101,10 +101,13 @@ impl Cluster {
     /// A delete a client asked for: [`delete_spread`](Self::delete_spread), but only while
     /// this node reaches a majority of the members it saw in the last [`DELETE_MEMORY`]
     /// (itself, live members, and members that died since, unless a live member took over
-    /// their address: a restarted node is one member), and, `everywhere`, only if a majority
-    /// confirmed. A delete made from the small side of a partition reaches neither the copies
-    /// nor the tombstones of the other side, and repair there would bring the file back;
-    /// refused, the client learns it and tries again later. Returns the confirmations.
+    /// their address: a restarted node is one member), and only if a majority confirmed:
+    /// `everywhere`, of those members; otherwise of the ranked holders it was sent to. A
+    /// delete made from the small side of a partition reaches neither the copies nor the
+    /// tombstones of the other side, and repair there would bring the file back; a delete
+    /// that reached only a minority of the holders (a frozen link, a node that hangs) leaves
+    /// copies with no tombstone beside them. Refused, the client learns it and tries again
+    /// later. Returns the confirmations.
     pub(crate) async fn delete_confirmed(
         &self,
         key: &DeleteKey,
@@ -123,14 +126,20 @@ impl Cluster {
         if reached < needed {
             return Err(refuse(reached));
         }
-        let confirmed = self
+        let deleted = self
             .layer
-            .delete_spread(key, ids, &[], everywhere, spread)
+            .delete_counted(key, ids, &[], everywhere, spread)
             .await;
-        if everywhere && confirmed < needed {
-            return Err(refuse(confirmed));
+        if everywhere && deleted.confirmed < needed {
+            return Err(refuse(deleted.confirmed));
         }
-        Ok(confirmed)
+        if !everywhere && deleted.confirmed * 2 <= deleted.asked {
+            return Err(NodeError::NoHolderQuorum {
+                confirmed: deleted.confirmed,
+                asked: deleted.asked,
+            });
+        }
+        Ok(deleted.confirmed)
     }
 
     /// The nodes a delete counts ([`delete_quorum`]).

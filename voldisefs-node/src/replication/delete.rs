@@ -27,6 +27,20 @@ impl Layer {
         everywhere: bool,
         spread: usize,
     ) -> usize {
+        self.delete_counted(key, ids, also, everywhere, spread)
+            .await
+            .confirmed
+    }
+
+    /// [`delete_spread`](Self::delete_spread), saying how many nodes were asked too.
+    pub(super) async fn delete_counted(
+        &self,
+        key: &DeleteKey,
+        ids: &[ChunkId],
+        also: &[NodeId],
+        everywhere: bool,
+        spread: usize,
+    ) -> Deleted {
         let nodes = self.nodes();
         let window = 2 * self.replicas().max(spread);
         let mut targets: HashMap<Holder, Vec<ChunkId>> = HashMap::new();
@@ -39,6 +53,7 @@ impl Layer {
                 }
             }
         }
+        let asked = targets.len();
         let mut running: FuturesUnordered<_> =
             targets
                 .into_iter()
@@ -53,6 +68,13 @@ impl Layer {
                 Err(e) => tracing::debug!(peer = %holder.id(), error = %e, "delete not confirmed"),
             }
         }
-        confirmed
+        Deleted { confirmed, asked }
     }
+}
+
+/// How a delete went: how many nodes confirmed it, of how many asked (this node included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Deleted {
+    pub(super) confirmed: usize,
+    pub(super) asked: usize,
 }

@@ -31,7 +31,9 @@ use super::placement;
 use super::plan::{Plan, Status, plan, plan_settling};
 use super::remote::Proved;
 use super::stripe_repair::{STRIPE_BATCH, StripeRepair, classify};
-use super::sweep::{Mode, Outcome, Pace, RepairCounters, RepairSnapshot, Throttle, TransferGuard};
+use super::sweep::{
+    Hung, Mode, Outcome, Pace, RepairCounters, RepairSnapshot, Throttle, TransferGuard,
+};
 
 /// Chunks examined per batch.
 const BATCH: usize = MAX_PROVE_BATCH;
@@ -119,6 +121,7 @@ impl Repairer {
         let nodes = self.layer.nodes();
         let mut throttle = Throttle::new();
         let mut outcome = Outcome::default();
+        let mut hung = Hung::new(self.layer.settings.attempt_timeout);
         for batch in ids.chunks(BATCH) {
             let held: Vec<ChunkId> = batch
                 .iter()
@@ -127,8 +130,16 @@ impl Repairer {
                 .collect();
             // Stripes settle in the sweeps: their descriptors are not extra copies.
             let (held, _) = classify(&self.layer, held);
-            self.repair_batch(&held, &nodes, None, true, &mut throttle, &mut outcome)
-                .await;
+            self.repair_batch(
+                &held,
+                &nodes,
+                None,
+                true,
+                &mut throttle,
+                &mut outcome,
+                &mut hung,
+            )
+            .await;
         }
         self.counters.add(&outcome);
     }
@@ -151,13 +162,22 @@ impl Repairer {
             return outcome;
         }
         let mut throttle = Throttle::new();
+        let mut hung = Hung::new(self.layer.settings.attempt_timeout);
         for (done, batch) in ids.chunks(BATCH).enumerate() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 outcome.unfinished = (ids.len() - done * BATCH) as u64;
                 break;
             }
-            self.repair_batch(batch, &nodes, deadline, false, &mut throttle, &mut outcome)
-                .await;
+            self.repair_batch(
+                batch,
+                &nodes,
+                deadline,
+                false,
+                &mut throttle,
+                &mut outcome,
+                &mut hung,
+            )
+            .await;
         }
         let mut stripes = stripes.into_iter().peekable();
         while stripes.peek().is_some() {
@@ -167,7 +187,7 @@ impl Repairer {
             }
             let batch: Vec<_> = stripes.by_ref().take(STRIPE_BATCH).collect();
             self.stripes()
-                .repair_stripes(batch, &nodes, mode, &mut throttle, &mut outcome)
+                .repair_stripes(batch, &nodes, mode, &mut throttle, &mut outcome, &mut hung)
                 .await;
         }
         self.counters
@@ -189,6 +209,8 @@ impl Repairer {
 
     /// Plans, asks and pushes for one batch of local chunks until every chunk is settled;
     /// `settling` a fresh upload, with [`plan_settling`] (this node fills the window itself).
+    /// Peers that hung earlier in the sweep (`hung`) count as failed from the start.
+    #[allow(clippy::too_many_arguments)]
     async fn repair_batch(
         &self,
         batch: &[ChunkId],
@@ -197,6 +219,7 @@ impl Repairer {
         settling: bool,
         throttle: &mut Throttle,
         outcome: &mut Outcome,
+        hung: &mut Hung,
     ) {
         let layer = &*self.layer;
         let local = layer.me().id;
@@ -211,10 +234,12 @@ impl Repairer {
                         if p.id == local {
                             Status::Local
                         } else if membership.get(&p.id).map(|e| e.state) == Some(PeerState::Suspect)
+                            || hung.contains(&p.id)
                         {
-                            // Not answering lately: neither trusted nor waited for. (A demoted
-                            // peer is still asked, all peers at once: its tombstones count
-                            // before anything is pushed. It gets no pushes.)
+                            // Not answering lately, or hung earlier in this sweep: neither
+                            // trusted nor waited for. (A demoted peer is still asked, all peers
+                            // at once: its tombstones count before anything is pushed. It gets
+                            // no pushes.)
                             Status::Failed
                         } else {
                             Status::Unknown
@@ -230,10 +255,6 @@ impl Repairer {
                 }
             })
             .collect();
-        // Peers a push to which ran into the attempt timeout: no more pushes to them in this
-        // batch (a failure short of it costs less, and may be passing: a busy newcomer).
-        let mut hung: std::collections::HashSet<voldisefs_proto::NodeId> =
-            std::collections::HashSet::new();
         // Each wave asks or pushes at least one node per unsettled chunk, so the ranking's
         // length bounds the waves; the cap is a second guard.
         for _ in 0..nodes.len() + 2 {
@@ -243,6 +264,12 @@ impl Repairer {
             let mut asks: HashMap<PeerInfo, Asked> = HashMap::new();
             let mut pushes: Vec<(usize, usize)> = Vec::new();
             for (w, chunk) in work.iter_mut().enumerate().filter(|(_, c)| !c.settled) {
+                // A peer that hung in an earlier wave is not asked again in this sweep.
+                for (status, peer) in chunk.statuses.iter_mut().zip(&chunk.ranked) {
+                    if *status == Status::Unknown && hung.contains(&peer.id) {
+                        *status = Status::Failed;
+                    }
+                }
                 let planned = if settling {
                     plan_settling(&chunk.statuses, layer.replicas())
                 } else {
@@ -283,7 +310,7 @@ impl Repairer {
             if asks.is_empty() && pushes.is_empty() {
                 break;
             }
-            self.ask_proofs(asks, &mut work).await;
+            self.ask_proofs(asks, &mut work, hung).await;
             for (w, n) in pushes {
                 let chunk = &mut work[w];
                 let Some(bytes) = layer.local.store.get(&chunk.id) else {
@@ -291,8 +318,8 @@ impl Repairer {
                     continue;
                 };
                 if hung.contains(&chunk.ranked[n].id) {
-                    // A push to it hung earlier in this batch: one wait for a hung peer per
-                    // batch, not one per chunk.
+                    // A request to it hung earlier in this sweep: one wait for a hung peer
+                    // per sweep, not one per chunk.
                     chunk.statuses[n] = Status::Failed;
                     continue;
                 }
@@ -300,16 +327,9 @@ impl Repairer {
                 let target = Holder::Remote(chunk.ranked[n]);
                 let started = Instant::now();
                 let pushed = layer.put_on(target, chunk.id, bytes).await;
-                // A member for under 10 s may still be starting (its join can take a few
-                // seconds): one slow push says little, and it must still get its share.
-                let settled = membership
-                    .get(&chunk.ranked[n].id)
-                    .is_some_and(|e| e.since.elapsed() >= Duration::from_secs(10));
-                if settled
-                    && pushed.as_ref().is_err_and(HolderError::is_failure)
-                    && started.elapsed() >= layer.settings.attempt_timeout * 9 / 10
-                {
-                    hung.insert(chunk.ranked[n].id);
+                if pushed.as_ref().is_err_and(HolderError::is_failure) {
+                    let peer = chunk.ranked[n].id;
+                    hung.failed(peer, started);
                 }
                 chunk.statuses[n] = match pushed {
                     Ok(()) => {
@@ -339,19 +359,29 @@ impl Repairer {
     }
 
     /// Challenges each peer to prove the chunks asked of it (one request per peer, all peers
-    /// at once, each with a fresh nonce) and records the verified answers.
-    async fn ask_proofs(&self, asks: HashMap<PeerInfo, Asked>, work: &mut [ChunkWork]) {
+    /// at once, each with a fresh nonce) and records the verified answers; a peer that ran
+    /// into the timeout without an answer is noted in `hung`.
+    async fn ask_proofs(
+        &self,
+        asks: HashMap<PeerInfo, Asked>,
+        work: &mut [ChunkWork],
+        hung: &mut Hung,
+    ) {
         let layer = &*self.layer;
-        let answers: Vec<(PeerInfo, Asked, Vec<Proved>)> =
+        let answers: Vec<(PeerInfo, Asked, Vec<Proved>, Instant)> =
             futures_util::future::join_all(asks.into_iter().map(|(peer, asked)| {
                 let ids: Vec<ChunkId> = asked.iter().map(|(w, _)| work[*w].id).collect();
                 async move {
+                    let started = Instant::now();
                     let statuses = layer.prove_on(peer, ids).await;
-                    (peer, asked, statuses)
+                    (peer, asked, statuses, started)
                 }
             }))
             .await;
-        for (peer, asked, statuses) in answers {
+        for (peer, asked, statuses, started) in answers {
+            if statuses.iter().all(|(s, _)| *s == Status::Failed) {
+                hung.failed(peer.id, started);
+            }
             let demoted = layer.health.is_demoted(&peer.id);
             for ((w, n), (status, key)) in asked.into_iter().zip(statuses) {
                 // A peer that failed lately is not trusted with new copies.

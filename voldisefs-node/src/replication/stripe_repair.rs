@@ -52,7 +52,7 @@ use super::layer::Layer;
 use super::placement;
 use super::plan::Status;
 use super::stripes::Stripes;
-use super::sweep::{Mode, Outcome, Pace, Throttle};
+use super::sweep::{Hung, Mode, Outcome, Pace, Throttle};
 
 /// Stripes examined per batch (each asks about K + M + 1 ids per peer).
 pub(super) const STRIPE_BATCH: usize = 64;
@@ -119,17 +119,21 @@ impl<'a> StripeRepair<'a> {
         mode: Mode,
         throttle: &mut Throttle,
         outcome: &mut Outcome,
+        hung: &mut Hung,
     ) {
         let layer = self.layer;
         let local = layer.me().id;
         let membership = layer.net.membership();
-        // Suspect peers (not answering lately) and demoted ones (failed a get, put or proof)
-        // are neither trusted as holders nor given shards; nor are full ones (a store that
-        // refused a push as full lately): the target set moves past them, as uploads do.
+        // Suspect peers (not answering lately) and hung ones (a request ran into the timeout
+        // earlier in this sweep) are left out altogether. Demoted ones (failed a get, put or
+        // proof) are neither trusted as holders nor given shards; nor are full ones (a store
+        // that refused a push as full lately): the target set moves past them, as uploads do.
         let answering: Vec<PeerInfo> = nodes
             .iter()
             .filter(|p| {
-                p.id == local || membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+                p.id == local
+                    || (membership.get(&p.id).map(|e| e.state) != Some(PeerState::Suspect)
+                        && !hung.contains(&p.id))
             })
             .copied()
             .collect();
@@ -170,7 +174,7 @@ impl<'a> StripeRepair<'a> {
                 }
             })
             .collect();
-        self.learn_claims(&mut views).await;
+        self.learn_claims(&mut views, hung).await;
         let deleted = match mode {
             Mode::Maintain => self.find_tombstones(&views).await,
             Mode::Handoff => Vec::new(),
@@ -196,7 +200,7 @@ impl<'a> StripeRepair<'a> {
 
     /// Fills in every view's claims: this node's from its store, peers' by one `has_chunks`
     /// per peer for the whole batch.
-    async fn learn_claims(&self, views: &mut [StripeView]) {
+    async fn learn_claims(&self, views: &mut [StripeView], hung: &mut Hung) {
         let layer = self.layer;
         let local = layer.me().id;
         let mut asks: HashMap<PeerInfo, Vec<(usize, usize)>> = HashMap::new();
@@ -219,14 +223,21 @@ impl<'a> StripeRepair<'a> {
                 })
                 .collect();
             async move {
+                let started = tokio::time::Instant::now();
                 let answer = layer.has_on(Holder::Remote(peer), &ids).await;
-                (asked, answer)
+                (peer, started, asked, answer)
             }
         }))
         .await;
-        for (asked, answer) in answers {
-            let Ok(present) = answer else {
-                continue; // No answer: claims nothing, so nothing is believed of it.
+        for (peer, started, asked, answer) in answers {
+            let present = match answer {
+                Ok(present) => present,
+                Err(e) => {
+                    if e.is_failure() {
+                        hung.failed(peer.id, started);
+                    }
+                    continue; // No answer: claims nothing, so nothing is believed of it.
+                }
             };
             let mut at = 0;
             for (v, p) in asked {

@@ -186,3 +186,57 @@ mod tests {
         );
     }
 }
+
+/// Peers a request to which ran into the attempt timeout during one sweep: a hung process, a
+/// frozen link. For the rest of the sweep they are treated as suspect peers are, neither asked,
+/// pushed to, nor waited for, so a sweep waits for a hung peer once, not once per batch, wave,
+/// chunk and stripe (a sweep behind a frozen peer took as long as the freeze, and copies lost
+/// meanwhile elsewhere went unreplaced). Bounded by the membership: one entry per peer.
+pub(crate) struct Hung {
+    peers: std::collections::HashSet<voldisefs_proto::NodeId>,
+    timeout: Duration,
+}
+
+impl Hung {
+    /// No peer hung yet; requests time out after `timeout`.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            peers: std::collections::HashSet::new(),
+            timeout,
+        }
+    }
+
+    /// Whether `peer` hung earlier in this sweep.
+    pub(crate) fn contains(&self, peer: &voldisefs_proto::NodeId) -> bool {
+        self.peers.contains(peer)
+    }
+
+    /// A request to `peer`, started at `started`, failed (it broke a promise: no answer, a
+    /// refused connection, nonsense). The peer counts as hung when the request ran into the
+    /// timeout (90 % of it or more: a quicker failure says less, and may be passing). A
+    /// newcomer still starting may hang too: it is tried again next sweep, a few seconds on.
+    pub(crate) fn failed(&mut self, peer: voldisefs_proto::NodeId, started: Instant) {
+        if started.elapsed() >= self.timeout * 9 / 10 {
+            self.peers.insert(peer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod hung_tests {
+    use super::*;
+    use voldisefs_proto::NodeId;
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_peer_that_ran_into_the_timeout_counts_as_hung() {
+        let mut hung = Hung::new(Duration::from_secs(3));
+        let (slow, quick) = (NodeId::random(), NodeId::random());
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        hung.failed(quick, started);
+        tokio::time::advance(Duration::from_millis(2300)).await;
+        hung.failed(slow, started);
+        assert!(hung.contains(&slow));
+        assert!(!hung.contains(&quick));
+    }
+}

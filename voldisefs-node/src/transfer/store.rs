@@ -94,7 +94,8 @@ impl ClusterStore {
             NodeError::InvalidRequest(_) | NodeError::ObjectDeleted(_) => StoreErrorKind::Refused,
             NodeError::NoHolder { .. }
             | NodeError::TooFewNodes { .. }
-            | NodeError::NoDeleteQuorum { .. } => StoreErrorKind::Unavailable,
+            | NodeError::NoDeleteQuorum { .. }
+            | NodeError::NoHolderQuorum { .. } => StoreErrorKind::Unavailable,
             _ => StoreErrorKind::Other,
         };
         let message = e.to_string();
