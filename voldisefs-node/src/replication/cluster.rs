@@ -96,6 +96,7 @@ impl Cluster {
         self.layer
             .delete_spread(key, ids, also, everywhere, self.layer.replicas())
             .await
+            .confirmed
     }
 
     /// A delete a client asked for: [`delete_spread`](Self::delete_spread), but only while
@@ -128,7 +129,7 @@ impl Cluster {
         }
         let deleted = self
             .layer
-            .delete_counted(key, ids, &[], everywhere, spread)
+            .delete_spread(key, ids, &[], everywhere, spread)
             .await;
         if everywhere && deleted.confirmed < needed {
             return Err(refuse(deleted.confirmed));
@@ -165,6 +166,7 @@ impl Cluster {
         self.layer
             .delete_spread(key, ids, also, everywhere, spread)
             .await
+            .confirmed
     }
 
     /// Erasure-coded objects (`rs:K+M`): placing, reading and fetching shards of stripes.

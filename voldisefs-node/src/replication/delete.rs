@@ -18,22 +18,8 @@ impl Layer {
     /// that a late put or a repair push of them is refused. Holders drop only objects the key
     /// authorizes. `spread` is how many nodes each object is spread over (`replicas`, or K + M
     /// for the stripe ids of an erasure-coded file); a holder deleting a stripe descriptor
-    /// deletes the shards it lists. Returns how many nodes confirmed.
+    /// deletes the shards it lists. Says how many nodes confirmed, of how many asked.
     pub(super) async fn delete_spread(
-        &self,
-        key: &DeleteKey,
-        ids: &[ChunkId],
-        also: &[NodeId],
-        everywhere: bool,
-        spread: usize,
-    ) -> usize {
-        self.delete_counted(key, ids, also, everywhere, spread)
-            .await
-            .confirmed
-    }
-
-    /// [`delete_spread`](Self::delete_spread), saying how many nodes were asked too.
-    pub(super) async fn delete_counted(
         &self,
         key: &DeleteKey,
         ids: &[ChunkId],
