@@ -234,11 +234,15 @@ async fn serve_connection<H: Handler>(
     let mut tasks = JoinSet::new();
     let reader = async {
         loop {
-            let permit = in_flight
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| "closing".to_string())?;
+            // Waiting for a slot (every one held by a request its handler has not answered: a
+            // hostile peer's requests may hang it) must not outlast the network: a shutdown
+            // waits for this task.
+            let permit = tokio::select! {
+                () = generation.cancelled() => return Ok(()),
+                permit = in_flight.clone().acquire_owned() => {
+                    permit.map_err(|_| "closing".to_string())?
+                }
+            };
             // Frozen: read nothing; the peer's requests wait here or time out on its side.
             tokio::select! {
                 () = generation.cancelled() => return Ok(()),

@@ -291,6 +291,47 @@ async fn requests_given_up_on_a_hung_peer_leave_nothing_behind() {
     caller.shutdown().await;
 }
 
+/// A peer that fills a connection's request slots with requests the node's handler never
+/// answers cannot keep the node from shutting down: the connection stops waiting for a slot
+/// when the network does (it used to wait forever, and `shutdown` with it).
+#[tokio::test]
+async fn a_connection_full_of_hung_requests_does_not_hold_up_shutdown() {
+    /// Counts the requests it takes, and answers none.
+    struct Swallow(Arc<std::sync::atomic::AtomicUsize>);
+    impl Handler for Swallow {
+        async fn handle(&self, _from: NodeId, _req: Payload) -> Payload {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending().await
+        }
+    }
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung = Network::start(
+        listener,
+        None,
+        Arc::new(Swallow(taken.clone())),
+        NetConfig {
+            max_in_flight_per_connection: 4,
+            ..quiet()
+        },
+        CancellationToken::new(),
+    )
+    .unwrap();
+    let mut stream = raw_member(hung.local().addr).await;
+    // Twice the slots: four hang in the handler, the rest wait for a slot.
+    for id in 1..=8 {
+        let ask = Frame::new(id, Message::HasChunks { chunks: vec![] });
+        stream.write_all(&wire(ask)).await.unwrap();
+    }
+    eventually("the hung requests reach the handler", || {
+        taken.load(std::sync::atomic::Ordering::SeqCst) == 4
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), hung.shutdown())
+        .await
+        .expect("the node shuts down with every request slot held");
+}
+
 /// (b) Twenty connections that say hello and then nothing fill the established cap (20): a
 /// newcomer is refused while they are held, they are closed once `idle_timeout` passes, and
 /// the newcomer then joins. A request in flight longer than `idle_timeout` is not cut, and an
