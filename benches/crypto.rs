@@ -1,6 +1,7 @@
 //! Chunk sealing and opening (with the BLAKE3 chunk id) beside raw ring AES-256-GCM plus a bare
 //! BLAKE3 hash (`blake3::hash`, which is all [`content_id`] is) over the same bytes, so the
-//! format's overhead shows as a ratio; and the KDF at its default parameters.
+//! format's overhead shows as a ratio; the KDF at its default parameters; and a random nonce
+//! from `voldisefs_proto::entropy` (every native draw) beside ring's `SystemRandom`.
 //!
 //! Run with `cargo bench --bench crypto`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -103,5 +104,23 @@ fn kdf(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sealing, kdf);
+/// One nonce (12 bytes) and one key (32 bytes) from the workspace's source of random bytes
+/// (the `getrandom` crate) beside ring's generator, which it replaced.
+fn entropy(c: &mut Criterion) {
+    use ring::rand::SecureRandom;
+    let mut g = c.benchmark_group("entropy");
+    let ring = ring::rand::SystemRandom::new();
+    for len in [12usize, 32] {
+        let mut buf = vec![0u8; len];
+        g.bench_function(format!("voldisefs_proto_entropy_{len}B"), |b| {
+            b.iter(|| voldisefs::proto::entropy::fill(black_box(&mut buf)).unwrap())
+        });
+        g.bench_function(format!("ring_system_random_{len}B"), |b| {
+            b.iter(|| ring.fill(black_box(&mut buf)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sealing, kdf, entropy);
 criterion_main!(benches);
