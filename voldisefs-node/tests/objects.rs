@@ -473,6 +473,17 @@ async fn deletes_need_the_delete_key_and_leave_tombstones() {
         assert_readable(&http, &nodes, id, bytes).await;
     }
     assert_eq!(total_chunks(&nodes), 9);
+    // Nothing to delete is done at once, either scope (no node is asked, so none confirms;
+    // schemathesis found it answered 503).
+    for everywhere in [false, true] {
+        let res = post_delete(
+            &http,
+            &nodes[1],
+            &json!({"delete_key": file.delete_key(), "ids": [], "everywhere": everywhere}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "everywhere: {everywhere}");
+    }
     // A request that is partly malformed deletes nothing, even with the right key.
     let mut bad_ids = ids.clone();
     bad_ids.push("not an id".into());
