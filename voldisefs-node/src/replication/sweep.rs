@@ -2,11 +2,13 @@
 //! node's repair counters, and its pace: repair pushes at a byte rate ([`Throttle`]) that
 //! drops to a quarter while users transfer files ([`Pace`], [`TransferGuard`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use voldisefs_proto::NodeId;
 
 /// Counters shown in the node's status (read through [`RepairCounters::snapshot`]).
 #[derive(Debug, Default)]
@@ -193,7 +195,7 @@ mod tests {
 /// chunk and stripe (a sweep behind a frozen peer took as long as the freeze, and copies lost
 /// meanwhile elsewhere went unreplaced). Bounded by the membership: one entry per peer.
 pub(crate) struct Hung {
-    peers: std::collections::HashSet<voldisefs_proto::NodeId>,
+    peers: HashSet<NodeId>,
     timeout: Duration,
 }
 
@@ -201,13 +203,13 @@ impl Hung {
     /// No peer hung yet; requests time out after `timeout`.
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
-            peers: std::collections::HashSet::new(),
+            peers: HashSet::new(),
             timeout,
         }
     }
 
     /// Whether `peer` hung earlier in this sweep.
-    pub(crate) fn contains(&self, peer: &voldisefs_proto::NodeId) -> bool {
+    pub(crate) fn contains(&self, peer: &NodeId) -> bool {
         self.peers.contains(peer)
     }
 
@@ -215,7 +217,7 @@ impl Hung {
     /// refused connection, nonsense). The peer counts as hung when the request ran into the
     /// timeout (90 % of it or more: a quicker failure says less, and may be passing). A
     /// newcomer still starting may hang too: it is tried again next sweep, a few seconds on.
-    pub(crate) fn failed(&mut self, peer: voldisefs_proto::NodeId, started: Instant) {
+    pub(crate) fn failed(&mut self, peer: NodeId, started: Instant) {
         if started.elapsed() >= self.timeout * 9 / 10 {
             self.peers.insert(peer);
         }
@@ -225,7 +227,6 @@ impl Hung {
 #[cfg(test)]
 mod hung_tests {
     use super::*;
-    use voldisefs_proto::NodeId;
 
     #[tokio::test(start_paused = true)]
     async fn only_a_peer_that_ran_into_the_timeout_counts_as_hung() {
