@@ -5,6 +5,7 @@ use std::time::Duration;
 use voldisefs_proto::MAX_FRAME_LEN;
 
 use crate::NetworkKey;
+use crate::peer_time::OwnTime;
 
 /// Default of [`NetConfig::max_peers`].
 pub(crate) const DEFAULT_MAX_PEERS: usize = 4096;
@@ -185,6 +186,12 @@ pub struct NetConfig {
     /// all-to-all probe and discovery loops (every peer pinged every `probe_interval`), whose
     /// cost grows with the square of the network's size.
     pub gossip: Option<GossipConfig>,
+    /// This node's own time of day, stamped on every membership datagram so members learn
+    /// each other's time without asking (see [`Network::peer_times`]). Default: the system
+    /// clock.
+    ///
+    /// [`Network::peer_times`]: crate::Network::peer_times
+    pub own_time: OwnTime,
 }
 
 /// Settings of SWIM gossip membership ([`foca`] over UDP on the peer port): every
@@ -284,6 +291,7 @@ impl Default for NetConfig {
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(10),
             gossip: Some(GossipConfig::default()),
+            own_time: OwnTime::system(),
         }
     }
 }

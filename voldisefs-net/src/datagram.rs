@@ -1,14 +1,21 @@
 //! Membership datagrams: how a gossip packet travels in a UDP datagram.
 //!
 //! ```text
-//! open mode:  "VDG0" || payload
-//! keyed mode: "VDG1" || sender run id (16) || counter u64 BE (8) || AES-256-GCM(payload) || tag (16)
+//! open mode:  "VDG2" || sender time u64 BE (8) || payload
+//! keyed mode: "VDG3" || sender run id (16) || counter u64 BE (8) || sender time u64 BE (8)
+//!             || AES-256-GCM(payload) || tag (16)
 //! ```
+//!
+//! The sender time is the sending node's own clock, in milliseconds since the unix epoch
+//! ([`OwnTime`](crate::OwnTime)): every member that hears from it learns its time with no
+//! request of its own (see [`crate::peer_time`]). Versions `VDG0` and `VDG1`, which had no
+//! time, are refused as foreign.
 //!
 //! In keyed mode every packet is sealed with a key only holders of the network key can
 //! derive: `HKDF-SHA256(salt = "voldisefs gossip v1", IKM = network key)`, expanded with the
 //! sender's run id (random per node run) as info, so each sender has a key of its own and
-//! its nonce `0^4 || counter` never repeats. The 28-byte header is the associated data. A
+//! its nonce `0^4 || counter` never repeats. The 36-byte header is the associated data, so the
+//! time is authenticated with the payload. A
 //! receiver refuses a packet it cannot open, and a counter it has already seen from that
 //! sender or that lies more than [`REPLAY_WINDOW`] below the newest one (replays). Senders
 //! it tracks are bounded by `max_senders` (the least recently heard one is forgotten first;
@@ -23,11 +30,15 @@ use ring::hkdf::{HKDF_SHA256, Prk, Salt};
 use crate::NetworkKey;
 
 /// Leading bytes of an open-mode packet.
-const OPEN_MAGIC: [u8; 4] = *b"VDG0";
+const OPEN_MAGIC: [u8; 4] = *b"VDG2";
 /// Leading bytes of a keyed-mode packet.
-const KEYED_MAGIC: [u8; 4] = *b"VDG1";
-/// Length of a keyed packet's header (magic, run id, counter).
-const KEYED_HEADER: usize = 4 + 16 + 8;
+const KEYED_MAGIC: [u8; 4] = *b"VDG3";
+/// Length of the sender's time.
+const TIME: usize = 8;
+/// Length of an open packet's header (magic, time).
+const OPEN_HEADER: usize = 4 + TIME;
+/// Length of a keyed packet's header (magic, run id, counter, time).
+const KEYED_HEADER: usize = 4 + 16 + 8 + TIME;
 /// AES-GCM tag length.
 const TAG: usize = 16;
 /// Bytes a packet adds to its payload in keyed mode.
@@ -121,16 +132,18 @@ impl Datagrams {
     pub(crate) fn overhead(&self) -> usize {
         match self.keyed {
             Some(_) => KEYED_OVERHEAD,
-            None => OPEN_MAGIC.len(),
+            None => OPEN_HEADER,
         }
     }
 
-    /// The datagram carrying `payload`.
-    pub(crate) fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+    /// The datagram carrying `payload`, stamped with the sender's `time` (milliseconds since
+    /// the unix epoch).
+    pub(crate) fn seal(&mut self, time: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + self.overhead());
         match &mut self.keyed {
             None => {
                 out.extend_from_slice(&OPEN_MAGIC);
+                out.extend_from_slice(&time.to_be_bytes());
                 out.extend_from_slice(payload);
             }
             Some(k) => {
@@ -138,6 +151,7 @@ impl Datagrams {
                 out.extend_from_slice(&KEYED_MAGIC);
                 out.extend_from_slice(&k.run);
                 out.extend_from_slice(&k.counter.to_be_bytes());
+                out.extend_from_slice(&time.to_be_bytes());
                 out.extend_from_slice(payload);
                 let (header, body) = out.split_at_mut(KEYED_HEADER);
                 // Sealing fails only for payloads beyond AES-GCM's limits (gigabytes).
@@ -153,16 +167,20 @@ impl Datagrams {
         out
     }
 
-    /// The payload of `datagram`, if it is an authentic packet not seen before.
+    /// The payload of `datagram` and the time its sender stated, if it is an authentic packet
+    /// not seen before.
     pub(crate) fn open_packet<'a>(
         &mut self,
         datagram: &'a mut [u8],
-    ) -> Result<&'a [u8], DatagramError> {
+    ) -> Result<Opened<'a>, DatagramError> {
         let Some(k) = &mut self.keyed else {
-            return match datagram.strip_prefix(&OPEN_MAGIC[..]) {
-                Some(_) => Ok(&datagram[OPEN_MAGIC.len()..]),
-                None => Err(DatagramError::Foreign),
-            };
+            if datagram.len() < OPEN_HEADER || datagram[..4] != OPEN_MAGIC {
+                return Err(DatagramError::Foreign);
+            }
+            return Ok(Opened {
+                time: read_time(&datagram[4..OPEN_HEADER]),
+                payload: &datagram[OPEN_HEADER..],
+            });
         };
         if datagram.len() < KEYED_OVERHEAD || datagram[..4] != KEYED_MAGIC {
             return Err(DatagramError::Foreign);
@@ -172,6 +190,7 @@ impl Datagrams {
         let mut counter = [0u8; 8];
         counter.copy_from_slice(&datagram[20..28]);
         let counter = u64::from_be_bytes(counter);
+        let time = read_time(&datagram[28..KEYED_HEADER]);
         if run == k.run {
             // Our own packet looped back, or a copy of it: never ours to process.
             return Err(DatagramError::Replayed);
@@ -225,8 +244,27 @@ impl Datagrams {
             record(s, counter);
             s.heard = clock;
         }
-        Ok(&body[..opened])
+        Ok(Opened {
+            time,
+            payload: &body[..opened],
+        })
     }
+}
+
+/// An opened datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Opened<'a> {
+    /// The sender's own time, milliseconds since the unix epoch, as it stated it.
+    pub(crate) time: u64,
+    /// The gossip packet.
+    pub(crate) payload: &'a [u8],
+}
+
+/// The big-endian u64 in `bytes` (eight of them; the callers slice exactly that).
+fn read_time(bytes: &[u8]) -> u64 {
+    let mut time = [0u8; TIME];
+    time.copy_from_slice(&bytes[..TIME]);
+    u64::from_be_bytes(time)
 }
 
 /// Whether `counter` is new for `s`: above its newest, or within the window and unseen.
@@ -272,22 +310,36 @@ mod tests {
     #[test]
     fn open_mode_frames_and_refuses_foreign_bytes() {
         let mut d = Datagrams::open();
-        let mut p = d.seal(b"hello");
-        assert_eq!(&p[..4], b"VDG0");
-        assert_eq!(d.open_packet(&mut p).unwrap(), b"hello");
+        let mut p = d.seal(1_800_000_000_123, b"hello");
+        assert_eq!(&p[..4], b"VDG2");
+        let opened = d.open_packet(&mut p).unwrap();
         assert_eq!(
-            d.open_packet(&mut b"VDG1xxxx".to_vec()),
-            Err(DatagramError::Foreign)
+            (opened.time, opened.payload),
+            (1_800_000_000_123, &b"hello"[..])
         );
+        // The versions before the time, a keyed packet, a header cut short: foreign.
+        for foreign in [
+            &b"VDG0xxxxxxxxxxxx"[..],
+            b"VDG1xxxxxxxxxxxx",
+            b"VDG3xxxxxxxxxxxx",
+            b"VDG2xxxx",
+        ] {
+            assert_eq!(
+                d.open_packet(&mut foreign.to_vec()),
+                Err(DatagramError::Foreign)
+            );
+        }
     }
 
     #[test]
     fn keyed_packets_open_once_and_only_with_the_key() {
         let (mut a, mut b) = pair();
-        let packet = a.seal(b"gossip");
+        let packet = a.seal(77, b"gossip");
         assert_eq!(packet.len(), 6 + KEYED_OVERHEAD);
         assert!(!packet.windows(6).any(|w| w == b"gossip"), "encrypted");
-        assert_eq!(b.open_packet(&mut packet.clone()).unwrap(), b"gossip");
+        let mut copy = packet.clone();
+        let opened = b.open_packet(&mut copy).unwrap();
+        assert_eq!((opened.time, opened.payload), (77, &b"gossip"[..]));
         assert_eq!(
             b.open_packet(&mut packet.clone()),
             Err(DatagramError::Replayed)
@@ -302,20 +354,21 @@ mod tests {
             Datagrams::open().open_packet(&mut packet.clone()),
             Err(DatagramError::Foreign)
         );
+        // Every bit is authenticated, the time's included.
         for i in 4..packet.len() {
-            let mut bad = a.seal(b"gossip");
+            let mut bad = a.seal(77, b"gossip");
             bad[i] ^= 1;
             assert!(b.open_packet(&mut bad).is_err(), "bit flipped at {i}");
         }
         // Its own packets are never processed.
-        let mut own = a.seal(b"x");
+        let mut own = a.seal(0, b"x");
         assert_eq!(a.open_packet(&mut own), Err(DatagramError::Replayed));
     }
 
     #[test]
     fn reordered_packets_within_the_window_are_accepted_once() {
         let (mut a, mut b) = pair();
-        let packets: Vec<Vec<u8>> = (0..100).map(|_| a.seal(b"p")).collect();
+        let packets: Vec<Vec<u8>> = (0..100).map(|_| a.seal(0, b"p")).collect();
         // Newest first, then the older ones: those within the window are accepted.
         assert!(b.open_packet(&mut packets[99].clone()).is_ok());
         for (i, p) in packets.iter().enumerate().take(99) {
@@ -332,7 +385,7 @@ mod tests {
         let mut b = Datagrams::keyed(&key(1), [0; 16], 3).unwrap();
         for run in 1..=10u8 {
             let mut a = Datagrams::keyed(&key(1), [run; 16], 3).unwrap();
-            assert!(b.open_packet(&mut a.seal(b"x")).is_ok());
+            assert!(b.open_packet(&mut a.seal(0, b"x")).is_ok());
         }
         assert_eq!(b.keyed.as_ref().unwrap().senders.len(), 3);
     }
@@ -348,10 +401,15 @@ mod tests {
         }
 
         #[test]
-        fn any_payload_round_trips(payload in prop::collection::vec(any::<u8>(), 0..1500)) {
+        fn any_payload_and_time_round_trip(payload in prop::collection::vec(any::<u8>(), 0..1500), time in any::<u64>()) {
             let (mut a, mut b) = pair();
-            let mut packet = a.seal(&payload);
-            prop_assert_eq!(b.open_packet(&mut packet).unwrap(), &payload[..]);
+            let mut packet = a.seal(time, &payload);
+            let opened = b.open_packet(&mut packet).unwrap();
+            prop_assert_eq!(opened, Opened { time, payload: &payload[..] });
+            let mut open = Datagrams::open();
+            let mut packet = open.seal(time, &payload);
+            let opened = open.open_packet(&mut packet).unwrap();
+            prop_assert_eq!(opened, Opened { time, payload: &payload[..] });
         }
     }
 }

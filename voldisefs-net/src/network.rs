@@ -159,6 +159,24 @@ impl Network {
         &self.shared.config
     }
 
+    /// The time of day of live members as their membership datagrams stated it, heard within
+    /// `max_age`, most recently heard first: each member's stated time (milliseconds since the
+    /// unix epoch, read from its own clock) plus the time since it arrived. At most
+    /// [`MAX_PEER_TIMES`](crate::MAX_PEER_TIMES) members; none with the classic detector
+    /// ([`NetConfig::gossip`] `None`), which sends no datagrams.
+    pub fn peer_times(&self, max_age: Duration) -> Vec<(NodeId, u64)> {
+        let live: std::collections::HashSet<NodeId> = self
+            .shared
+            .membership
+            .live_peers()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        self.shared
+            .peer_times
+            .recent(tokio::time::Instant::now(), max_age, |id| live.contains(id))
+    }
+
     /// Sends `request` to the peer at `addr` (whoever it is) and returns its answer.
     pub async fn request_addr(
         &self,

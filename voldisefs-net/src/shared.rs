@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) gossip: std::sync::OnceLock<Gossip>,
     /// Where the anti-entropy loop should pull a member list from next, sooner than its round.
     pub(crate) pull_hint: PullHint,
+    /// The latest time each of a bounded set of members stated in its datagrams.
+    pub(crate) peer_times: crate::peer_time::PeerTimes,
     /// The network this node's sockets belong to (the one its listener was bound on).
     pub(crate) transport: crate::socket::Transport,
 }
@@ -144,6 +146,7 @@ impl Shared {
             verifier,
             gossip: std::sync::OnceLock::new(),
             pull_hint: PullHint::default(),
+            peer_times: crate::peer_time::PeerTimes::default(),
             transport: crate::socket::Transport::Os,
         }
     }

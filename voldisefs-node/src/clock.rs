@@ -12,11 +12,20 @@
 //! - **Judging** (refusing or dropping an expired object, answering "not found" for an
 //!   expired file) reads the judging clock: the own clock plus a correction. A node whose own
 //!   clock runs late would otherwise keep and serve a file after its expiry by as much as its
-//!   clock is off. So it asks up to [`SAMPLE_PEERS`] live peers for their time every
-//!   `clock_check_interval` (the `time` of their `stats` answer, read from their own
-//!   uncorrected clocks, so corrections never chain) and, when the median of at least
-//!   [`MIN_SAMPLES`] answers is more than [`TOLERANCE_SECS`] ahead of its own clock, judges by
-//!   that median, moved at most [`MAX_CORRECTION_SECS`] (and logs a warning once).
+//!   clock is off. So every `clock_check_interval` it takes the times of up to
+//!   [`SAMPLE_PEERS`] live peers, each read from the peer's own uncorrected clock (so
+//!   corrections never chain), and, when the median of at least [`MIN_SAMPLES`] is more than
+//!   [`TOLERANCE_SECS`] ahead of its own clock, judges by that median, moved at most
+//!   [`MAX_CORRECTION_SECS`] (and logs a warning once).
+//!
+//! Where the times come from: every membership datagram states its sender's own time, so a
+//! node hears the time of a few members every second without asking
+//! (`voldisefs_net::Network::peer_times`; the most recently heard [`SAMPLE_PEERS`] within
+//! [`SAMPLE_AGE`], or the interval when longer, each moved on by the time since it arrived).
+//! Only when those name fewer than [`MIN_SAMPLES`] live peers (a network of three, the classic
+//! detector, which sends no datagrams) does it ask up to [`SAMPLE_PEERS`] of them (the `time`
+//! of their `stats` answer). Asking cost a connection and a Noise handshake per peer asked,
+//! most of a 200-node network's idle CPU (BENCHMARKS.md, "Idle CPU").
 //!
 //! The bounds this gives: as long as most of the peers a node asks have correct clocks, it
 //! drops and stops serving an expired file at most [`TOLERANCE_SECS`] plus one sampling round
@@ -33,6 +42,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most peers asked for their time per round.
 pub const SAMPLE_PEERS: usize = 16;
+/// Oldest a time heard in a membership datagram may be and still count in a round (when the
+/// round's interval is shorter).
+pub const SAMPLE_AGE: Duration = Duration::from_secs(30);
 /// Fewest answers a round needs before it may move the clock.
 pub const MIN_SAMPLES: usize = 3;
 /// How far the peers' median may run ahead of this node's clock before the node follows it.
@@ -103,10 +115,13 @@ impl Clock {
 
     /// This node's own unix time in seconds (what it tells peers that ask).
     pub(crate) fn own(&self) -> u64 {
-        self.wall
-            .since_epoch()
-            .as_secs()
-            .saturating_add_signed(self.drill_offset)
+        self.own_millis() / 1000
+    }
+
+    /// This node's own unix time in milliseconds (what its membership datagrams state).
+    pub(crate) fn own_millis(&self) -> u64 {
+        let wall = u64::try_from(self.wall.since_epoch().as_millis()).unwrap_or(u64::MAX);
+        wall.saturating_add_signed(self.drill_offset.saturating_mul(1000))
     }
 
     /// The unix time expiry is judged by: [`own`](Self::own) plus the correction.

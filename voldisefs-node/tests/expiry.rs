@@ -284,6 +284,22 @@ async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
             0
         );
     }
+    // Once it has heard from its peers, their membership datagrams tell it their time: its
+    // rounds (every 200 ms here, for the seconds this test goes on) ask none of them.
+    let asked = |n: &Node| -> u64 {
+        n.network()
+            .request_stats()
+            .iter()
+            .filter(|s| s.direction == "out" && s.kind == "get_stats")
+            .map(|s| s.count)
+            .sum()
+    };
+    common::eventually("the late node heard every peer's time", || {
+        late.network().peer_times(Duration::from_secs(30)).len() == 3
+    })
+    .await;
+    // (A round may be under way.)
+    let asked_before = asked(&late) + 3;
     // It stamps by its own clock, an hour late: an upload expiring in a minute would be
     // expired on arrival, and is refused with a word about the clock...
     let response = put(&late, Some("60")).await;
@@ -316,6 +332,12 @@ async fn a_node_whose_clock_runs_late_keeps_no_file_past_its_expiry() {
     })
     .await;
     assert_eq!(status(&late, &format!("/api/v1/files/{id}")).await, 404);
+    assert!(
+        asked(&late) <= asked_before,
+        "the late node asked its peers for their time: {} questions",
+        asked(&late) - asked_before + 3
+    );
+    assert!(common::metric(&late, "voldisefs_clock_correction_seconds ") >= 3599);
     shutdown(nodes).await;
 }
 

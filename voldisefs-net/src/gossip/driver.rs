@@ -18,7 +18,7 @@ use super::swim::{
     Effects, Suspicions, Swim, Timers, foca_config, needs_rescale, overflows, suspect_timeout,
 };
 use crate::config::GossipConfig;
-use crate::datagram::Datagrams;
+use crate::datagram::{Datagrams, Opened};
 use crate::membership::{PeerState, Reported};
 use crate::pool;
 use crate::shared::Shared;
@@ -126,7 +126,7 @@ impl Driver {
                     }
                     self.shared.counters.datagram_in(len);
                     match self.datagrams.open_packet(&mut buf[..len]) {
-                        Ok(payload) => self.receive(payload, from, &mut fx),
+                        Ok(opened) => self.receive(opened, from, &mut fx),
                         Err(e) => tracing::trace!(%from, error = %e, "datagram dropped"),
                     }
                 }
@@ -178,7 +178,8 @@ impl Driver {
     }
 
     /// Screens an opened datagram from `from` (see [`screen`]) and hands what passes to foca.
-    fn receive(&mut self, payload: &[u8], from: SocketAddr, fx: &mut Effects) {
+    fn receive(&mut self, opened: Opened<'_>, from: SocketAddr, fx: &mut Effects) {
+        let payload = opened.payload;
         let stale = self
             .view
             .as_ref()
@@ -213,6 +214,15 @@ impl Driver {
             tracing::debug!(%from, "gossip packet dropped: it would take the member table past its cap");
             return;
         }
+        let local = self.shared.membership.local().id;
+        // A member's time, for nodes comparing clocks (see `crate::peer_time`).
+        if let Some(sender) = screened.sender.filter(|s| s.id != local)
+            && self.shared.membership.get(&sender.id).is_some()
+        {
+            self.shared
+                .peer_times
+                .record(sender.id, opened.time, Instant::now());
+        }
         if screened.about_me {
             self.last_self_claim = Some(Instant::now());
         }
@@ -224,7 +234,6 @@ impl Driver {
         }
         // The sender knew a member this node did not: it may know more, so its list is pulled
         // now rather than at the next anti-entropy round (see `PullHint`).
-        let local = self.shared.membership.local().id;
         let news = fx.notes[seen..].iter().any(|note| match note {
             OwnedNotification::MemberUp(id) => self.shared.membership.get(&id.peer().id).is_none(),
             _ => false,
@@ -302,7 +311,9 @@ impl Driver {
             if isolated {
                 break;
             }
-            let packet = self.datagrams.seal(&data);
+            let packet = self
+                .datagrams
+                .seal(self.shared.config.own_time.millis(), &data);
             match self.socket.send_to(&packet, to.addr).await {
                 Ok(_) => self.shared.counters.datagram_out(packet.len()),
                 Err(e) => tracing::trace!(to = %to.addr, error = %e, "gossip send failed"),

@@ -46,11 +46,16 @@ impl Node {
         let handler = Arc::new(StoreHandler {
             local: local.clone(),
         });
+        // Membership datagrams state this node's own time, so peers compare clocks without
+        // asking (see `crate::clock`).
+        let mut net_config = config.net.clone();
+        let own = crate::clock::Clock::new(config.drill_clock_offset, config.wall_clock.clone());
+        net_config.own_time = voldisefs_net::OwnTime::from_fn(move || own.own_millis());
         let net = Network::start(
             peer_listener,
             config.advertise,
             handler,
-            config.net.clone(),
+            net_config,
             root.child_token(),
         )?;
         // The network chose (keyed mode: derived) this node's id; proofs are bound to it.
@@ -141,26 +146,35 @@ impl Node {
                 }
             }
         });
-        // A late clock follows the peers' (see `clock`): one round of questions per interval.
-        let cluster = node.inner.cluster.clone();
-        let every = node.inner.config.clock_check_interval;
-        node.every(
-            every.max(std::time::Duration::from_millis(100)),
-            move || {
-                let cluster = cluster.clone();
-                async move {
-                    let own = cluster.clock().own();
+        // A late clock follows the peers' (see `clock`): one round per interval.
+        let (cluster, network) = (node.inner.cluster.clone(), node.inner.network.clone());
+        let every = node
+            .inner
+            .config
+            .clock_check_interval
+            .max(std::time::Duration::from_millis(100));
+        node.every(every, move || {
+            let (cluster, network) = (cluster.clone(), network.clone());
+            async move {
+                use crate::clock::{MIN_SAMPLES, SAMPLE_AGE, SAMPLE_PEERS};
+                let own = cluster.clock().own();
+                // The times members stated in their datagrams lately: free.
+                let mut times: Vec<u64> = network
+                    .peer_times(every.max(SAMPLE_AGE))
+                    .into_iter()
+                    .take(SAMPLE_PEERS)
+                    .map(|(_, millis)| millis / 1000)
+                    .collect();
+                if times.len() < MIN_SAMPLES {
+                    // Too few heard from (the classic detector sends no datagrams): ask.
                     let answers = cluster
-                        .peer_stats(
-                            crate::clock::SAMPLE_PEERS,
-                            std::time::Duration::from_secs(1),
-                        )
+                        .peer_stats(SAMPLE_PEERS, std::time::Duration::from_secs(1))
                         .await;
-                    let times: Vec<u64> = answers.values().map(|(_, _, time)| *time).collect();
-                    cluster.clock().observe(own, &times);
+                    times = answers.values().map(|(_, _, time)| *time).collect();
                 }
-            },
-        );
+                cluster.clock().observe(own, &times);
+            }
+        });
         Ok(node)
     }
 
