@@ -204,9 +204,12 @@ impl Driver {
         if screened.changed > 0 {
             tracing::debug!(%from, changed = screened.changed, "gossip claims a sender may not make were dropped or tempered");
         }
+        // Open mode: the sender told of members this node does not know.
+        let mut told_of_unknown = false;
         for claim in &screened.claims {
-            // Open mode: a member heard of from a third party counts once dialled there.
+            // A member heard of from a third party counts once dialled there.
             if self.shared.membership.get(&claim.id).is_none() {
+                told_of_unknown = true;
                 pool::verify_claim(&self.shared, claim.addr);
             }
         }
@@ -233,11 +236,16 @@ impl Driver {
             tracing::trace!(%from, error = %e, "gossip packet refused");
         }
         // The sender knew a member this node did not: it may know more, so its list is pulled
-        // now rather than at the next anti-entropy round (see `PullHint`).
-        let news = fx.notes[seen..].iter().any(|note| match note {
-            OwnedNotification::MemberUp(id) => self.shared.membership.get(&id.peer().id).is_none(),
-            _ => false,
-        });
+        // now rather than at the next anti-entropy round (see `PullHint`). In open mode the
+        // screen keeps such members from foca (they are dialled first), so no `MemberUp`
+        // shows them: the claims do.
+        let news = told_of_unknown
+            || fx.notes[seen..].iter().any(|note| match note {
+                OwnedNotification::MemberUp(id) => {
+                    self.shared.membership.get(&id.peer().id).is_none()
+                }
+                _ => false,
+            });
         if news && let Some(sender) = screened.sender.filter(|s| s.id != local) {
             self.shared.pull_hint.hint(sender.addr);
         }
