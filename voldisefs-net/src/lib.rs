@@ -38,8 +38,9 @@
 //! members); a node that announced its leave is never revived, not by its own `hello`, a probe
 //! or gossip. In keyed mode every datagram is encrypted and authenticated under a per-sender
 //! key derived from the network key, with a replay window, so
-//! only key holders take part; in open mode a member named by gossip counts only once a dial
-//! verified its address. Bootstrap asks only the seeds, announces this node to them, and
+//! only key holders take part; in open mode a member named by gossip counts only once an
+//! address check (two datagrams with a nonce; a dial when unanswered) found it at its address,
+//! and is then gossiped on. Bootstrap asks only the seeds, announces this node to them, and
 //! returns once the members they named are live (at most 5 s). See [`GossipConfig`].
 //!
 //! **Classic detector** (`NetConfig::gossip = None`): every peer is pinged each

@@ -128,11 +128,27 @@ pub(crate) async fn answers_ping(shared: &Arc<Shared>, peer: PeerInfo) -> bool {
     )
 }
 
-/// One verification dial of `addr`, once a running place is free.
+/// One verification of `addr`, once a running place is free: an address check over UDP in
+/// open mode with gossip (`gossip/check.rs`), else (or when it got no answer) a dial.
 async fn verify(shared: &Arc<Shared>, addr: SocketAddr) {
     let Ok(_running) = shared.verifier.running.acquire().await else {
         return;
     };
+    if let Some(remote) = check_over_udp(shared, addr).await {
+        if remote.addr == addr {
+            if shared.membership.observe(remote) {
+                tracing::info!(peer = %remote.id, %addr, "verified claimed address");
+            }
+            if let Some(gossip) = shared.gossip.get() {
+                gossip
+                    .send_waiting(Command::Verified(remote), &shared.token)
+                    .await;
+            }
+        } else {
+            tracing::debug!(%addr, peer = %remote.id, advertised = %remote.addr, "node at claimed address advertises another one");
+        }
+        return;
+    }
     let check = async {
         // A fresh dial records what it finds (`conn`); a pooled connection was recorded when
         // dialled, and the ping shows it still answers.
@@ -163,6 +179,27 @@ async fn verify(shared: &Arc<Shared>, addr: SocketAddr) {
         }
         None => tracing::debug!(%addr, "claimed address did not answer in time"),
     }
+}
+
+/// Who answers an address check sent to `addr` within `probe_timeout`; `None` in keyed mode,
+/// without gossip, with too many checks waiting, or with no answer.
+async fn check_over_udp(shared: &Arc<Shared>, addr: SocketAddr) -> Option<PeerInfo> {
+    if shared.config.network_key.is_some() {
+        return None;
+    }
+    let gossip = shared.gossip.get()?;
+    let (nonce, answer) = shared.address_checks.start(addr)?;
+    let ask = async {
+        gossip
+            .send_waiting(Command::CheckAddress { addr, nonce }, &shared.token)
+            .await;
+        answer.await.ok()
+    };
+    let answered = tokio::time::timeout(shared.config.probe_timeout, ask).await;
+    shared.address_checks.end(&nonce);
+    let answered = answered.ok().flatten();
+    tracing::trace!(%addr, answered = answered.is_some(), "address check");
+    answered
 }
 
 /// Handshakes with `addr` and asks it for its peers. The answer is checked: refused whole

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) pull_hint: PullHint,
     /// The latest time each of a bounded set of members stated in its datagrams.
     pub(crate) peer_times: crate::peer_time::PeerTimes,
+    /// Open mode's address checks waiting for their answer (see `gossip/check.rs`).
+    pub(crate) address_checks: crate::gossip::check::Checks,
     /// The network this node's sockets belong to (the one its listener was bound on).
     pub(crate) transport: crate::socket::Transport,
 }
@@ -147,6 +149,7 @@ impl Shared {
             gossip: std::sync::OnceLock::new(),
             pull_hint: PullHint::default(),
             peer_times: crate::peer_time::PeerTimes::default(),
+            address_checks: crate::gossip::check::Checks::default(),
             transport: crate::socket::Transport::Os,
         }
     }

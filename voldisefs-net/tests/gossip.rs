@@ -350,3 +350,96 @@ async fn a_member_pulls_a_joiners_list_back_at_once() {
         }
     }
 }
+
+/// Open mode: a member a third party names counts once an address check (two datagrams on
+/// the gossip socket) found it at its address, and is then gossiped on. Nodes that joined
+/// through one seed, with anti-entropy rounds, announcements and member-list pulls ten minutes
+/// apart (so the gossip alone spreads the joins), count each other live without one
+/// verification dial (a dial's check is a TCP `ping`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_members_verify_each_other_with_datagrams_and_spread_the_news() {
+    let config = || {
+        let base = gossip(None);
+        NetConfig {
+            gossip: Some(GossipConfig {
+                sync_every: Duration::from_secs(600),
+                announce_every: Duration::from_secs(600),
+                pull_gap: Duration::from_secs(600),
+                ..base.gossip.clone().unwrap()
+            }),
+            ..base
+        }
+    };
+    let seed = start_with(config()).await;
+    let mut nets = vec![seed.clone()];
+    for _ in 1..6 {
+        let net = start_with(config()).await;
+        net.bootstrap(&[seed.local().addr]).await.unwrap();
+        nets.push(net);
+    }
+    eventually("every member sees every other", || sees_all(&nets)).await;
+    let pings: u64 = nets
+        .iter()
+        .flat_map(|n| n.request_stats())
+        .filter(|s| s.direction == "out" && s.kind == "ping")
+        .map(|s| s.count)
+        .sum();
+    assert_eq!(pings, 0, "addresses were verified by dialling");
+    for n in nets {
+        n.shutdown().await;
+    }
+}
+
+/// An address check (open mode) is answered with no more bytes than it took, and a request
+/// that names an address other than the one it came from makes no claim: a forged source
+/// cannot get a node to take on, or check, a third address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_checks_reflect_no_more_than_they_take_and_forged_askers_claim_nothing() {
+    let node = start_with(gossip(None)).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let request = |nonce: u8, id: [u8; 16], addr: &str| {
+        let mut r = b"VDC2".to_vec();
+        r.extend_from_slice(&[nonce; 16]);
+        r.extend_from_slice(&id);
+        r.extend_from_slice(addr.as_bytes());
+        r.resize(96, 0);
+        r
+    };
+    // Names an address it does not come from.
+    let elsewhere = "127.0.0.1:9";
+    let forged = request(1, [5; 16], elsewhere);
+    socket.send_to(&forged, node.local().addr).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, from) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("the check is answered")
+        .unwrap();
+    assert_eq!(from, node.local().addr);
+    assert!(
+        len <= forged.len(),
+        "answered {len} bytes to {}",
+        forged.len()
+    );
+    assert_eq!(&buf[..4], b"VDA2");
+    assert_eq!(&buf[4..20], &[1; 16], "the nonce comes back");
+    assert_eq!(&buf[20..36], node.local().id.as_bytes());
+    assert_eq!(&buf[36..len], node.local().addr.to_string().as_bytes());
+    // It comes from the address it names: a claim (checked in turn).
+    let honest = request(2, [6; 16], &socket.local_addr().unwrap().to_string());
+    socket.send_to(&honest, node.local().addr).await.unwrap();
+    eventually("the honest asker is claimed", || {
+        node.membership()
+            .snapshot()
+            .iter()
+            .any(|e| e.info.addr == socket.local_addr().unwrap())
+    })
+    .await;
+    assert!(
+        node.membership()
+            .snapshot()
+            .iter()
+            .all(|e| e.info.addr.to_string() != elsewhere),
+        "a forged asker was claimed"
+    );
+    node.shutdown().await;
+}

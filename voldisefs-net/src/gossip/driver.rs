@@ -13,10 +13,10 @@ use tokio::time::Instant;
 
 use super::handle::Command;
 use super::identity::GossipId;
-use super::screen;
 use super::swim::{
     Effects, Suspicions, Swim, Timers, foca_config, needs_rescale, overflows, suspect_timeout,
 };
+use super::{check, screen};
 use crate::config::GossipConfig;
 use crate::datagram::{Datagrams, Opened};
 use crate::membership::{PeerState, Reported};
@@ -125,9 +125,15 @@ impl Driver {
                         continue;
                     }
                     self.shared.counters.datagram_in(len);
-                    match self.datagrams.open_packet(&mut buf[..len]) {
-                        Ok(opened) => self.receive(opened, from, &mut fx),
-                        Err(e) => tracing::trace!(%from, error = %e, "datagram dropped"),
+                    if matches!(self.mode, screen::Mode::Open)
+                        && let Some(check) = check::parse(&buf[..len])
+                    {
+                        self.on_check(check, from, &mut fx);
+                    } else {
+                        match self.datagrams.open_packet(&mut buf[..len]) {
+                            Ok(opened) => self.receive(opened, from, &mut fx),
+                            Err(e) => tracing::trace!(%from, error = %e, "datagram dropped"),
+                        }
                     }
                 }
                 () = sleep_until(next) => {
@@ -251,6 +257,28 @@ impl Driver {
         }
     }
 
+    /// An address check's datagram from `from` (open mode): a request is answered with this
+    /// node's id and address, an answer handed to the check waiting for it.
+    fn on_check(&mut self, check: check::Check, from: SocketAddr, fx: &mut Effects) {
+        match check {
+            check::Check::Request(nonce, asker) => {
+                if let Some(answer) = check::answer(&nonce, self.shared.membership.local()) {
+                    fx.raw.push((from, answer));
+                }
+                // The asker, as a TCP `hello` would: a claim, checked in turn, when it asks
+                // from the address it names.
+                if asker.addr == from && self.shared.membership.claim(asker) {
+                    pool::verify_claim(&self.shared, asker.addr);
+                }
+            }
+            check::Check::Answer(nonce, peer) => {
+                if !self.shared.address_checks.answered(&nonce, from, peer) {
+                    tracing::trace!(%from, "address check answer matches no check");
+                }
+            }
+        }
+    }
+
     fn command(&mut self, command: Command, fx: &mut Effects) {
         match command {
             Command::Announce(peer) => {
@@ -289,6 +317,19 @@ impl Driver {
                     }
                 }
             }
+            Command::Verified(peer) => {
+                let member = Member::alive(GossipId::new(peer, 0));
+                if let Err(e) = self
+                    .swim
+                    .apply_many(std::iter::once(member), true, &mut *fx)
+                {
+                    tracing::debug!(error = %e, "verified member not applied");
+                }
+            }
+            Command::CheckAddress { addr, nonce } => {
+                let local = self.shared.membership.local();
+                fx.raw.push((addr, check::request(&nonce, local)));
+            }
             Command::Leave(done) => {
                 if let Err(e) = self.swim.leave_cluster(&mut *fx) {
                     tracing::debug!(error = %e, "gossip leave failed");
@@ -315,6 +356,15 @@ impl Driver {
             self.view = None;
         }
         let isolated = self.shared.is_isolated();
+        for (to, packet) in fx.raw {
+            if isolated {
+                break;
+            }
+            match self.socket.send_to(&packet, to).await {
+                Ok(_) => self.shared.counters.datagram_out(packet.len()),
+                Err(e) => tracing::trace!(%to, error = %e, "address check send failed"),
+            }
+        }
         for (to, data) in fx.sends {
             if isolated {
                 break;

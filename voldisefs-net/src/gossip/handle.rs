@@ -2,6 +2,8 @@
 //! [`Command`]s to the gossip task. It depends on the member identity only, so the pool, the
 //! liveness loops and bootstrap can reach the gossip without depending on its driver.
 
+use std::net::SocketAddr;
+
 use foca::Timer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,13 @@ pub(crate) enum Command {
     Announce(PeerInfo),
     /// Members learned from a seed's peer list: taken as alive, to be probed.
     Learned(Vec<PeerInfo>),
+    /// A member a third party named, whose address a check has just verified (open mode):
+    /// taken as alive and, unlike [`Command::Learned`], gossiped on as news, as keyed mode's
+    /// gossip spreads a join (the screen keeps third parties' news of unknown members from
+    /// foca until they are verified).
+    Verified(PeerInfo),
+    /// Send an address check's request (open mode, see `check.rs`) to `addr`.
+    CheckAddress { addr: SocketAddr, nonce: [u8; 16] },
     /// Tell the members this node leaves, then confirm.
     Leave(tokio::sync::oneshot::Sender<()>),
     /// The outcome of a direct check of a suspect member: before this node's own suspicion

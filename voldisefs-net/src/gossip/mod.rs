@@ -8,7 +8,8 @@
 //! that placement, repair and the status pages read:
 //!
 //! - a member up: alive in keyed mode (only holders of the network key can speak on the
-//!   socket); in open mode only a claim, verified by a TCP dial like an inbound `hello`;
+//!   socket); in open mode only a claim, verified by an address check over UDP (`check.rs`)
+//!   or, when that gets no answer, a TCP dial like an inbound `hello`;
 //! - a member down: dead (it leaves placement until it is heard from again).
 //!
 //! Identities are (node id, address, generation): a member wrongly declared down (after a
@@ -16,8 +17,10 @@
 //!
 //! Files: `handle.rs` (what the rest of the network holds: the command queue), `driver.rs`
 //! (the task), `swim.rs` (foca's configuration and bookkeeping), `screen.rs` (what a packet's
-//! sender may claim), `identity.rs` (what foca knows a member by).
+//! sender may claim), `identity.rs` (what foca knows a member by), `check.rs` (open mode's
+//! address checks).
 
+pub(crate) mod check;
 mod driver;
 mod handle;
 pub(crate) mod identity;

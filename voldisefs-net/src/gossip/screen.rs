@@ -20,9 +20,9 @@
 //!   this node's own review (a direct TCP check of members that stay suspect) decides.
 //!   A member's own `Down` (it leaves, or retires an old generation) stands.
 //! - **Unknown members.** Keyed: learned at the generation announced. Open: not taken from a
-//!   third party at all: their addresses are returned for a verification dial
-//!   (`pool::verify_claim`), which hands a member that answers there to
-//!   the gossip at generation 0.
+//!   third party at all: their addresses are returned for a verification
+//!   (`pool::verify_claim`: an address check over UDP, `check.rs`, else a dial), which hands a
+//!   member that answers there to the gossip at generation 0, as news to spread.
 //! - **Claims about this node** (a suspicion, a down claim, `TurnUndead`) make it refute or
 //!   rejoin: the driver lets at most one such packet through per probe period, so a flood
 //!   cannot spin its incarnation or generation.

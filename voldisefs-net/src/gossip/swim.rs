@@ -176,6 +176,8 @@ pub(crate) struct Effects {
     pub(crate) sends: Vec<(GossipId, Vec<u8>)>,
     pub(crate) timers: Vec<(Timer<GossipId>, Duration)>,
     pub(crate) notes: Vec<OwnedNotification<GossipId>>,
+    /// Datagrams to send as they are, outside foca (address checks, see `check.rs`).
+    pub(crate) raw: Vec<(std::net::SocketAddr, Vec<u8>)>,
 }
 
 impl foca::Runtime<GossipId> for Effects {
