@@ -5,7 +5,7 @@ use std::time::Duration;
 use voldisefs_proto::MAX_FRAME_LEN;
 
 use crate::NetworkKey;
-use crate::peer_time::OwnTime;
+use crate::peer_time::WallClock;
 
 /// Default of [`NetConfig::max_peers`].
 pub(crate) const DEFAULT_MAX_PEERS: usize = 4096;
@@ -186,12 +186,12 @@ pub struct NetConfig {
     /// all-to-all probe and discovery loops (every peer pinged every `probe_interval`), whose
     /// cost grows with the square of the network's size.
     pub gossip: Option<GossipConfig>,
-    /// This node's own time of day, stamped on every membership datagram so members learn
-    /// each other's time without asking (see [`Network::peer_times`]). Default: the system
-    /// clock.
+    /// Where this node reads its own time of day, stamped on every membership datagram so
+    /// members learn each other's time without asking (see [`Network::peer_times`]). Default:
+    /// the system clock; a node sets its own (with its drill offset).
     ///
     /// [`Network::peer_times`]: crate::Network::peer_times
-    pub own_time: OwnTime,
+    pub wall_clock: WallClock,
 }
 
 /// Settings of SWIM gossip membership ([`foca`] over UDP on the peer port): every
@@ -291,7 +291,7 @@ impl Default for NetConfig {
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(10),
             gossip: Some(GossipConfig::default()),
-            own_time: OwnTime::system(),
+            wall_clock: WallClock::system(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The sender time is the sending node's own clock, in milliseconds since the unix epoch
-//! ([`OwnTime`](crate::OwnTime)): every member that hears from it learns its time with no
+//! ([`NetConfig::wall_clock`](crate::NetConfig::wall_clock)): every member that hears from it learns its time with no
 //! request of its own (see [`crate::peer_time`]). Versions `VDG0` and `VDG1`, which had no
 //! time, are refused as foreign.
 //!

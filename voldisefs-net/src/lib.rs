@@ -177,7 +177,7 @@ pub use memory::FrameMemoryStats;
 pub use network::{LEAVE_PARALLELISM, Network};
 pub use noise::{NETWORK_KEY_LEN, NOISE_PARAMS, NetworkKey, node_id_for};
 pub use payload::{Handler, Payload};
-pub use peer_time::{MAX_PEER_TIMES, OwnTime};
+pub use peer_time::{MAX_PEER_TIMES, WallClock};
 pub use socket::Listener;
 pub use stats::{RequestStat, TrafficStats};
 pub use tokio_util::sync::CancellationToken;

@@ -24,40 +24,45 @@ use voldisefs_proto::NodeId;
 /// Most members whose latest stated time is kept.
 pub const MAX_PEER_TIMES: usize = 64;
 
-/// Where a node reads its own time of day for the datagrams it sends: the system clock (the
-/// default), or a function (a node whose clock is shifted for a drill, or runs on simulated
-/// time). Milliseconds since the unix epoch.
+/// Where a node reads the time of day: the system clock (the default), or a function given
+/// by a program that runs nodes under simulated time, or shifts a node's clock for a drill.
+/// The network stamps it on the datagrams it sends; the node crate judges expiry by it.
 #[derive(Clone, Default)]
-pub struct OwnTime(Option<Arc<dyn Fn() -> u64 + Send + Sync>>);
+pub struct WallClock(Option<Arc<dyn Fn() -> Duration + Send + Sync>>);
 
-impl std::fmt::Debug for OwnTime {
+impl std::fmt::Debug for WallClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {
-            None => "OwnTime(system)",
-            Some(_) => "OwnTime(custom)",
+            None => "WallClock(system)",
+            Some(_) => "WallClock(custom)",
         })
     }
 }
 
-impl OwnTime {
+impl WallClock {
     /// The system clock.
     pub fn system() -> Self {
         Self(None)
     }
 
-    /// A clock reading `millis`: milliseconds since the unix epoch.
-    pub fn from_fn(millis: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(millis)))
+    /// A clock reading `now`: the time since the unix epoch.
+    pub fn from_fn(now: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(now)))
     }
 
-    /// Milliseconds since the unix epoch (zero for a system clock set before 1970).
-    pub fn millis(&self) -> u64 {
+    /// The time since the unix epoch (zero for a system clock set before 1970).
+    pub fn since_epoch(&self) -> Duration {
         match &self.0 {
             None => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                .unwrap_or_default(),
             Some(now) => now(),
         }
+    }
+
+    /// [`since_epoch`](Self::since_epoch) in whole milliseconds.
+    pub fn millis(&self) -> u64 {
+        u64::try_from(self.since_epoch().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -173,8 +178,10 @@ mod tests {
 
     #[test]
     fn the_system_clock_reads_milliseconds_and_a_function_overrides_it() {
-        let system = OwnTime::system().millis();
+        let system = WallClock::system().millis();
         assert!(system > 1_700_000_000_000, "{system}");
-        assert_eq!(OwnTime::from_fn(|| 42).millis(), 42);
+        let custom = WallClock::from_fn(|| Duration::from_millis(42_007));
+        assert_eq!(custom.millis(), 42_007);
+        assert_eq!(custom.since_epoch().as_secs(), 42);
     }
 }

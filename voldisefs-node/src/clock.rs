@@ -36,9 +36,8 @@
 //! make it keep one longer nor stamp one later. A round with too few answers halves the
 //! correction, so one left behind by peers that are gone fades within a few rounds.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Most peers asked for their time per round.
 pub const SAMPLE_PEERS: usize = 16;
@@ -54,42 +53,9 @@ pub const TOLERANCE_SECS: u64 = 2;
 /// this keeps files that much too long (it warns; fix its clock).
 pub const MAX_CORRECTION_SECS: u64 = 3600;
 
-/// Where a node reads the time of day: the system clock (the default), or a function given
-/// by a program that runs nodes under simulated time (the whole-node simulation reads its
-/// simulated epoch). Everything else a node times runs on tokio's clock.
-#[derive(Clone, Default)]
-pub struct WallClock(Option<Arc<dyn Fn() -> Duration + Send + Sync>>);
-
-impl std::fmt::Debug for WallClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            None => "WallClock(system)",
-            Some(_) => "WallClock(custom)",
-        })
-    }
-}
-
-impl WallClock {
-    /// The system clock.
-    pub fn system() -> Self {
-        Self(None)
-    }
-
-    /// A clock reading `now`: the time since the unix epoch.
-    pub fn from_fn(now: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(now)))
-    }
-
-    /// The time since the unix epoch (zero for a system clock set before 1970).
-    pub fn since_epoch(&self) -> Duration {
-        match &self.0 {
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-            Some(now) => now(),
-        }
-    }
-}
+/// Where a node reads the time of day (the network crate's type: the node stamps its
+/// datagrams with the same clock).
+pub use voldisefs_net::WallClock;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -120,8 +86,9 @@ impl Clock {
 
     /// This node's own unix time in milliseconds (what its membership datagrams state).
     pub(crate) fn own_millis(&self) -> u64 {
-        let wall = u64::try_from(self.wall.since_epoch().as_millis()).unwrap_or(u64::MAX);
-        wall.saturating_add_signed(self.drill_offset.saturating_mul(1000))
+        self.wall
+            .millis()
+            .saturating_add_signed(self.drill_offset.saturating_mul(1000))
     }
 
     /// The unix time expiry is judged by: [`own`](Self::own) plus the correction.

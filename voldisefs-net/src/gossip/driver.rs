@@ -371,7 +371,7 @@ impl Driver {
             }
             let packet = self
                 .datagrams
-                .seal(self.shared.config.own_time.millis(), &data);
+                .seal(self.shared.config.wall_clock.millis(), &data);
             match self.socket.send_to(&packet, to.addr).await {
                 Ok(_) => self.shared.counters.datagram_out(packet.len()),
                 Err(e) => tracing::trace!(to = %to.addr, error = %e, "gossip send failed"),

@@ -50,7 +50,9 @@ impl Node {
         // asking (see `crate::clock`).
         let mut net_config = config.net.clone();
         let own = crate::clock::Clock::new(config.drill_clock_offset, config.wall_clock.clone());
-        net_config.own_time = voldisefs_net::OwnTime::from_fn(move || own.own_millis());
+        net_config.wall_clock = crate::clock::WallClock::from_fn(move || {
+            std::time::Duration::from_millis(own.own_millis())
+        });
         let net = Network::start(
             peer_listener,
             config.advertise,
