@@ -139,7 +139,13 @@ async fn verify(shared: &Arc<Shared>, addr: SocketAddr) {
             if shared.membership.observe(remote) {
                 tracing::info!(peer = %remote.id, %addr, "verified claimed address");
             }
-            if let Some(gossip) = shared.gossip.get() {
+            // Gossiped on only as the membership took it (not a node that left, nor one past
+            // a table full of live members), so foca's table stays within the same cap.
+            let live = shared
+                .membership
+                .get(&remote.id)
+                .is_some_and(|e| e.state.is_live() && e.info.addr == addr);
+            if live && let Some(gossip) = shared.gossip.get() {
                 gossip
                     .send_waiting(Command::Verified(remote), &shared.token)
                     .await;

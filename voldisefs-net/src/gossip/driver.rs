@@ -213,7 +213,7 @@ impl Driver {
         // Open mode: the sender told of members this node does not know.
         let mut told_of_unknown = false;
         for claim in &screened.claims {
-            // A member heard of from a third party counts once dialled there.
+            // A member heard of from a third party counts once found there (`pool::verify`).
             if self.shared.membership.get(&claim.id).is_none() {
                 told_of_unknown = true;
                 pool::verify_claim(&self.shared, claim.addr);
@@ -243,7 +243,7 @@ impl Driver {
         }
         // The sender knew a member this node did not: it may know more, so its list is pulled
         // now rather than at the next anti-entropy round (see `PullHint`). In open mode the
-        // screen keeps such members from foca (they are dialled first), so no `MemberUp`
+        // screen keeps such members from foca (their addresses are checked first), so no `MemberUp`
         // shows them: the claims do.
         let news = told_of_unknown
             || fx.notes[seen..].iter().any(|note| match note {
